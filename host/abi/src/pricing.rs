@@ -1,0 +1,141 @@
+//! Messages of the pricing plugin kind (entry export [`v1::PRICING_ENTRY`](crate::v1::PRICING_ENTRY)).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+use zhtp_types::{MicroZhtp, StorageTier};
+
+/// Basis points: 10,000 bp = 100% = a factor of 1.0.
+pub const BP_ONE: u32 = 10_000;
+
+/// How soon the content must be placed. Moves the base price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Urgency {
+    /// Placement may wait for cheap capacity.
+    Low,
+    /// The default.
+    Normal,
+    /// Placement now, at a premium.
+    High,
+}
+
+/// What the host asks a pricing plugin to price. Sent postcard-encoded as the call's input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteRequest {
+    /// Bytes to store (before erasure coding).
+    pub size_bytes: u64,
+    /// How long to store them.
+    pub duration_days: u32,
+    /// Storage class.
+    pub tier: StorageTier,
+    /// Whether SLA quality guarantees are requested (adds the quality premium).
+    pub quality: bool,
+    /// Redundancy asked for, in full-copy equivalents (the tier's erasure code is ~1.5).
+    /// 3 is the neutral reference.
+    pub replication: u8,
+    /// How soon.
+    pub urgency: Urgency,
+    /// Network storage utilisation in basis points (0..=10,000); 5,000 is a neutral market.
+    pub utilization_bp: u16,
+}
+
+impl QuoteRequest {
+    /// Neutral replication factor.
+    pub const NEUTRAL_REPLICATION: u8 = 3;
+    /// Neutral market utilisation.
+    pub const NEUTRAL_UTILIZATION_BP: u16 = 5_000;
+
+    /// A request in a neutral market: replication 3, normal urgency, 50% utilisation.
+    pub fn new(size_bytes: u64, duration_days: u32, tier: StorageTier, quality: bool) -> Self {
+        Self {
+            size_bytes,
+            duration_days,
+            tier,
+            quality,
+            replication: Self::NEUTRAL_REPLICATION,
+            urgency: Urgency::Normal,
+            utilization_bp: Self::NEUTRAL_UTILIZATION_BP,
+        }
+    }
+}
+
+/// One multiplicative adjustment of the base price, shown in the quote's breakdown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    /// What moved the price ("tier", "replication", "urgency", "utilization", ...).
+    pub name: String,
+    /// The factor applied, in basis points (10,000 = unchanged).
+    pub factor_bp: u32,
+}
+
+/// A price, all in integer µZHTP. Returned postcard-encoded as the call's output.
+///
+/// `total = base + quality_premium + network_fee + escrow_fee`. `max_bonus` is not paid by the
+/// client: it is the most the providers can earn on top from the incentive pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    /// The base price after every adjustment.
+    pub base: MicroZhtp,
+    /// Premium for quality guarantees (0 when none were asked).
+    pub quality_premium: MicroZhtp,
+    /// Protocol maintenance fee.
+    pub network_fee: MicroZhtp,
+    /// Payment-security fee for the escrow.
+    pub escrow_fee: MicroZhtp,
+    /// Largest performance bonus providers can earn for this storage.
+    pub max_bonus: MicroZhtp,
+    /// What the client pays.
+    pub total: MicroZhtp,
+    /// The adjustments applied to the neutral base, in order.
+    pub adjustments: Vec<Adjustment>,
+}
+
+impl Quote {
+    /// Checks the invariant `total = base + premium + fees` without overflow. The host refuses a
+    /// plugin output that breaks it.
+    pub fn is_consistent(&self) -> bool {
+        self.base
+            .checked_add(self.quality_premium)
+            .and_then(|s| s.checked_add(self.network_fee))
+            .and_then(|s| s.checked_add(self.escrow_fee))
+            == Some(self.total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden encoding: a change here breaks every deployed plugin.
+    #[test]
+    fn quote_request_encoding_is_frozen() {
+        let req = QuoteRequest::new(1_000_000_000, 1, StorageTier::Warm, true);
+        let bytes = postcard::to_allocvec(&req).unwrap();
+        assert_eq!(
+            bytes,
+            [
+                0x80, 0x94, 0xeb, 0xdc, 0x03, 0x01, 0x01, 0x01, 0x03, 0x01, 0x88, 0x27
+            ]
+        );
+        assert_eq!(postcard::from_bytes::<QuoteRequest>(&bytes).unwrap(), req);
+    }
+
+    #[test]
+    fn consistency() {
+        let mut q = Quote {
+            base: 100,
+            quality_premium: 10,
+            network_fee: 5,
+            escrow_fee: 2,
+            max_bonus: 15,
+            total: 117,
+            adjustments: Vec::new(),
+        };
+        assert!(q.is_consistent());
+        q.total = 118;
+        assert!(!q.is_consistent());
+        q.base = u64::MAX;
+        assert!(!q.is_consistent());
+    }
+}

@@ -1,0 +1,154 @@
+//! Compile cache: memory, then disk, then compile.
+//!
+//! Keyed by BLAKE3(engine compatibility hash ‖ BLAKE3(wasm)), so an artifact is only reused by an
+//! engine that produced a compatible one. The disk tier holds artifacts *this node* compiled
+//! (never one received from a peer: deserializing is only sound for trusted artifacts); each file
+//! carries the BLAKE3 of its body, checked before use, so a truncated or corrupted file is
+//! recompiled rather than loaded. Statistics are for operators only and never feed economics.
+
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::{Engine, Module};
+use zhtp_types::Hash;
+
+/// Bump when the on-disk layout changes; part of the directory name.
+const ARTIFACT_VERSION: &str = "v1";
+
+/// Hit and miss counters. Not consensus critical.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Served from memory.
+    pub memory_hits: u64,
+    /// Loaded from disk.
+    pub disk_hits: u64,
+    /// Compiled.
+    pub misses: u64,
+}
+
+/// The compile cache of a [`Host`](crate::Host).
+#[derive(Debug)]
+pub struct ModuleCache {
+    engine_key: [u8; 8],
+    dir: Option<PathBuf>,
+    memory: Mutex<HashMap<Hash, Module>>,
+    memory_hits: AtomicU64,
+    disk_hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl ModuleCache {
+    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = h.finish().to_le_bytes();
+        let dir = dir.map(|d| d.join(format!("modules-{ARTIFACT_VERSION}")));
+        Self {
+            engine_key,
+            dir,
+            memory: Mutex::new(HashMap::new()),
+            memory_hits: AtomicU64::new(0),
+            disk_hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The cache key of `wasm_hash` under this engine.
+    pub fn key(&self, wasm_hash: &Hash) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.engine_key);
+        h.update(wasm_hash.as_bytes());
+        Hash(*h.finalize().as_bytes())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            memory_hits: self.memory_hits.load(Ordering::Relaxed),
+            disk_hits: self.disk_hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops the memory tier (the disk tier stays). For benchmarks and tests.
+    pub fn clear_memory(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, Module>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the module for `wasm`, compiling it on a miss. `validate` runs on freshly
+    /// compiled or disk-loaded modules before they are cached, so only modules that passed it
+    /// are ever cached.
+    pub(crate) fn get_or_compile<E>(
+        &self,
+        engine: &Engine,
+        wasm_hash: &Hash,
+        wasm: &[u8],
+        compile_err: impl FnOnce(wasmtime::Error) -> E,
+        validate: impl Fn(&Module) -> Result<(), E>,
+    ) -> Result<Module, E> {
+        let key = self.key(wasm_hash);
+        if let Some(m) = self.lock().get(&key) {
+            self.memory_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(m.clone());
+        }
+        if let Some(m) = self.load_disk(engine, &key)
+            && validate(&m).is_ok()
+        {
+            self.disk_hits.fetch_add(1, Ordering::Relaxed);
+            self.lock().insert(key, m.clone());
+            return Ok(m);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let module = Module::new(engine, wasm).map_err(compile_err)?;
+        validate(&module)?;
+        self.store_disk(&key, &module);
+        self.lock().insert(key, module.clone());
+        Ok(module)
+    }
+
+    fn path(&self, key: &Hash) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(format!("{key}.cwasm")))
+    }
+
+    #[allow(unsafe_code)]
+    fn load_disk(&self, engine: &Engine, key: &Hash) -> Option<Module> {
+        let bytes = std::fs::read(self.path(key)?).ok()?;
+        let (sum, body) = bytes.split_at_checked(32)?;
+        if blake3::hash(body).as_bytes() != sum {
+            tracing::warn!(%key, "compile cache entry is corrupt; recompiling");
+            return None;
+        }
+        // SAFETY: the file is in this node's private cache directory, was written by
+        // `store_disk` from `Module::serialize` of this engine configuration (the key includes
+        // the engine's compatibility hash), and its checksum matches. Artifacts from peers are
+        // never written here.
+        unsafe { Module::deserialize(engine, body) }.ok()
+    }
+
+    fn store_disk(&self, key: &Hash, module: &Module) {
+        let Some(path) = self.path(key) else { return };
+        let result = (|| -> std::io::Result<()> {
+            let body = module.serialize().map_err(std::io::Error::other)?;
+            let dir = path.parent().unwrap_or(&path);
+            std::fs::create_dir_all(dir)?;
+            let tmp = path.with_extension("tmp");
+            let mut data = Vec::with_capacity(body.len() + 32);
+            data.extend_from_slice(blake3::hash(&body).as_bytes());
+            data.extend_from_slice(&body);
+            std::fs::write(&tmp, &data)?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            // The cache is an optimisation: failing to write it must not fail the load.
+            tracing::warn!(path = %path.display(), error = %e, "could not write compile cache");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+use crate::cache::ModuleCache;
+use crate::compat::{self, GuestInfo, Kind};
+use crate::env::{self, HostState};
+use crate::error::LoadError;
+use crate::limits::Limits;
+use crate::plugin::Plugin;
+
+/// How often the epoch advances. The per-call deadline is rounded up to whole ticks, so a
+/// timeout fires between `timeout` and `timeout + 2 × TICK`.
+pub(crate) const TICK: Duration = Duration::from_millis(2);
+
+/// Instances the pooling allocator can hold at once, across all plugins of this host.
+const POOL_INSTANCES: u32 = 256;
+
+/// The wasm host of a node: one engine, one frozen linker per ABI version, one compile cache.
+/// Cheap to clone; clones share everything.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) linker_v1: Linker<HostState>,
+    pub(crate) limits: Limits,
+    pub(crate) cache: ModuleCache,
+}
+
+impl Host {
+    /// A host with `limits`, caching compiled modules in memory only.
+    pub fn new(limits: Limits) -> Result<Self, LoadError> {
+        Self::with_cache_dir(limits, None)
+    }
+
+    /// A host whose compile cache also persists under `cache_dir`.
+    pub fn with_cache_dir(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(POOL_INSTANCES)
+            .total_memories(POOL_INSTANCES)
+            .total_tables(POOL_INSTANCES)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .table_elements(limits.table_elements())
+            .max_memory_size(limits.memory());
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.stack())
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let linker_v1 =
+            env::linker_v1(&engine).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let cache = ModuleCache::new(&engine, cache_dir);
+        spawn_ticker(&engine);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker_v1,
+                limits,
+                cache,
+            }),
+        })
+    }
+
+    /// The limits every guest of this host runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The compile cache.
+    pub fn cache(&self) -> &ModuleCache {
+        &self.inner.cache
+    }
+
+    /// The underlying wasmtime engine (for benchmarks that compare against raw wasmtime).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Validates and compiles `wasm` as a plugin of `kind`. Nothing is instantiated unless every
+    /// check passes.
+    pub fn load(&self, kind: Kind, wasm: &[u8]) -> Result<Plugin, LoadError> {
+        let limits = &self.inner.limits;
+        let (hash, meta) = compat::check_bytes(wasm, limits)?;
+        let module = self.inner.cache.get_or_compile(
+            &self.inner.engine,
+            &hash,
+            wasm,
+            |e| LoadError::InvalidWasm(format!("{e:#}")),
+            |m| compat::check_module(m, kind, limits).map(drop),
+        )?;
+        // The cache validated the module when it entered; a memory hit may have entered as
+        // another kind, so check again for this one (a walk over imports and exports).
+        let version = compat::check_module(&module, kind, limits)?;
+        let name = meta.unwrap_or_else(|| format!("unnamed@{}", hash.fmt_short()));
+        let info = GuestInfo {
+            hash,
+            name,
+            abi_version: version,
+            size: wasm.len(),
+        };
+        Plugin::new(self.clone(), kind, info, wasm, &module)
+    }
+}
+
+/// Advances the engine's epoch every [`TICK`] until the engine is dropped.
+fn spawn_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("zhtp-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker deadlines never fire; better to say so loudly than to hang later.
+        tracing::error!(error = %e, "could not start the epoch ticker: plugin timeouts are disabled");
+    }
+}

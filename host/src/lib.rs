@@ -1,0 +1,36 @@
+//! The zhtp WebAssembly host.
+//!
+//! Guests own policy, the host owns everything that must be fast or trusted. This crate loads
+//! guest modules through the versioned ABI of `zhtp-abi` (see `host/SPEC.md`):
+//!
+//! - [`Host`]: one wasmtime engine per process (pooling allocator, epoch interruption, stack
+//!   cap), the `zhtp:env/v1` linker and the [compile cache](ModuleCache).
+//! - [`Host::load`] validates a module before it is ever instantiated: size, exactly one
+//!   `zhtp_abi_v<N>` marker of a supported version, every import against the allow-list, the
+//!   kind's entry export, the memory cap. Errors name the offending item.
+//! - [`Plugin`]: a validated module with a pool of warm instances; each call runs under the
+//!   configured [`Limits`] and fails with a typed [`CallError`] instead of harming the node.
+//! - [`PricingPlugin`] and [`Registry`]: typed pricing calls, self-check, atomic hot swap and
+//!   rollback, persisted in the node's data directory.
+
+mod cache;
+mod compat;
+mod engine;
+mod env;
+mod error;
+mod limits;
+mod plugin;
+mod pricing;
+mod registry;
+
+pub use cache::{CacheStats, ModuleCache};
+pub use compat::{GuestInfo, Kind};
+pub use engine::Host;
+pub use error::{CallError, LoadError};
+pub use limits::Limits;
+pub use plugin::Plugin;
+pub use pricing::{PricedQuote, PricingPlugin};
+pub use registry::{Registry, RegistryError, Slot};
+
+/// Re-exported so users of the host need not depend on `zhtp-abi` directly.
+pub use zhtp_abi as abi;

@@ -1,0 +1,211 @@
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::{InstancePre, Module, Store, Trap, TypedFunc};
+use zhtp_abi::{Status, v1};
+
+use crate::compat::{GuestInfo, Kind};
+use crate::engine::{Host, TICK};
+use crate::env::{GuestAbort, HostState, LimitExceeded, OutputTooLarge};
+use crate::error::{CallError, LoadError};
+
+/// A validated, compiled plugin with a pool of warm instances. Cheap to clone.
+///
+/// A call takes an idle instance (or creates one: ~µs with the pooling allocator), runs the
+/// entry export under the host's limits and returns the instance to the pool. An instance whose
+/// call failed in any way is dropped, never reused. Plugins carry no state across calls: the SDK
+/// resets its heap at every entry, and the host resets the input/output registers.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: Host,
+    kind: Kind,
+    info: GuestInfo,
+    wasm: Arc<[u8]>,
+    name: Arc<str>,
+    pre: InstancePre<HostState>,
+    pool: Mutex<Vec<Warm>>,
+    deadline_ticks: u64,
+}
+
+/// A live instance ready for the next call.
+struct Warm {
+    store: Store<HostState>,
+    entry: TypedFunc<(), i32>,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("kind", &self.inner.kind)
+            .field("info", &self.inner.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn new(
+        host: Host,
+        kind: Kind,
+        info: GuestInfo,
+        wasm: &[u8],
+        module: &Module,
+    ) -> Result<Self, LoadError> {
+        let pre = host
+            .inner
+            .linker_v1
+            .instantiate_pre(module)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let timeout = host.limits().call_timeout();
+        let deadline_ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()) as u64 + 1;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: info.name.as_str().into(),
+                host,
+                kind,
+                info,
+                wasm: wasm.into(),
+                pre,
+                pool: Mutex::new(Vec::new()),
+                deadline_ticks,
+            }),
+        })
+    }
+
+    /// What validation learnt: hash, name, ABI version, size.
+    pub fn info(&self) -> &GuestInfo {
+        &self.inner.info
+    }
+
+    /// The wasm bytes the plugin was loaded from.
+    pub fn wasm(&self) -> &[u8] {
+        &self.inner.wasm
+    }
+
+    /// The plugin's kind.
+    pub fn kind(&self) -> Kind {
+        self.inner.kind
+    }
+
+    /// Instances currently idle in the pool.
+    pub fn idle_instances(&self) -> usize {
+        self.lock_pool().len()
+    }
+
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        // The pool is a plain Vec; a panic elsewhere cannot leave it inconsistent.
+        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn instantiate(&self) -> Result<Warm, CallError> {
+        let limits = self.inner.host.limits();
+        let state = HostState::new(
+            limits.memory(),
+            limits.table_elements(),
+            self.inner.name.clone(),
+        );
+        let mut store = Store::new(&self.inner.host.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Instantiation runs the start function and data initialisers: bound them too.
+        store.set_epoch_deadline(self.inner.deadline_ticks);
+        let instance =
+            self.inner
+                .pre
+                .instantiate(&mut store)
+                .map_err(|e| match classify(e, limits) {
+                    CallError::Trap(msg) => CallError::Instantiate(msg),
+                    other => other,
+                })?;
+        let memory = instance.get_memory(&mut store, "memory");
+        store.data_mut().memory = memory;
+        let entry = instance
+            .get_typed_func::<(), i32>(&mut store, self.inner.kind.entry())
+            .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok(Warm { store, entry })
+    }
+
+    /// Calls the entry export with `input` and hands the output bytes to `decode`.
+    ///
+    /// The output is only borrowed, so the hot path allocates nothing for it.
+    pub fn call_with<R>(
+        &self,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        if input.len() > v1::MAX_INPUT_LEN {
+            return Err(CallError::InputTooLarge {
+                len: input.len(),
+                max: v1::MAX_INPUT_LEN,
+            });
+        }
+        let pooled = self.lock_pool().pop();
+        let mut warm = match pooled {
+            Some(w) => w,
+            None => self.instantiate()?,
+        };
+        warm.store.data_mut().begin(input);
+        warm.store.set_epoch_deadline(self.inner.deadline_ticks);
+        let code = match warm.entry.call(&mut warm.store, ()) {
+            Ok(code) => code,
+            // The failed instance is dropped here; its pool slot is released.
+            Err(e) => return Err(classify(e, self.inner.host.limits())),
+        };
+        let result = {
+            let state = warm.store.data();
+            match Status::from_code(code) {
+                Some(Status::Ok) if state.has_output => decode(&state.output),
+                Some(Status::Ok) => Err(CallError::NoOutput),
+                Some(Status::GuestError) => Err(CallError::Refused(
+                    String::from_utf8_lossy(
+                        &state.output[..state.output.len().min(v1::MAX_LOG_LEN)],
+                    )
+                    .into_owned(),
+                )),
+                _ => Err(CallError::BadStatus(code)),
+            }
+        };
+        let mut pool = self.lock_pool();
+        if pool.len() < self.inner.host.limits().pool_size() {
+            pool.push(warm);
+        }
+        result
+    }
+
+    /// Calls the entry export and returns a copy of the output.
+    pub fn call(&self, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_with(input, |out| Ok(out.to_vec()))
+    }
+}
+
+/// Turns a wasmtime error into the typed error of what the guest did.
+fn classify(e: wasmtime::Error, limits: &crate::Limits) -> CallError {
+    if let Some(a) = e.downcast_ref::<GuestAbort>() {
+        return CallError::Aborted {
+            code: a.code,
+            message: a.message.clone(),
+        };
+    }
+    if let Some(o) = e.downcast_ref::<OutputTooLarge>() {
+        return CallError::OutputTooLarge {
+            len: o.len,
+            max: v1::MAX_OUTPUT_LEN,
+        };
+    }
+    if let Some(l) = e.downcast_ref::<LimitExceeded>() {
+        return match *l {
+            LimitExceeded::Memory { desired, limit } => CallError::MemoryLimit { desired, limit },
+            LimitExceeded::Table { .. } => CallError::Trap(l.to_string()),
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout {
+            limit_ms: limits.call_timeout().as_millis() as u64,
+        },
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(t) => CallError::Trap(t.to_string()),
+        None => CallError::Trap(format!("{e:#}")),
+    }
+}

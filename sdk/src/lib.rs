@@ -1,0 +1,44 @@
+//! The zhtp guest SDK.
+//!
+//! A pricing plugin is one function over typed messages, annotated once:
+//!
+//! ```ignore
+//! #![no_std]
+//! use zhtp_sdk::pricing::{Quote, QuoteRequest};
+//!
+//! #[zhtp_sdk::plugin(pricing)]
+//! pub fn quote(req: QuoteRequest) -> Result<Quote, &'static str> {
+//!     /* integer µZHTP arithmetic */
+//! #   unimplemented!()
+//! }
+//! ```
+//!
+//! Built for `wasm32-unknown-unknown`, the attribute emits the ABI version marker
+//! (`zhtp_abi_v1`), the entry export (`pricing_quote`) and a `zhtp.meta` section naming the crate
+//! and its version. On other targets it emits nothing, so the same function can be unit-tested and
+//! benchmarked natively.
+//!
+//! The SDK is `no_std` + `alloc`. With the default `rt` feature it also provides, on wasm32, the
+//! guest's allocator (a bump allocator reset at the start of every call: a plugin carries no state
+//! across calls) and a panic handler that reports the panic message through `abort`.
+#![no_std]
+
+extern crate alloc;
+
+pub use zhtp_abi as abi;
+pub use zhtp_sdk_macros::plugin;
+pub use zhtp_types as types;
+
+pub mod pricing;
+
+mod host;
+#[cfg(all(target_arch = "wasm32", feature = "rt"))]
+mod rt;
+
+pub use host::{Level, log};
+
+/// Runtime support for the code the macros emit. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::host::dispatch;
+}
