@@ -1,1 +1,51 @@
+//! ABI v1 compatibility: fixtures committed under `tests/fixtures/` that every future host
+//! version must still load and run with the same results. Never regenerate them; add new ones.
 
+use zhtp_host::abi::pricing::QuoteRequest;
+use zhtp_host::{CallError, PricingPlugin};
+use zhtp_tests::*;
+use zhtp_types::{Hash, StorageTier};
+
+const STANDARD_V1: &[u8] = include_bytes!("fixtures/pricing-standard-v1.wasm");
+const COMPAT_V1: &str = include_str!("fixtures/compat-v1.wat");
+
+#[test]
+fn committed_pricing_standard_v1_still_prices_the_golden_values() {
+    let host = host();
+    let plugin = PricingPlugin::new(load(&host, STANDARD_V1).expect("v1 fixture loads"));
+    let info = plugin.plugin().info();
+    assert_eq!(info.abi_version, 1);
+    assert_eq!(info.name, "pricing-standard@0.1.0");
+    assert_eq!(
+        info.hash,
+        Hash::from_hex("6ab5239cc251af642bdd62671eece26d80ba2b0837172c29aabda31b82ed7381").unwrap()
+    );
+    assert_eq!(
+        plugin.quote(&golden_request()).unwrap().quote.total,
+        117_000_000
+    );
+    let big = QuoteRequest::new(10_000_000_000, 30, StorageTier::Warm, false);
+    assert_eq!(plugin.quote(&big).unwrap().quote.total, 32_100_000_000);
+}
+
+#[test]
+fn hand_written_v1_guest_using_every_import_still_runs() {
+    let wasm = wat::parse_str(COMPAT_V1).expect("fixture parses");
+    let host = host();
+    let plugin = PricingPlugin::new(load(&host, &wasm).expect("v1 fixture loads"));
+    let q = plugin.quote(&golden_request()).expect("fixture answers");
+    assert_eq!(
+        (q.quote.base, q.quote.quality_premium, q.quote.network_fee),
+        (100, 10, 5)
+    );
+    assert_eq!(
+        (q.quote.escrow_fee, q.quote.max_bonus, q.quote.total),
+        (2, 15, 117)
+    );
+    // The fixture checks its input byte by byte: another request is refused with its reason.
+    let other = QuoteRequest::new(1, 1, StorageTier::Hot, false);
+    assert_eq!(
+        plugin.quote(&other).unwrap_err(),
+        CallError::Refused("unexpected input".into())
+    );
+}

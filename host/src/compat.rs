@@ -65,14 +65,29 @@ pub(crate) fn check_bytes(
             "missing the `\\0asm` magic number (is this a .wasm file?)".into(),
         ));
     }
-    let meta = read_meta(wasm)?;
+    let meta = scan(wasm, limits)?;
     Ok((Hash(*blake3::hash(wasm).as_bytes()), meta))
 }
 
-fn read_meta(wasm: &[u8]) -> Result<Option<String>, LoadError> {
+/// One pass over the sections: reads `zhtp.meta` and checks declared memories against the cap
+/// (so an oversized memory is refused by name, before the compiler sees it).
+fn scan(wasm: &[u8], limits: &Limits) -> Result<Option<String>, LoadError> {
     let mut meta = None;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(|e| LoadError::InvalidWasm(e.to_string()))?;
+        if let wasmparser::Payload::MemorySection(reader) = &payload {
+            for mem in reader.clone() {
+                let mem = mem.map_err(|e| LoadError::InvalidWasm(e.to_string()))?;
+                let page = 1u64 << mem.page_size_log2.unwrap_or(16);
+                let min = mem.initial.saturating_mul(page);
+                if min > limits.memory() as u64 {
+                    return Err(LoadError::Memory(format!(
+                        "declares {min} bytes initially; the limit is {} bytes",
+                        limits.memory()
+                    )));
+                }
+            }
+        }
         if let wasmparser::Payload::CustomSection(section) = payload
             && section.name() == META_SECTION
         {
