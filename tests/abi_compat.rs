@@ -18,7 +18,7 @@ fn committed_pricing_standard_v1_still_prices_the_golden_values() {
     assert_eq!(info.name, "pricing-standard@0.1.0");
     assert_eq!(
         info.hash,
-        Hash::from_hex("6ab5239cc251af642bdd62671eece26d80ba2b0837172c29aabda31b82ed7381").unwrap()
+        Hash::from_hex("a3c7e35cc25636f6e7f33e2dc6a5a854f86781cc10dafd3509ca195b4fc9ac15").unwrap()
     );
     assert_eq!(
         plugin.quote(&golden_request()).unwrap().quote.total,

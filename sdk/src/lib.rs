@@ -2,14 +2,13 @@
 //!
 //! A pricing plugin is one function over typed messages, annotated once:
 //!
-//! ```ignore
+//! ```text
 //! #![no_std]
 //! use zhtp_sdk::pricing::{Quote, QuoteRequest};
 //!
 //! #[zhtp_sdk::plugin(pricing)]
 //! pub fn quote(req: QuoteRequest) -> Result<Quote, &'static str> {
 //!     /* integer µZHTP arithmetic */
-//! #   unimplemented!()
 //! }
 //! ```
 //!

@@ -8,15 +8,31 @@ pub use zhtp_types::{MICRO_PER_TOKEN, MicroZhtp, StorageTier};
 /// Bytes in a pricing gigabyte (decimal: 10^9).
 pub const GB: u128 = 1_000_000_000;
 
+// Both helpers try u64 first: on wasm32, u128 division is a software routine that costs far more
+// than the rest of a quote, and realistic amounts never need it.
+
 /// `amount × factor_bp / 10,000`, rounded half up; `None` on overflow.
 pub fn apply_bp(amount: MicroZhtp, factor_bp: u32) -> Option<MicroZhtp> {
-    let v = (amount as u128 * factor_bp as u128 + (BP_ONE as u128 / 2)) / BP_ONE as u128;
+    const HALF: u64 = BP_ONE as u64 / 2;
+    if let Some(v) = amount
+        .checked_mul(factor_bp as u64)
+        .and_then(|v| v.checked_add(HALF))
+    {
+        return Some(v / BP_ONE as u64);
+    }
+    let v = (amount as u128 * factor_bp as u128 + HALF as u128) / BP_ONE as u128;
     MicroZhtp::try_from(v).ok()
 }
 
 /// The price of `size_bytes` for `days` at `micro_per_gb_day`, rounded up to the next µZHTP so
 /// that no non-empty storage is free; `None` on overflow.
 pub fn prorate(size_bytes: u64, days: u32, micro_per_gb_day: MicroZhtp) -> Option<MicroZhtp> {
+    if let Some(num) = size_bytes
+        .checked_mul(days as u64)
+        .and_then(|v| v.checked_mul(micro_per_gb_day))
+    {
+        return Some(num.div_ceil(GB as u64));
+    }
     let num = (size_bytes as u128)
         .checked_mul(days as u128)?
         .checked_mul(micro_per_gb_day as u128)?;
@@ -44,6 +60,10 @@ mod tests {
             Some(100_000_000)
         );
         assert_eq!(checked_total(&[1, 2, 3]), Some(6));
+        // The u128 fallbacks give the same answers where u64 overflows.
+        assert_eq!(apply_bp(u64::MAX / 2, 10_000), Some(u64::MAX / 2));
+        assert_eq!(prorate(u64::MAX, 1, 1_000_000_000), Some(u64::MAX));
+        assert_eq!(prorate(u64::MAX, 2, 1_000_000_000), None);
         assert_eq!(checked_total(&[u64::MAX, 1]), None);
     }
 }

@@ -1,6 +1,5 @@
 //! Messages of the pricing plugin kind (entry export [`v1::PRICING_ENTRY`](crate::v1::PRICING_ENTRY)).
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
@@ -60,11 +59,43 @@ impl QuoteRequest {
     }
 }
 
+/// What moved the price. A closed set in ABI v1: a fixed code costs nothing to encode or decode,
+/// where a string would cost an allocation on both sides of every call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Factor {
+    /// The storage tier.
+    Tier,
+    /// The replication factor.
+    Replication,
+    /// The placement urgency.
+    Urgency,
+    /// Network utilisation (market supply and demand).
+    Utilization,
+    /// A surge multiplier.
+    Surge,
+    /// A plugin-specific factor, numbered by the plugin (documented in its README).
+    Custom(u16),
+}
+
+impl Factor {
+    /// Lower-case name for display and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Factor::Tier => "tier",
+            Factor::Replication => "replication",
+            Factor::Urgency => "urgency",
+            Factor::Utilization => "utilization",
+            Factor::Surge => "surge",
+            Factor::Custom(_) => "custom",
+        }
+    }
+}
+
 /// One multiplicative adjustment of the base price, shown in the quote's breakdown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adjustment {
-    /// What moved the price ("tier", "replication", "urgency", "utilization", ...).
-    pub name: String,
+    /// What moved the price.
+    pub factor: Factor,
     /// The factor applied, in basis points (10,000 = unchanged).
     pub factor_bp: u32,
 }
@@ -119,6 +150,39 @@ mod tests {
             ]
         );
         assert_eq!(postcard::from_bytes::<QuoteRequest>(&bytes).unwrap(), req);
+    }
+
+    /// Golden encoding of the quote the standard plugin gives for the golden request.
+    #[test]
+    fn quote_encoding_is_frozen() {
+        let q = Quote {
+            base: 100_000_000,
+            quality_premium: 10_000_000,
+            network_fee: 5_000_000,
+            escrow_fee: 2_000_000,
+            max_bonus: 15_000_000,
+            total: 117_000_000,
+            adjustments: alloc::vec![
+                Adjustment {
+                    factor: Factor::Tier,
+                    factor_bp: 10_000
+                },
+                Adjustment {
+                    factor: Factor::Custom(7),
+                    factor_bp: 1
+                },
+            ],
+        };
+        let bytes = postcard::to_allocvec(&q).unwrap();
+        assert_eq!(
+            bytes,
+            [
+                0x80, 0xc2, 0xd7, 0x2f, 0x80, 0xad, 0xe2, 0x04, 0xc0, 0x96, 0xb1, 0x02, 0x80, 0x89,
+                0x7a, 0xc0, 0xc3, 0x93, 0x07, 0xc0, 0x8e, 0xe5, 0x37, 0x02, 0x00, 0x90, 0x4e, 0x05,
+                0x07, 0x01
+            ]
+        );
+        assert_eq!(postcard::from_bytes::<Quote>(&bytes).unwrap(), q);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 #![no_std]
 
 use zhtp_sdk::pricing::{
-    Adjustment, BP_ONE, MICRO_PER_TOKEN, MicroZhtp, Quote, QuoteRequest, StorageTier, Urgency,
-    apply_bp, checked_total, prorate,
+    Adjustment, BP_ONE, Factor, MICRO_PER_TOKEN, MicroZhtp, Quote, QuoteRequest, StorageTier,
+    Urgency, apply_bp, checked_total, prorate,
 };
 
 extern crate alloc;
@@ -60,10 +60,10 @@ pub fn quote(req: QuoteRequest) -> Result<Quote, &'static str> {
     let neutral = prorate(req.size_bytes, req.duration_days, BASE_MICRO_PER_GB_DAY)
         .ok_or("request too large to price")?;
     let adjustments = [
-        ("tier", tier_bp(req.tier)),
-        ("replication", replication_bp(req.replication)),
-        ("urgency", urgency_bp(req.urgency)),
-        ("utilization", utilization_bp(req.utilization_bp)),
+        (Factor::Tier, tier_bp(req.tier)),
+        (Factor::Replication, replication_bp(req.replication)),
+        (Factor::Urgency, urgency_bp(req.urgency)),
+        (Factor::Utilization, utilization_bp(req.utilization_bp)),
     ];
     let mut base = neutral;
     for (_, bp) in adjustments {
@@ -71,10 +71,7 @@ pub fn quote(req: QuoteRequest) -> Result<Quote, &'static str> {
     }
     let adjustments = adjustments
         .iter()
-        .map(|&(name, factor_bp)| Adjustment {
-            name: name.into(),
-            factor_bp,
-        })
+        .map(|&(factor, factor_bp)| Adjustment { factor, factor_bp })
         .collect::<Vec<_>>();
     finish(base, req.quality, adjustments)
 }

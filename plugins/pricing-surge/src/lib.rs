@@ -5,8 +5,8 @@ extern crate alloc;
 use alloc::vec;
 
 use zhtp_sdk::pricing::{
-    Adjustment, BP_ONE, MICRO_PER_TOKEN, MicroZhtp, Quote, QuoteRequest, StorageTier, apply_bp,
-    checked_total, prorate,
+    Adjustment, BP_ONE, Factor, MICRO_PER_TOKEN, MicroZhtp, Quote, QuoteRequest, StorageTier,
+    apply_bp, checked_total, prorate,
 };
 
 /// Reference price before the surge factor: 100 tokens per GB per day.
@@ -41,9 +41,9 @@ pub fn quote(req: QuoteRequest) -> Result<Quote, &'static str> {
     }
     let replication = req.replication as u32 * BP_ONE / 3;
     let factors = [
-        ("surge", surge_bp(req.utilization_bp)),
-        ("tier", tier_bp(req.tier)),
-        ("replication", replication),
+        (Factor::Surge, surge_bp(req.utilization_bp)),
+        (Factor::Tier, tier_bp(req.tier)),
+        (Factor::Replication, replication),
     ];
     let mut base = prorate(
         req.size_bytes,
@@ -72,10 +72,7 @@ pub fn quote(req: QuoteRequest) -> Result<Quote, &'static str> {
         total,
         adjustments: factors
             .iter()
-            .map(|&(name, factor_bp)| Adjustment {
-                name: name.into(),
-                factor_bp,
-            })
+            .map(|&(factor, factor_bp)| Adjustment { factor, factor_bp })
             .collect::<vec::Vec<_>>(),
     })
 }

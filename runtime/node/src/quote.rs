@@ -38,7 +38,7 @@ pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
             "total": q.total,
             "plugin": priced.plugin,
             "plugin_hash": priced.plugin_hash.to_hex(),
-            "adjustments": q.adjustments.iter().map(|a| json!({"name": a.name, "factor_bp": a.factor_bp})).collect::<Vec<_>>(),
+            "adjustments": q.adjustments.iter().map(|a| json!({"name": a.factor.name(), "factor_bp": a.factor_bp})).collect::<Vec<_>>(),
         });
         println!("{out}");
         return Ok(());
@@ -76,7 +76,7 @@ pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
         .map(|a| {
             format!(
                 "{} ×{}.{:04}",
-                a.name,
+                a.factor.name(),
                 a.factor_bp / 10_000,
                 a.factor_bp % 10_000
             )
