@@ -8,17 +8,24 @@ pub use zhtp_types::{MICRO_PER_TOKEN, MicroZhtp, StorageTier};
 /// Bytes in a pricing gigabyte (decimal: 10^9).
 pub const GB: u128 = 1_000_000_000;
 
-// Both helpers try u64 first: on wasm32, u128 division is a software routine that costs far more
-// than the rest of a quote, and realistic amounts never need it.
+// Both helpers stay in u64 whenever the product provably fits (the leading zeros of the factors
+// add up to at least 64): on wasm32 both u128 arithmetic and overflow-checked u64 multiplication
+// are software routines that cost more than the rest of a quote, and realistic amounts never
+// need them.
+
+/// `a × b` when it certainly fits in 64 bits, judged by leading zeros alone.
+#[inline(always)]
+fn small_mul(a: u64, b: u64) -> Option<u64> {
+    (a.leading_zeros() + b.leading_zeros() >= 64).then(|| a * b)
+}
 
 /// `amount × factor_bp / 10,000`, rounded half up; `None` on overflow.
 pub fn apply_bp(amount: MicroZhtp, factor_bp: u32) -> Option<MicroZhtp> {
     const HALF: u64 = BP_ONE as u64 / 2;
-    if let Some(v) = amount
-        .checked_mul(factor_bp as u64)
-        .and_then(|v| v.checked_add(HALF))
+    if let Some(v) = small_mul(amount, factor_bp as u64)
+        && v < u64::MAX - HALF
     {
-        return Some(v / BP_ONE as u64);
+        return Some((v + HALF) / BP_ONE as u64);
     }
     let v = (amount as u128 * factor_bp as u128 + HALF as u128) / BP_ONE as u128;
     MicroZhtp::try_from(v).ok()
@@ -27,9 +34,8 @@ pub fn apply_bp(amount: MicroZhtp, factor_bp: u32) -> Option<MicroZhtp> {
 /// The price of `size_bytes` for `days` at `micro_per_gb_day`, rounded up to the next µZHTP so
 /// that no non-empty storage is free; `None` on overflow.
 pub fn prorate(size_bytes: u64, days: u32, micro_per_gb_day: MicroZhtp) -> Option<MicroZhtp> {
-    if let Some(num) = size_bytes
-        .checked_mul(days as u64)
-        .and_then(|v| v.checked_mul(micro_per_gb_day))
+    if let Some(num) =
+        small_mul(size_bytes, days as u64).and_then(|v| small_mul(v, micro_per_gb_day))
     {
         return Some(num.div_ceil(GB as u64));
     }

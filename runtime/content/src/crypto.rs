@@ -1,0 +1,143 @@
+//! Segment encryption.
+//!
+//! `Standard`: ChaCha20-Poly1305 with a random 256-bit key per content. The nonce of segment `i`
+//! is `i` (little-endian) padded to 12 bytes: unique per key because every content has its own
+//! key. The associated data binds the segment index and whether it was compressed, so segments
+//! cannot be reordered, swapped between positions, or have their flags flipped unnoticed; a
+//! segment from another content fails authentication under this content's key.
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// Poly1305 tag length.
+pub(crate) const TAG_LEN: usize = 16;
+
+/// How content is encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EncryptionLevel {
+    /// Stored as is (after compression).
+    None,
+    /// ChaCha20-Poly1305 with a random per-content key.
+    Standard,
+    /// XChaCha20-Poly1305 + per-recipient X25519 key wrapping (not yet supported).
+    High,
+    /// Hybrid X25519 + ML-KEM-768 key wrapping (not yet supported).
+    QuantumResistant,
+}
+
+impl EncryptionLevel {
+    /// Name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Standard => "standard",
+            Self::High => "high",
+            Self::QuantumResistant => "quantum",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::None,
+            Self::Standard,
+            Self::High,
+            Self::QuantumResistant,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+    }
+}
+
+/// A per-content key. Kept by the node that stored the content, never in the manifest.
+#[derive(Clone)]
+pub struct ContentKey(pub [u8; 32]);
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContentKey(<secret>)")
+    }
+}
+
+impl ContentKey {
+    /// A fresh random key from the OS.
+    pub fn random() -> Result<Self, Error> {
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).map_err(|e| Error::Params(format!("no OS randomness: {e}")))?;
+        Ok(Self(k))
+    }
+
+    /// A public commitment to the key, stored in the manifest so a wrong key is reported as
+    /// such instead of as corruption. Reveals nothing about the key.
+    pub fn check(&self) -> zhtp_types::Hash {
+        zhtp_types::Hash(*blake3::keyed_hash(&self.0, b"zhtp content key check v1").as_bytes())
+    }
+}
+
+fn nonce(index: u32) -> Nonce {
+    let mut n = [0u8; 12];
+    n[..4].copy_from_slice(&index.to_le_bytes());
+    n.into()
+}
+
+fn aad(index: u32, compressed: bool) -> [u8; 13] {
+    let mut a = [0u8; 13];
+    a[..8].copy_from_slice(b"zhtp/seg");
+    a[8..12].copy_from_slice(&index.to_le_bytes());
+    a[12] = compressed as u8;
+    a
+}
+
+/// The cipher of one content.
+pub(crate) struct Cipher(ChaCha20Poly1305);
+
+impl Cipher {
+    pub(crate) fn new(key: &ContentKey) -> Self {
+        Self(ChaCha20Poly1305::new(&Key::from(key.0)))
+    }
+
+    /// Encrypts `buf` in place and appends the tag.
+    pub(crate) fn seal(
+        &self,
+        index: u32,
+        compressed: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let tag = self
+            .0
+            .encrypt_inout_detached(
+                &nonce(index),
+                &aad(index, compressed),
+                buf.as_mut_slice().into(),
+            )
+            .map_err(|_| Error::Params("segment too large to encrypt".into()))?;
+        buf.extend_from_slice(tag.as_slice());
+        Ok(())
+    }
+
+    /// Checks the tag at the end of `buf` and decrypts in place, removing the tag.
+    pub(crate) fn open(
+        &self,
+        index: u32,
+        compressed: bool,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        if buf.len() < TAG_LEN {
+            return Err(Error::Decrypt(index));
+        }
+        let split = buf.len() - TAG_LEN;
+        let tag = Tag::try_from(&buf[split..]).map_err(|_| Error::Decrypt(index))?;
+        buf.truncate(split);
+        self.0
+            .decrypt_inout_detached(
+                &nonce(index),
+                &aad(index, compressed),
+                buf.as_mut_slice().into(),
+                &tag,
+            )
+            .map_err(|_| Error::Decrypt(index))
+    }
+}

@@ -1,0 +1,162 @@
+//! The manifest: everything needed to find, verify and decode a content, postcard-encoded and
+//! versioned. It never holds the content key (only a commitment to it).
+
+use serde::{Deserialize, Serialize};
+use zhtp_types::{Hash, StorageTier};
+
+use crate::crypto::EncryptionLevel;
+use crate::erasure::CodeParams;
+use crate::error::Error;
+
+/// Current manifest format version.
+pub const MANIFEST_VERSION: u16 = 1;
+/// Largest manifest accepted by [`Manifest::decode`]: 16 MiB (a 1 TiB file at 4 MiB segments
+/// and 4+2 is ~50 MiB of hashes, so that needs larger segments; a cap is what matters here).
+pub const MAX_MANIFEST_LEN: usize = 16 << 20;
+/// Largest total size of the metadata strings.
+pub const MAX_METADATA_LEN: usize = 64 << 10;
+
+/// Describes a stored content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version ([`MANIFEST_VERSION`]).
+    pub version: u16,
+    /// BLAKE3 of the plaintext: the content's address.
+    pub content_hash: Hash,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Storage tier.
+    pub tier: StorageTier,
+    /// Erasure code of every segment.
+    pub code: CodeParams,
+    /// Plaintext bytes per segment (the last may be shorter).
+    pub segment_size: u32,
+    /// How segments are encrypted.
+    pub encryption: EncryptionHeader,
+    /// One entry per segment, in order.
+    pub segments: Vec<SegmentInfo>,
+    /// Name, MIME type, tags, description, creation time.
+    pub metadata: Metadata,
+}
+
+/// Encryption parameters of a content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionHeader {
+    /// The level.
+    pub level: EncryptionLevel,
+    /// Commitment to the content key (`None` at level `None`).
+    pub key_check: Option<Hash>,
+}
+
+/// One segment: how its stored bytes were made and the hash of each shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// Plaintext length of the segment.
+    pub plain_len: u32,
+    /// Whether LZ4 made it smaller (and so was kept).
+    pub compressed: bool,
+    /// Length after compression and encryption (tag included), before padding.
+    pub stored_len: u32,
+    /// Length of each shard.
+    pub shard_len: u32,
+    /// BLAKE3 of each of the k + m shards, data shards first.
+    pub shards: Vec<Hash>,
+}
+
+/// What a person knows the content by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// File name.
+    pub name: Option<String>,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// Tags for `zhtp ls --tag` and search.
+    pub tags: Vec<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Unix seconds when stored.
+    pub created: u64,
+}
+
+impl Metadata {
+    /// Total length of the strings.
+    pub fn text_len(&self) -> usize {
+        self.name.as_ref().map_or(0, String::len)
+            + self.mime.as_ref().map_or(0, String::len)
+            + self.description.as_ref().map_or(0, String::len)
+            + self.tags.iter().map(String::len).sum::<usize>()
+    }
+}
+
+impl Manifest {
+    /// postcard bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding into a Vec cannot fail for these types.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decodes and validates a manifest from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_MANIFEST_LEN {
+            return Err(Error::Manifest(format!(
+                "{} bytes, larger than the {MAX_MANIFEST_LEN}-byte limit",
+                bytes.len()
+            )));
+        }
+        // The version comes first; refuse a future format before trying to parse it as ours.
+        let (version, _) =
+            postcard::take_from_bytes::<u16>(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
+        if version != MANIFEST_VERSION {
+            return Err(Error::Manifest(format!(
+                "format version {version}; this version reads {MANIFEST_VERSION}"
+            )));
+        }
+        let m: Manifest =
+            postcard::from_bytes(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Structural checks: the code is implemented, segment sizes add up, shard counts match.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.code.validate()?;
+        self.code.kind()?;
+        if self.segment_size == 0 || self.segment_size > crate::MAX_SEGMENT_SIZE {
+            return Err(Error::Manifest(format!(
+                "segment size {}",
+                self.segment_size
+            )));
+        }
+        if self.metadata.text_len() > MAX_METADATA_LEN {
+            return Err(Error::Manifest("metadata too large".into()));
+        }
+        let mut total = 0u64;
+        for (i, s) in self.segments.iter().enumerate() {
+            let last = i + 1 == self.segments.len();
+            let ok = s.shards.len() == self.code.total()
+                && s.plain_len <= self.segment_size
+                && (last || s.plain_len == self.segment_size)
+                && (s.shard_len as u64) * (self.code.data as u64) >= s.stored_len as u64
+                && s.shard_len <= crate::MAX_SEGMENT_SIZE;
+            if !ok {
+                return Err(Error::Manifest(format!("segment {i} is inconsistent")));
+            }
+            total += s.plain_len as u64;
+        }
+        if total != self.size {
+            return Err(Error::Manifest(format!(
+                "segments hold {total} bytes, manifest says {}",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes stored for this content across all shards.
+    pub fn stored_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.shard_len as u64 * s.shards.len() as u64)
+            .sum()
+    }
+}
