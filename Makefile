@@ -5,9 +5,8 @@ CARGO ?= cargo
 
 .PHONY: demo test prereqs lint fmt bench
 
-## Run the demo: a local node pricing storage, swapping its pricing plugin live, rolling back.
+## Run the demo: a local node prices storage, swaps its pricing plugin live, stores and reads a file.
 demo: prereqs
-	$(CARGO) build --quiet -p zhtp
 	bash scripts/demo.sh
 
 ## Run every test (unit, integration, hostile guests, ABI compatibility).

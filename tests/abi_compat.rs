@@ -49,3 +49,20 @@ fn hand_written_v1_guest_using_every_import_still_runs() {
         CallError::Refused("unexpected input".into())
     );
 }
+
+#[test]
+fn spec_examples_decode_to_what_the_spec_says() {
+    // host/SPEC.md is the contract with guest authors: its example bytes must stay true.
+    let spec = include_str!("../host/SPEC.md");
+    let hex = spec
+        .lines()
+        .find_map(|l| l.strip_prefix("    QuoteRequest = "))
+        .expect("SPEC.md has its golden QuoteRequest example");
+    let bytes: Vec<u8> = hex
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect();
+    let req: QuoteRequest = postcard::from_bytes(&bytes).expect("the example decodes");
+    assert_eq!(req, golden_request());
+    assert_eq!(postcard::to_allocvec(&golden_request()).unwrap(), bytes);
+}

@@ -200,8 +200,8 @@ impl Encoder {
 pub struct Decoded {
     /// The segment's plaintext.
     pub plain: Vec<u8>,
-    /// Shards that were missing or corrupt and have been rebuilt: `(index, bytes)`, to write
-    /// back.
+    /// Shards rebuilt because a data shard was missing or corrupt: `(index, bytes)` for every
+    /// slot that was absent (including parity the caller had not fetched), to write back.
     pub repaired: Vec<(usize, Vec<u8>)>,
 }
 
@@ -292,9 +292,11 @@ impl Decoder {
                 needed: k,
             });
         }
+        // Parity is only needed when a data shard is missing; then every absent slot (data or
+        // parity) is rebuilt and reported, and the caller writes back the ones it lost.
         let missing: Vec<usize> = (0..total).filter(|&i| shards[i].is_none()).collect();
         let mut repaired = Vec::new();
-        if !missing.is_empty() {
+        if shards[..k].iter().any(Option::is_none) {
             self.code.reconstruct(shards)?;
             for i in missing {
                 let bytes = shards[i].clone().unwrap_or_default();

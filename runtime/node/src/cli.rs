@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use zhtp_types::StorageTier;
 
-use crate::{plugins, quote};
+use crate::{files, plugins, quote};
 
 /// zhtp: encrypted, erasure-coded storage on a peer-to-peer network, priced by swappable
 /// WebAssembly plugins.
@@ -26,6 +26,80 @@ pub enum Command {
     /// Inspect, install and roll back plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    #[command(flatten)]
+    Files(FilesCommand),
+}
+
+/// Content on this node.
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Store a file: compressed, encrypted, erasure-coded; prints its content hash.
+    Put(PutArgs),
+    /// Write a stored content to a file, verified byte for byte against its hash.
+    Get {
+        /// Content hash (64 hex characters), as printed by `put`.
+        hash: String,
+        /// Where to write it (`-` for standard output). Written to a temporary file first and
+        /// renamed into place only when complete and verified.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// List stored contents, newest first.
+    Ls {
+        /// Only contents with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find contents whose name, tags or description contain TEXT (case-insensitive).
+    Search {
+        /// What to look for.
+        text: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a content's manifest.
+    Info {
+        /// Content hash.
+        hash: String,
+        /// Print JSON (the whole manifest, shard hashes included).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The file to store (`-` for standard input).
+    pub file: PathBuf,
+    /// Storage tier; chooses the erasure code (hot/warm 4+2, cold 8+4, archive 16+8).
+    #[arg(long, value_enum, default_value = "warm")]
+    pub tier: TierArg,
+    /// Encryption: none or standard (ChaCha20-Poly1305, random key kept by this node).
+    /// high and quantum are not yet supported.
+    #[arg(long, default_value = "standard")]
+    pub encryption: String,
+    /// Erasure code k+m instead of the tier's (k + m ≤ 255), e.g. 16+8.
+    #[arg(long)]
+    pub code: Option<String>,
+    /// Name (default: the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A tag; repeat for more.
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Free-text description, searchable.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// MIME type (default: guessed from the extension).
+    #[arg(long)]
+    pub mime: Option<String>,
+    /// Print JSON (field `content_hash`, hex).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Storage tier on the command line.
@@ -135,5 +209,6 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Quote(args) => quote::run(&dir, args),
         Command::Plugin(cmd) => plugins::run(&dir, cmd),
+        Command::Files(cmd) => files::run(&dir, cmd),
     }
 }

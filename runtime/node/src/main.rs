@@ -1,6 +1,7 @@
 //! `zhtp`: the node and its command-line client.
 
 mod cli;
+mod files;
 mod plugins;
 mod quote;
 

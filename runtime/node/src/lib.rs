@@ -1,0 +1,7 @@
+//! The zhtp node as a library: what the `zhtp` binary wires together, reusable by tests and
+//! benches.
+//!
+//! - [`local`]: put and get content on one node — the content pipeline over the RocksDB store,
+//!   streaming, parallel over segments, verified end to end.
+
+pub mod local;

@@ -1,0 +1,532 @@
+//! Content on one node: the pipeline of `zhtp-content` over the store of `zhtp-store`.
+//!
+//! Put streams the input a segment at a time: the calling thread reads and hashes (the content
+//! address is BLAKE3 of the plaintext), worker threads compress, encrypt, erasure-code, hash and
+//! write shards. Shards are written without waiting for the disk; the final, synced batch holds
+//! the manifest, the content key and the index entries, so a content becomes visible atomically
+//! and only once all of its shards are durable. A crash before that leaves only unreferenced
+//! shards, never a half-stored content.
+//!
+//! Get decodes segments on worker threads (round-robin, one channel each, so at most two
+//! segments per worker are in memory) and writes them in order, hashing as it goes; a segment
+//! with missing or corrupt shards is rebuilt from any k good ones and the rebuilt shards are
+//! written back. The whole content is checked against its address before get reports success.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use zhtp_content::{
+    CodeKind, CodeParams, ContentKey, DEFAULT_SEGMENT_SIZE, Decoder, Encoder, EncryptionLevel,
+    Manifest, Metadata, Params, SegmentInfo,
+};
+use zhtp_store::{Cf, Config, Store};
+use zhtp_types::{Hash, StorageTier};
+
+/// Errors of local content operations.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] zhtp_store::Error),
+    /// The pipeline failed.
+    #[error(transparent)]
+    Content(#[from] zhtp_content::Error),
+    /// Reading the input or writing the output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// No content with this hash on this node.
+    #[error("no content {0} on this node")]
+    NotFound(Hash),
+    /// The content is encrypted and this node does not hold its key.
+    #[error("content {0} is encrypted and this node does not hold its key")]
+    NoKey(Hash),
+}
+
+/// What a put asks for.
+#[derive(Clone, Debug)]
+pub struct PutOptions {
+    /// Storage tier.
+    pub tier: StorageTier,
+    /// Encryption level.
+    pub encryption: EncryptionLevel,
+    /// Erasure code (by default from the tier policy, [`PutOptions::code_for`]).
+    pub code: CodeParams,
+    /// Plaintext bytes per segment.
+    pub segment_size: u32,
+    /// Name, MIME type, tags, description (the creation time is set by put).
+    pub metadata: Metadata,
+}
+
+impl PutOptions {
+    /// The tier policy's erasure code: wider codes for colder tiers.
+    pub fn code_for(tier: StorageTier) -> CodeParams {
+        let (k, m) = match tier {
+            StorageTier::Hot | StorageTier::Warm => (4, 2),
+            StorageTier::Cold => (8, 4),
+            StorageTier::Archive => (16, 8),
+        };
+        CodeParams {
+            code: CodeKind::ReedSolomonSimd.id(),
+            data: k,
+            parity: m,
+        }
+    }
+
+    /// Defaults for a tier: its code, `standard` encryption, 4 MiB segments.
+    pub fn new(tier: StorageTier) -> Self {
+        Self {
+            tier,
+            encryption: EncryptionLevel::Standard,
+            code: Self::code_for(tier),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            metadata: Metadata::default(),
+        }
+    }
+}
+
+/// The index entry of a content: what `ls` and `search` show without reading manifests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Content address.
+    pub content_hash: Hash,
+    /// Plaintext size.
+    pub size: u64,
+    /// Bytes stored across all shards.
+    pub stored: u64,
+    /// Tier.
+    pub tier: StorageTier,
+    /// Encryption level.
+    pub encryption: EncryptionLevel,
+    /// Name, tags, description, MIME type, creation time.
+    pub metadata: Metadata,
+}
+
+impl Summary {
+    fn of(m: &Manifest) -> Self {
+        Self {
+            content_hash: m.content_hash,
+            size: m.size,
+            stored: m.stored_bytes(),
+            tier: m.tier,
+            encryption: m.encryption.level,
+            metadata: m.metadata.clone(),
+        }
+    }
+}
+
+/// What a get did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GetReport {
+    /// Bytes delivered.
+    pub bytes: u64,
+    /// Shards that were missing or corrupt, rebuilt and written back.
+    pub repaired: usize,
+}
+
+const SUMMARY_PREFIX: &[u8] = b"meta/";
+const TAG_PREFIX: &str = "tag/";
+
+/// A node's local content.
+#[derive(Debug)]
+pub struct LocalNode {
+    store: Store,
+    workers: usize,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl LocalNode {
+    /// Opens the node's store under `data_dir/store`.
+    pub fn open(data_dir: &Path, config: Config) -> Result<Self, Error> {
+        let store = Store::open(data_dir.join("store"), config)?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+        Ok(Self { store, workers })
+    }
+
+    /// The store (for tests that damage shards on purpose).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores everything `input` yields. `progress` is called with the bytes done so far.
+    pub fn put(
+        &self,
+        input: &mut impl Read,
+        opts: PutOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Manifest, Error> {
+        let key = match opts.encryption {
+            EncryptionLevel::None => None,
+            _ => Some(ContentKey::random()?),
+        };
+        let params = Params {
+            tier: opts.tier,
+            encryption: opts.encryption,
+            code: opts.code,
+            segment_size: opts.segment_size,
+        };
+        let encoder = Encoder::new(params, key.as_ref())?;
+        let seg_size = opts.segment_size as usize;
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+
+        let infos = std::thread::scope(|s| -> Result<Vec<SegmentInfo>, Error> {
+            // Bounded: at most `workers` segments wait while each worker holds one.
+            let (tx, rx) = sync_channel::<(u32, Vec<u8>)>(self.workers);
+            let rx = Arc::new(Mutex::new(rx));
+            let (res_tx, res_rx) = std::sync::mpsc::channel::<Result<(u32, SegmentInfo), Error>>();
+            for _ in 0..self.workers {
+                let (rx, res_tx, encoder, done, stop) =
+                    (rx.clone(), res_tx.clone(), &encoder, &done, &failed);
+                s.spawn(move || {
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((index, plain)) = next else { break };
+                        let r = self.store_segment(encoder, index, &plain);
+                        let failed = r.is_err();
+                        let total = done
+                            .fetch_add(plain.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        progress(total + plain.len() as u64);
+                        let _ = res_tx.send(r.map(|info| (index, info)));
+                        if failed {
+                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(res_tx);
+            let mut index = 0u32;
+            let read_result = loop {
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    break Ok(()); // a worker failed: its error is in res_rx
+                }
+                let mut buf = vec![0u8; seg_size];
+                let n = match read_full(input, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => break Err(io("reading the input")(e)),
+                };
+                if n == 0 {
+                    break Ok(());
+                }
+                buf.truncate(n);
+                hasher.update(&buf);
+                size += n as u64;
+                if tx.send((index, buf)).is_err() {
+                    break Ok(()); // every worker stopped: their error is in res_rx
+                }
+                index += 1;
+                if n < seg_size {
+                    break Ok(());
+                }
+            };
+            drop(tx);
+            let mut infos: Vec<(u32, SegmentInfo)> = Vec::with_capacity(index as usize);
+            for r in res_rx {
+                infos.push(r?);
+            }
+            read_result?;
+            infos.sort_by_key(|(i, _)| *i);
+            Ok(infos.into_iter().map(|(_, info)| info).collect())
+        })?;
+
+        let content_hash = Hash(*hasher.finalize().as_bytes());
+        let mut metadata = opts.metadata;
+        metadata.created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let manifest = encoder.manifest(content_hash, size, infos, metadata);
+        self.commit(&manifest, key.as_ref())?;
+        Ok(manifest)
+    }
+
+    fn store_segment(
+        &self,
+        encoder: &Encoder,
+        index: u32,
+        plain: &[u8],
+    ) -> Result<SegmentInfo, Error> {
+        let seg = encoder.encode_segment(index, plain)?;
+        let mut batch = self.store.batch();
+        for (hash, bytes) in seg.shards() {
+            self.store.put_shard(&mut batch, &hash, bytes)?;
+        }
+        self.store.write_unsynced(batch)?;
+        Ok(seg.info)
+    }
+
+    /// The commit point: manifest, key and index entries in one synced batch.
+    fn commit(&self, manifest: &Manifest, key: Option<&ContentKey>) -> Result<(), Error> {
+        let h = manifest.content_hash;
+        let mut b = self.store.batch();
+        // A content stored again replaces its earlier entry (and key) as a whole.
+        if let Some(old) = self.summary(&h)? {
+            for tag in &old.metadata.tags {
+                self.store.delete(&mut b, Cf::Index, &tag_key(tag, &h))?;
+            }
+        }
+        self.store
+            .put(&mut b, Cf::Manifests, h.as_bytes(), &manifest.encode())?;
+        match key {
+            Some(k) => self.store.put(&mut b, Cf::Keys, h.as_bytes(), &k.0)?,
+            None => self.store.delete(&mut b, Cf::Keys, h.as_bytes())?,
+        }
+        let summary = postcard::to_allocvec(&Summary::of(manifest))
+            .map_err(|e| zhtp_store::Error::Db(e.to_string()))?;
+        self.store
+            .put(&mut b, Cf::Index, &summary_key(&h), &summary)?;
+        for tag in &manifest.metadata.tags {
+            self.store.put(&mut b, Cf::Index, &tag_key(tag, &h), &[])?;
+        }
+        self.store.write(b)?;
+        Ok(())
+    }
+
+    /// The manifest of `hash`, if stored here.
+    pub fn manifest(&self, hash: &Hash) -> Result<Option<Manifest>, Error> {
+        match self.store.get(Cf::Manifests, hash.as_bytes())? {
+            Some(bytes) => Ok(Some(Manifest::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn summary(&self, hash: &Hash) -> Result<Option<Summary>, Error> {
+        match self.store.get(Cf::Index, &summary_key(hash))? {
+            Some(bytes) => Ok(postcard::from_bytes(&bytes).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Every content, or those with `tag`, newest first.
+    pub fn list(&self, tag: Option<&str>) -> Result<Vec<Summary>, Error> {
+        let mut out = Vec::new();
+        match tag {
+            Some(tag) => {
+                let prefix = format!("{TAG_PREFIX}{tag}\0");
+                for item in self.store.scan(Cf::Index, prefix.as_bytes())? {
+                    let (k, _) = item?;
+                    let hex = std::str::from_utf8(&k[prefix.len()..]).unwrap_or_default();
+                    if let Ok(h) = Hash::from_hex(hex)
+                        && let Some(s) = self.summary(&h)?
+                    {
+                        out.push(s);
+                    }
+                }
+            }
+            None => {
+                for item in self.store.scan(Cf::Index, SUMMARY_PREFIX)? {
+                    let (_, v) = item?;
+                    if let Ok(s) = postcard::from_bytes::<Summary>(&v) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| b.metadata.created.cmp(&a.metadata.created));
+        Ok(out)
+    }
+
+    /// Contents whose name, tags or description contain `text` (case-insensitive).
+    pub fn search(&self, text: &str) -> Result<Vec<Summary>, Error> {
+        let needle = text.to_lowercase();
+        let hit = |s: &Option<String>| {
+            s.as_ref()
+                .is_some_and(|v| v.to_lowercase().contains(&needle))
+        };
+        Ok(self
+            .list(None)?
+            .into_iter()
+            .filter(|s| {
+                hit(&s.metadata.name)
+                    || hit(&s.metadata.description)
+                    || s.metadata
+                        .tags
+                        .iter()
+                        .any(|t| t.to_lowercase().contains(&needle))
+            })
+            .collect())
+    }
+
+    /// Writes content `hash` to `out`, verified. `progress` gets the bytes written so far.
+    pub fn get(
+        &self,
+        hash: &Hash,
+        out: &mut impl Write,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<GetReport, Error> {
+        let manifest = self.manifest(hash)?.ok_or(Error::NotFound(*hash))?;
+        let key = match manifest.encryption.level {
+            EncryptionLevel::None => None,
+            _ => {
+                let bytes = self
+                    .store
+                    .get(Cf::Keys, hash.as_bytes())?
+                    .ok_or(Error::NoKey(*hash))?;
+                let k: [u8; 32] = bytes.try_into().map_err(|_| Error::NoKey(*hash))?;
+                Some(ContentKey(k))
+            }
+        };
+        let segments = manifest.segments.len() as u32;
+        let decoder = Decoder::new(manifest, key.as_ref())?;
+        let workers = self.workers.min(segments.max(1) as usize);
+        let mut hasher = blake3::Hasher::new();
+        let mut report = GetReport::default();
+
+        std::thread::scope(|s| -> Result<(), Error> {
+            // Worker w decodes segments w, w + W, ...; the writer takes them in order from the
+            // workers' own channels, so each worker is at most one segment ahead.
+            let mut channels: Vec<Receiver<Result<(Vec<u8>, usize), Error>>> = Vec::new();
+            for w in 0..workers {
+                let (tx, rx): (SyncSender<_>, _) = sync_channel(1);
+                channels.push(rx);
+                let decoder = &decoder;
+                s.spawn(move || {
+                    let mut i = w as u32;
+                    while i < segments {
+                        let r = self.decode_segment(decoder, i);
+                        let failed = r.is_err();
+                        if tx.send(r).is_err() || failed {
+                            break;
+                        }
+                        i += workers as u32;
+                    }
+                });
+            }
+            for i in 0..segments {
+                let rx = &channels[i as usize % workers];
+                let (plain, repaired) = rx.recv().map_err(|_| Error::Io {
+                    what: "decoding".into(),
+                    source: std::io::Error::other("a decoder thread stopped"),
+                })??;
+                hasher.update(&plain);
+                out.write_all(&plain).map_err(io("writing the output"))?;
+                report.bytes += plain.len() as u64;
+                report.repaired += repaired;
+                progress(report.bytes);
+            }
+            Ok(())
+        })?;
+        let actual = Hash(*hasher.finalize().as_bytes());
+        if actual != *hash {
+            return Err(zhtp_content::Error::ContentHash {
+                expected: *hash,
+                actual,
+            }
+            .into());
+        }
+        out.flush().map_err(io("writing the output"))?;
+        Ok(report)
+    }
+
+    /// Fetches, verifies and decodes one segment, reading parity only when a data shard is
+    /// missing or corrupt, and writes rebuilt shards back.
+    fn decode_segment(&self, decoder: &Decoder, index: u32) -> Result<(Vec<u8>, usize), Error> {
+        let info = &decoder.manifest().segments[index as usize];
+        let k = decoder.manifest().code.data as usize;
+        let fetch = |i: usize| -> Result<Option<Vec<u8>>, Error> {
+            match self.store.shard(&info.shards[i]) {
+                Ok(v) => Ok(v),
+                Err(zhtp_store::Error::Corrupt(h)) => {
+                    tracing::warn!(shard = %h, segment = index, "corrupt shard; rebuilding it");
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
+        let mut slots: Vec<Option<Vec<u8>>> = vec![None; info.shards.len()];
+        // Shards we looked for and did not find (absent or corrupt): the ones to write back.
+        let mut lost = vec![false; info.shards.len()];
+        for i in 0..k {
+            slots[i] = fetch(i)?;
+            lost[i] = slots[i].is_none();
+        }
+        if lost[..k].iter().any(|&l| l) {
+            for i in k..info.shards.len() {
+                slots[i] = fetch(i)?;
+                lost[i] = slots[i].is_none();
+            }
+        }
+        let decoded = decoder.decode_segment(index, &mut slots)?;
+        let mut batch = self.store.batch();
+        let mut repaired = 0;
+        for (i, bytes) in decoded.repaired.iter().filter(|(i, _)| lost[*i]) {
+            self.store.put_shard(&mut batch, &info.shards[*i], bytes)?;
+            repaired += 1;
+        }
+        if repaired > 0 {
+            self.store.write(batch)?;
+            tracing::info!(segment = index, repaired, "rebuilt shards written back");
+        }
+        Ok((decoded.plain, repaired))
+    }
+}
+
+fn summary_key(h: &Hash) -> Vec<u8> {
+    let mut k = SUMMARY_PREFIX.to_vec();
+    k.extend_from_slice(h.to_hex().as_bytes());
+    k
+}
+
+fn tag_key(tag: &str, h: &Hash) -> Vec<u8> {
+    format!("{TAG_PREFIX}{tag}\0{h}").into_bytes()
+}
+
+/// Writes to `dest` through a temporary file in the same directory, renamed into place only
+/// when `f` succeeds: a failed get leaves nothing half-written under `dest`.
+pub fn write_atomically<T>(
+    dest: &Path,
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{name}.zhtp-partial-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let result = f(&mut w).and_then(|v| {
+        let file = w
+            .into_inner()
+            .map_err(|e| io("writing the output")(e.into_error()))?;
+        file.sync_all().map_err(io("writing the output"))?;
+        std::fs::rename(&tmp, dest).map_err(io(format!("renaming into {}", dest.display())))?;
+        Ok(v)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,290 @@
+//! Put and get on one node: round trips, crash safety, self-repair, clear errors.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use zhtp::local::{LocalNode, PutOptions};
+use zhtp_content::EncryptionLevel;
+use zhtp_store::Config;
+use zhtp_types::{Hash, StorageTier};
+
+fn zhtp(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zhtp"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("ZHTP_DATA_DIR")
+        .output()
+        .expect("run zhtp")
+}
+
+/// Deterministic pseudo-random bytes (xorshift), optionally with compressible stretches.
+fn bytes(seed: u64, len: usize, compressible: bool) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    (0..len)
+        .map(|i| {
+            if compressible && (i / 8192) % 3 == 0 {
+                return b"zhtp "[i % 5];
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn put(node: &LocalNode, data: &[u8], level: EncryptionLevel) -> Hash {
+    let mut opts = PutOptions::new(StorageTier::Warm);
+    opts.encryption = level;
+    opts.segment_size = 1 << 20;
+    node.put(&mut &data[..], opts, &|_| {})
+        .unwrap()
+        .content_hash
+}
+
+fn get(node: &LocalNode, h: &Hash) -> Result<(Vec<u8>, usize), zhtp::local::Error> {
+    let mut out = Vec::new();
+    let r = node.get(h, &mut out, &|_| {})?;
+    Ok((out, r.repaired))
+}
+
+#[test]
+fn random_64_mib_file_roundtrips_through_the_cli_with_standard_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("in.bin");
+    let data = bytes(64, 64 << 20, false);
+    std::fs::write(&input, &data).unwrap();
+    let out = zhtp(
+        d,
+        &[
+            "put",
+            input.to_str().unwrap(),
+            "--encryption",
+            "standard",
+            "--json",
+            "--tag",
+            "big",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hash = v["content_hash"].as_str().unwrap().to_owned();
+    assert_eq!(hash, blake3::hash(&data).to_hex().as_str());
+    assert_eq!(v["segments"], 16);
+
+    let output = d.join("out.bin");
+    let out = zhtp(d, &["get", &hash, "-o", output.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&output).unwrap() == data,
+        "get returned other bytes"
+    );
+
+    let ls: serde_json::Value =
+        serde_json::from_slice(&zhtp(d, &["ls", "--tag", "big", "--json"]).stdout).unwrap();
+    assert_eq!(ls[0]["content_hash"], hash.as_str());
+    assert_eq!(ls[0]["name"], "in.bin");
+    let info: serde_json::Value =
+        serde_json::from_slice(&zhtp(d, &["info", &hash, "--json"]).stdout).unwrap();
+    assert_eq!(info["encryption"], "standard");
+    assert_eq!(info["code"]["kind"], "reed-solomon-simd");
+}
+
+#[test]
+fn every_level_and_tier_roundtrips_and_metadata_is_searchable() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = LocalNode::open(dir.path(), Config::default()).unwrap();
+    let mut hashes = Vec::new();
+    for (i, tier) in StorageTier::ALL.into_iter().enumerate() {
+        for level in [EncryptionLevel::None, EncryptionLevel::Standard] {
+            let data = bytes(i as u64, 3 << 20 | 12345, true);
+            let mut opts = PutOptions::new(tier);
+            opts.encryption = level;
+            opts.segment_size = 1 << 20;
+            opts.metadata.name = Some(format!("file-{tier}.bin"));
+            opts.metadata.tags = vec![tier.to_string()];
+            opts.metadata.description = Some("Quarterly REPORT".into());
+            let m = node.put(&mut &data[..], opts, &|_| {}).unwrap();
+            assert_eq!(m.code, PutOptions::code_for(tier));
+            assert_eq!(get(&node, &m.content_hash).unwrap().0, data);
+            hashes.push(m.content_hash);
+        }
+    }
+    let archive = node.list(Some("archive")).unwrap();
+    assert_eq!(archive.len(), 1);
+    assert_eq!(
+        archive[0].metadata.name.as_deref(),
+        Some("file-archive.bin")
+    );
+    assert_eq!(node.search("quarterly report").unwrap().len(), 4);
+    assert_eq!(node.search("file-cold").unwrap().len(), 1);
+    assert!(node.search("nothing like this").unwrap().is_empty());
+    // The empty content is a content too.
+    let empty = put(&node, &[], EncryptionLevel::Standard);
+    assert_eq!(empty.to_hex(), blake3::hash(b"").to_hex().as_str());
+    assert_eq!(get(&node, &empty).unwrap().0, Vec::<u8>::new());
+}
+
+#[test]
+fn corrupt_and_missing_shards_are_rebuilt_and_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = LocalNode::open(dir.path(), Config::default()).unwrap();
+    let data = bytes(7, 3 << 20, false);
+    let h = put(&node, &data, EncryptionLevel::Standard);
+    let m = node.manifest(&h).unwrap().unwrap();
+    let store = node.store();
+    // Segment 0: one data shard corrupted on disk, one deleted. Segment 2: one parity deleted.
+    let mut b = store.batch();
+    store
+        .put_shard(&mut b, &m.segments[0].shards[1], b"rotten bytes")
+        .unwrap();
+    store
+        .delete(
+            &mut b,
+            zhtp_store::Cf::Shards,
+            m.segments[0].shards[2].as_bytes(),
+        )
+        .unwrap();
+    store.write(b).unwrap();
+    let (out, repaired) = get(&node, &h).unwrap();
+    assert!(out == data, "repaired content differs");
+    assert_eq!(repaired, 2);
+    // Written back: the next read needs no repair and every shard verifies.
+    assert_eq!(get(&node, &h).unwrap().1, 0);
+    for shard in &m.segments[0].shards {
+        assert!(store.shard(shard).unwrap().is_some());
+    }
+
+    // Too many losses in segment 1: an error naming the segment, and no output file.
+    let mut b = store.batch();
+    for s in &m.segments[1].shards[..3] {
+        store
+            .delete(&mut b, zhtp_store::Cf::Shards, s.as_bytes())
+            .unwrap();
+    }
+    store.write(b).unwrap();
+    let dest = dir.path().join("out.bin");
+    let err = zhtp::local::write_atomically(&dest, |w| node.get(&h, w, &|_| {})).unwrap_err();
+    assert!(err.to_string().contains("segment 1"), "{err}");
+    assert!(!dest.exists(), "a failed get must leave nothing behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.ok()?.file_name().to_string_lossy().into_owned();
+            n.contains("zhtp-partial").then_some(n)
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The child half of the SIGKILL test: puts deterministic contents forever, printing
+/// `ACK <seed> <hash>` after each put returns. Runs only when the parent asks for it.
+#[test]
+fn crash_child_writer() {
+    let Ok(dir) = std::env::var("ZHTP_CRASH_CHILD_DIR") else {
+        return;
+    };
+    let node = LocalNode::open(Path::new(&dir), Config::default()).unwrap();
+    for seed in 0u64.. {
+        let data = bytes(seed, 300_000 + (seed as usize % 5) * 200_000, seed % 2 == 0);
+        let level = if seed % 3 == 0 {
+            EncryptionLevel::None
+        } else {
+            EncryptionLevel::Standard
+        };
+        let h = put(&node, &data, level);
+        println!("ACK {seed} {h}");
+    }
+}
+
+#[test]
+fn sigkill_during_a_stream_of_puts_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_child_writer",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("ZHTP_CRASH_CHILD_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while acked.len() < 12 {
+        let line = lines.next().expect("child ended early").unwrap();
+        if let Some(rest) = line.strip_prefix("ACK ") {
+            let (seed, hash) = rest.split_once(' ').unwrap();
+            acked.push((seed.parse::<u64>().unwrap(), Hash::from_hex(hash).unwrap()));
+        }
+    }
+    // SIGKILL, most likely in the middle of the next put.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let node = LocalNode::open(dir.path(), Config::default()).expect("store reopens after SIGKILL");
+    for (seed, h) in &acked {
+        let data = bytes(
+            *seed,
+            300_000 + (*seed as usize % 5) * 200_000,
+            seed % 2 == 0,
+        );
+        let (out, repaired) =
+            get(&node, h).unwrap_or_else(|e| panic!("acknowledged put {seed} lost: {e}"));
+        assert!(out == data, "acknowledged put {seed} came back different");
+        assert_eq!(repaired, 0);
+    }
+    // Whatever was in flight is either wholly there or wholly absent.
+    for s in node.list(None).unwrap() {
+        assert!(get(&node, &s.content_hash).is_ok());
+    }
+}
+
+#[test]
+fn clear_errors_for_bad_input_and_a_locked_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unknown = "ab".repeat(32);
+    let out = zhtp(d, &["get", &unknown, "-o", d.join("x").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no content") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!d.join("x").exists());
+
+    let out = zhtp(d, &["get", "not-a-hash", "-o", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a content hash"));
+
+    let out = zhtp(d, &["put", "/no/such/file"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /no/such/file"));
+
+    let f = d.join("f.txt");
+    std::fs::write(&f, "hello").unwrap();
+    let out = zhtp(d, &["put", f.to_str().unwrap(), "--encryption", "quantum"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet supported"));
+
+    // Another process holds the store.
+    let _held = LocalNode::open(d, Config::default()).unwrap();
+    let out = zhtp(d, &["ls"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another zhtp process"), "{err}");
+}
