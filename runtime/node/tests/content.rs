@@ -189,13 +189,9 @@ fn corrupt_and_missing_shards_are_rebuilt_and_written_back() {
 }
 
 /// The child half of the SIGKILL test: puts deterministic contents forever, printing
-/// `ACK <seed> <hash>` after each put returns. Runs only when the parent asks for it.
-#[test]
-fn crash_child_writer() {
-    let Ok(dir) = std::env::var("ZHTP_CRASH_CHILD_DIR") else {
-        return;
-    };
-    let node = LocalNode::open(Path::new(&dir), Config::default()).unwrap();
+/// `ACK <seed> <hash>` after each put returns.
+fn crash_child_writer(dir: &str) -> ! {
+    let node = LocalNode::open(Path::new(dir), Config::default()).unwrap();
     for seed in 0u64.. {
         let data = bytes(seed, 300_000 + (seed as usize % 5) * 200_000, seed % 2 == 0);
         let level = if seed % 3 == 0 {
@@ -206,15 +202,20 @@ fn crash_child_writer() {
         let h = put(&node, &data, level);
         println!("ACK {seed} {h}");
     }
+    unreachable!()
 }
 
 #[test]
 fn sigkill_during_a_stream_of_puts_loses_no_acknowledged_write() {
+    // The test re-runs itself as the writer process, selected by an environment variable.
+    if let Ok(dir) = std::env::var("ZHTP_CRASH_CHILD_DIR") {
+        crash_child_writer(&dir);
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "crash_child_writer",
+            "sigkill_during_a_stream_of_puts_loses_no_acknowledged_write",
             "--nocapture",
             "--test-threads",
             "1",
