@@ -1,16 +1,10 @@
 //! The `zhtp` binary end to end, in a temporary data directory.
 
-use std::process::{Command, Output};
+#[path = "support/cli.rs"]
+mod support;
+use support::zhtp;
 
-fn zhtp(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zhtp"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("ZHTP_DATA_DIR")
-        .output()
-        .expect("run zhtp")
-}
+use std::process::{Command, Output};
 
 fn ok(dir: &std::path::Path, args: &[&str]) -> String {
     let out = zhtp(dir, args);

@@ -1,5 +1,9 @@
 //! Put and get on one node: round trips, crash safety, self-repair, clear errors.
 
+#[path = "support/cli.rs"]
+mod support;
+use support::zhtp;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -8,16 +12,6 @@ use zhtp::local::{LocalNode, PutOptions};
 use zhtp_content::EncryptionLevel;
 use zhtp_store::Config;
 use zhtp_types::{Hash, StorageTier};
-
-fn zhtp(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_zhtp"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("ZHTP_DATA_DIR")
-        .output()
-        .expect("run zhtp")
-}
 
 /// Deterministic pseudo-random bytes (xorshift), optionally with compressible stretches.
 fn bytes(seed: u64, len: usize, compressible: bool) -> Vec<u8> {

@@ -1,18 +1,12 @@
 //! Streaming: putting and getting a large file needs a few segments of memory, not the file.
 //! Alone in its own test binary so the children's peak RSS is only this test's.
 
+#[path = "support/cli.rs"]
+mod support;
+use support::zhtp;
+
 use std::path::Path;
 use std::process::Command;
-
-fn zhtp(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_zhtp"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("ZHTP_DATA_DIR")
-        .output()
-        .expect("run zhtp")
-}
 
 /// Largest resident set of any waited-for child so far, in bytes.
 fn children_peak_rss() -> u64 {
