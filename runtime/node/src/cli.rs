@@ -28,6 +28,15 @@ pub enum Command {
     Plugin(PluginCommand),
     #[command(flatten)]
     Files(FilesCommand),
+    /// Measure this machine: pipeline throughput against memcpy and BLAKE3 in the same run.
+    Bench {
+        /// What to measure (only `pipeline` today).
+        #[arg(default_value = "pipeline")]
+        what: String,
+        /// MiB of data to push through.
+        #[arg(long, default_value_t = 256)]
+        mib: usize,
+    },
 }
 
 /// Content on this node.
@@ -210,5 +219,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quote(args) => quote::run(&dir, args),
         Command::Plugin(cmd) => plugins::run(&dir, cmd),
         Command::Files(cmd) => files::run(&dir, cmd),
+        Command::Bench { what, mib } => {
+            if what != "pipeline" {
+                anyhow::bail!("unknown benchmark `{what}` (known: pipeline)");
+            }
+            // Temporary stores go under the data dir, on the disk the node really uses.
+            let tmp = dir.join("bench-tmp");
+            std::fs::create_dir_all(&tmp)?;
+            let r = zhtp::bench::pipeline(mib.max(1), &tmp);
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(r?)
+        }
     }
 }

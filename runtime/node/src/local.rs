@@ -2,9 +2,10 @@
 //!
 //! Put streams the input a segment at a time: the calling thread reads and hashes (the content
 //! address is BLAKE3 of the plaintext), worker threads compress, encrypt, erasure-code, hash and
-//! write shards. Shards are written without waiting for the disk; the final, synced batch holds
-//! the manifest, the content key and the index entries, so a content becomes visible atomically
-//! and only once all of its shards are durable. A crash before that leaves only unreferenced
+//! write shards. Shards skip the write-ahead log (written once, to blob files, not twice); the
+//! commit flushes them to disk and then writes one synced batch with the manifest, the content
+//! key and the index entries, so a content becomes visible atomically and only once all of its
+//! shards are durable. A crash before that leaves only unreferenced
 //! shards, never a half-stored content.
 //!
 //! Get decodes segments on worker threads (round-robin, one channel each, so at most two
@@ -280,12 +281,14 @@ impl LocalNode {
         for (hash, bytes) in seg.shards() {
             self.store.put_shard(&mut batch, &hash, bytes)?;
         }
-        self.store.write_unsynced(batch)?;
+        self.store.write_shards(batch)?;
         Ok(seg.info)
     }
 
-    /// The commit point: manifest, key and index entries in one synced batch.
+    /// The commit point: shards made durable first, then manifest, key and index entries in
+    /// one synced batch.
     fn commit(&self, manifest: &Manifest, key: Option<&ContentKey>) -> Result<(), Error> {
+        self.store.flush_shards()?;
         let h = manifest.content_hash;
         let mut b = self.store.batch();
         // A content stored again replaces its earlier entry (and key) as a whole.

@@ -4,8 +4,6 @@
 mod support;
 use support::zhtp;
 
-use std::process::{Command, Output};
-
 fn ok(dir: &std::path::Path, args: &[&str]) -> String {
     let out = zhtp(dir, args);
     assert!(

@@ -6,7 +6,6 @@ mod support;
 use support::zhtp;
 
 use std::path::Path;
-use std::process::Command;
 
 /// Largest resident set of any waited-for child so far, in bytes.
 fn children_peak_rss() -> u64 {

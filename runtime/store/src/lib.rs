@@ -234,14 +234,23 @@ impl Store {
             .map_err(db_err(&self.path))
     }
 
-    /// Applies `batch` atomically without waiting for the disk. Used for shards, which are
-    /// invisible until a later synced write commits the manifest that names them; that synced
-    /// write makes them durable too.
-    pub fn write_unsynced(&self, batch: Batch) -> Result<(), Error> {
+    /// Applies a batch of shards without the write-ahead log: shard bytes are written once, to
+    /// blob files at flush, instead of twice (WAL, then blob file). They are not durable until
+    /// [`Store::flush_shards`]; callers flush before committing anything that names them, so a
+    /// crash can only lose shards that nothing references yet.
+    pub fn write_shards(&self, batch: Batch) -> Result<(), Error> {
         let mut o = WriteOptions::default();
-        o.set_sync(false);
+        o.disable_wal(true);
         self.db
             .write_opt(batch.inner, &o)
+            .map_err(db_err(&self.path))
+    }
+
+    /// Makes every shard written so far durable (flushes the shards' memtable to synced blob
+    /// and table files).
+    pub fn flush_shards(&self) -> Result<(), Error> {
+        self.db
+            .flush_cf(self.cf(Cf::Shards)?)
             .map_err(db_err(&self.path))
     }
 
