@@ -65,10 +65,11 @@ fn memory_does_not_grow_with_the_file_size() {
         small >> 20,
         big >> 20
     );
-    // 8x the data must not cost more than a bounded amount of extra memory (RocksDB's
-    // memtables fill up with the larger file; segments in flight do not depend on its size).
+    // 8x the data must not cost more than a fixed amount of extra memory: the larger file fills
+    // RocksDB's shard memtables (32 MiB each, two live plus one flushing), which the small one
+    // does not; segments in flight do not depend on the file size.
     assert!(
-        big < small + (64 << 20),
+        big < small + (96 << 20),
         "{} MiB vs {} MiB",
         big >> 20,
         small >> 20
