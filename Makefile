@@ -5,7 +5,8 @@ CARGO ?= cargo
 
 .PHONY: demo test prereqs lint fmt bench
 
-## Run the demo: a local node prices storage, swaps its pricing plugin live, stores and reads a file.
+## Run the demo: a 6-node devnet stores a file, loses 2 nodes, serves it, repairs, swaps pricing live;
+## then one node's command line.
 demo: prereqs
 	bash scripts/demo.sh
 

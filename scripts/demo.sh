@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The demo: a fresh node in a temporary data directory prices storage with its built-in plugin,
+# The demo, part 1 (`zhtp demo`): a 6-node devnet on 127.0.0.1 stores a 32 MiB file at 4+2, loses
+# two nodes to SIGKILL, serves the file byte-identical from another node, repairs back to full
+# redundancy and swaps a pricing plugin on a live node.
+# Part 2, one node's command line: a fresh node in a temporary data directory prices storage with its built-in plugin,
 # swaps in a different pricing model, shows the new price, rolls back, and refuses a bad plugin;
 # then stores a 32 MiB file (compressed, encrypted, erasure-coded), reads it back byte for byte
 # and finds it again by tag and by text.
@@ -14,6 +17,10 @@ bin="${CARGO_TARGET_DIR:-target}/debug/zhtp"
 zhtp() { "$bin" --data-dir "$dir" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+step "part 1: a 6-node network (zhtp demo)"
+"$bin" demo
+
+step "part 2: one node's command line, on a local data dir"
 step "price 1 GB for 1 day, warm tier, with quality guarantees (the seed's model)"
 zhtp quote --size 1GB --days 1 --tier warm --quality
 step "the same as JSON (integer µZHTP)"

@@ -15,6 +15,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "ZHTP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Talk to a running node's API (e.g. http://127.0.0.1:8080) instead of opening the data
+    /// dir: put, get, ls, search, info, quote, plugin list/install/rollback, repair, status.
+    #[arg(long, global = true, value_name = "URL", env = "ZHTP_NODE")]
+    pub node: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,15 +33,42 @@ pub enum Command {
     Plugin(PluginCommand),
     #[command(flatten)]
     Files(FilesCommand),
+    /// Run a node, or ask a running one for its status.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Start N nodes on 127.0.0.1 (separate data dirs) and print their API addresses.
+    Devnet {
+        /// How many nodes.
+        #[arg(long, default_value_t = 6)]
+        nodes: usize,
+        /// Parent of the nodes' data dirs (kept); default a temporary dir, removed at exit.
+        #[arg(long)]
+        base_dir: Option<PathBuf>,
+    },
+    /// A 6-node devnet doing real work: store 32 MiB, kill 2 nodes, get it back, repair,
+    /// swap a pricing plugin live. What `make demo` runs.
+    Demo,
+    /// Run a repair round on the node now (needs --node).
+    Repair,
     /// Measure this machine: pipeline throughput against memcpy and BLAKE3 in the same run.
     Bench {
-        /// What to measure (only `pipeline` today).
+        /// What to measure: `pipeline` (one node, into RocksDB) or `devnet` (get from a
+        /// 6-node loopback network).
         #[arg(default_value = "pipeline")]
         what: String,
         /// MiB of data to push through.
         #[arg(long, default_value_t = 256)]
         mib: usize,
     },
+}
+
+/// `zhtp node ...`
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run a node until SIGINT/SIGTERM: peers over QUIC and TCP, the admin API for --node.
+    Run(crate::node::RunArgs),
+    /// A running node's status (needs --node).
+    Status,
 }
 
 /// Content on this node.
@@ -52,6 +84,10 @@ pub enum FilesCommand {
         /// renamed into place only when complete and verified.
         #[arg(short, long)]
         output: PathBuf,
+        /// The content key (hex, printed by `put --json`), needed to read encrypted content
+        /// through a node other than the one it was stored through.
+        #[arg(long)]
+        key: Option<String>,
     },
     /// List stored contents, newest first.
     Ls {
@@ -213,22 +249,46 @@ pub fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".zhtp"))
 }
 
+fn need_node(node: Option<&str>, what: &str) -> Result<crate::client::Client> {
+    let url =
+        node.with_context(|| format!("{what} needs --node URL (a running `zhtp node run`)"))?;
+    crate::client::Client::new(url)
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let dir = data_dir(cli.data_dir)?;
+    let node = cli.node.as_deref();
     match cli.command {
-        Command::Quote(args) => quote::run(&dir, args),
-        Command::Plugin(cmd) => plugins::run(&dir, cmd),
-        Command::Files(cmd) => files::run(&dir, cmd),
+        Command::Quote(args) => quote::run(&dir, node, args),
+        Command::Plugin(cmd) => plugins::run(&dir, node, cmd),
+        Command::Files(cmd) => files::run(&dir, node, cmd),
+        Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),
+        Command::Node(NodeCommand::Status) => {
+            println!("{:#}", need_node(node, "node status")?.get_json("/status")?);
+            Ok(())
+        }
+        Command::Devnet { nodes, base_dir } => crate::node::devnet(nodes, base_dir),
+        Command::Demo => crate::node::demo(),
+        Command::Repair => {
+            println!(
+                "{}",
+                need_node(node, "repair")?.post_json("/repair", &serde_json::json!({}))?
+            );
+            Ok(())
+        }
         Command::Bench { what, mib } => {
-            if what != "pipeline" {
-                anyhow::bail!("unknown benchmark `{what}` (known: pipeline)");
-            }
             // Temporary stores go under the data dir, on the disk the node really uses.
             let tmp = dir.join("bench-tmp");
             std::fs::create_dir_all(&tmp)?;
-            let r = zhtp::bench::pipeline(mib.max(1), &tmp);
+            let r: Result<()> = match what.as_str() {
+                "pipeline" => zhtp::bench::pipeline(mib.max(1), &tmp).map_err(Into::into),
+                "devnet" => zhtp::bench::devnet(mib.max(1), 6, &tmp).map_err(Into::into),
+                other => Err(anyhow::anyhow!(
+                    "unknown benchmark `{other}` (known: pipeline, devnet)"
+                )),
+            };
             let _ = std::fs::remove_dir_all(&tmp);
-            Ok(r?)
+            r
         }
     }
 }

@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
 use serde_json::json;
-use zhtp::local::{LocalNode, PutOptions, Summary, write_atomically};
-use zhtp_content::{CodeKind, CodeParams, EncryptionLevel, Manifest, Metadata};
+use zhtp::api::PutRequest;
+use zhtp::local::{LocalNode, PutOptions, write_atomically};
+use zhtp_content::{CodeKind, CodeParams, EncryptionLevel, Metadata};
 use zhtp_store::Config;
 use zhtp_types::{Hash, StorageTier};
 
 use crate::cli::{FilesCommand, PutArgs};
+use crate::client::Client;
 use crate::quote::human_bytes;
 
 fn open(dir: &Path) -> Result<LocalNode> {
@@ -67,22 +70,7 @@ fn guess_mime(path: &Path) -> Option<String> {
     Some(mime.to_owned())
 }
 
-fn summary_json(s: &Summary) -> serde_json::Value {
-    json!({
-        "content_hash": s.content_hash.to_hex(),
-        "size": s.size,
-        "stored": s.stored,
-        "tier": s.tier.as_str(),
-        "encryption": s.encryption.as_str(),
-        "name": s.metadata.name,
-        "mime": s.metadata.mime,
-        "tags": s.metadata.tags,
-        "description": s.metadata.description,
-        "created": s.metadata.created,
-    })
-}
-
-fn put(dir: &Path, args: PutArgs) -> Result<()> {
+fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     let tier = StorageTier::from(args.tier);
     let encryption = EncryptionLevel::parse(&args.encryption).with_context(|| {
         format!(
@@ -97,7 +85,7 @@ fn put(dir: &Path, args: PutArgs) -> Result<()> {
     }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
-        name: args.name.or_else(|| {
+        name: args.name.clone().or_else(|| {
             (!from_stdin)
                 .then(|| {
                     args.file
@@ -106,11 +94,14 @@ fn put(dir: &Path, args: PutArgs) -> Result<()> {
                 })
                 .flatten()
         }),
-        mime: args.mime.or_else(|| guess_mime(&args.file)),
-        tags: args.tag,
-        description: args.description,
+        mime: args.mime.clone().or_else(|| guess_mime(&args.file)),
+        tags: args.tag.clone(),
+        description: args.description.clone(),
         created: 0,
     };
+    if let Some(url) = remote {
+        return put_remote(&Client::new(url)?, &args, opts);
+    }
     let node = open(dir)?;
     let (manifest, elapsed) = if from_stdin {
         let t = std::time::Instant::now();
@@ -163,8 +154,101 @@ fn put(dir: &Path, args: PutArgs) -> Result<()> {
     Ok(())
 }
 
-fn get(dir: &Path, hash: &str, output: &PathBuf) -> Result<()> {
+fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<()> {
+    if args.file == Path::new("-") {
+        bail!("put through --node takes a file, not standard input");
+    }
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let req = PutRequest {
+        tier: Some(opts.tier),
+        encryption: Some(opts.encryption.as_str().to_owned()),
+        code: args.code.as_ref().map(|_| opts.code),
+        name: opts.metadata.name,
+        mime: opts.metadata.mime,
+        tags: opts.metadata.tags,
+        description: opts.metadata.description,
+    };
+    let header = serde_json::to_string(&req)?;
+    let r = client.post_file("/content", Some(("zhtp-put", header)), file)?;
+    if args.json {
+        println!("{r}");
+    } else {
+        println!("{}", r["content_hash"].as_str().unwrap_or_default());
+        if let Some(k) = r["key"].as_str() {
+            eprintln!("content key (needed to get it through another node): {k}");
+        }
+        eprintln!(
+            "stored {} in {} segment(s) as {} on the network in {:.2} s",
+            human_bytes(r["size"].as_u64().unwrap_or(0)),
+            r["segments"],
+            human_bytes(r["stored"].as_u64().unwrap_or(0)),
+            r["seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> Result<()> {
+    let path = match key {
+        Some(k) => format!("/content/{hash}?key={}", parse_hash(k).context("--key")?),
+        None => format!("/content/{hash}"),
+    };
+    let fetch = |w: &mut dyn std::io::Write| -> Result<()> {
+        // Check the bytes against the address here too: the node is not trusted blindly.
+        let mut hashing = HashingWriter {
+            inner: w,
+            hasher: blake3::Hasher::new(),
+        };
+        client.download(&path, &mut hashing)?;
+        let actual = Hash(*hashing.hasher.finalize().as_bytes());
+        if actual != hash {
+            bail!("the node sent content hashing to {actual}, not {hash}");
+        }
+        Ok(())
+    };
+    if output == Path::new("-") {
+        return fetch(&mut std::io::stdout().lock());
+    }
+    write_atomically(output, |w| {
+        fetch(w).map_err(|e| zhtp::local::Error::Io {
+            what: "getting from the node".into(),
+            source: std::io::Error::other(format!("{e:#}")),
+        })
+    })?;
+    Ok(())
+}
+
+struct HashingWriter<'a> {
+    inner: &'a mut dyn std::io::Write,
+    hasher: blake3::Hasher,
+}
+
+impl std::io::Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn get(
+    dir: &Path,
+    remote: Option<&str>,
+    hash: &str,
+    key: Option<&str>,
+    output: &PathBuf,
+) -> Result<()> {
     let hash = parse_hash(hash)?;
+    if let Some(url) = remote {
+        return get_remote(&Client::new(url)?, hash, key, output);
+    }
+    if key.is_some() {
+        bail!("--key is for getting through a node (--node); a local get uses the key kept here");
+    }
     let node = open(dir)?;
     let manifest = node
         .manifest(&hash)?
@@ -193,12 +277,9 @@ fn get(dir: &Path, hash: &str, output: &PathBuf) -> Result<()> {
     Ok(())
 }
 
-fn print_list(items: &[Summary], json: bool) {
+fn print_list(items: &[Value], json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::Value::Array(items.iter().map(summary_json).collect())
-        );
+        println!("{}", Value::Array(items.to_vec()));
         return;
     }
     if items.is_empty() {
@@ -210,92 +291,128 @@ fn print_list(items: &[Summary], json: bool) {
         "HASH", "SIZE", "TIER", "ENCRYPT", "NAME"
     );
     for s in items {
+        let str_of = |k: &str| s[k].as_str().unwrap_or("-").to_owned();
+        let hash = str_of("content_hash");
+        let tags: Vec<&str> = s["tags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+            .unwrap_or_default();
         println!(
             "{:<12} {:>10} {:<8} {:<9} {:<24} {}",
-            s.content_hash.fmt_short(),
-            human_bytes(s.size),
-            s.tier.as_str(),
-            s.encryption.as_str(),
-            s.metadata.name.as_deref().unwrap_or("-"),
-            s.metadata.tags.join(",")
+            hash.get(..10).unwrap_or(&hash),
+            human_bytes(s["size"].as_u64().unwrap_or(0)),
+            str_of("tier"),
+            str_of("encryption"),
+            str_of("name"),
+            tags.join(",")
         );
     }
 }
 
-fn info(dir: &Path, hash: &str, json: bool) -> Result<()> {
+fn info(dir: &Path, remote: Option<&str>, hash: &str, json: bool) -> Result<()> {
     let hash = parse_hash(hash)?;
-    let node = open(dir)?;
-    let m: Manifest = node
-        .manifest(&hash)?
-        .with_context(|| format!("no content {hash} on this node"))?;
-    let code = m.code.kind().map(|k| k.name()).unwrap_or("unknown");
+    let m = match remote {
+        Some(url) => Client::new(url)?.get_json(&format!("/content/{hash}/manifest"))?,
+        None => zhtp::json::manifest(
+            &open(dir)?
+                .manifest(&hash)?
+                .with_context(|| format!("no content {hash} on this node"))?,
+        ),
+    };
     if json {
-        println!(
-            "{}",
-            json!({
-                "version": m.version,
-                "content_hash": m.content_hash.to_hex(),
-                "size": m.size,
-                "stored": m.stored_bytes(),
-                "tier": m.tier.as_str(),
-                "code": {"kind": code, "data": m.code.data, "parity": m.code.parity},
-                "segment_size": m.segment_size,
-                "encryption": m.encryption.level.as_str(),
-                "key_check": m.encryption.key_check.map(|h| h.to_hex()),
-                "segments": m.segments.iter().map(|s| json!({
-                    "plain_len": s.plain_len, "compressed": s.compressed, "stored_len": s.stored_len,
-                    "shard_len": s.shard_len, "shards": s.shards.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-                "metadata": {"name": m.metadata.name, "mime": m.metadata.mime, "tags": m.metadata.tags,
-                             "description": m.metadata.description, "created": m.metadata.created},
-            })
-        );
+        println!("{m}");
         return Ok(());
     }
-    println!("content   {}", m.content_hash);
-    println!("name      {}", m.metadata.name.as_deref().unwrap_or("-"));
-    println!("mime      {}", m.metadata.mime.as_deref().unwrap_or("-"));
-    println!("tags      {}", m.metadata.tags.join(", "));
+    let md = &m["metadata"];
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let tags: Vec<&str> = md["tags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+        .unwrap_or_default();
+    let segments = m["segments"].as_array().map_or(0, |a| a.len());
+    let compressed = m["segments"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|s| s["compressed"] == true).count());
+    let size = m["size"].as_u64().unwrap_or(0);
+    println!("content   {}", text(&m["content_hash"]));
+    println!("name      {}", text(&md["name"]));
+    println!("mime      {}", text(&md["mime"]));
+    println!("tags      {}", tags.join(", "));
+    println!("about     {}", text(&md["description"]));
+    println!("size      {} ({size} B)", human_bytes(size));
     println!(
-        "about     {}",
-        m.metadata.description.as_deref().unwrap_or("-")
+        "stored    {} across shards",
+        human_bytes(m["stored"].as_u64().unwrap_or(0))
     );
-    println!("size      {} ({} B)", human_bytes(m.size), m.size);
-    println!("stored    {} across shards", human_bytes(m.stored_bytes()));
-    println!("tier      {}", m.tier);
+    println!("tier      {}", text(&m["tier"]));
     println!(
-        "code      {code} {}+{}, {} segment(s) of up to {}",
-        m.code.data,
-        m.code.parity,
-        m.segments.len(),
-        human_bytes(m.segment_size as u64)
+        "code      {} {}+{}, {segments} segment(s) of up to {}",
+        text(&m["code"]["kind"]),
+        m["code"]["data"],
+        m["code"]["parity"],
+        human_bytes(m["segment_size"].as_u64().unwrap_or(0))
     );
-    println!("encrypted {}", m.encryption.level.as_str());
-    let compressed = m.segments.iter().filter(|s| s.compressed).count();
-    println!(
-        "lz4       {compressed} of {} segment(s) compressed",
-        m.segments.len()
-    );
+    println!("encrypted {}", text(&m["encryption"]));
+    println!("lz4       {compressed} of {segments} segment(s) compressed");
     Ok(())
 }
 
-pub fn run(dir: &Path, cmd: FilesCommand) -> Result<()> {
+fn list(dir: &Path, remote: Option<&str>, tag: Option<&str>) -> Result<Vec<Value>> {
+    match remote {
+        Some(url) => {
+            let path = match tag {
+                Some(t) => format!("/content?tag={}", urlencode(t)),
+                None => "/content".into(),
+            };
+            let v = Client::new(url)?.get_json(&path)?;
+            Ok(v.as_array().cloned().unwrap_or_default())
+        }
+        None => Ok(open(dir)?
+            .list(tag)?
+            .iter()
+            .map(zhtp::json::summary)
+            .collect()),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
     match cmd {
-        FilesCommand::Put(args) => put(dir, args),
-        FilesCommand::Get { hash, output } => get(dir, &hash, &output),
+        FilesCommand::Put(args) => put(dir, remote, args),
+        FilesCommand::Get { hash, output, key } => get(dir, remote, &hash, key.as_deref(), &output),
         FilesCommand::Ls { tag, json } => {
-            let node = open(dir)?;
-            print_list(&node.list(tag.as_deref())?, json);
+            print_list(&list(dir, remote, tag.as_deref())?, json);
             Ok(())
         }
         FilesCommand::Search { text, json } => {
             if text.trim().is_empty() {
                 bail!("search needs some text");
             }
-            let node = open(dir)?;
-            print_list(&node.search(&text)?, json);
+            let items = match remote {
+                Some(url) => Client::new(url)?
+                    .get_json(&format!("/search?q={}", urlencode(&text)))?
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                None => open(dir)?
+                    .search(&text)?
+                    .iter()
+                    .map(zhtp::json::summary)
+                    .collect(),
+            };
+            print_list(&items, json);
             Ok(())
         }
-        FilesCommand::Info { hash, json } => info(dir, &hash, json),
+        FilesCommand::Info { hash, json } => info(dir, remote, &hash, json),
     }
 }

@@ -4,6 +4,13 @@
 //! - [`bench`]: the pipeline throughput table (`zhtp bench pipeline`, `benches/pipeline.rs`).
 //! - [`local`]: put and get content on one node — the content pipeline over the RocksDB store,
 //!   streaming, parallel over segments, verified end to end.
+//! - [`network`]: the same content spread over many nodes through the DHT, retrieval with
+//!   nodes down, and repair.
+//! - [`api`]: the admin HTTP/JSON API of a running node.
+//! - [`json`]: JSON shapes shared by `--json` output and the API.
 
+pub mod api;
 pub mod bench;
+pub mod json;
 pub mod local;
+pub mod network;

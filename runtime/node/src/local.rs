@@ -140,7 +140,7 @@ const TAG_PREFIX: &str = "tag/";
 /// A node's local content.
 #[derive(Debug)]
 pub struct LocalNode {
-    store: Store,
+    store: Arc<Store>,
     workers: usize,
 }
 
@@ -166,7 +166,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 impl LocalNode {
     /// Opens the node's store under `data_dir/store`.
     pub fn open(data_dir: &Path, config: Config) -> Result<Self, Error> {
-        let store = Store::open(data_dir.join("store"), config)?;
+        let store = Arc::new(Store::open(data_dir.join("store"), config)?);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
         Ok(Self { store, workers })
     }
@@ -174,6 +174,11 @@ impl LocalNode {
     /// The store (for tests that damage shards on purpose).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, shared (the network node's record store and shard server use it too).
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// Stores everything `input` yields. `progress` is called with the bytes done so far.
@@ -287,7 +292,11 @@ impl LocalNode {
 
     /// The commit point: shards made durable first, then manifest, key and index entries in
     /// one synced batch.
-    fn commit(&self, manifest: &Manifest, key: Option<&ContentKey>) -> Result<(), Error> {
+    pub(crate) fn commit(
+        &self,
+        manifest: &Manifest,
+        key: Option<&ContentKey>,
+    ) -> Result<(), Error> {
         self.store.flush_shards()?;
         let h = manifest.content_hash;
         let mut b = self.store.batch();

@@ -1,7 +1,9 @@
 //! `zhtp`: the node and its command-line client.
 
 mod cli;
+mod client;
 mod files;
+mod node;
 mod plugins;
 mod quote;
 

@@ -1,8 +1,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::json;
-use zhtp_host::{Host, Kind, Limits, Plugin, Registry};
+use zhtp_host::{Host, Kind, Limits, Registry};
 
 use crate::cli::PluginCommand;
 
@@ -22,27 +21,26 @@ fn check_kind(kind: &str) -> Result<Kind> {
     Kind::parse(kind).with_context(|| format!("unknown plugin kind `{kind}` (known: pricing)"))
 }
 
-fn describe(slot: &str, p: &Plugin) -> serde_json::Value {
-    let i = p.info();
-    json!({
-        "kind": p.kind().as_str(),
-        "slot": slot,
-        "name": i.name,
-        "hash": i.hash.to_hex(),
-        "abi_version": i.abi_version,
-        "size": i.size,
-    })
-}
-
-pub fn run(dir: &Path, cmd: PluginCommand) -> Result<()> {
+pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
+    let client = remote.map(crate::client::Client::new).transpose()?;
     match cmd {
         PluginCommand::List { json } => {
-            let registry = open_registry(dir)?;
-            let slot = registry.slot();
-            let mut rows = vec![describe("current", slot.current.plugin())];
-            if let Some(p) = &slot.previous {
-                rows.push(describe("previous", p.plugin()));
-            }
+            let rows: Vec<serde_json::Value> = match &client {
+                Some(c) => c
+                    .get_json("/plugins")?
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                None => {
+                    let registry = open_registry(dir)?;
+                    let slot = registry.slot();
+                    let mut rows = vec![zhtp::json::plugin("current", slot.current.plugin())];
+                    if let Some(p) = &slot.previous {
+                        rows.push(zhtp::json::plugin("previous", p.plugin()));
+                    }
+                    rows
+                }
+            };
             if json {
                 println!("{}", serde_json::Value::Array(rows));
             } else {
@@ -72,23 +70,42 @@ pub fn run(dir: &Path, cmd: PluginCommand) -> Result<()> {
             check_kind(&kind)?;
             let wasm =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let registry = open_registry(dir)?;
-            let info = registry
-                .install(&wasm)
-                .with_context(|| format!("{} was not installed", file.display()))?;
-            println!(
-                "installed {} as the {kind} plugin (blake3 {})",
-                info.name, info.hash
-            );
+            let (name, hash) = match &client {
+                Some(c) => {
+                    let r = c
+                        .post_bytes(&format!("/plugins/{kind}"), &wasm)
+                        .with_context(|| format!("{} was not installed", file.display()))?;
+                    (
+                        r["name"].as_str().unwrap_or("?").to_owned(),
+                        r["hash"].as_str().unwrap_or("?").to_owned(),
+                    )
+                }
+                None => {
+                    let info = open_registry(dir)?
+                        .install(&wasm)
+                        .with_context(|| format!("{} was not installed", file.display()))?;
+                    (info.name, info.hash.to_hex())
+                }
+            };
+            println!("installed {name} as the {kind} plugin (blake3 {hash})");
         }
         PluginCommand::Rollback { kind } => {
             check_kind(&kind)?;
-            let registry = open_registry(dir)?;
-            let info = registry.rollback()?;
-            println!(
-                "rolled back: {} is the {kind} plugin again (blake3 {})",
-                info.name, info.hash
-            );
+            let (name, hash) = match &client {
+                Some(c) => {
+                    let r =
+                        c.post_json(&format!("/plugins/{kind}/rollback"), &serde_json::json!({}))?;
+                    (
+                        r["name"].as_str().unwrap_or("?").to_owned(),
+                        r["hash"].as_str().unwrap_or("?").to_owned(),
+                    )
+                }
+                None => {
+                    let info = open_registry(dir)?.rollback()?;
+                    (info.name, info.hash.to_hex())
+                }
+            };
+            println!("rolled back: {name} is the {kind} plugin again (blake3 {hash})");
         }
         PluginCommand::Export { name, output } => {
             let Some(wasm) = zhtp_artifacts::get(&name) else {

@@ -1,14 +1,13 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use serde_json::json;
 use zhtp_host::abi::pricing::{QuoteRequest, Urgency};
 use zhtp_types::{MICRO_PER_TOKEN, StorageTier};
 
 use crate::cli::{QuoteArgs, UrgencyArg};
 use crate::plugins;
 
-pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
+pub fn run(dir: &Path, remote: Option<&str>, args: QuoteArgs) -> Result<()> {
     if !(0.0..=100.0).contains(&args.utilization) {
         bail!("--utilization must be between 0 and 100 (percent)");
     }
@@ -25,24 +24,17 @@ pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
         },
         utilization_bp: (args.utilization * 100.0).round() as u16,
     };
-    let registry = plugins::open_registry(dir)?;
-    let priced = registry.quote(&req)?;
-    let q = &priced.quote;
+    let out = match remote {
+        Some(url) => {
+            crate::client::Client::new(url)?.post_json("/quote", &serde_json::to_value(&req)?)?
+        }
+        None => zhtp::json::quote(&plugins::open_registry(dir)?.quote(&req)?),
+    };
     if args.json {
-        let out = json!({
-            "base": q.base,
-            "quality_premium": q.quality_premium,
-            "network_fee": q.network_fee,
-            "escrow_fee": q.escrow_fee,
-            "max_bonus": q.max_bonus,
-            "total": q.total,
-            "plugin": priced.plugin,
-            "plugin_hash": priced.plugin_hash.to_hex(),
-            "adjustments": q.adjustments.iter().map(|a| json!({"name": a.factor.name(), "factor_bp": a.factor_bp})).collect::<Vec<_>>(),
-        });
         println!("{out}");
         return Ok(());
     }
+    let amount = |k: &str| out[k].as_u64().unwrap_or(0);
     println!(
         "Quote for {} B ({}) for {} day(s), {} tier{}",
         req.size_bytes,
@@ -56,11 +48,11 @@ pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
         }
     );
     let rows = [
-        ("base", q.base),
-        ("quality premium", q.quality_premium),
-        ("network fee", q.network_fee),
-        ("escrow fee", q.escrow_fee),
-        ("total", q.total),
+        ("base", amount("base")),
+        ("quality premium", amount("quality_premium")),
+        ("network fee", amount("network_fee")),
+        ("escrow fee", amount("escrow_fee")),
+        ("total", amount("total")),
     ];
     for (name, v) in rows {
         println!("  {name:<18} {:>20} ZHTP", tokens(v));
@@ -68,17 +60,19 @@ pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
     println!(
         "  {:<18} {:>20} ZHTP (paid to providers from the incentive pool)",
         "max bonus",
-        tokens(q.max_bonus)
+        tokens(amount("max_bonus"))
     );
-    let adj: Vec<String> = q
-        .adjustments
-        .iter()
+    let adj: Vec<String> = out["adjustments"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .map(|a| {
+            let bp = a["factor_bp"].as_u64().unwrap_or(0);
             format!(
                 "{} ×{}.{:04}",
-                a.factor.name(),
-                a.factor_bp / 10_000,
-                a.factor_bp % 10_000
+                a["name"].as_str().unwrap_or("?"),
+                bp / 10_000,
+                bp % 10_000
             )
         })
         .collect();
@@ -87,8 +81,11 @@ pub fn run(dir: &Path, args: QuoteArgs) -> Result<()> {
     }
     println!(
         "  priced by {} (blake3 {})",
-        priced.plugin,
-        priced.plugin_hash.fmt_short()
+        out["plugin"].as_str().unwrap_or("?"),
+        out["plugin_hash"]
+            .as_str()
+            .and_then(|h| h.get(..10))
+            .unwrap_or("?")
     );
     Ok(())
 }

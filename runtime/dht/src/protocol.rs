@@ -1,0 +1,249 @@
+//! `/zhtp/shard/1`: store, fetch and list shards (the seed's Store and FindValue).
+//!
+//! One request and one response per stream, each a big-endian `u32` length and a postcard
+//! body. The length is checked against the limit *before* anything is allocated, so a peer
+//! announcing a 4 GiB message costs us four bytes, and the failure ends that one stream, not
+//! the connection.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use libp2p::StreamProtocol;
+use serde::{Deserialize, Serialize};
+use zhtp_types::Hash;
+
+/// The protocol name.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/zhtp/shard/1");
+
+/// Largest shard a node accepts: a 4 MiB segment at k = 1 with room for the AEAD tag and
+/// Reed-Solomon's padding, and twice that for larger segment sizes.
+pub const MAX_SHARD: usize = 8 << 20;
+
+/// Largest encoded message by default: a shard plus its envelope.
+pub const MAX_MESSAGE: usize = MAX_SHARD + 1024;
+
+/// What one node asks another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Keep this shard (segment `segment`, position `index` of content `content`).
+    Store {
+        /// The content the shard belongs to.
+        content: Hash,
+        /// Segment number.
+        segment: u32,
+        /// Shard position in the segment (data shards first, then parity).
+        index: u16,
+        /// BLAKE3 of `data`; the receiver checks it.
+        hash: Hash,
+        /// The shard.
+        data: Vec<u8>,
+    },
+    /// Send the shard with this hash.
+    Fetch {
+        /// Shard hash.
+        hash: Hash,
+    },
+    /// Which shards of this content do you hold?
+    Inventory {
+        /// Content hash.
+        content: Hash,
+    },
+}
+
+/// One shard a node holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Held {
+    /// Segment number.
+    pub segment: u32,
+    /// Position in the segment.
+    pub index: u16,
+    /// Shard hash.
+    pub hash: Hash,
+}
+
+/// The answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The shard is stored durably.
+    Stored,
+    /// The shard asked for.
+    Shard(Vec<u8>),
+    /// Not here.
+    NotFound,
+    /// The shards of a content held here.
+    Inventory(Vec<Held>),
+    /// Refused, with the reason (bad hash, too busy, disk full...).
+    Refused(String),
+}
+
+/// The length-prefixed postcard codec with a size limit.
+#[derive(Clone, Debug)]
+pub struct Codec {
+    /// Largest message read or written, in bytes.
+    pub max_message: usize,
+    /// Inbound messages refused (oversize, undecodable). libp2p reports a failed request read
+    /// only in a debug log, so the codec counts them itself.
+    pub refused: Arc<AtomicU64>,
+}
+
+impl Codec {
+    /// A codec with this limit.
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            max_message,
+            refused: Arc::default(),
+        }
+    }
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Self::new(MAX_MESSAGE)
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+async fn read_msg<T, M>(io: &mut T, max: usize) -> io::Result<M>
+where
+    T: AsyncRead + Unpin + Send,
+    M: for<'de> Deserialize<'de>,
+{
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(invalid(format!(
+            "message of {len} bytes exceeds the limit of {max} bytes"
+        )));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    postcard::from_bytes(&buf).map_err(|e| invalid(format!("undecodable message: {e}")))
+}
+
+async fn write_msg<T, M>(io: &mut T, msg: &M, max: usize) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin + Send,
+    M: Serialize,
+{
+    let body = postcard::to_allocvec(msg).map_err(|e| invalid(e.to_string()))?;
+    if body.len() > max {
+        return Err(invalid(format!(
+            "message of {} bytes exceeds the limit of {max} bytes",
+            body.len()
+        )));
+    }
+    io.write_all(&(body.len() as u32).to_be_bytes()).await?;
+    io.write_all(&body).await?;
+    io.close().await
+}
+
+impl libp2p::request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = Request;
+    type Response = Response;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let r = read_msg(io, self.max_message).await;
+        if let Err(e) = &r
+            && e.kind() == io::ErrorKind::InvalidData
+        {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("refused an inbound shard request: {e}");
+        }
+        r
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_msg(io, self.max_message).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_msg(io, &req, self.max_message).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Response,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_msg(io, &res, self.max_message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::request_response::Codec as _;
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_before_allocation() {
+        futures::executor::block_on(async {
+            // A 4 GiB length prefix and nothing after it.
+            let mut bytes: &[u8] = &u32::MAX.to_be_bytes();
+            let err = Codec::default()
+                .read_request(&PROTOCOL, &mut bytes)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert!(err.to_string().contains("exceeds the limit"), "{err}");
+        });
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        futures::executor::block_on(async {
+            let req = Request::Store {
+                content: Hash([1; 32]),
+                segment: 7,
+                index: 3,
+                hash: Hash([2; 32]),
+                data: vec![9; 1000],
+            };
+            let mut buf = Vec::new();
+            Codec::default()
+                .write_request(
+                    &PROTOCOL,
+                    &mut futures::io::Cursor::new(&mut buf),
+                    req.clone(),
+                )
+                .await
+                .unwrap();
+            let back = Codec::default()
+                .read_request(&PROTOCOL, &mut buf.as_slice())
+                .await
+                .unwrap();
+            assert_eq!(back, req);
+            let mut small = Codec::new(100);
+            let err = small
+                .read_request(&PROTOCOL, &mut buf.as_slice())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("exceeds the limit"));
+            assert_eq!(small.refused.load(Ordering::Relaxed), 1);
+        });
+    }
+}

@@ -1,0 +1,250 @@
+//! Signed DHT records.
+//!
+//! A record's value is an [`Envelope`]: the publisher's public key, an expiry, the payload and
+//! an Ed25519 signature over all of it *and the record key*, so a valid value cannot be replayed
+//! under another key. Every node checks a record before it stores or serves it: size of key and
+//! value, decodable envelope, publisher matching the record's `publisher` field, signature, and
+//! expiry. What the payload must be (a manifest for its content hash) is checked by the
+//! [`Validator`] the application gives.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use libp2p::PeerId;
+use libp2p::identity::{Keypair, PublicKey};
+use libp2p::kad::{Record, RecordKey};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Longest record key.
+pub const MAX_KEY: usize = 64;
+/// Largest record value (a manifest of ~15 GiB at 4+2 in 4 MiB segments).
+pub const MAX_VALUE: usize = 1 << 20;
+
+const DOMAIN: &[u8] = b"zhtp/record/v1\0";
+
+/// Checks the payload of a signed record for its key (e.g. that a manifest record holds a
+/// manifest of the content it is filed under).
+pub type Validator = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync>;
+
+/// Why a record was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Key longer than [`MAX_KEY`].
+    #[error("record key of {0} bytes exceeds {MAX_KEY}")]
+    KeyTooLong(usize),
+    /// Value larger than [`MAX_VALUE`].
+    #[error("record value of {0} bytes exceeds {MAX_VALUE}")]
+    ValueTooLarge(usize),
+    /// Not an envelope.
+    #[error("record value is not a signed envelope: {0}")]
+    Malformed(String),
+    /// The signature does not verify.
+    #[error("record signature does not verify")]
+    BadSignature,
+    /// The record's publisher field names someone else than the signer.
+    #[error("record publisher {claimed} is not its signer {signer}")]
+    WrongPublisher {
+        /// Publisher field.
+        claimed: PeerId,
+        /// Signer.
+        signer: PeerId,
+    },
+    /// Past its expiry.
+    #[error("record expired")]
+    Expired,
+    /// The payload is not what this key must hold.
+    #[error("record payload refused: {0}")]
+    Payload(String),
+}
+
+/// The signed value of a record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The publisher's public key, protobuf-encoded (libp2p's encoding).
+    pub publisher: Vec<u8>,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires: u64,
+    /// What is published.
+    pub payload: Vec<u8>,
+    /// Signature over domain, key, expiry and payload.
+    pub signature: Vec<u8>,
+}
+
+fn signed_bytes(key: &[u8], expires: u64, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(DOMAIN.len() + 2 + key.len() + 8 + payload.len());
+    m.extend_from_slice(DOMAIN);
+    m.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    m.extend_from_slice(key);
+    m.extend_from_slice(&expires.to_be_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Builds a signed record of `payload` under `key`, valid for `ttl`.
+pub fn seal(
+    keypair: &Keypair,
+    key: &[u8],
+    payload: Vec<u8>,
+    ttl: Duration,
+) -> Result<Record, RecordError> {
+    if key.len() > MAX_KEY {
+        return Err(RecordError::KeyTooLong(key.len()));
+    }
+    let expires = unix_now() + ttl.as_secs();
+    let signature = keypair
+        .sign(&signed_bytes(key, expires, &payload))
+        .map_err(|e| RecordError::Malformed(e.to_string()))?;
+    let env = Envelope {
+        publisher: keypair.public().encode_protobuf(),
+        expires,
+        payload,
+        signature,
+    };
+    let value = postcard::to_allocvec(&env).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    if value.len() > MAX_VALUE {
+        return Err(RecordError::ValueTooLarge(value.len()));
+    }
+    let mut r = Record::new(RecordKey::new(&key), value);
+    r.publisher = Some(keypair.public().to_peer_id());
+    r.expires = Some(std::time::Instant::now() + ttl);
+    Ok(r)
+}
+
+/// A record that passed [`open`].
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// Who signed it.
+    pub publisher: PeerId,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires: u64,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Checks a record: sizes, envelope, publisher, signature, expiry, then the payload with
+/// `validator`.
+pub fn open(record: &Record, validator: Option<&Validator>) -> Result<Opened, RecordError> {
+    let key = record.key.as_ref();
+    if key.len() > MAX_KEY {
+        return Err(RecordError::KeyTooLong(key.len()));
+    }
+    if record.value.len() > MAX_VALUE {
+        return Err(RecordError::ValueTooLarge(record.value.len()));
+    }
+    let env: Envelope =
+        postcard::from_bytes(&record.value).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    let public = PublicKey::try_decode_protobuf(&env.publisher)
+        .map_err(|e| RecordError::Malformed(format!("publisher key: {e}")))?;
+    let signer = public.to_peer_id();
+    if let Some(claimed) = record.publisher
+        && claimed != signer
+    {
+        return Err(RecordError::WrongPublisher { claimed, signer });
+    }
+    if !public.verify(
+        &signed_bytes(key, env.expires, &env.payload),
+        &env.signature,
+    ) {
+        return Err(RecordError::BadSignature);
+    }
+    if env.expires <= unix_now() {
+        return Err(RecordError::Expired);
+    }
+    if let Some(v) = validator {
+        v(key, &env.payload).map_err(RecordError::Payload)?;
+    }
+    Ok(Opened {
+        publisher: signer,
+        expires: env.expires,
+        payload: env.payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed() -> (Keypair, Record) {
+        let kp = Keypair::generate_ed25519();
+        let r = seal(
+            &kp,
+            b"zhtp/m/abc",
+            b"payload".to_vec(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        (kp, r)
+    }
+
+    #[test]
+    fn a_sealed_record_opens() {
+        let (kp, r) = sealed();
+        let o = open(&r, None).unwrap();
+        assert_eq!(o.publisher, kp.public().to_peer_id());
+        assert_eq!(o.payload, b"payload");
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let (_, r) = sealed();
+        // Same value under another key: the key is signed.
+        let mut moved = r.clone();
+        moved.key = RecordKey::new(&b"zhtp/m/other");
+        assert_eq!(open(&moved, None).unwrap_err(), RecordError::BadSignature);
+        // Changed payload.
+        let mut env: Envelope = postcard::from_bytes(&r.value).unwrap();
+        env.payload = b"forged".to_vec();
+        let mut forged = r.clone();
+        forged.value = postcard::to_allocvec(&env).unwrap();
+        assert_eq!(open(&forged, None).unwrap_err(), RecordError::BadSignature);
+        // Claimed by another publisher.
+        let mut other = r.clone();
+        other.publisher = Some(PeerId::random());
+        assert!(matches!(
+            open(&other, None),
+            Err(RecordError::WrongPublisher { .. })
+        ));
+        // Garbage.
+        let mut junk = r.clone();
+        junk.value = vec![0xff; 10];
+        assert!(matches!(open(&junk, None), Err(RecordError::Malformed(_))));
+    }
+
+    #[test]
+    fn limits_and_expiry_and_payload_checks() {
+        let kp = Keypair::generate_ed25519();
+        assert!(matches!(
+            seal(&kp, &[0; 65], vec![], Duration::from_secs(1)),
+            Err(RecordError::KeyTooLong(65))
+        ));
+        assert!(matches!(
+            seal(&kp, b"k", vec![0; MAX_VALUE], Duration::from_secs(1)),
+            Err(RecordError::ValueTooLarge(_))
+        ));
+        let (_, mut r) = sealed();
+        r.value.resize(MAX_VALUE + 1, 0);
+        assert!(matches!(open(&r, None), Err(RecordError::ValueTooLarge(_))));
+        let expired = seal(&kp, b"k", vec![1], Duration::ZERO).unwrap();
+        assert_eq!(open(&expired, None).unwrap_err(), RecordError::Expired);
+        let (_, r) = sealed();
+        let v: Validator = std::sync::Arc::new(|_, p| {
+            if p == b"payload" {
+                Err("not a manifest".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(
+            open(&r, Some(&v)).unwrap_err(),
+            RecordError::Payload("not a manifest".into())
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! The admin API of a running node: HTTP/JSON on a local address, what `zhtp --node URL ...`
+//! talks to.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/status` | peer id, addresses, peers, records, shards held |
+//! | POST | `/content` | store the body; options in the `zhtp-put` header (JSON [`PutRequest`]) |
+//! | GET | `/content?tag=T` | list, newest first |
+//! | GET | `/search?q=TEXT` | search names, tags, descriptions |
+//! | GET | `/content/{hash}?key=HEX` | the content's bytes, streamed, verified |
+//! | GET | `/content/{hash}/manifest` | the manifest as JSON |
+//! | GET | `/content/{hash}/holders` | live shards per segment |
+//! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
+//! | GET | `/plugins` | installed plugins |
+//! | POST | `/plugins/pricing` | install the body (.wasm) live |
+//! | POST | `/plugins/pricing/rollback` | the previous plugin again |
+//! | POST | `/repair` | run a repair round now |
+//!
+//! Errors are `{"error": "..."}` with a 4xx/5xx status.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt as _;
+use zhtp_content::{CodeParams, ContentKey, EncryptionLevel, Metadata};
+use zhtp_host::Registry;
+use zhtp_host::abi::pricing::QuoteRequest;
+use zhtp_types::{Hash, StorageTier};
+
+use crate::local::PutOptions;
+use crate::network::{self, Node};
+
+/// Largest upload accepted through the API.
+pub const MAX_UPLOAD: u64 = 64 << 30;
+
+/// What the API serves.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node.
+    pub node: Node,
+    /// Its plugins.
+    pub registry: Arc<Registry>,
+    /// Where uploads are spooled before they are stored.
+    pub spool: PathBuf,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Put options, as sent in the `zhtp-put` header.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PutRequest {
+    /// Tier (default warm).
+    pub tier: Option<StorageTier>,
+    /// `none` or `standard` (default).
+    pub encryption: Option<String>,
+    /// Erasure code instead of the tier's.
+    pub code: Option<CodeParams>,
+    /// Name.
+    pub name: Option<String>,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<network::Error> for ApiError {
+    fn from(e: network::Error) -> Self {
+        let code = match &e {
+            network::Error::NotFound(_) => StatusCode::NOT_FOUND,
+            network::Error::NoKey(_) => StatusCode::FORBIDDEN,
+            network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
+            network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn parse_hash(s: &str) -> Result<Hash, ApiError> {
+    Hash::from_hex(s).map_err(|e| bad(format!("`{s}` is not a content hash: {e}")))
+}
+
+/// The router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/content", post(put).get(list))
+        .route("/search", get(search))
+        .route("/content/{hash}", get(fetch))
+        .route("/content/{hash}/manifest", get(manifest))
+        .route("/content/{hash}/holders", get(holders))
+        .route("/quote", post(quote))
+        .route("/plugins", get(plugins))
+        .route("/plugins/{kind}", post(install))
+        .route("/plugins/{kind}/rollback", post(rollback))
+        .route("/repair", post(repair))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The node's status as JSON (also what `zhtp node run` prints when it is ready).
+pub async fn status_json(node: &Node) -> Result<Value, network::Error> {
+    let s = node.dht().status().await?;
+    let (shards, bytes) = node.held_totals()?;
+    Ok(json!({
+        "peer_id": s.peer_id.to_string(),
+        "listen": s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "connected": s.connected.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        "peers": s.connected.len(),
+        "routing_table": s.routing_table,
+        "records": s.records,
+        "shards": shards,
+        "shard_bytes": bytes,
+        "contents": node.held_contents()?.len(),
+        "refused_records": s.refused_records,
+        "inbound_failures": s.inbound_failures,
+    }))
+}
+
+async fn status(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(status_json(&st.node).await?))
+}
+
+async fn put(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let req: PutRequest = match headers.get("zhtp-put") {
+        Some(v) => serde_json::from_slice(v.as_bytes())
+            .map_err(|e| bad(format!("zhtp-put header: {e}")))?,
+        None => PutRequest::default(),
+    };
+    let tier = req.tier.unwrap_or(StorageTier::Warm);
+    let mut opts = PutOptions::new(tier);
+    if let Some(e) = &req.encryption {
+        opts.encryption = EncryptionLevel::parse(e)
+            .ok_or_else(|| bad(format!("unknown encryption level `{e}` (none, standard)")))?;
+    }
+    if let Some(code) = req.code {
+        code.validate().map_err(|e| bad(e.to_string()))?;
+        opts.code = code;
+    }
+    opts.metadata = Metadata {
+        name: req.name,
+        mime: req.mime,
+        tags: req.tags,
+        description: req.description,
+        created: 0,
+    };
+    // Spool the upload: the content address (which shards are filed under) is known only
+    // after the last byte.
+    std::fs::create_dir_all(&st.spool).map_err(internal)?;
+    let path = st.spool.join(format!(
+        "upload-{}-{}",
+        std::process::id(),
+        Hash(*blake3::hash(format!("{:?}", std::time::Instant::now()).as_bytes()).as_bytes())
+            .fmt_short()
+    ));
+    let result = async {
+        let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
+        let mut stream = body.into_data_stream();
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| bad(format!("upload interrupted: {e}")))?;
+            total += chunk.len() as u64;
+            if total > MAX_UPLOAD {
+                return Err(bad(format!("uploads are limited to {MAX_UPLOAD} bytes")));
+            }
+            file.write_all(&chunk).await.map_err(internal)?;
+        }
+        file.flush().await.map_err(internal)?;
+        drop(file);
+        let t = std::time::Instant::now();
+        let stored = st.node.put_file(&path, opts).await?;
+        let m = &stored.manifest;
+        Ok(Json(json!({
+            "content_hash": m.content_hash.to_hex(),
+            "key": stored.key.as_ref().map(|k| Hash(k.0).to_hex()),
+            "size": m.size,
+            "stored": m.stored_bytes(),
+            "segments": m.segments.len(),
+            "tier": m.tier.as_str(),
+            "encryption": m.encryption.level.as_str(),
+            "code": format!("{}+{}", m.code.data, m.code.parity),
+            "seconds": t.elapsed().as_secs_f64(),
+            "published": stored.published,
+            "placement": stored.placement.iter().map(|s| s.iter().map(|p| p.to_string()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        })))
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    result
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    tag: Option<String>,
+}
+
+async fn list(
+    State(st): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let items = st.node.local().list(q.tag.as_deref()).map_err(internal)?;
+    Ok(Json(Value::Array(
+        items.iter().map(crate::json::summary).collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+async fn search(
+    State(st): State<ApiState>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if q.q.trim().is_empty() {
+        return Err(bad("search needs some text"));
+    }
+    let items = st.node.local().search(&q.q).map_err(internal)?;
+    Ok(Json(Value::Array(
+        items.iter().map(crate::json::summary).collect(),
+    )))
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+async fn fetch(
+    State(st): State<ApiState>,
+    Path(hash): Path<String>,
+    Query(q): Query<KeyQuery>,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let key = match q.key {
+        Some(k) => Some(ContentKey(
+            parse_hash(&k)
+                .map_err(|_| bad("key is 64 hex characters"))?
+                .0,
+        )),
+        None => None,
+    };
+    let (manifest, stream) = st.node.get(&hash, key).await?;
+    let body = Body::from_stream(stream.map(|r| {
+        r.map(Bytes::from).map_err(|e| {
+            tracing::error!("get failed mid-stream: {e}");
+            std::io::Error::other(e.to_string())
+        })
+    }));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, manifest.size.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn manifest(
+    State(st): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let m = st.node.manifest(&parse_hash(&hash)?).await?;
+    Ok(Json(crate::json::manifest(&m)))
+}
+
+async fn holders(
+    State(st): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let m = st.node.manifest(&hash).await?;
+    let (holders, _) = st.node.holders(&hash).await?;
+    let n = m.code.total();
+    let segments: Vec<Value> = (0..m.segments.len() as u32)
+        .map(|s| {
+            let live = (0..n)
+                .filter(|j| holders.get(&(s, *j as u16)).is_some_and(|h| !h.is_empty()))
+                .count();
+            let mut nodes: Vec<String> = (0..n)
+                .flat_map(|j| {
+                    holders
+                        .get(&(s, j as u16))
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.to_string())
+                })
+                .collect();
+            nodes.sort();
+            nodes.dedup();
+            json!({"segment": s, "live": live, "of": n, "nodes": nodes})
+        })
+        .collect();
+    Ok(Json(
+        json!({"content_hash": hash.to_hex(), "k": m.code.data, "segments": segments}),
+    ))
+}
+
+async fn quote(
+    State(st): State<ApiState>,
+    Json(req): Json<QuoteRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let priced = st.registry.quote(&req).map_err(|e| bad(e.to_string()))?;
+    Ok(Json(crate::json::quote(&priced)))
+}
+
+async fn plugins(State(st): State<ApiState>) -> Json<Value> {
+    let slot = st.registry.slot();
+    let mut rows = vec![crate::json::plugin("current", slot.current.plugin())];
+    if let Some(p) = &slot.previous {
+        rows.push(crate::json::plugin("previous", p.plugin()));
+    }
+    Json(Value::Array(rows))
+}
+
+fn check_kind(kind: &str) -> Result<(), ApiError> {
+    if kind == "pricing" {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown plugin kind `{kind}` (known: pricing)"),
+        ))
+    }
+}
+
+async fn install(
+    State(st): State<ApiState>,
+    Path(kind): Path<String>,
+    wasm: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    check_kind(&kind)?;
+    let reg = st.registry.clone();
+    let info = tokio::task::spawn_blocking(move || reg.install(&wasm))
+        .await
+        .map_err(internal)?
+        .map_err(|e| bad(format!("not installed: {e}")))?;
+    tracing::info!(plugin = %info.name, hash = %info.hash, "pricing plugin swapped live");
+    Ok(Json(json!({"name": info.name, "hash": info.hash.to_hex()})))
+}
+
+async fn rollback(
+    State(st): State<ApiState>,
+    Path(kind): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_kind(&kind)?;
+    let info = st.registry.rollback().map_err(|e| bad(e.to_string()))?;
+    Ok(Json(json!({"name": info.name, "hash": info.hash.to_hex()})))
+}
+
+async fn repair(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let report = st.node.repair().await?;
+    Ok(Json(serde_json::to_value(report).map_err(internal)?))
+}

@@ -1,0 +1,1126 @@
+//! A node on the network: content spread over many nodes, found through the DHT, repaired
+//! when nodes disappear.
+//!
+//! **Put** encodes segment by segment (the same pipeline as [`crate::local`]) and sends each
+//! shard of a segment to a *different* node among the live nodes closest (XOR) to the shard's
+//! hash; a node that refuses or fails is replaced by the next closest. The manifest is kept
+//! locally (with the content key) and published as a signed DHT record. Every node that takes
+//! a shard announces itself as a provider of the content.
+//!
+//! **Get** finds the manifest (local, else the DHT record, verified), asks the content's
+//! providers for their inventories, and fetches k shards per segment in parallel — data shards
+//! first, holders ordered by measured round-trip, a request that fails or is slow replaced by
+//! another shard — verifies each against its hash and decodes. Several segments are in flight;
+//! memory stays bounded by that window.
+//!
+//! **Repair** runs on every node over the contents it holds shards of: it lists the live
+//! holders of each segment (an inventory request is the liveness check; one random shard per
+//! holder is fetched and verified), and when a segment has fewer than k + margin shards the
+//! segment's *leader* — the live holder closest to the segment's key, so exactly one node acts
+//! when views agree — rebuilds the missing shards from k others (Reed-Solomon only: storage
+//! nodes never see keys or plaintext) and places them on nodes that hold nothing of that
+//! segment. Rounds are serialised per node and capped in shards per round.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::{Stream, StreamExt as _};
+use libp2p::kad::KBucketKey;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::mpsc;
+use zhtp_content::{
+    ContentKey, Decoder, EncodedSegment, Encoder, EncryptionLevel, Manifest, Params, SegmentInfo,
+    erasure_code,
+};
+use zhtp_dht::protocol::MAX_SHARD;
+use zhtp_dht::{Dht, Held, Inbound, Keypair, PeerId, Request, Response};
+use zhtp_store::{Cf, Store};
+use zhtp_types::Hash;
+
+use crate::local::{self, LocalNode, PutOptions};
+
+/// How long a manifest record lives in the DHT before it must be published again.
+pub const MANIFEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+const MANIFEST_KEY: &[u8] = b"zhtp/m/";
+const HELD: &[u8] = b"held/";
+/// Segments fetched or placed concurrently by one get or put.
+const WINDOW: usize = 4;
+
+/// Errors of network content operations.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Local store or pipeline.
+    #[error(transparent)]
+    Local(#[from] local::Error),
+    /// The network.
+    #[error(transparent)]
+    Net(#[from] zhtp_dht::Error),
+    /// The pipeline.
+    #[error(transparent)]
+    Content(#[from] zhtp_content::Error),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] zhtp_store::Error),
+    /// No manifest for this hash here or in the DHT.
+    #[error("content {0} not found (no manifest here or in the DHT)")]
+    NotFound(Hash),
+    /// Encrypted and no key given or held.
+    #[error("content {0} is encrypted: give its key (printed by put) with --key")]
+    NoKey(Hash),
+    /// Too few shards of a segment could be fetched.
+    #[error("segment {segment}: only {have} of the {need} shards needed could be fetched")]
+    Unavailable {
+        /// Segment.
+        segment: u32,
+        /// Good shards found.
+        have: usize,
+        /// k.
+        need: usize,
+    },
+    /// A shard could not be placed anywhere.
+    #[error("segment {segment} shard {index}: no node accepted it ({reason})")]
+    Placement {
+        /// Segment.
+        segment: u32,
+        /// Shard.
+        index: usize,
+        /// Last failure.
+        reason: String,
+    },
+    /// Reading the input.
+    #[error("reading the input: {0}")]
+    Input(std::io::Error),
+    /// Bad request.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Repair settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RepairConfig {
+    /// Repair a segment when fewer than k + `margin` of its shards are live. `None`: m (repair
+    /// as soon as any shard is missing).
+    pub margin: Option<usize>,
+    /// Most shards rebuilt per round (rate limit).
+    pub max_shards_per_round: usize,
+    /// Time limit of one holder check (inventory or shard fetch).
+    pub check_timeout: Duration,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        Self {
+            margin: None,
+            max_shards_per_round: 256,
+            check_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a repair round found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// Contents this node holds shards of.
+    pub contents: usize,
+    /// Segments checked.
+    pub segments: usize,
+    /// Segments with fewer live shards than k + margin.
+    pub degraded: usize,
+    /// Shards rebuilt and placed by this node.
+    pub rebuilt: usize,
+    /// Degraded segments left to their leader (another node).
+    pub deferred: usize,
+    /// Segments with fewer than k live shards: lost.
+    pub unrecoverable: usize,
+    /// Holders that did not answer or failed the random shard check.
+    pub failed_holders: usize,
+}
+
+/// What a put did.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The content key (to give to whoever should read it).
+    pub key: Option<ContentKey>,
+    /// Which node got each shard, per segment.
+    pub placement: Vec<Vec<PeerId>>,
+    /// Whether the manifest record reached at least one other node.
+    pub published: bool,
+}
+
+/// Which nodes hold which shards of a content: `(segment, index) → holders`.
+pub type Holders = HashMap<(u32, u16), Vec<PeerId>>;
+
+struct Inner {
+    local: LocalNode,
+    store: Arc<Store>,
+    dht: Dht,
+    providing: Mutex<HashSet<Hash>>,
+    repair_lock: tokio::sync::Mutex<()>,
+    repair: RepairConfig,
+    /// Measured latency of shard fetches per peer (exponentially smoothed), to prefer fast
+    /// holders.
+    latency: Mutex<HashMap<PeerId, Duration>>,
+}
+
+/// A node on the network. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.inner.dht.peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn serve(node: std::sync::Weak<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
+    while let Some(req) = inbound.recv().await {
+        let Some(inner) = node.upgrade() else { break };
+        let node = Node { inner };
+        tokio::spawn(async move {
+            let Inbound {
+                peer,
+                request,
+                reply,
+            } = req;
+            let response = node.answer(request).await;
+            if let Response::Refused(why) = &response {
+                tracing::warn!(%peer, "refused a shard request: {why}");
+            }
+            reply.send(response).await;
+        });
+    }
+}
+
+/// The node's identity key in its data dir, created on first start.
+pub fn identity(data_dir: &Path) -> std::io::Result<Keypair> {
+    let path = data_dir.join("identity.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not a node key: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let kp = Keypair::generate_ed25519();
+            let bytes = kp
+                .to_protobuf_encoding()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let tmp: PathBuf = data_dir.join("identity.key.tmp");
+            {
+                use std::io::Write as _;
+                #[cfg(unix)]
+                use std::os::unix::fs::OpenOptionsExt as _;
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                o.mode(0o600);
+                let mut f = o.open(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            Ok(kp)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn manifest_key(h: &Hash) -> Vec<u8> {
+    [MANIFEST_KEY, h.as_bytes()].concat()
+}
+
+fn held_prefix(content: &Hash) -> Vec<u8> {
+    [HELD, content.as_bytes()].concat()
+}
+
+fn held_key(content: &Hash, segment: u32, index: u16) -> Vec<u8> {
+    let mut k = held_prefix(content);
+    k.extend_from_slice(&segment.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Checks that a manifest record holds a valid manifest of the content it is filed under.
+pub fn validate_record(key: &[u8], payload: &[u8]) -> Result<(), String> {
+    let Some(hash) = key.strip_prefix(MANIFEST_KEY) else {
+        return Err("unknown record kind".into());
+    };
+    let m = Manifest::decode(payload).map_err(|e| e.to_string())?;
+    if m.content_hash.as_bytes()[..] != *hash {
+        return Err(format!(
+            "manifest of {} filed under another key",
+            m.content_hash
+        ));
+    }
+    Ok(())
+}
+
+fn distance_key(bytes: &[u8]) -> KBucketKey<Vec<u8>> {
+    KBucketKey::new(bytes.to_vec())
+}
+
+/// `peers` sorted by XOR distance to `target`, closest first.
+fn by_distance(peers: &[PeerId], target: &[u8]) -> Vec<PeerId> {
+    let t = distance_key(target);
+    let mut v: Vec<_> = peers
+        .iter()
+        .map(|p| (KBucketKey::from(*p).distance(&t), *p))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+fn segment_key(content: &Hash, segment: u32) -> Vec<u8> {
+    let mut k = content.as_bytes().to_vec();
+    k.extend_from_slice(&segment.to_be_bytes());
+    k
+}
+
+impl Node {
+    /// Opens the node's store under `data_dir`, starts its network and the task serving shard
+    /// requests, and announces the contents it holds.
+    pub async fn start(
+        data_dir: &Path,
+        mut net: zhtp_dht::Config,
+        repair: RepairConfig,
+    ) -> Result<Self, Error> {
+        let keypair = identity(data_dir).map_err(|e| Error::Invalid(e.to_string()))?;
+        let local = LocalNode::open(data_dir, zhtp_store::Config::default())?;
+        let store = local.shared_store();
+        net.validator = Some(Arc::new(validate_record));
+        let (dht, inbound) = Dht::spawn(keypair, net, Some(store.clone())).await?;
+        let node = Self {
+            inner: Arc::new(Inner {
+                local,
+                store,
+                dht,
+                providing: Mutex::new(HashSet::new()),
+                repair_lock: tokio::sync::Mutex::new(()),
+                repair,
+                latency: Mutex::new(HashMap::new()),
+            }),
+        };
+        // Background tasks hold the node weakly: dropping the last `Node` closes the store.
+        tokio::spawn(serve(Arc::downgrade(&node.inner), inbound));
+        // Re-announce what this node holds once it has a peer to announce to.
+        let (weak, dht) = (Arc::downgrade(&node.inner), node.inner.dht.clone());
+        tokio::spawn(async move {
+            if dht.wait_connected(1).await.is_ok()
+                && let Some(inner) = weak.upgrade()
+            {
+                let n = Node { inner };
+                for c in n.held_contents().unwrap_or_default() {
+                    n.announce(c);
+                }
+            }
+        });
+        Ok(node)
+    }
+
+    /// The network handle.
+    pub fn dht(&self) -> &Dht {
+        &self.inner.dht
+    }
+
+    /// The local side (index, manifests, keys, plugins' data dir).
+    pub fn local(&self) -> &LocalNode {
+        &self.inner.local
+    }
+
+    /// This node's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.dht.peer_id()
+    }
+
+    /// Stops the network; the store closes when the last clone is dropped.
+    pub async fn shutdown(&self) {
+        self.inner.dht.shutdown().await;
+    }
+
+    fn announce(&self, content: Hash) {
+        let fresh = self
+            .inner
+            .providing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(content);
+        if fresh {
+            let dht = self.inner.dht.clone();
+            tokio::spawn(async move {
+                if let Err(e) = dht.provide(content.as_bytes()).await {
+                    tracing::debug!(%content, "provider announcement incomplete: {e}");
+                }
+            });
+        }
+    }
+
+    /// Stops the network and waits for it; the store closes when the last clone is dropped
+    /// (this one is).
+    pub async fn stop(self) {
+        self.inner.dht.shutdown().await;
+    }
+
+    async fn answer(&self, request: Request) -> Response {
+        match request {
+            Request::Store {
+                content,
+                segment,
+                index,
+                hash,
+                data,
+            } => {
+                if data.len() > MAX_SHARD {
+                    return Response::Refused(format!(
+                        "shard of {} bytes is too large",
+                        data.len()
+                    ));
+                }
+                if Hash(*blake3::hash(&data).as_bytes()) != hash {
+                    return Response::Refused("shard does not match its hash".into());
+                }
+                match self.keep(content, segment, index, hash, data).await {
+                    Ok(()) => Response::Stored,
+                    Err(e) => Response::Refused(e.to_string()),
+                }
+            }
+            Request::Fetch { hash } => {
+                let store = self.inner.store.clone();
+                match tokio::task::spawn_blocking(move || store.shard(&hash)).await {
+                    Ok(Ok(Some(bytes))) => Response::Shard(bytes),
+                    Ok(Ok(None)) => Response::NotFound,
+                    Ok(Err(zhtp_store::Error::Corrupt(h))) => {
+                        tracing::warn!(shard = %h, "corrupt shard on disk; not served");
+                        Response::NotFound
+                    }
+                    Ok(Err(e)) => Response::Refused(e.to_string()),
+                    Err(e) => Response::Refused(e.to_string()),
+                }
+            }
+            Request::Inventory { content } => match self.inventory(&content) {
+                Ok(v) => Response::Inventory(v),
+                Err(e) => Response::Refused(e.to_string()),
+            },
+        }
+    }
+
+    /// Stores a shard durably with its index entry, then announces the content.
+    async fn keep(
+        &self,
+        content: Hash,
+        segment: u32,
+        index: u16,
+        hash: Hash,
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), zhtp_store::Error> {
+            let mut b = store.batch();
+            store.put_shard(&mut b, &hash, &data)?;
+            let mut v = hash.as_bytes().to_vec();
+            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            store.put(&mut b, Cf::Index, &held_key(&content, segment, index), &v)?;
+            store.write(b)
+        })
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))??;
+        self.announce(content);
+        Ok(())
+    }
+
+    /// The shards of `content` held here.
+    pub fn inventory(&self, content: &Hash) -> Result<Vec<Held>, Error> {
+        let prefix = held_prefix(content);
+        let mut out = Vec::new();
+        for item in self.inner.store.scan(Cf::Index, &prefix)? {
+            let (k, v) = item?;
+            let rest = &k[prefix.len()..];
+            if rest.len() != 6 || v.len() < 32 {
+                continue;
+            }
+            out.push(Held {
+                segment: u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")),
+                index: u16::from_be_bytes(rest[4..6].try_into().expect("2 bytes")),
+                hash: Hash(v[..32].try_into().expect("32 bytes")),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Contents this node holds shards of.
+    pub fn held_contents(&self) -> Result<Vec<Hash>, Error> {
+        let mut out: Vec<Hash> = Vec::new();
+        for item in self.inner.store.scan(Cf::Index, HELD)? {
+            let (k, _) = item?;
+            if k.len() >= HELD.len() + 32 {
+                let h = Hash(k[HELD.len()..HELD.len() + 32].try_into().expect("32 bytes"));
+                if out.last() != Some(&h) {
+                    out.push(h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Shards held here and their total size.
+    pub fn held_totals(&self) -> Result<(u64, u64), Error> {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for item in self.inner.store.scan(Cf::Index, HELD)? {
+            let (_, v) = item?;
+            n += 1;
+            if v.len() >= 36 {
+                bytes += u32::from_le_bytes(v[32..36].try_into().expect("4 bytes")) as u64;
+            }
+        }
+        Ok((n, bytes))
+    }
+
+    async fn live_peers(&self) -> Result<Vec<PeerId>, Error> {
+        let mut peers = self.inner.dht.status().await?.connected;
+        peers.push(self.peer_id());
+        Ok(peers)
+    }
+
+    /// Stores one shard on `peer` (this node included).
+    async fn send_shard(
+        &self,
+        peer: PeerId,
+        content: Hash,
+        segment: u32,
+        index: u16,
+        hash: Hash,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
+        if peer == self.peer_id() {
+            return self
+                .keep(content, segment, index, hash, data)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let req = Request::Store {
+            content,
+            segment,
+            index,
+            hash,
+            data,
+        };
+        match self.inner.dht.request(peer, req).await {
+            Ok(Response::Stored) => Ok(()),
+            Ok(Response::Refused(why)) => Err(why),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Places the shards of one segment on distinct nodes, closest to each shard's hash
+    /// first; `avoid` are nodes already holding a shard of the segment.
+    async fn place(
+        &self,
+        content: Hash,
+        segment: u32,
+        shards: Vec<(usize, Hash, Vec<u8>)>,
+        peers: &[PeerId],
+        avoid: &HashSet<PeerId>,
+    ) -> Result<Vec<(usize, PeerId)>, Error> {
+        let used = Mutex::new(avoid.clone());
+        let down = Mutex::new(HashSet::<PeerId>::new());
+        let tasks = shards.into_iter().map(|(index, hash, data)| {
+            let (used, down) = (&used, &down);
+            async move {
+                let ranked = by_distance(peers, hash.as_bytes());
+                let mut last = String::from("no live node");
+                // First pass: nodes without a shard of this segment; second: any live node
+                // (fewer nodes than shards: redundancy then rests on fewer machines).
+                for pass in 0..2 {
+                    for &p in &ranked {
+                        {
+                            let mut u = used.lock().unwrap_or_else(|e| e.into_inner());
+                            let d = down.lock().unwrap_or_else(|e| e.into_inner());
+                            if d.contains(&p) || (pass == 0 && u.contains(&p)) {
+                                continue;
+                            }
+                            u.insert(p);
+                        }
+                        match self
+                            .send_shard(p, content, segment, index as u16, hash, data.clone())
+                            .await
+                        {
+                            Ok(()) => return Ok((index, p)),
+                            Err(e) => {
+                                tracing::warn!(%p, segment, index, "shard not placed: {e}");
+                                down.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+                                last = e;
+                            }
+                        }
+                    }
+                }
+                Err(Error::Placement {
+                    segment,
+                    index,
+                    reason: last,
+                })
+            }
+        });
+        let results: Vec<_> = futures::future::join_all(tasks).await;
+        results.into_iter().collect()
+    }
+
+    /// Stores the file at `path` on the network. The file is read twice: once to compute the
+    /// content address (BLAKE3 of the plaintext, which every shard is filed under), once to
+    /// encode and place the segments, a window of them at a time.
+    pub async fn put_file(&self, path: &Path, opts: PutOptions) -> Result<Stored, Error> {
+        let p = path.to_owned();
+        let (content_hash, size) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut h = blake3::Hasher::new();
+            h.update_reader(std::fs::File::open(&p)?)?;
+            let size = std::fs::metadata(&p)?.len();
+            Ok((Hash(*h.finalize().as_bytes()), size))
+        })
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))?
+        .map_err(Error::Input)?;
+        let key = match opts.encryption {
+            EncryptionLevel::None => None,
+            _ => Some(ContentKey::random()?),
+        };
+        let params = Params {
+            tier: opts.tier,
+            encryption: opts.encryption,
+            code: opts.code,
+            segment_size: opts.segment_size,
+        };
+        let encoder = Arc::new(Encoder::new(params, key.as_ref())?);
+        let max_shard = opts.segment_size as usize / opts.code.data as usize + 4096;
+        if max_shard > MAX_SHARD {
+            return Err(Error::Invalid(format!(
+                "segments of {} B at k = {} make shards over the network limit of {} B",
+                opts.segment_size, opts.code.data, MAX_SHARD
+            )));
+        }
+        let peers = self.live_peers().await?;
+        let mut file = tokio::fs::File::open(path).await.map_err(Error::Input)?;
+        let seg_size = opts.segment_size as usize;
+        let mut infos: Vec<SegmentInfo> = Vec::new();
+        let mut placement: Vec<Vec<PeerId>> = Vec::new();
+        let mut inflight = FuturesOrdered::new();
+        let mut index = 0u32;
+        let mut read = 0u64;
+        let mut ended = false;
+        while !ended || !inflight.is_empty() {
+            if !ended && inflight.len() < WINDOW {
+                let mut buf = vec![0u8; seg_size];
+                let mut n = 0;
+                while n < seg_size {
+                    let k = file.read(&mut buf[n..]).await.map_err(Error::Input)?;
+                    if k == 0 {
+                        break;
+                    }
+                    n += k;
+                }
+                buf.truncate(n);
+                read += n as u64;
+                if n < seg_size {
+                    ended = true;
+                }
+                if n > 0 {
+                    let (node, encoder, peers) = (self.clone(), encoder.clone(), peers.clone());
+                    let i = index;
+                    inflight.push_back(async move {
+                        let seg: EncodedSegment =
+                            tokio::task::spawn_blocking(move || encoder.encode_segment(i, &buf))
+                                .await
+                                .map_err(|e| Error::Invalid(e.to_string()))??;
+                        let shards = seg
+                            .shards()
+                            .enumerate()
+                            .map(|(j, (h, b))| (j, h, b.to_vec()))
+                            .collect();
+                        let placed = node
+                            .place(content_hash, i, shards, &peers, &HashSet::new())
+                            .await?;
+                        let mut holders = vec![node.peer_id(); placed.len()];
+                        for (j, p) in placed {
+                            holders[j] = p;
+                        }
+                        Ok::<_, Error>((seg.info, holders))
+                    });
+                    index += 1;
+                }
+                continue;
+            }
+            if let Some(r) = inflight.next().await {
+                let (info, holders) = r?;
+                infos.push(info);
+                placement.push(holders);
+            }
+        }
+        if read != size {
+            return Err(Error::Invalid(format!(
+                "{} changed while being stored ({size} B, then {read} B)",
+                path.display()
+            )));
+        }
+        let mut metadata = opts.metadata;
+        metadata.created = zhtp_dht::record::unix_now();
+        let manifest = encoder.manifest(content_hash, size, infos, metadata);
+        self.inner.local.commit(&manifest, key.as_ref())?;
+        let published = match self
+            .inner
+            .dht
+            .publish(
+                &manifest_key(&content_hash),
+                manifest.encode(),
+                MANIFEST_TTL,
+            )
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                // Kept locally and republished by Kademlia later; gets through this node work.
+                tracing::warn!(content = %content_hash, "manifest record not replicated yet: {e}");
+                false
+            }
+        };
+        Ok(Stored {
+            manifest,
+            key,
+            placement,
+            published,
+        })
+    }
+
+    /// The manifest of `hash`: local, else from the DHT (verified, then cached here).
+    pub async fn manifest(&self, hash: &Hash) -> Result<Manifest, Error> {
+        if let Some(m) = self.inner.local.manifest(hash)? {
+            return Ok(m);
+        }
+        let rec = match self.inner.dht.get_record(&manifest_key(hash)).await {
+            Ok(r) => r,
+            Err(zhtp_dht::Error::NotFound) => return Err(Error::NotFound(*hash)),
+            Err(e) => return Err(e.into()),
+        };
+        let m = Manifest::decode(&rec.payload)?;
+        if m.content_hash != *hash {
+            return Err(Error::NotFound(*hash));
+        }
+        let store = &self.inner.store;
+        let mut b = store.batch();
+        store.put(&mut b, Cf::Manifests, hash.as_bytes(), &rec.payload)?;
+        store.write(b)?;
+        Ok(m)
+    }
+
+    fn known_key(
+        &self,
+        m: &Manifest,
+        given: Option<ContentKey>,
+    ) -> Result<Option<ContentKey>, Error> {
+        if m.encryption.level == EncryptionLevel::None {
+            return Ok(None);
+        }
+        if given.is_some() {
+            return Ok(given);
+        }
+        match self.inner.store.get(Cf::Keys, m.content_hash.as_bytes())? {
+            Some(bytes) => Ok(Some(ContentKey(
+                bytes.try_into().map_err(|_| Error::NoKey(m.content_hash))?,
+            ))),
+            None => Err(Error::NoKey(m.content_hash)),
+        }
+    }
+
+    /// Who holds which shard of `content`: this node's inventory and those of the content's
+    /// providers that answer within the check timeout.
+    pub async fn holders(&self, content: &Hash) -> Result<(Holders, usize), Error> {
+        let mut map: Holders = HashMap::new();
+        let me = self.peer_id();
+        for h in self.inventory(content)? {
+            map.entry((h.segment, h.index)).or_default().push(me);
+        }
+        let providers = self
+            .inner
+            .dht
+            .providers(content.as_bytes())
+            .await
+            .unwrap_or_default();
+        let timeout = self.inner.repair.check_timeout;
+        let asks = providers.into_iter().filter(|p| *p != me).map(|p| {
+            let dht = self.inner.dht.clone();
+            let c = *content;
+            async move {
+                let r = tokio::time::timeout(
+                    timeout,
+                    dht.request(p, Request::Inventory { content: c }),
+                )
+                .await;
+                (p, r)
+            }
+        });
+        let mut failed = 0;
+        for (p, r) in futures::future::join_all(asks).await {
+            match r {
+                Ok(Ok(Response::Inventory(held))) => {
+                    for h in held {
+                        map.entry((h.segment, h.index)).or_default().push(p);
+                    }
+                }
+                _ => failed += 1,
+            }
+        }
+        Ok((map, failed))
+    }
+
+    fn rank(&self, holders: &[PeerId]) -> Vec<PeerId> {
+        let me = self.peer_id();
+        let lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = holders.to_vec();
+        v.sort_by_key(|p| {
+            if *p == me {
+                Duration::ZERO
+            } else {
+                lat.get(p).copied().unwrap_or(Duration::from_millis(50))
+            }
+        });
+        v.dedup();
+        v
+    }
+
+    /// One shard from whichever of `holders` answers first with the right bytes.
+    async fn fetch_shard(&self, hash: Hash, holders: Vec<PeerId>) -> Option<Vec<u8>> {
+        let me = self.peer_id();
+        for p in self.rank(&holders) {
+            if p == me {
+                let store = self.inner.store.clone();
+                if let Ok(Ok(Some(b))) =
+                    tokio::task::spawn_blocking(move || store.shard(&hash)).await
+                {
+                    return Some(b);
+                }
+                continue;
+            }
+            let t = Instant::now();
+            match self.inner.dht.request(p, Request::Fetch { hash }).await {
+                Ok(Response::Shard(bytes)) if Hash(*blake3::hash(&bytes).as_bytes()) == hash => {
+                    let took = t.elapsed();
+                    let mut lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+                    let e = lat.entry(p).or_insert(took);
+                    *e = (*e * 3 + took) / 4;
+                    return Some(bytes);
+                }
+                Ok(Response::Shard(_)) => {
+                    tracing::warn!(%p, shard = %hash, "peer sent a wrong shard")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(%p, "fetch failed: {e}"),
+            }
+        }
+        None
+    }
+
+    /// Fetches k verified shards of a segment (data shards first), hedging: when a shard is
+    /// slow or fails, the next one is requested too.
+    async fn gather(
+        &self,
+        info: &SegmentInfo,
+        segment: u32,
+        k: usize,
+        holders: &Holders,
+    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let n = info.shards.len();
+        let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut order = (0..n).filter(|j| holders.contains_key(&(segment, *j as u16)));
+        let mut running = FuturesUnordered::new();
+        let launch = |j: usize| {
+            let hs = holders
+                .get(&(segment, j as u16))
+                .cloned()
+                .unwrap_or_default();
+            let hash = info.shards[j];
+            async move { (j, self.fetch_shard(hash, hs).await) }
+        };
+        for j in order.by_ref().take(k) {
+            running.push(launch(j));
+        }
+        let mut good = 0;
+        let hedge = Duration::from_millis(1500);
+        loop {
+            if good >= k {
+                break;
+            }
+            tokio::select! {
+                next = running.next() => match next {
+                    Some((j, Some(bytes))) => { slots[j] = Some(bytes); good += 1; }
+                    Some((_, None)) => match order.next() {
+                        Some(j) => running.push(launch(j)),
+                        None if running.is_empty() => break,
+                        None => {}
+                    },
+                    None => break,
+                },
+                _ = tokio::time::sleep(hedge), if !running.is_empty() => {
+                    if let Some(j) = order.next() { running.push(launch(j)); }
+                }
+            }
+        }
+        if good < k {
+            return Err(Error::Unavailable {
+                segment,
+                have: good,
+                need: k,
+            });
+        }
+        Ok(slots)
+    }
+
+    /// Gets content `hash` from the network as a stream of plaintext segments, in order. The
+    /// stream ends with an error if anything fails, the content hash check included.
+    pub async fn get(
+        &self,
+        hash: &Hash,
+        key: Option<ContentKey>,
+    ) -> Result<
+        (
+            Manifest,
+            impl Stream<Item = Result<Vec<u8>, Error>> + Send + 'static,
+        ),
+        Error,
+    > {
+        let manifest = self.manifest(hash).await?;
+        let key = self.known_key(&manifest, key)?;
+        let decoder = Arc::new(Decoder::new(manifest.clone(), key.as_ref())?);
+        let (holders, _) = self.holders(hash).await?;
+        let holders = Arc::new(holders);
+        let k = manifest.code.data as usize;
+        let node = self.clone();
+        let segments = manifest.segments.len() as u32;
+        let plain = futures::stream::iter(0..segments)
+            .map(move |i| {
+                let (node, decoder, holders) = (node.clone(), decoder.clone(), holders.clone());
+                async move {
+                    let info = &decoder.manifest().segments[i as usize];
+                    let mut slots = node.gather(info, i, k, &holders).await?;
+                    let d = decoder.clone();
+                    let decoded =
+                        tokio::task::spawn_blocking(move || d.decode_segment(i, &mut slots))
+                            .await
+                            .map_err(|e| Error::Invalid(e.to_string()))??;
+                    Ok::<_, Error>(decoded.plain)
+                }
+            })
+            .buffered(WINDOW);
+        let expected = *hash;
+        let checked = futures::stream::unfold(
+            (Box::pin(plain), Some(blake3::Hasher::new())),
+            move |(mut s, hasher)| async move {
+                let mut hasher = hasher?;
+                match s.next().await {
+                    Some(Ok(bytes)) => {
+                        hasher.update(&bytes);
+                        Some((Ok(bytes), (s, Some(hasher))))
+                    }
+                    Some(Err(e)) => Some((Err(e), (s, None))),
+                    None => {
+                        let actual = Hash(*hasher.finalize().as_bytes());
+                        (actual != expected).then(|| {
+                            (
+                                Err(Error::Content(zhtp_content::Error::ContentHash {
+                                    expected,
+                                    actual,
+                                })),
+                                (s, None),
+                            )
+                        })
+                    }
+                }
+            },
+        );
+        Ok((manifest, checked))
+    }
+
+    /// Gets content `hash` into memory (tests, small contents).
+    pub async fn get_bytes(&self, hash: &Hash, key: Option<ContentKey>) -> Result<Vec<u8>, Error> {
+        let (m, s) = self.get(hash, key).await?;
+        let mut out = Vec::with_capacity(m.size as usize);
+        let mut s = Box::pin(s);
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    /// One repair round over every content held here (see the module docs).
+    pub async fn repair(&self) -> Result<RepairReport, Error> {
+        let _one_at_a_time = self.inner.repair_lock.lock().await;
+        let mut report = RepairReport::default();
+        let me = self.peer_id();
+        for content in self.held_contents()? {
+            report.contents += 1;
+            let manifest = match self.manifest(&content).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%content, "cannot check: no manifest ({e})");
+                    continue;
+                }
+            };
+            let (mut holders, failed) = self.holders(&content).await?;
+            report.failed_holders += failed;
+            report.failed_holders += self.spot_check(&manifest, &mut holders).await;
+            let k = manifest.code.data as usize;
+            let n = manifest.code.total();
+            let margin = self.inner.repair.margin.unwrap_or(n - k);
+            let mine: HashSet<u32> = self
+                .inventory(&content)?
+                .iter()
+                .map(|h| h.segment)
+                .collect();
+            for (s, info) in manifest.segments.iter().enumerate() {
+                let s = s as u32;
+                if !mine.contains(&s) {
+                    continue;
+                }
+                report.segments += 1;
+                let present: Vec<usize> = (0..n)
+                    .filter(|j| holders.get(&(s, *j as u16)).is_some_and(|h| !h.is_empty()))
+                    .collect();
+                if present.len() >= (k + margin).min(n) {
+                    continue;
+                }
+                report.degraded += 1;
+                if present.len() < k {
+                    report.unrecoverable += 1;
+                    tracing::error!(%content, segment = s, live = present.len(), k, "segment lost: fewer than k shards remain");
+                    continue;
+                }
+                let seg_holders: Vec<PeerId> = present
+                    .iter()
+                    .flat_map(|j| holders[&(s, *j as u16)].iter().copied())
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let leader = by_distance(&seg_holders, &segment_key(&content, s))[0];
+                if leader != me {
+                    report.deferred += 1;
+                    continue;
+                }
+                if report.rebuilt >= self.inner.repair.max_shards_per_round {
+                    report.deferred += 1;
+                    continue;
+                }
+                match self
+                    .rebuild(&content, &manifest, info, s, &holders, &seg_holders)
+                    .await
+                {
+                    Ok(placed) => {
+                        report.rebuilt += placed.len();
+                        for (j, p) in placed {
+                            holders.entry((s, j as u16)).or_default().push(p);
+                        }
+                        tracing::info!(%content, segment = s, "repaired: {} of {n} shards were live", present.len());
+                    }
+                    Err(e) => tracing::warn!(%content, segment = s, "repair failed: {e}"),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Fetches one random shard from each remote holder and drops holders that fail.
+    async fn spot_check(&self, manifest: &Manifest, holders: &mut Holders) -> usize {
+        use std::hash::BuildHasher as _;
+        let me = self.peer_id();
+        let mut by_peer: HashMap<PeerId, Vec<(u32, u16)>> = HashMap::new();
+        for (at, hs) in holders.iter() {
+            for p in hs {
+                if *p != me {
+                    by_peer.entry(*p).or_default().push(*at);
+                }
+            }
+        }
+        let timeout = self.inner.repair.check_timeout;
+        let checks = by_peer.into_iter().map(|(p, ats)| {
+            let pick = ats
+                [std::collections::hash_map::RandomState::new().hash_one(p) as usize % ats.len()];
+            let hash = manifest
+                .segments
+                .get(pick.0 as usize)
+                .and_then(|s| s.shards.get(pick.1 as usize))
+                .copied();
+            let dht = self.inner.dht.clone();
+            async move {
+                let Some(hash) = hash else { return (p, false) };
+                let ok = matches!(
+                    tokio::time::timeout(timeout, dht.request(p, Request::Fetch { hash })).await,
+                    Ok(Ok(Response::Shard(b))) if Hash(*blake3::hash(&b).as_bytes()) == hash
+                );
+                (p, ok)
+            }
+        });
+        let bad: Vec<PeerId> = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(p, _)| p)
+            .collect();
+        for p in &bad {
+            tracing::warn!(%p, "holder failed the shard check; its shards count as lost");
+            for hs in holders.values_mut() {
+                hs.retain(|h| h != p);
+            }
+        }
+        bad.len()
+    }
+
+    async fn rebuild(
+        &self,
+        content: &Hash,
+        manifest: &Manifest,
+        info: &SegmentInfo,
+        segment: u32,
+        holders: &Holders,
+        seg_holders: &[PeerId],
+    ) -> Result<Vec<(usize, PeerId)>, Error> {
+        let k = manifest.code.data as usize;
+        let mut slots = self.gather(info, segment, k, holders).await?;
+        let missing: Vec<usize> = (0..slots.len())
+            .filter(|j| {
+                !holders
+                    .get(&(segment, *j as u16))
+                    .is_some_and(|h| !h.is_empty())
+            })
+            .collect();
+        let code = manifest.code;
+        let slots = tokio::task::spawn_blocking(move || -> Result<_, zhtp_content::Error> {
+            erasure_code(code)?.reconstruct(&mut slots)?;
+            Ok(slots)
+        })
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))??;
+        let mut shards = Vec::new();
+        for j in missing {
+            let bytes = slots[j].clone().unwrap_or_default();
+            let hash = info.shards[j];
+            if Hash(*blake3::hash(&bytes).as_bytes()) != hash {
+                return Err(Error::Invalid(format!(
+                    "rebuilt shard {j} does not match the manifest"
+                )));
+            }
+            shards.push((j, hash, bytes));
+        }
+        let peers = self.live_peers().await?;
+        let avoid: HashSet<PeerId> = seg_holders.iter().copied().collect();
+        self.place(*content, segment, shards, &peers, &avoid).await
+    }
+}

@@ -1,0 +1,483 @@
+//! `zhtp node run`, `zhtp devnet` and `zhtp demo`.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+use zhtp::api::{ApiState, router};
+use zhtp::network::{Node, RepairConfig};
+use zhtp_dht::Multiaddr;
+
+use crate::client::Client;
+use crate::plugins;
+use crate::quote::human_bytes;
+
+/// Options of `zhtp node run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Address to listen on for peers; repeat for more. Default: QUIC and TCP on all
+    /// interfaces, ephemeral ports (`/ip4/0.0.0.0/udp/0/quic-v1`, `/ip4/0.0.0.0/tcp/0`).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    /// A peer to join through, e.g. `/ip4/10.0.0.5/udp/4001/quic-v1/p2p/12D3Koo...`; repeat.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Where the admin API listens (what `--node` points at). Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub api: SocketAddr,
+    /// Seconds between repair rounds (0: only on request, `POST /repair`).
+    #[arg(long, default_value_t = 60)]
+    pub repair_interval: u64,
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM. Prints one JSON line on stdout when ready: peer id,
+/// API URL, listen addresses (with `/p2p/<id>`, usable as `--bootstrap`).
+pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut cfg = zhtp_dht::Config::default();
+        if !args.listen.is_empty() {
+            cfg.listen = args.listen.clone();
+        }
+        cfg.bootstrap = args.bootstrap.clone();
+        let listeners = cfg.listen.len();
+        let node = Node::start(dir, cfg, RepairConfig::default())
+            .await
+            .with_context(|| format!("cannot start a node on {}", dir.display()))?;
+        let registry = Arc::new(plugins::open_registry(dir)?);
+        let listener = tokio::net::TcpListener::bind(args.api)
+            .await
+            .with_context(|| format!("cannot listen for the API on {}", args.api))?;
+        let api = listener.local_addr()?;
+        let addrs = node.dht().listening(listeners).await?;
+        let me = node.peer_id();
+        let ready = json!({
+            "peer_id": me.to_string(),
+            "api": format!("http://{api}"),
+            "listen": addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect::<Vec<_>>(),
+        });
+        println!("{ready}");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        tracing::info!("node {me} ready; API on http://{api}");
+        if args.repair_interval > 0 {
+            let n = node.clone();
+            let every = Duration::from_secs(args.repair_interval);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match n.repair().await {
+                        Ok(r) if r.degraded > 0 => tracing::info!(?r, "repair round"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("repair round failed: {e}"),
+                    }
+                }
+            });
+        }
+        let state = ApiState {
+            node: node.clone(),
+            registry,
+            spool: dir.join("spool"),
+        };
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        eprintln!("shutting down");
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// One node process of a devnet.
+pub struct DevNode {
+    child: Child,
+    pub peer_id: String,
+    pub api: String,
+    pub listen: Vec<String>,
+    pub dir: PathBuf,
+}
+
+impl DevNode {
+    pub fn client(&self) -> Result<Client> {
+        Client::new(&self.api)
+    }
+
+    /// SIGKILL: the node gets no chance to say goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        #[cfg(unix)]
+        {
+            // SIGTERM for a graceful stop; the child's own handler closes the store.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+    }
+}
+
+/// N node processes on 127.0.0.1; stopped when dropped.
+pub struct Devnet {
+    pub nodes: Vec<DevNode>,
+    base: PathBuf,
+    remove: bool,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.terminate();
+        }
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.base);
+        }
+    }
+}
+
+fn spawn_node(dir: &Path, bootstrap: &[String]) -> Result<DevNode> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args([
+            "node",
+            "run",
+            "--api",
+            "127.0.0.1:0",
+            "--repair-interval",
+            "0",
+        ])
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ]);
+    for b in bootstrap {
+        cmd.args(["--bootstrap", b]);
+    }
+    std::fs::create_dir_all(dir)?;
+    let log = std::fs::File::create(dir.join("node.log"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .env(
+            "ZHTP_LOG",
+            std::env::var("ZHTP_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .spawn()
+        .context("cannot start a node process")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let ready: Value = match serde_json::from_str(&line) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+            bail!("node in {} did not start:\n{log}", dir.display());
+        }
+    };
+    let s = |k: &str| ready[k].as_str().unwrap_or_default().to_owned();
+    Ok(DevNode {
+        peer_id: s("peer_id"),
+        api: s("api"),
+        listen: ready["listen"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        child,
+        dir: dir.to_owned(),
+    })
+}
+
+impl Devnet {
+    /// Starts `n` nodes under `base` (node-0, node-1, ...), each bootstrapping from node 0,
+    /// and waits until every node sees all the others.
+    pub fn start(n: usize, base: &Path, remove: bool) -> Result<Self> {
+        if n == 0 {
+            bail!("a devnet needs at least one node");
+        }
+        let mut net = Devnet {
+            nodes: Vec::new(),
+            base: base.to_owned(),
+            remove,
+        };
+        let first = spawn_node(&base.join("node-0"), &[])?;
+        let boot = first.listen.clone();
+        net.nodes.push(first);
+        for i in 1..n {
+            net.nodes
+                .push(spawn_node(&base.join(format!("node-{i}")), &boot)?);
+        }
+        // Every node should reach every other (on loopback this takes well under a second).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &net.nodes {
+            let c = node.client()?;
+            loop {
+                let peers = c.get_json("/status")?["peers"].as_u64().unwrap_or(0);
+                if peers as usize >= n - 1 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node {} sees only {peers} of {} peers", node.peer_id, n - 1);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(net)
+    }
+}
+
+/// `zhtp devnet`: start, print, wait for Ctrl-C.
+pub fn devnet(n: usize, base: Option<PathBuf>) -> Result<()> {
+    let (base, remove) = match base {
+        Some(b) => (b, false),
+        None => (
+            std::env::temp_dir().join(format!("zhtp-devnet-{}", std::process::id())),
+            true,
+        ),
+    };
+    let net = Devnet::start(n, &base, remove)?;
+    println!("{:<6} {:<28} {:<54} DATA DIR", "NODE", "API", "PEER ID");
+    for (i, node) in net.nodes.iter().enumerate() {
+        println!(
+            "{i:<6} {:<28} {:<54} {}",
+            node.api,
+            node.peer_id,
+            node.dir.display()
+        );
+    }
+    println!("\nbootstrap: {}", net.nodes[0].listen.join(" "));
+    println!(
+        "try: zhtp --node {} put FILE    (Ctrl-C stops the devnet)",
+        net.nodes[0].api
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(shutdown_signal());
+    Ok(())
+}
+
+fn mixed_data(len: usize, seed: u64) -> Vec<u8> {
+    // Half compressible text-like runs, half noise: what real uploads look like to LZ4.
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (out.len() / (256 << 10)) % 2 == 0 {
+            out.extend_from_slice(format!("line {} of the zhtp demo file\n", x % 1000).as_bytes());
+        } else {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn step(t0: Instant, msg: &str) {
+    println!("[{:>5.1} s] {msg}", t0.elapsed().as_secs_f64());
+}
+
+fn live_counts(h: &Value) -> (u64, u64, u64) {
+    let segs = h["segments"].as_array().cloned().unwrap_or_default();
+    let min = segs
+        .iter()
+        .filter_map(|s| s["live"].as_u64())
+        .min()
+        .unwrap_or(0);
+    let of = segs.first().and_then(|s| s["of"].as_u64()).unwrap_or(0);
+    (min, of, segs.len() as u64)
+}
+
+/// `zhtp demo`: what `make demo` shows.
+pub fn demo() -> Result<()> {
+    let t0 = Instant::now();
+    let base = std::env::temp_dir().join(format!("zhtp-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    step(t0, "starting a 6-node devnet on 127.0.0.1 (QUIC + TCP)");
+    let mut net = Devnet::start(6, &base, true)?;
+    for (i, n) in net.nodes.iter().enumerate() {
+        println!(
+            "         node {i}: {} api {}",
+            &n.peer_id[n.peer_id.len() - 8..],
+            n.api
+        );
+    }
+    let size = 32 << 20;
+    let data = mixed_data(size, 0x5eed);
+    let file = base.join("demo.bin");
+    std::fs::write(&file, &data)?;
+    let expected = blake3::hash(&data).to_hex().to_string();
+    step(
+        t0,
+        &format!(
+            "storing a {} file through node 0: hot tier, 4+2, standard encryption",
+            human_bytes(size as u64)
+        ),
+    );
+    let c0 = net.nodes[0].client()?;
+    let opts =
+        json!({"tier": "Hot", "encryption": "standard", "name": "demo.bin", "tags": ["demo"]});
+    let put = c0.post_file(
+        "/content",
+        Some(("zhtp-put", opts.to_string())),
+        std::fs::File::open(&file)?,
+    )?;
+    let hash = put["content_hash"]
+        .as_str()
+        .context("no content hash")?
+        .to_owned();
+    let key = put["key"].as_str().context("no key")?.to_owned();
+    if hash != expected {
+        bail!("node 0 reports content hash {hash}, expected {expected}");
+    }
+    println!(
+        "         content {hash}\n         {} segments, {} stored, in {:.2} s; manifest published as a signed DHT record: {}",
+        put["segments"],
+        human_bytes(put["stored"].as_u64().unwrap_or(0)),
+        put["seconds"].as_f64().unwrap_or(0.0),
+        put["published"]
+    );
+    let short = |p: &str| p.get(p.len().saturating_sub(8)..).unwrap_or(p).to_owned();
+    if let Some(seg0) = put["placement"][0].as_array() {
+        let names: Vec<String> = seg0.iter().filter_map(|p| p.as_str()).map(short).collect();
+        println!(
+            "         segment 0's 6 shards went to: {}",
+            names.join(", ")
+        );
+    }
+    // Stop two nodes that hold shards, neither the one we put through nor the one we read from.
+    step(
+        t0,
+        "killing nodes 1 and 2 (SIGKILL); both hold shards of every segment",
+    );
+    net.nodes[1].kill();
+    net.nodes[2].kill();
+    let c5 = net.nodes[5].client()?;
+    step(
+        t0,
+        "getting the file through node 5, which never saw the upload",
+    );
+    let t = Instant::now();
+    let out = base.join("demo.out");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
+    c5.download(&format!("/content/{hash}?key={key}"), &mut f)?;
+    use std::io::Write as _;
+    f.flush()?;
+    drop(f);
+    let took = t.elapsed();
+    let back = std::fs::read(&out)?;
+    if back != data {
+        bail!("the file came back different ({} bytes)", back.len());
+    }
+    println!(
+        "         byte-identical: {} in {:.2} s ({:.0} MB/s) with 2 of 6 nodes down",
+        human_bytes(back.len() as u64),
+        took.as_secs_f64(),
+        back.len() as f64 / took.as_secs_f64() / 1e6
+    );
+    let (min, of, segs) = live_counts(&c5.get_json(&format!("/content/{hash}/holders"))?);
+    step(
+        t0,
+        &format!("redundancy now: at least {min} of {of} shards live in each of {segs} segments"),
+    );
+    step(
+        t0,
+        "repair round on the live nodes (each segment's leader rebuilds and re-places)",
+    );
+    let mut rebuilt = 0;
+    for i in [0, 3, 4, 5] {
+        let r = net.nodes[i].client()?.post_json("/repair", &json!({}))?;
+        rebuilt += r["rebuilt"].as_u64().unwrap_or(0);
+        println!("         node {i}: {r}");
+    }
+    let (min, of, _) = live_counts(&c5.get_json(&format!("/content/{hash}/holders"))?);
+    println!(
+        "         {rebuilt} shards rebuilt; redundancy restored: at least {min} of {of} live in every segment"
+    );
+    if min < of {
+        bail!("repair did not restore full redundancy ({min} of {of})");
+    }
+    step(t0, "swapping the pricing plugin on live node 3");
+    let c3 = net.nodes[3].client()?;
+    let req = json!({"size_bytes": 1_000_000_000u64, "duration_days": 30, "tier": "Warm", "quality": false,
+                     "replication": 3, "urgency": "Normal", "utilization_bp": 8000});
+    let before = c3.post_json("/quote", &req)?;
+    let surge = zhtp_artifacts::get("pricing-surge").context("surge plugin not embedded")?;
+    let installed = c3.post_bytes("/plugins/pricing", surge)?;
+    let after = c3.post_json("/quote", &req)?;
+    println!(
+        "         1 GB for 30 days at 80% utilisation: {} ZHTP by {} -> {} ZHTP by {}",
+        crate::quote::tokens(before["total"].as_u64().unwrap_or(0)),
+        before["plugin"].as_str().unwrap_or("?"),
+        crate::quote::tokens(after["total"].as_u64().unwrap_or(0)),
+        installed["name"].as_str().unwrap_or("?"),
+    );
+    step(t0, "per-node summary");
+    println!(
+        "         {:<5} {:<10} {:>5} {:>7} {:>10}",
+        "node", "peer", "peers", "shards", "bytes"
+    );
+    for (i, n) in net.nodes.iter().enumerate() {
+        if i == 1 || i == 2 {
+            println!("         {i:<5} {:<10} (killed)", short(&n.peer_id));
+            continue;
+        }
+        let s = n.client()?.get_json("/status")?;
+        println!(
+            "         {i:<5} {:<10} {:>5} {:>7} {:>10}",
+            short(&n.peer_id),
+            s["peers"],
+            s["shards"],
+            human_bytes(s["shard_bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    drop(net);
+    step(t0, "done; devnet stopped and cleaned up");
+    Ok(())
+}
