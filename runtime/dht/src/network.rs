@@ -318,7 +318,7 @@ fn build_swarm(
                 )
             })
             .map_err(|e| setup(&e))?
-            .with_behaviour(|k| make(k))
+            .with_behaviour(make)
             .map_err(|e| setup(&e))?
             .with_swarm_config(idle)
             .build()
@@ -336,7 +336,7 @@ fn build_swarm(
                 c.keep_alive_interval = quic_idle / 4;
                 c
             })
-            .with_behaviour(|k| make(k))
+            .with_behaviour(make)
             .map_err(|e| setup(&e))?
             .with_swarm_config(idle)
             .build()
@@ -538,6 +538,9 @@ impl Dht {
     }
 }
 
+/// Where the answer to a pending query goes.
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     cfg: Config,
@@ -550,14 +553,8 @@ struct EventLoop {
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, Error>>>,
     get_records: HashMap<QueryId, oneshot::Sender<Result<Opened, Error>>>,
     put_records: HashMap<QueryId, oneshot::Sender<Result<(), Error>>>,
-    providers: HashMap<
-        QueryId,
-        (
-            HashSet<PeerId>,
-            oneshot::Sender<Result<HashSet<PeerId>, Error>>,
-        ),
-    >,
-    closest: HashMap<QueryId, oneshot::Sender<Result<(Vec<PeerId>, u32), Error>>>,
+    providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    closest: HashMap<QueryId, Reply<(Vec<PeerId>, u32)>>,
     connected: HashSet<PeerId>,
     down: HashMap<PeerId, Instant>,
     rtt: HashMap<PeerId, Duration>,
@@ -910,11 +907,9 @@ impl EventLoop {
                         }
                     }
                 }
-                QueryResult::Bootstrap(r) => {
-                    if step.last || r.is_err() {
-                        if let Some(tx) = self.put_records.remove(&id) {
-                            let _ = tx.send(r.map(|_| ()).map_err(|e| Error::Query(e.to_string())));
-                        }
+                QueryResult::Bootstrap(r) if step.last || r.is_err() => {
+                    if let Some(tx) = self.put_records.remove(&id) {
+                        let _ = tx.send(r.map(|_| ()).map_err(|e| Error::Query(e.to_string())));
                     }
                 }
                 QueryResult::PutRecord(r) => {

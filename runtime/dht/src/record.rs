@@ -45,10 +45,10 @@ pub enum RecordError {
     /// The record's publisher field names someone else than the signer.
     #[error("record publisher {claimed} is not its signer {signer}")]
     WrongPublisher {
-        /// Publisher field.
-        claimed: PeerId,
+        /// Publisher field (boxed: two peer ids would make every `Result` of this crate large).
+        claimed: Box<PeerId>,
         /// Signer.
-        signer: PeerId,
+        signer: Box<PeerId>,
     },
     /// Past its expiry.
     #[error("record expired")]
@@ -147,7 +147,10 @@ pub fn open(record: &Record, validator: Option<&Validator>) -> Result<Opened, Re
     if let Some(claimed) = record.publisher
         && claimed != signer
     {
-        return Err(RecordError::WrongPublisher { claimed, signer });
+        return Err(RecordError::WrongPublisher {
+            claimed: Box::new(claimed),
+            signer: Box::new(signer),
+        });
     }
     if !public.verify(
         &signed_bytes(key, env.expires, &env.payload),

@@ -137,6 +137,9 @@ pub struct GetReport {
 const SUMMARY_PREFIX: &[u8] = b"meta/";
 const TAG_PREFIX: &str = "tag/";
 
+/// A decoded segment (plaintext and how many of its shards were repaired) or why it failed.
+type Decoded = Result<(Vec<u8>, usize), Error>;
+
 /// A node's local content.
 #[derive(Debug)]
 pub struct LocalNode {
@@ -363,7 +366,7 @@ impl LocalNode {
                 }
             }
         }
-        out.sort_by(|a, b| b.metadata.created.cmp(&a.metadata.created));
+        out.sort_by_key(|s| std::cmp::Reverse(s.metadata.created));
         Ok(out)
     }
 
@@ -416,7 +419,7 @@ impl LocalNode {
         std::thread::scope(|s| -> Result<(), Error> {
             // Worker w decodes segments w, w + W, ...; the writer takes them in order from the
             // workers' own channels, so each worker is at most one segment ahead.
-            let mut channels: Vec<Receiver<Result<(Vec<u8>, usize), Error>>> = Vec::new();
+            let mut channels: Vec<Receiver<Decoded>> = Vec::new();
             for w in 0..workers {
                 let (tx, rx): (SyncSender<_>, _) = sync_channel(1);
                 channels.push(rx);

@@ -1096,9 +1096,9 @@ impl Node {
         let mut slots = self.gather(info, segment, k, holders).await?;
         let missing: Vec<usize> = (0..slots.len())
             .filter(|j| {
-                !holders
+                holders
                     .get(&(segment, *j as u16))
-                    .is_some_and(|h| !h.is_empty())
+                    .is_none_or(|h| h.is_empty())
             })
             .collect();
         let code = manifest.code;

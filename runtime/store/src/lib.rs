@@ -146,6 +146,9 @@ impl std::fmt::Debug for Batch {
     }
 }
 
+/// One `(key, value)` pair read back from a column family.
+pub type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// The embedded database of a node.
 pub struct Store {
     db: DB,
@@ -292,7 +295,7 @@ impl Store {
         &self,
         cf: Cf,
         prefix: &[u8],
-    ) -> Result<impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), Error>> + '_, Error> {
+    ) -> Result<impl Iterator<Item = Result<Entry, Error>> + '_, Error> {
         let prefix = prefix.to_vec();
         let mode = IteratorMode::From(&prefix, rocksdb::Direction::Forward);
         let it = self.db.iterator_cf(self.cf(cf)?, mode);
