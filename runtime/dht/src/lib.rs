@@ -9,6 +9,7 @@
 //! [`Dht`] is the cloneable handle; one task owns the swarm. What to store where, retrieval and
 //! repair are the node's business (`zhtp::network`), not this crate's.
 
+pub mod gate;
 pub mod network;
 pub mod persist;
 pub mod protocol;

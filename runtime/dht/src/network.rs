@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use libp2p::core::transport::MemoryTransport;
@@ -23,6 +23,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use zhtp_store::Store;
 
+use crate::gate::Gate;
 use crate::persist::PersistentStore;
 use crate::protocol::{self, Codec, Request, Response};
 use crate::record::{self, Opened, RecordError, Validator};
@@ -85,11 +86,17 @@ pub struct Config {
     pub max_streams: usize,
     /// Inbound requests waiting for the application before new ones are refused as busy.
     pub inbound_queue: usize,
-    /// How long a disconnected peer is treated as down without dialling it again.
+    /// How long a disconnected peer is treated as down without dialling it again; doubled
+    /// (up to [`crate::gate::MAX_DOWN`]) each time a new dial fails, so a dead peer costs one
+    /// slow dial per period instead of one per query.
     pub down_for: Duration,
     /// How long an idle QUIC connection lives without hearing from the peer (how fast a
     /// killed peer is noticed on QUIC; TCP notices at once).
     pub quic_idle: Duration,
+    /// How often every connection is pinged (round-trip times rank holders for fetches).
+    pub ping_interval: Duration,
+    /// How long a connection without traffic stays open.
+    pub idle_timeout: Duration,
     /// Checks record payloads (after the signature).
     pub validator: Option<Validator>,
 }
@@ -120,6 +127,8 @@ impl Default for Config {
             inbound_queue: 256,
             down_for: Duration::from_secs(10),
             quic_idle: Duration::from_secs(3),
+            ping_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
             validator: None,
         }
     }
@@ -127,6 +136,7 @@ impl Default for Config {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    gate: Gate,
     kad: kad::Behaviour<PersistentStore>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -290,12 +300,13 @@ fn build_swarm(
         // Every zhtp node stores and serves: no waiting for a confirmed external address.
         kad.set_mode(Some(kad::Mode::Server));
         Behaviour {
+            gate: Gate::new(cfg.down_for),
             kad,
             identify: identify::Behaviour::new(identify::Config::new(
                 "/zhtp/id/1".into(),
                 key.public(),
             )),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(2))),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(cfg.ping_interval)),
             shard: request_response::Behaviour::with_codec(
                 codec.clone(),
                 [(protocol::PROTOCOL, ProtocolSupport::Full)],
@@ -305,7 +316,8 @@ fn build_swarm(
             ),
         }
     };
-    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(300));
+    let idle_timeout = cfg.idle_timeout;
+    let idle = move |c: libp2p::swarm::Config| c.with_idle_connection_timeout(idle_timeout);
     let builder = libp2p::SwarmBuilder::with_existing_identity(keypair).with_tokio();
     let swarm = if cfg.memory_transport {
         builder
@@ -390,9 +402,7 @@ impl Dht {
             providers: HashMap::new(),
             closest: HashMap::new(),
             connected: HashSet::new(),
-            down: HashMap::new(),
             rtt: HashMap::new(),
-            bootstrapped: false,
             refused_records: 0,
             inbound_failures: 0,
             refused_messages,
@@ -556,9 +566,7 @@ struct EventLoop {
     providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     closest: HashMap<QueryId, Reply<(Vec<PeerId>, u32)>>,
     connected: HashSet<PeerId>,
-    down: HashMap<PeerId, Instant>,
     rtt: HashMap<PeerId, Duration>,
-    bootstrapped: bool,
     refused_records: u64,
     inbound_failures: u64,
     refused_messages: Arc<std::sync::atomic::AtomicU64>,
@@ -576,7 +584,18 @@ impl EventLoop {
                 },
             }
         };
-        // Close connections and the record store before saying we are done.
+        // Close connections (so peers learn at once that we are gone, instead of after an idle
+        // timeout) and the record store before saying we are done.
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.swarm.connected_peers().next().is_some() {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
         drop(self);
         tracing::debug!("network task stopped");
         if let Some(done) = done {
@@ -595,16 +614,13 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let down = self
-                    .down
-                    .get(&peer)
-                    .is_some_and(|t| t.elapsed() < self.cfg.down_for);
+                let down = self.swarm.behaviour().gate.is_down(&peer);
                 if peer == *self.swarm.local_peer_id() {
                     let _ = reply.send(Err(Error::Request {
                         peer,
                         reason: "a node does not send requests to itself".into(),
                     }));
-                } else if down && !self.connected.contains(&peer) {
+                } else if down {
                     let _ = reply.send(Err(Error::Unreachable(peer)));
                 } else {
                     let id = self
@@ -722,13 +738,8 @@ impl EventLoop {
                 self.listen_tx.send_modify(|v| v.push(address));
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                self.down.remove(&peer_id);
                 if self.connected.insert(peer_id) {
                     self.conn_tx.send_replace(self.connected.len());
-                }
-                if !self.bootstrapped {
-                    self.bootstrapped = true;
-                    let _ = self.kad().bootstrap();
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -737,13 +748,7 @@ impl EventLoop {
                 ..
             } => {
                 self.connected.remove(&peer_id);
-                self.down.insert(peer_id, Instant::now());
                 self.conn_tx.send_replace(self.connected.len());
-            }
-            SwarmEvent::OutgoingConnectionError {
-                peer_id: Some(p), ..
-            } if !self.connected.contains(&p) => {
-                self.down.insert(p, Instant::now());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -824,11 +829,6 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if matches!(error, request_response::OutboundFailure::DialFailure)
-                    && !self.connected.contains(&peer)
-                {
-                    self.down.insert(peer, Instant::now());
-                }
                 if let Some(tx) = self.requests.remove(&request_id) {
                     let _ = tx.send(Err(Error::Request {
                         peer,
