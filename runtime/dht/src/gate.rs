@@ -7,7 +7,7 @@
 //! it stays unreachable), so each dead peer costs one slow dial per period, not one per query.
 //! Inbound connections are always accepted: a restarted peer is back as soon as it connects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ impl Down {
 pub(crate) struct Gate {
     base: Duration,
     down: HashMap<PeerId, Down>,
-    connections: HashMap<PeerId, usize>,
+    connected: HashSet<PeerId>,
 }
 
 impl Gate {
@@ -50,19 +50,19 @@ impl Gate {
         Self {
             base,
             down: HashMap::new(),
-            connections: HashMap::new(),
+            connected: HashSet::new(),
         }
     }
 
     /// Whether `peer` is unreachable (and not connected): requests to it fail at once.
     pub(crate) fn is_down(&self, peer: &PeerId) -> bool {
-        !self.connections.contains_key(peer) && self.down.get(peer).is_some_and(Down::active)
+        !self.connected.contains(peer) && self.down.get(peer).is_some_and(Down::active)
     }
 
     /// Records that `peer` cannot be reached: for `base` the first time, twice as long as last
     /// time when a dial after the previous period failed too.
     pub(crate) fn mark_down(&mut self, peer: PeerId) {
-        if self.connections.contains_key(&peer) {
+        if self.connected.contains(&peer) {
             return;
         }
         let base = self.base;
@@ -120,17 +120,15 @@ impl NetworkBehaviour for Gate {
         match event {
             FromSwarm::ConnectionEstablished(e) => {
                 self.down.remove(&e.peer_id);
-                *self.connections.entry(e.peer_id).or_default() += 1;
+                self.connected.insert(e.peer_id);
             }
             FromSwarm::ConnectionClosed(ConnectionClosed {
                 peer_id,
-                remaining_established,
+                remaining_established: 0,
                 ..
             }) => {
-                if remaining_established == 0 {
-                    self.connections.remove(&peer_id);
-                    self.mark_down(peer_id);
-                }
+                self.connected.remove(&peer_id);
+                self.mark_down(peer_id);
             }
             FromSwarm::DialFailure(DialFailure {
                 peer_id: Some(p), ..
@@ -193,10 +191,10 @@ mod tests {
         let mut g = Gate::new(Duration::from_secs(10));
         let p = peer();
         g.mark_down(p);
-        g.connections.insert(p, 1);
+        g.connected.insert(p);
         assert!(!g.is_down(&p));
         g.mark_down(p);
-        g.connections.clear();
+        g.connected.clear();
         // The old entry is still there until a connection is established (which removes it).
         assert!(g.is_down(&p));
     }

@@ -738,9 +738,8 @@ impl EventLoop {
                 self.listen_tx.send_modify(|v| v.push(address));
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                if self.connected.insert(peer_id) {
-                    self.conn_tx.send_replace(self.connected.len());
-                }
+                self.connected.insert(peer_id);
+                self.conn_tx.send_replace(self.connected.len());
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
