@@ -255,6 +255,10 @@ enum Command {
     Bootstrap {
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    /// The grace period of a provider lookup that has found providers is over.
+    ProvidersDue {
+        id: QueryId,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -548,6 +552,9 @@ impl Dht {
     }
 }
 
+/// How long a provider lookup goes on after its first providers were found.
+const PROVIDERS_GRACE: Duration = Duration::from_millis(250);
+
 /// Where the answer to a pending query goes.
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -727,7 +734,18 @@ impl EventLoop {
                     let _ = reply.send(Err(Error::Query(e.to_string())));
                 }
             },
+            Command::ProvidersDue { id } => self.finish_providers(id),
             Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// Answers a provider lookup with what it has found and stops it.
+    fn finish_providers(&mut self, id: QueryId) {
+        if let Some((set, tx)) = self.providers.remove(&id) {
+            let _ = tx.send(Ok(set));
+        }
+        if let Some(mut q) = self.kad().query_mut(&id) {
+            q.finish();
         }
     }
 
@@ -926,6 +944,17 @@ impl EventLoop {
                     if let Some((set, _)) = self.providers.get_mut(&id) {
                         match r {
                             Ok(GetProvidersOk::FoundProviders { providers, .. }) => {
+                                // Every node among the closest to the key holds the whole
+                                // provider set, so the first answers have it: wait a little
+                                // for more, not for the silent peers the query still waits on
+                                // (a killed peer's connection lives until it times out).
+                                if set.is_empty() {
+                                    let cmd = self.cmd_tx.clone();
+                                    tokio::spawn(async move {
+                                        tokio::time::sleep(PROVIDERS_GRACE).await;
+                                        let _ = cmd.send(Command::ProvidersDue { id }).await;
+                                    });
+                                }
                                 set.extend(providers)
                             }
                             Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => {
@@ -937,8 +966,8 @@ impl EventLoop {
                             }
                         }
                     }
-                    if done && let Some((set, tx)) = self.providers.remove(&id) {
-                        let _ = tx.send(Ok(set));
+                    if done {
+                        self.finish_providers(id);
                     }
                 }
                 QueryResult::GetClosestPeers(r) => {

@@ -50,6 +50,12 @@ const MANIFEST_KEY: &[u8] = b"zhtp/m/";
 const HELD: &[u8] = b"held/";
 /// Segments fetched or placed concurrently by one get or put.
 const WINDOW: usize = 4;
+/// How long a reader waits for more inventories once it knows holders for k shards of every
+/// segment.
+const HOLDERS_GRACE: Duration = Duration::from_millis(200);
+/// A shard that has not arrived after this long is also requested from elsewhere, and its
+/// holder is ranked last until it answers fast again.
+const HEDGE: Duration = Duration::from_millis(1500);
 
 /// Errors of network content operations.
 #[derive(Debug, Error)]
@@ -743,8 +749,20 @@ impl Node {
     }
 
     /// Who holds which shard of `content`: this node's inventory and those of the content's
-    /// providers that answer within the check timeout.
+    /// providers that answer within the check timeout; also how many did not answer.
     pub async fn holders(&self, content: &Hash) -> Result<(Holders, usize), Error> {
+        self.find_holders(content, None).await
+    }
+
+    /// [`Self::holders`], or with `enough = Some((segments, k))` stops as soon as every segment
+    /// has holders for k distinct shards (after a short wait for more choice), instead of
+    /// waiting for providers that do not answer: a killed peer's connection stays silent until
+    /// it times out, and a reader should not wait for that.
+    async fn find_holders(
+        &self,
+        content: &Hash,
+        enough: Option<(u32, usize)>,
+    ) -> Result<(Holders, usize), Error> {
         let mut map: Holders = HashMap::new();
         let me = self.peer_id();
         for h in self.inventory(content)? {
@@ -757,20 +775,43 @@ impl Node {
             .await
             .unwrap_or_default();
         let timeout = self.inner.repair.check_timeout;
-        let asks = providers.into_iter().filter(|p| *p != me).map(|p| {
-            let dht = self.inner.dht.clone();
-            let c = *content;
-            async move {
-                let r = tokio::time::timeout(
-                    timeout,
-                    dht.request(p, Request::Inventory { content: c }),
-                )
-                .await;
-                (p, r)
-            }
-        });
+        let mut asks: FuturesUnordered<_> = providers
+            .into_iter()
+            .filter(|p| *p != me)
+            .map(|p| {
+                let dht = self.inner.dht.clone();
+                let c = *content;
+                async move {
+                    let r = tokio::time::timeout(
+                        timeout,
+                        dht.request(p, Request::Inventory { content: c }),
+                    )
+                    .await;
+                    (p, r)
+                }
+            })
+            .collect();
+        let covered = |map: &Holders| {
+            enough.is_some_and(|(segments, k)| {
+                (0..segments).all(|s| map.keys().filter(|(seg, _)| *seg == s).count() >= k)
+            })
+        };
+        let started = Instant::now();
         let mut failed = 0;
-        for (p, r) in futures::future::join_all(asks).await {
+        loop {
+            let next = if covered(&map) {
+                let left = HOLDERS_GRACE.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, asks.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        failed += asks.len();
+                        break;
+                    }
+                }
+            } else {
+                asks.next().await
+            };
+            let Some((p, r)) = next else { break };
             match r {
                 Ok(Ok(Response::Inventory(held))) => {
                     for h in held {
@@ -812,22 +853,57 @@ impl Node {
                 continue;
             }
             let t = Instant::now();
-            match self.inner.dht.request(p, Request::Fetch { hash }).await {
+            let request = self.inner.dht.request(p, Request::Fetch { hash });
+            tokio::pin!(request);
+            let answer = tokio::select! {
+                r = &mut request => r,
+                _ = tokio::time::sleep(HEDGE) => {
+                    // Probably dead (a killed peer's QUIC connection stays silent until it
+                    // times out): rank it last for the other shards of this and later gets.
+                    self.penalise(p, 2 * HEDGE);
+                    request.await
+                }
+            };
+            match answer {
                 Ok(Response::Shard(bytes)) if Hash(*blake3::hash(&bytes).as_bytes()) == hash => {
                     let took = t.elapsed();
                     let mut lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
                     let e = lat.entry(p).or_insert(took);
-                    *e = (*e * 3 + took) / 4;
+                    // A penalty is forgotten at the first fast answer; otherwise a moving average.
+                    *e = if *e >= HEDGE {
+                        took
+                    } else {
+                        (*e * 3 + took) / 4
+                    };
                     return Some(bytes);
                 }
                 Ok(Response::Shard(_)) => {
                     tracing::warn!(%p, shard = %hash, "peer sent a wrong shard")
                 }
                 Ok(_) => {}
-                Err(e) => tracing::debug!(%p, "fetch failed: {e}"),
+                Err(e) => {
+                    self.penalise(p, 4 * HEDGE);
+                    tracing::debug!(%p, "fetch failed: {e}");
+                }
             }
         }
         None
+    }
+
+    /// Ranks `p` as if its round trip took `at_least`.
+    fn penalise(&self, p: PeerId, at_least: Duration) {
+        let mut lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let e = lat.entry(p).or_insert(at_least);
+        *e = (*e).max(at_least);
+    }
+
+    /// Whether every holder in `holders` is ranked as slow or failed.
+    fn all_suspect(&self, holders: &[PeerId]) -> bool {
+        let me = self.peer_id();
+        let lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+        holders
+            .iter()
+            .all(|p| *p != me && lat.get(p).is_some_and(|l| *l >= HEDGE))
     }
 
     /// Fetches k verified shards of a segment (data shards first), hedging: when a shard is
@@ -841,7 +917,13 @@ impl Node {
     ) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let n = info.shards.len();
         let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
-        let mut order = (0..n).filter(|j| holders.contains_key(&(segment, *j as u16)));
+        // Data shards first (no reconstruction needed), but shards whose holders all look dead
+        // last.
+        let mut order: Vec<usize> = (0..n)
+            .filter(|j| holders.contains_key(&(segment, *j as u16)))
+            .collect();
+        order.sort_by_key(|j| (self.all_suspect(&holders[&(segment, *j as u16)]), *j));
+        let mut order = order.into_iter();
         let mut running = FuturesUnordered::new();
         let launch = |j: usize| {
             let hs = holders
@@ -855,7 +937,6 @@ impl Node {
             running.push(launch(j));
         }
         let mut good = 0;
-        let hedge = Duration::from_millis(1500);
         loop {
             if good >= k {
                 break;
@@ -870,8 +951,15 @@ impl Node {
                     },
                     None => break,
                 },
-                _ = tokio::time::sleep(hedge), if !running.is_empty() => {
-                    if let Some(j) = order.next() { running.push(launch(j)); }
+                _ = tokio::time::sleep(HEDGE), if !running.is_empty() => {
+                    // Every request still running is late: back each one up at once (a
+                    // segment with two dead holders must not wait two hedge periods).
+                    for _ in 0..running.len() {
+                        match order.next() {
+                            Some(j) => running.push(launch(j)),
+                            None => break,
+                        }
+                    }
                 }
             }
         }
@@ -901,9 +989,10 @@ impl Node {
         let manifest = self.manifest(hash).await?;
         let key = self.known_key(&manifest, key)?;
         let decoder = Arc::new(Decoder::new(manifest.clone(), key.as_ref())?);
-        let (holders, _) = self.holders(hash).await?;
-        let holders = Arc::new(holders);
         let k = manifest.code.data as usize;
+        let enough = (manifest.segments.len() as u32, k);
+        let (holders, _) = self.find_holders(hash, Some(enough)).await?;
+        let holders = Arc::new(holders);
         let node = self.clone();
         let segments = manifest.segments.len() as u32;
         let plain = futures::stream::iter(0..segments)

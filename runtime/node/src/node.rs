@@ -136,10 +136,14 @@ impl DevNode {
     fn terminate(&mut self) {
         #[cfg(unix)]
         {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return; // Already gone (the demo kills some on purpose).
+            }
             // SIGTERM for a graceful stop; the child's own handler closes the store.
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(self.child.id().to_string())
+                .stderr(std::process::Stdio::null())
                 .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
@@ -340,7 +344,15 @@ pub fn demo() -> Result<()> {
     let base = std::env::temp_dir().join(format!("zhtp-demo-{}", std::process::id()));
     std::fs::create_dir_all(&base)?;
     step(t0, "starting a 6-node devnet on 127.0.0.1 (QUIC + TCP)");
-    let mut net = Devnet::start(6, &base, true)?;
+    // ZHTP_DEMO_KEEP=1 keeps the nodes' data dirs and logs for a look afterwards.
+    let keep = std::env::var_os("ZHTP_DEMO_KEEP").is_some();
+    let mut net = Devnet::start(6, &base, !keep)?;
+    if keep {
+        println!(
+            "         data dirs and node.log files are kept in {}",
+            base.display()
+        );
+    }
     for (i, n) in net.nodes.iter().enumerate() {
         println!(
             "         node {i}: {} api {}",
@@ -356,7 +368,7 @@ pub fn demo() -> Result<()> {
     step(
         t0,
         &format!(
-            "storing a {} file through node 0: hot tier, 4+2, standard encryption",
+            "storing a 32 MiB ({}) file through node 0: hot tier, 4+2, standard encryption",
             human_bytes(size as u64)
         ),
     );
@@ -472,8 +484,9 @@ pub fn demo() -> Result<()> {
         println!(
             "         {i:<5} {:<10} {:>5} {:>7} {:>10}",
             short(&n.peer_id),
-            s["peers"],
-            s["shards"],
+            // `Value`'s Display ignores widths; format the string.
+            s["peers"].to_string(),
+            s["shards"].to_string(),
             human_bytes(s["shard_bytes"].as_u64().unwrap_or(0))
         );
     }
