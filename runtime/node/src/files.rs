@@ -210,12 +210,22 @@ fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> 
     if output == Path::new("-") {
         return fetch(&mut std::io::stdout().lock());
     }
-    write_atomically(output, |w| {
-        fetch(w).map_err(|e| zhtp::local::Error::Io {
-            what: "getting from the node".into(),
-            source: std::io::Error::other(format!("{e:#}")),
+    // Keep the fetch error as it is (its context chain already says what failed); the
+    // placeholder only tells write_atomically to discard the partial file.
+    let mut failure = None;
+    let written = write_atomically(output, |w| {
+        fetch(w).map_err(|e| {
+            failure = Some(e);
+            zhtp::local::Error::Io {
+                what: "getting from the node".into(),
+                source: std::io::Error::other("failed"),
+            }
         })
-    })?;
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    written?;
     Ok(())
 }
 
@@ -283,7 +293,7 @@ fn print_list(items: &[Value], json: bool) {
         return;
     }
     if items.is_empty() {
-        eprintln!("nothing stored yet");
+        eprintln!("nothing was put through this node yet");
         return;
     }
     println!(
