@@ -103,6 +103,55 @@ async fn min_live(node: &Node, hash: &Hash) -> usize {
         .unwrap()
 }
 
+/// Where peers reach `node`, for bootstrapping a restarted one through it.
+async fn addresses(node: &Node) -> Vec<Multiaddr> {
+    let me = node.peer_id();
+    node.dht()
+        .listening(2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| format!("{a}/p2p/{me}").parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_six_nodes_any_two_can_be_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 6).await;
+    let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    let bytes = data(3 << 20, 4);
+    let stored = put(
+        nodes[0].as_ref().unwrap(),
+        &tmp,
+        &bytes,
+        EncryptionLevel::Standard,
+    )
+    .await;
+    let hash = stored.manifest.content_hash;
+    // Every pair of the 6 nodes, for real: stop both, read through another, restart both.
+    for a in 0..6 {
+        for b in a + 1..6 {
+            for i in [a, b] {
+                nodes[i].take().unwrap().stop().await;
+            }
+            let reader = (0..6).find(|i| *i != a && *i != b).unwrap();
+            let reader = nodes[reader].as_ref().unwrap();
+            match reader.get_bytes(&hash, stored.key.clone()).await {
+                Ok(got) => assert!(got == bytes, "nodes {a} and {b} down: wrong bytes"),
+                Err(e) => panic!("nodes {a} and {b} down: {e}"),
+            }
+            let boot = addresses(reader).await;
+            for i in [a, b] {
+                nodes[i] = Some(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
+            }
+            for n in nodes.iter().flatten() {
+                n.dht().wait_connected(5).await.unwrap();
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_survives_nodes_going_down_and_repair_restores_redundancy() {
     let tmp = tempfile::tempdir().unwrap();
