@@ -791,9 +791,16 @@ impl Node {
                 }
             })
             .collect();
+        // One pass over the map per answer (not one per segment: contents have many segments).
         let covered = |map: &Holders| {
             enough.is_some_and(|(segments, k)| {
-                (0..segments).all(|s| map.keys().filter(|(seg, _)| *seg == s).count() >= k)
+                let mut shards = vec![0usize; segments as usize];
+                for (seg, _) in map.keys() {
+                    if let Some(n) = shards.get_mut(*seg as usize) {
+                        *n += 1;
+                    }
+                }
+                shards.iter().all(|n| *n >= k)
             })
         };
         let started = Instant::now();
