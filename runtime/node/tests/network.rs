@@ -28,6 +28,14 @@ async fn start(dir: &Path, bootstrap: Vec<Multiaddr>) -> Node {
         .unwrap()
 }
 
+/// Waits until `node` has `n` peers; fails the test (instead of hanging it) after 60 s.
+async fn connected(node: &Node, n: usize) {
+    tokio::time::timeout(Duration::from_secs(60), node.dht().wait_connected(n))
+        .await
+        .unwrap_or_else(|_| panic!("{} never reached {n} peers", node.peer_id()))
+        .unwrap();
+}
+
 /// `n` nodes, all bootstrapped from the first, each connected to every other.
 async fn network(tmp: &TempDir, n: usize) -> (Vec<Node>, Vec<Multiaddr>) {
     let first = start(&tmp.path().join("node-0"), vec![]).await;
@@ -49,7 +57,7 @@ async fn network(tmp: &TempDir, n: usize) -> (Vec<Node>, Vec<Multiaddr>) {
         let _ = node.dht().bootstrap().await;
     }
     for node in &nodes {
-        node.dht().wait_connected(n - 1).await.unwrap();
+        connected(node, n - 1).await;
     }
     (nodes, boot)
 }
@@ -146,7 +154,7 @@ async fn with_six_nodes_any_two_can_be_down() {
                 nodes[i] = Some(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
             }
             for n in nodes.iter().flatten() {
-                n.dht().wait_connected(5).await.unwrap();
+                connected(n, 5).await;
             }
         }
     }
@@ -243,7 +251,7 @@ async fn a_restarted_node_still_serves_its_shards_and_records() {
     nodes.remove(1).stop().await;
     let restarted = start(&tmp.path().join("node-1"), boot).await;
     assert_eq!(restarted.peer_id(), old_id, "the node key was not kept");
-    restarted.dht().wait_connected(1).await.unwrap();
+    connected(&restarted, 1).await;
     // Records come back from its own RocksDB, before it has asked anyone.
     assert!(
         restarted
