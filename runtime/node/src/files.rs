@@ -210,23 +210,7 @@ fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> 
     if output == Path::new("-") {
         return fetch(&mut std::io::stdout().lock());
     }
-    // Keep the fetch error as it is (its context chain already says what failed); the
-    // placeholder only tells write_atomically to discard the partial file.
-    let mut failure = None;
-    let written = write_atomically(output, |w| {
-        fetch(w).map_err(|e| {
-            failure = Some(e);
-            zhtp::local::Error::Io {
-                what: "getting from the node".into(),
-                source: std::io::Error::other("failed"),
-            }
-        })
-    });
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    written?;
-    Ok(())
+    write_atomically(output, |w| fetch(w))
 }
 
 struct HashingWriter<'a> {

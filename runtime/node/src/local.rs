@@ -516,11 +516,12 @@ fn tag_key(tag: &str, h: &Hash) -> Vec<u8> {
 }
 
 /// Writes to `dest` through a temporary file in the same directory, renamed into place only
-/// when `f` succeeds: a failed get leaves nothing half-written under `dest`.
-pub fn write_atomically<T>(
+/// when `f` succeeds: a failed get leaves nothing half-written under `dest`. `f`'s error type is
+/// the caller's, so its error comes back as it is.
+pub fn write_atomically<T, E: From<Error>>(
     dest: &Path,
-    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, Error>,
-) -> Result<T, Error> {
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, E>,
+) -> Result<T, E> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
