@@ -862,9 +862,9 @@ impl Node {
             let t = Instant::now();
             let request = self.inner.dht.request(p, Request::Fetch { hash });
             tokio::pin!(request);
-            let answer = tokio::select! {
-                r = &mut request => r,
-                _ = tokio::time::sleep(HEDGE) => {
+            let answer = match tokio::time::timeout(HEDGE, &mut request).await {
+                Ok(r) => r,
+                Err(_) => {
                     // Probably dead (a killed peer's QUIC connection stays silent until it
                     // times out): rank it last for the other shards of this and later gets.
                     self.penalise(p, 2 * HEDGE);
