@@ -448,6 +448,17 @@ impl Dht {
         Ok(addrs.clone())
     }
 
+    /// [`Self::listening`] with `/p2p/<peer id>` appended: what another node bootstraps from.
+    pub async fn dialable(&self, n: usize) -> Result<Vec<Multiaddr>, Error> {
+        let me = self.peer_id;
+        Ok(self
+            .listening(n)
+            .await?
+            .into_iter()
+            .map(|a| a.with(Protocol::P2p(me)))
+            .collect())
+    }
+
     /// Waits until at least `n` peers are connected.
     pub async fn wait_connected(&self, n: usize) -> Result<(), Error> {
         let mut rx = self.connected.clone();

@@ -83,8 +83,7 @@ fn hops(
 async fn lookups_in_a_100_node_network_take_about_log_n_hops() {
     let t0 = std::time::Instant::now();
     let first = start(vec![]).await;
-    let addr = first.listening(1).await.unwrap()[0].clone();
-    let boot: Multiaddr = format!("{addr}/p2p/{}", first.peer_id()).parse().unwrap();
+    let boot = first.dialable(1).await.unwrap().remove(0);
     let mut nodes = vec![first];
     // The network grows one node at a time, each joining with a Kademlia bootstrap (a lookup of
     // its own id, then one per bucket) through node 0, as nodes join a real network.

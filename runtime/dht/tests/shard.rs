@@ -41,8 +41,7 @@ async fn an_oversize_shard_is_refused_and_the_connection_keeps_serving_tcp() {
 
 async fn oversize(listen: &str) {
     let small = node(listen, MAX_MESSAGE, vec![]).await;
-    let addr = small.listening(1).await.unwrap()[0].clone();
-    let boot = format!("{addr}/p2p/{}", small.peer_id()).parse().unwrap();
+    let boot = small.dialable(1).await.unwrap().remove(0);
     // The sender allows itself more than the receiver does.
     let big = node(listen, 4 * MAX_MESSAGE, vec![boot]).await;
     big.wait_connected(1).await.unwrap();

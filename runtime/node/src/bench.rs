@@ -156,14 +156,7 @@ pub fn devnet(
         };
         let first =
             Node::start(&dir.join("node-0"), config(vec![]), RepairConfig::default()).await?;
-        let me = first.peer_id();
-        let boot: Vec<zhtp_dht::Multiaddr> = first
-            .dht()
-            .listening(2)
-            .await?
-            .iter()
-            .filter_map(|a| format!("{a}/p2p/{me}").parse().ok())
-            .collect();
+        let boot = first.dht().dialable(2).await?;
         let mut net = vec![first];
         for i in 1..nodes {
             net.push(

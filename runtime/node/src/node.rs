@@ -72,12 +72,12 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen for the API on {}", args.api))?;
         let api = listener.local_addr()?;
-        let addrs = node.dht().listening(listeners).await?;
+        let addrs = node.dht().dialable(listeners).await?;
         let me = node.peer_id();
         let ready = json!({
             "peer_id": me.to_string(),
             "api": format!("http://{api}"),
-            "listen": addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect::<Vec<_>>(),
+            "listen": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         });
         println!("{ready}");
         use std::io::Write as _;

@@ -39,15 +39,7 @@ async fn connected(node: &Node, n: usize) {
 /// `n` nodes, all bootstrapped from the first, each connected to every other.
 async fn network(tmp: &TempDir, n: usize) -> (Vec<Node>, Vec<Multiaddr>) {
     let first = start(&tmp.path().join("node-0"), vec![]).await;
-    let me = first.peer_id();
-    let boot: Vec<Multiaddr> = first
-        .dht()
-        .listening(2)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| format!("{a}/p2p/{me}").parse().unwrap())
-        .collect();
+    let boot = first.dht().dialable(2).await.unwrap();
     let mut nodes = vec![first];
     for i in 1..n {
         nodes.push(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
@@ -111,18 +103,6 @@ async fn min_live(node: &Node, hash: &Hash) -> usize {
         .unwrap()
 }
 
-/// Where peers reach `node`, for bootstrapping a restarted one through it.
-async fn addresses(node: &Node) -> Vec<Multiaddr> {
-    let me = node.peer_id();
-    node.dht()
-        .listening(2)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| format!("{a}/p2p/{me}").parse().unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_six_nodes_any_two_can_be_down() {
     let tmp = tempfile::tempdir().unwrap();
@@ -149,7 +129,7 @@ async fn with_six_nodes_any_two_can_be_down() {
                 Ok(got) => assert!(got == bytes, "nodes {a} and {b} down: wrong bytes"),
                 Err(e) => panic!("nodes {a} and {b} down: {e}"),
             }
-            let boot = addresses(reader).await;
+            let boot = reader.dht().dialable(2).await.unwrap();
             for i in [a, b] {
                 nodes[i] = Some(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
             }
