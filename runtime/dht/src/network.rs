@@ -405,7 +405,6 @@ impl Dht {
             put_records: HashMap::new(),
             providers: HashMap::new(),
             closest: HashMap::new(),
-            connected: HashSet::new(),
             rtt: HashMap::new(),
             refused_records: 0,
             inbound_failures: 0,
@@ -583,7 +582,6 @@ struct EventLoop {
     put_records: HashMap<QueryId, oneshot::Sender<Result<(), Error>>>,
     providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     closest: HashMap<QueryId, Reply<(Vec<PeerId>, u32)>>,
-    connected: HashSet<PeerId>,
     rtt: HashMap<PeerId, Duration>,
     refused_records: u64,
     inbound_failures: u64,
@@ -660,7 +658,7 @@ impl EventLoop {
                 raw: true,
                 reply,
             } => {
-                let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 let id = self
                     .kad()
                     .put_record_to(record, peers.into_iter(), kad::Quorum::One);
@@ -717,7 +715,7 @@ impl EventLoop {
                 let _ = reply.send(Status {
                     peer_id: *self.swarm.local_peer_id(),
                     listen: self.swarm.listeners().cloned().collect(),
-                    connected: self.connected.iter().copied().collect(),
+                    connected: self.swarm.connected_peers().copied().collect(),
                     routing_table,
                     records,
                     rtt: self.rtt.clone(),
@@ -766,17 +764,13 @@ impl EventLoop {
                 tracing::info!("listening on {address}");
                 self.listen_tx.send_modify(|v| v.push(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                self.connected.insert(peer_id);
-                self.conn_tx.send_replace(self.connected.len());
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established: 0,
-                ..
+            SwarmEvent::ConnectionEstablished { .. }
+            | SwarmEvent::ConnectionClosed {
+                num_established: 0, ..
             } => {
-                self.connected.remove(&peer_id);
-                self.conn_tx.send_replace(self.connected.len());
+                // The swarm's own view, already updated when it reports the event.
+                self.conn_tx
+                    .send_replace(self.swarm.connected_peers().count());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
