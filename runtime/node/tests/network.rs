@@ -216,20 +216,28 @@ async fn a_restarted_node_still_serves_its_shards_and_records() {
     let stored = put(&nodes[0], &tmp, &bytes, EncryptionLevel::None).await;
     let hash = stored.manifest.content_hash;
     let record_key = [b"zhtp/m/".as_slice(), hash.as_bytes()].concat();
-    let held_before = nodes[1].inventory(&hash).unwrap();
-    assert!(!held_before.is_empty());
-    assert!(
-        nodes[1]
+    // The put returns once one peer has stored the manifest record (quorum one); the other
+    // may still be storing it. Restart one that has it.
+    let mut with_record = None;
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        if node
             .dht()
             .local_record(&record_key)
             .await
             .unwrap()
             .is_some()
-    );
+        {
+            with_record = Some(i);
+            break;
+        }
+    }
+    let i = with_record.expect("no peer holds the manifest record the put published");
+    let held_before = nodes[i].inventory(&hash).unwrap();
+    assert!(!held_before.is_empty());
 
-    let old_id = nodes[1].peer_id();
-    nodes.remove(1).stop().await;
-    let restarted = start(&tmp.path().join("node-1"), boot).await;
+    let old_id = nodes[i].peer_id();
+    nodes.remove(i).stop().await;
+    let restarted = start(&tmp.path().join(format!("node-{i}")), boot).await;
     assert_eq!(restarted.peer_id(), old_id, "the node key was not kept");
     connected(&restarted, 1).await;
     // Records come back from its own RocksDB, before it has asked anyone.
