@@ -2,11 +2,11 @@
 //!
 //! Put streams the input a segment at a time: the calling thread reads and hashes (the content
 //! address is BLAKE3 of the plaintext), worker threads compress, encrypt, erasure-code, hash and
-//! write shards. Shards skip the write-ahead log (written once, to blob files, not twice); the
-//! commit flushes them to disk and then writes one synced batch with the manifest, the content
-//! key and the index entries, so a content becomes visible atomically and only once all of its
-//! shards are durable. A crash before that leaves only unreferenced
-//! shards, never a half-stored content.
+//! write shards to the store's pack files. The commit makes the packs durable and then writes
+//! one synced batch with every shard's index entry, the manifest, the content key and the index
+//! entries, so a content becomes visible atomically and only once all of its shards are
+//! durable. A crash before that leaves only unreferenced pack bytes, never a half-stored
+//! content.
 //!
 //! Get decodes segments on worker threads (round-robin, one channel each, so at most two
 //! segments per worker are in memory) and writes them in order, hashing as it goes; a segment
@@ -24,7 +24,7 @@ use zhtp_content::{
     CodeKind, CodeParams, ContentKey, DEFAULT_SEGMENT_SIZE, Decoder, Encoder, EncryptionLevel,
     Manifest, Metadata, Params, SegmentInfo,
 };
-use zhtp_store::{Cf, Config, Store};
+use zhtp_store::{Cf, Config, Store, WrittenShard};
 use zhtp_types::{Hash, StorageTier};
 
 /// Errors of local content operations.
@@ -137,6 +137,9 @@ pub struct GetReport {
 const SUMMARY_PREFIX: &[u8] = b"meta/";
 const TAG_PREFIX: &str = "tag/";
 
+/// A stored segment: its index, manifest entry and written shards.
+type Stored = (u32, SegmentInfo, Vec<WrittenShard>);
+
 /// A decoded segment (plaintext and how many of its shards were repaired) or why it failed.
 type Decoded = Result<(Vec<u8>, usize), Error>;
 
@@ -170,7 +173,9 @@ impl LocalNode {
     /// Opens the node's store under `data_dir/store`.
     pub fn open(data_dir: &Path, config: Config) -> Result<Self, Error> {
         let store = Arc::new(Store::open(data_dir.join("store"), config)?);
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+        // Two per core: a worker waits for the disk (direct writes, reads) about as long as it
+        // computes, so twice the cores keeps them busy.
+        let workers = std::thread::available_parallelism().map_or(4, |n| 2 * n.get().clamp(1, 8));
         Ok(Self { store, workers })
     }
 
@@ -208,11 +213,12 @@ impl LocalNode {
         let done = std::sync::atomic::AtomicU64::new(0);
         let failed = std::sync::atomic::AtomicBool::new(false);
 
+        let mut written: Vec<WrittenShard> = Vec::new();
         let infos = std::thread::scope(|s| -> Result<Vec<SegmentInfo>, Error> {
             // Bounded: at most `workers` segments wait while each worker holds one.
             let (tx, rx) = sync_channel::<(u32, Vec<u8>)>(self.workers);
             let rx = Arc::new(Mutex::new(rx));
-            let (res_tx, res_rx) = std::sync::mpsc::channel::<Result<(u32, SegmentInfo), Error>>();
+            let (res_tx, res_rx) = std::sync::mpsc::channel::<Result<Stored, Error>>();
             for _ in 0..self.workers {
                 let (rx, res_tx, encoder, done, stop) =
                     (rx.clone(), res_tx.clone(), &encoder, &done, &failed);
@@ -225,7 +231,7 @@ impl LocalNode {
                         let total = done
                             .fetch_add(plain.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         progress(total + plain.len() as u64);
-                        let _ = res_tx.send(r.map(|info| (index, info)));
+                        let _ = res_tx.send(r.map(|(info, shards)| (index, info, shards)));
                         if failed {
                             stop.store(true, std::sync::atomic::Ordering::Relaxed);
                             break;
@@ -261,7 +267,9 @@ impl LocalNode {
             drop(tx);
             let mut infos: Vec<(u32, SegmentInfo)> = Vec::with_capacity(index as usize);
             for r in res_rx {
-                infos.push(r?);
+                let (index, info, shards) = r?;
+                infos.push((index, info));
+                written.extend(shards);
             }
             read_result?;
             infos.sort_by_key(|(i, _)| *i);
@@ -274,35 +282,38 @@ impl LocalNode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let manifest = encoder.manifest(content_hash, size, infos, metadata);
-        self.commit(&manifest, key.as_ref())?;
+        self.commit(&manifest, key.as_ref(), written)?;
         Ok(manifest)
     }
 
+    /// Encodes one segment and writes its shards' bytes (not yet indexed or durable).
     fn store_segment(
         &self,
         encoder: &Encoder,
         index: u32,
         plain: &[u8],
-    ) -> Result<SegmentInfo, Error> {
+    ) -> Result<(SegmentInfo, Vec<WrittenShard>), Error> {
         let seg = encoder.encode_segment(index, plain)?;
-        let mut batch = self.store.batch();
-        for (hash, bytes) in seg.shards() {
-            self.store.put_shard(&mut batch, &hash, bytes)?;
-        }
-        self.store.write_shards(batch)?;
-        Ok(seg.info)
+        let shards = seg
+            .shards()
+            .map(|(hash, bytes)| self.store.write_shard(&hash, bytes))
+            .collect::<Result<_, _>>()?;
+        Ok((seg.info, shards))
     }
 
-    /// The commit point: shards made durable first, then manifest, key and index entries in
-    /// one synced batch.
+    /// The commit point: one synced batch with the shards' index entries (their pack bytes made
+    /// durable first, by [`Store::write`]), the manifest, the key and the index entries.
     pub(crate) fn commit(
         &self,
         manifest: &Manifest,
         key: Option<&ContentKey>,
+        shards: Vec<WrittenShard>,
     ) -> Result<(), Error> {
-        self.store.flush_shards()?;
         let h = manifest.content_hash;
         let mut b = self.store.batch();
+        for shard in shards {
+            self.store.index_shard(&mut b, shard)?;
+        }
         // A content stored again replaces its earlier entry (and key) as a whole.
         if let Some(old) = self.summary(&h)? {
             for tag in &old.metadata.tags {

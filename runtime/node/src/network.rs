@@ -682,7 +682,9 @@ impl Node {
         let mut metadata = opts.metadata;
         metadata.created = zhtp_dht::record::unix_now();
         let manifest = encoder.manifest(content_hash, size, infos, metadata);
-        self.inner.local.commit(&manifest, key.as_ref())?;
+        self.inner
+            .local
+            .commit(&manifest, key.as_ref(), Vec::new())?;
         let published = match self
             .inner
             .dht

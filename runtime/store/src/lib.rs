@@ -4,10 +4,12 @@
 //! [`Batch`], applied atomically; with `sync` (the default) a write is on disk when it returns,
 //! and so is every write before it (RocksDB's WAL is sequential).
 //!
-//! Shards are large values (hundreds of KiB to MiB). Their column family uses RocksDB's
-//! integrated blob files (BlobDB): values go to blob files at flush and compaction moves only
-//! small references, so shard bytes are not rewritten level after level. Shards are
-//! content-addressed (key = BLAKE3 of the value) and every read is verified against the key.
+//! Shards are large values (hundreds of KiB to MiB). Their bytes go to append-only pack files
+//! beside the database (`packs/`, see the `pack` module for why not RocksDB values or BlobDB);
+//! the `shards` column family maps each shard's BLAKE3 hash to its location. Writing a shard
+//! puts its bytes in a pack at once and its index entry in the caller's batch; [`Store::write`]
+//! makes the batch's pack bytes durable before it commits the batch, so an index entry never
+//! names bytes that a crash could lose. Every read is verified against the key.
 //!
 //! zhtp compresses content itself (LZ4 before encryption), so RocksDB's compression is off.
 
@@ -19,6 +21,10 @@ use rocksdb::{
 };
 use thiserror::Error;
 use zhtp_types::Hash;
+
+mod pack;
+
+use pack::{Location, Packs};
 
 /// Store errors.
 #[derive(Debug, Error)]
@@ -33,6 +39,9 @@ pub enum Error {
     /// A shard's bytes do not hash to its key.
     #[error("shard {0} is corrupt (its bytes do not match its BLAKE3 hash)")]
     Corrupt(Hash),
+    /// Reading or writing the store's files (packs, directories) failed.
+    #[error("{0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
     /// Any other RocksDB error.
     #[error("store: {0}")]
     Db(String),
@@ -51,10 +60,17 @@ fn db_err(path: &Path) -> impl Fn(rocksdb::Error) -> Error + '_ {
     }
 }
 
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| match e.kind() {
+        std::io::ErrorKind::StorageFull => Error::DiskFull(path.to_owned()),
+        _ => Error::Io(path.to_owned(), e),
+    }
+}
+
 /// Column families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cf {
-    /// Shard bytes by BLAKE3 (blob files).
+    /// Shard locations in the packs, by BLAKE3 of the shard.
     Shards,
     /// Manifests by content hash.
     Manifests,
@@ -100,33 +116,18 @@ impl Cf {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// fsync the WAL on every write (durable on power loss). Without it, writes survive a
-    /// process crash but not an OS crash.
+    /// fsync on every write (durable on power loss). Without it, writes survive a process crash
+    /// but not an OS crash.
     pub sync: bool,
-    /// Keep shards in blob files (BlobDB). Off stores them inline in the LSM tree, where every
-    /// compaction rewrites them; kept as an option only to measure the difference.
-    pub blob_files: bool,
-    /// Shards at least this large go to blob files.
-    pub min_blob_size: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            sync: true,
-            blob_files: true,
-            min_blob_size: 4096,
-        }
+        Self { sync: true }
     }
 }
 
 impl Config {
-    /// Sets `blob_files`.
-    pub fn with_blob_files(mut self, on: bool) -> Self {
-        self.blob_files = on;
-        self
-    }
-
     /// Sets `sync`.
     pub fn with_sync(mut self, sync: bool) -> Self {
         self.sync = sync;
@@ -138,6 +139,8 @@ impl Config {
 #[derive(Default)]
 pub struct Batch {
     inner: WriteBatch,
+    /// Packs holding bytes of shards indexed by this batch: synced before it is written.
+    packs: Vec<u32>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -146,14 +149,24 @@ impl std::fmt::Debug for Batch {
     }
 }
 
+/// A shard whose bytes are in a pack but not yet indexed: made by [`Store::write_shard`] on
+/// any thread, indexed by [`Store::index_shard`] into the batch that commits it.
+#[derive(Clone, Copy, Debug)]
+pub struct WrittenShard {
+    hash: Hash,
+    at: Location,
+}
+
 /// One `(key, value)` pair read back from a column family.
 pub type Entry = (Box<[u8]>, Box<[u8]>);
 
 /// The embedded database of a node.
 pub struct Store {
     db: DB,
+    packs: Packs,
     path: PathBuf,
-    sync: WriteOptions,
+    sync: bool,
+    write_options: WriteOptions,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,8 +182,7 @@ impl Store {
     /// process has it open.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self, Error> {
         let path = path.as_ref().to_owned();
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Error::Db(format!("{}: {e}", path.display())))?;
+        std::fs::create_dir_all(&path).map_err(io_err(&path))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -182,14 +194,7 @@ impl Store {
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::None);
             if *cf == Cf::Shards {
-                o.set_enable_blob_files(config.blob_files);
-                o.set_min_blob_size(config.min_blob_size);
-                o.set_blob_file_size(256 << 20);
-                o.set_blob_compression_type(DBCompressionType::None);
-                o.set_enable_blob_gc(true);
-                // Shard values sit in the memtable until a flush moves them to a blob file:
-                // 32 MiB keeps memory modest while flushes stay large.
-                o.set_write_buffer_size(32 << 20);
+                // Point lookups by hash, most of them hits: a bloom filter spares the misses.
                 let mut t = BlockBasedOptions::default();
                 t.set_bloom_filter(10.0, false);
                 o.set_block_based_table_factory(&t);
@@ -197,9 +202,17 @@ impl Store {
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(db_err(&path))?;
-        let mut sync = WriteOptions::default();
-        sync.set_sync(config.sync);
-        Ok(Self { db, path, sync })
+        // After RocksDB: its lock keeps a second process away from the packs too.
+        let packs = Packs::open(path.join("packs")).map_err(io_err(&path))?;
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(config.sync);
+        Ok(Self {
+            db,
+            packs,
+            path,
+            sync: config.sync,
+            write_options,
+        })
     }
 
     /// Where the store lives.
@@ -230,30 +243,16 @@ impl Store {
         Ok(())
     }
 
-    /// Applies `batch` atomically (durably when configured with `sync`).
+    /// Applies `batch` atomically (durably when configured with `sync`). The bytes of the
+    /// shards it indexes are made durable first.
     pub fn write(&self, batch: Batch) -> Result<(), Error> {
+        if self.sync {
+            self.packs
+                .sync(batch.packs.iter().copied())
+                .map_err(io_err(&self.path))?;
+        }
         self.db
-            .write_opt(batch.inner, &self.sync)
-            .map_err(db_err(&self.path))
-    }
-
-    /// Applies a batch of shards without the write-ahead log: shard bytes are written once, to
-    /// blob files at flush, instead of twice (WAL, then blob file). They are not durable until
-    /// [`Store::flush_shards`]; callers flush before committing anything that names them, so a
-    /// crash can only lose shards that nothing references yet.
-    pub fn write_shards(&self, batch: Batch) -> Result<(), Error> {
-        let mut o = WriteOptions::default();
-        o.disable_wal(true);
-        self.db
-            .write_opt(batch.inner, &o)
-            .map_err(db_err(&self.path))
-    }
-
-    /// Makes every shard written so far durable (flushes the shards' memtable to synced blob
-    /// and table files).
-    pub fn flush_shards(&self) -> Result<(), Error> {
-        self.db
-            .flush_cf(self.cf(Cf::Shards)?)
+            .write_opt(batch.inner, &self.write_options)
             .map_err(db_err(&self.path))
     }
 
@@ -273,16 +272,51 @@ impl Store {
             .is_some())
     }
 
-    /// Adds the shards to `batch`, keyed by their hash.
+    /// Writes a shard's bytes to a pack, from any thread. Nothing refers to them until
+    /// [`Store::index_shard`] puts them in a batch and [`Store::write`] commits it.
+    pub fn write_shard(&self, hash: &Hash, bytes: &[u8]) -> Result<WrittenShard, Error> {
+        let at = self.packs.append(bytes).map_err(io_err(&self.path))?;
+        Ok(WrittenShard { hash: *hash, at })
+    }
+
+    /// Adds the index entry of a written shard to `batch`.
+    pub fn index_shard(&self, batch: &mut Batch, shard: WrittenShard) -> Result<(), Error> {
+        if !batch.packs.contains(&shard.at.pack) {
+            batch.packs.push(shard.at.pack);
+        }
+        self.put(batch, Cf::Shards, shard.hash.as_bytes(), &shard.at.encode())
+    }
+
+    /// Writes a shard and adds it to `batch`, keyed by its hash: [`Store::write_shard`] then
+    /// [`Store::index_shard`].
     pub fn put_shard(&self, batch: &mut Batch, hash: &Hash, bytes: &[u8]) -> Result<(), Error> {
-        self.put(batch, Cf::Shards, hash.as_bytes(), bytes)
+        let written = self.write_shard(hash, bytes)?;
+        self.index_shard(batch, written)
     }
 
     /// Reads a shard and checks it against its hash: `Ok(None)` when absent,
-    /// [`Error::Corrupt`] when its bytes are wrong.
+    /// [`Error::Corrupt`] when its bytes are wrong or its pack is damaged.
     pub fn shard(&self, hash: &Hash) -> Result<Option<Vec<u8>>, Error> {
-        let Some(bytes) = self.get(Cf::Shards, hash.as_bytes())? else {
+        let Some(value) = self.get(Cf::Shards, hash.as_bytes())? else {
             return Ok(None);
+        };
+        let bytes = match Location::decode(&value) {
+            Some(at) => match self.packs.read(at) {
+                Ok(bytes) => bytes,
+                // A truncated or missing pack loses its shards as corruption does: the reader
+                // rebuilds them from the others.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::NotFound
+                    ) =>
+                {
+                    return Err(Error::Corrupt(*hash));
+                }
+                Err(e) => return Err(io_err(&self.path)(e)),
+            },
+            // Stored inline by a build from before packs.
+            None => value,
         };
         if blake3::hash(&bytes).as_bytes() != hash.as_bytes() {
             return Err(Error::Corrupt(*hash));
@@ -361,6 +395,66 @@ mod tests {
         s.put_shard(&mut b, &h(&good), &[2u8; 5000]).unwrap();
         s.write(b).unwrap();
         assert!(matches!(s.shard(&h(&good)), Err(Error::Corrupt(x)) if x == h(&good)));
+    }
+
+    #[test]
+    fn shards_are_visible_only_once_their_batch_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        let bytes = vec![3u8; 70_000];
+        let written = s.write_shard(&h(&bytes), &bytes).unwrap();
+        assert_eq!(
+            s.shard(&h(&bytes)).unwrap(),
+            None,
+            "written, not yet indexed"
+        );
+        let mut b = s.batch();
+        s.index_shard(&mut b, written).unwrap();
+        s.write(b).unwrap();
+        assert_eq!(s.shard(&h(&bytes)).unwrap(), Some(bytes));
+    }
+
+    #[test]
+    fn a_truncated_or_missing_pack_reads_as_corrupt_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (vec![4u8; 10_000], vec![5u8; 10_000]);
+        {
+            let s = Store::open(dir.path(), Config::default()).unwrap();
+            let mut batch = s.batch();
+            s.put_shard(&mut batch, &h(&a), &a).unwrap();
+            s.put_shard(&mut batch, &h(&b), &b).unwrap();
+            s.write(batch).unwrap();
+        }
+        // Both shards share one pack (one writer): cut it after the first one.
+        let packs: Vec<_> = std::fs::read_dir(dir.path().join("packs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(packs.len(), 1);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&packs[0])
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        assert!(matches!(s.shard(&h(&b)), Err(Error::Corrupt(x)) if x == h(&b)));
+        drop(s);
+        std::fs::remove_file(&packs[0]).unwrap();
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        assert!(matches!(s.shard(&h(&a)), Err(Error::Corrupt(x)) if x == h(&a)));
+    }
+
+    #[test]
+    fn shards_stored_inline_by_earlier_builds_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        let bytes = vec![6u8; 5000];
+        let mut b = s.batch();
+        s.put(&mut b, Cf::Shards, h(&bytes).as_bytes(), &bytes)
+            .unwrap();
+        s.write(b).unwrap();
+        assert_eq!(s.shard(&h(&bytes)).unwrap(), Some(bytes));
     }
 
     #[test]
