@@ -38,6 +38,7 @@ pub enum Request {
         /// BLAKE3 of `data`; the receiver checks it.
         hash: Hash,
         /// The shard.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Send the shard with this hash.
@@ -69,7 +70,7 @@ pub enum Response {
     /// The shard is stored durably.
     Stored,
     /// The shard asked for.
-    Shard(Vec<u8>),
+    Shard(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Not here.
     NotFound,
     /// The shards of a content held here.
@@ -211,6 +212,43 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
             assert!(err.to_string().contains("exceeds the limit"), "{err}");
         });
+    }
+
+    #[test]
+    fn shard_bytes_encode_as_plain_postcard_vectors_did() {
+        // The wire format from before shard bytes were marked as a byte string: a peer on
+        // either side reads the other.
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        enum Before {
+            Store {
+                content: Hash,
+                segment: u32,
+                index: u16,
+                hash: Hash,
+                data: Vec<u8>,
+            },
+        }
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let now = Request::Store {
+            content: Hash([1; 32]),
+            segment: 7,
+            index: 3,
+            hash: Hash([2; 32]),
+            data: data.clone(),
+        };
+        let before = Before::Store {
+            content: Hash([1; 32]),
+            segment: 7,
+            index: 3,
+            hash: Hash([2; 32]),
+            data: data.clone(),
+        };
+        let bytes = postcard::to_allocvec(&now).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&before).unwrap());
+        assert_eq!(postcard::from_bytes::<Request>(&bytes).unwrap(), now);
+        let shard = postcard::to_allocvec(&Response::Shard(data.clone())).unwrap();
+        assert_eq!(&shard[..3], &[1, 0xac, 0x02]); // variant 1, length 300 as a varint
+        assert_eq!(&shard[3..], &data[..]);
     }
 
     #[test]
