@@ -155,20 +155,6 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
-/// Reads until `buf` is full or the input ends; returns how many bytes were read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 impl LocalNode {
     /// Opens the node's store under `data_dir/store`.
     pub fn open(data_dir: &Path, config: Config) -> Result<Self, Error> {
@@ -245,15 +231,15 @@ impl LocalNode {
                 if failed.load(std::sync::atomic::Ordering::Relaxed) {
                     break Ok(()); // a worker failed: its error is in res_rx
                 }
-                let mut buf = vec![0u8; seg_size];
-                let n = match read_full(input, &mut buf) {
+                // Read into spare capacity: nothing is zeroed only to be overwritten.
+                let mut buf = Vec::with_capacity(seg_size);
+                let n = match input.by_ref().take(seg_size as u64).read_to_end(&mut buf) {
                     Ok(n) => n,
                     Err(e) => break Err(io("reading the input")(e)),
                 };
                 if n == 0 {
                     break Ok(());
                 }
-                buf.truncate(n);
                 hasher.update(&buf);
                 size += n as u64;
                 if tx.send((index, buf)).is_err() {
@@ -501,7 +487,8 @@ impl LocalNode {
                 lost[i] = slots[i].is_none();
             }
         }
-        let decoded = decoder.decode_segment(index, &mut slots)?;
+        // Every shard came from `Store::shard`, which checks it against its hash.
+        let decoded = decoder.decode_verified_segment(index, &mut slots)?;
         let mut batch = self.store.batch();
         let mut repaired = 0;
         for (i, bytes) in decoded.repaired.iter().filter(|(i, _)| lost[*i]) {

@@ -1012,7 +1012,8 @@ impl Node {
                     let mut slots = node.gather(info, i, k, &holders).await?;
                     let d = decoder.clone();
                     let decoded =
-                        tokio::task::spawn_blocking(move || d.decode_segment(i, &mut slots))
+                        // `fetch_shard` checked every shard against its hash.
+                        tokio::task::spawn_blocking(move || d.decode_verified_segment(i, &mut slots))
                             .await
                             .map_err(|e| Error::Invalid(e.to_string()))??;
                     Ok::<_, Error>(decoded.plain)
