@@ -283,3 +283,47 @@ fn clear_errors_for_bad_input_and_a_locked_data_dir() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another zhtp process"), "{err}");
 }
+
+/// A full disk: one clear error line, a non-zero exit, and no content half there. The data dir
+/// is on an 8 MiB tmpfs mounted in a new user and mount namespace (`unshare`, util-linux), so
+/// the test needs no root and leaves nothing mounted behind.
+#[test]
+fn a_full_disk_is_one_clear_error_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("twelve.bin");
+    std::fs::write(&input, bytes(12, 12 << 20, false)).unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    // $0 = zhtp, $1 = mount point, $2 = input. The put's stderr goes to a file so that it can
+    // be checked line by line; then the same data dir is listed.
+    let script = r#"mount -t tmpfs -o size=8m tmpfs "$1" || exit 90
+"$0" --data-dir "$1/data" put "$2" 2>"$1/err"
+echo "put exit $?"
+cat "$1/err"
+"$0" --data-dir "$1/data" ls --json"#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_zhtp"))
+        .arg(&mnt)
+        .arg(&input)
+        .env_remove("ZHTP_DATA_DIR")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.code() != Some(90) && out.status.success(),
+        "could not mount a tmpfs in a user namespace (unprivileged user namespaces off?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("put exit 1"), "{stdout}");
+    let err = lines.next().unwrap_or_default();
+    assert!(
+        err.starts_with("error: ") && err.contains("no space left on the device"),
+        "{stdout}"
+    );
+    // One error line, then `ls --json`: an empty list, nothing half-stored.
+    let listed: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("")).unwrap();
+    assert_eq!(listed, serde_json::json!([]), "{stdout}");
+    assert_eq!(lines.next(), None, "{stdout}");
+}
