@@ -12,6 +12,9 @@
 //! names bytes that a crash could lose. Every read is verified against the key.
 //!
 //! zhtp compresses content itself (LZ4 before encryption), so RocksDB's compression is off.
+//!
+//! Unix only (positioned reads and writes); direct I/O on Linux, buffered elsewhere and on file
+//! systems that refuse `O_DIRECT`.
 
 use std::path::{Path, PathBuf};
 

@@ -135,7 +135,7 @@ struct Handle {
     /// Buffered; for syncs, and for reads when direct ones are not possible.
     file: File,
     /// `O_DIRECT`, for reads: shards are read about once per get, so caching them gains little,
-    /// and a buffered read into fresh page cache cost up to three times a direct one here.
+    /// and a buffered read into fresh page cache took up to twice as long as a direct one here.
     direct: Option<File>,
 }
 
