@@ -50,6 +50,14 @@ pub enum Command {
     Demo,
     /// Run a repair round on the node now (needs --node).
     Repair,
+    /// Give back the disk space of pack files that are mostly dead bytes (left by failed or
+    /// interrupted puts, repaired and deleted shards). Works on the local data dir; a running
+    /// node does this itself when it starts.
+    Compact {
+        /// Compact a pack when its live shards fill at most this fraction of it (0 to 1).
+        #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
+        max_live: f64,
+    },
     /// Measure this machine: pipeline throughput against memcpy and BLAKE3 in the same run.
     Bench {
         /// What to measure: `pipeline` (one node, into RocksDB) or `devnet` (get from a
@@ -273,6 +281,27 @@ pub fn run(cli: Cli) -> Result<()> {
             println!(
                 "{}",
                 need_node(node, "repair")?.post_json("/repair", &serde_json::json!({}))?
+            );
+            Ok(())
+        }
+        Command::Compact { max_live } => {
+            anyhow::ensure!(
+                node.is_none(),
+                "compact works on the local data dir (a running node compacts when it starts)"
+            );
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&max_live),
+                "--max-live must be between 0 and 1, not {max_live}"
+            );
+            let local = zhtp::local::LocalNode::open(&dir, zhtp_store::Config::default())
+                .with_context(|| format!("cannot open the node's store in {}", dir.display()))?;
+            let r = local.store().compact_packs(max_live)?;
+            println!(
+                "{} pack(s) removed, {} live shard(s) moved ({}), {} of disk given back",
+                r.packs_removed,
+                r.shards_moved,
+                quote::human_bytes(r.bytes_moved),
+                quote::human_bytes(r.bytes_reclaimed)
             );
             Ok(())
         }

@@ -252,15 +252,34 @@ impl LocalNode {
             };
             drop(tx);
             let mut infos: Vec<(u32, SegmentInfo)> = Vec::with_capacity(index as usize);
+            // Every result is drained, also after a failure, so that `written` holds all the
+            // shards written, for the discard below.
+            let mut failure = None;
             for r in res_rx {
-                let (index, info, shards) = r?;
-                infos.push((index, info));
-                written.extend(shards);
+                match r {
+                    Ok((index, info, shards)) => {
+                        infos.push((index, info));
+                        written.extend(shards);
+                    }
+                    Err(e) => failure = failure.or(Some(e)),
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
             }
             read_result?;
             infos.sort_by_key(|(i, _)| *i);
             Ok(infos.into_iter().map(|(_, info)| info).collect())
-        })?;
+        });
+        let infos = match infos {
+            Ok(infos) => infos,
+            Err(e) => {
+                // Nothing refers to these bytes: give their space back now (a full disk is the
+                // usual reason to be here).
+                self.store.discard_shards(&written);
+                return Err(e);
+            }
+        };
 
         let content_hash = Hash(*hasher.finalize().as_bytes());
         let mut metadata = opts.metadata;
@@ -280,10 +299,16 @@ impl LocalNode {
         plain: &[u8],
     ) -> Result<(SegmentInfo, Vec<WrittenShard>), Error> {
         let seg = encoder.encode_segment(index, plain)?;
-        let shards = seg
-            .shards()
-            .map(|(hash, bytes)| self.store.write_shard(&hash, bytes))
-            .collect::<Result<_, _>>()?;
+        let mut shards = Vec::with_capacity(seg.info.shards.len());
+        for (hash, bytes) in seg.shards() {
+            match self.store.write_shard(&hash, bytes) {
+                Ok(s) => shards.push(s),
+                Err(e) => {
+                    self.store.discard_shards(&shards);
+                    return Err(e.into());
+                }
+            }
+        }
         Ok((seg.info, shards))
     }
 

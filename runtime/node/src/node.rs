@@ -83,6 +83,14 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         tracing::info!("node {me} ready; API on http://{api}");
+        // Dead bytes in packs closed by earlier runs (failed puts, repaired shards): given back
+        // in the background while the node serves.
+        let n = node.clone();
+        tokio::task::spawn_blocking(move || match n.local().store().compact_packs(0.5) {
+            Ok(r) if r.packs_removed > 0 => tracing::info!(?r, "packs compacted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("pack compaction failed: {e}"),
+        });
         if args.repair_interval > 0 {
             let n = node.clone();
             let every = Duration::from_secs(args.repair_interval);

@@ -284,46 +284,69 @@ fn clear_errors_for_bad_input_and_a_locked_data_dir() {
     assert!(err.contains("in use by another zhtp process"), "{err}");
 }
 
-/// A full disk: one clear error line, a non-zero exit, and no content half there. The data dir
-/// is on an 8 MiB tmpfs mounted in a new user and mount namespace (`unshare`, util-linux), so
-/// the test needs no root and leaves nothing mounted behind.
+/// A full disk: one clear error line, a non-zero exit, no content half there, and the space
+/// the failed put had written given back; `zhtp compact` then removes the dead packs and a
+/// smaller put fits. The data dir is on a 16 MiB tmpfs mounted in a new user and mount
+/// namespace (`unshare`, util-linux), so the test needs no root and leaves nothing mounted.
 #[test]
-fn a_full_disk_is_one_clear_error_and_stores_nothing() {
+fn a_full_disk_is_one_clear_error_stores_nothing_and_keeps_no_space() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("twelve.bin");
-    std::fs::write(&input, bytes(12, 12 << 20, false)).unwrap();
+    let input = dir.path().join("big.bin");
+    std::fs::write(&input, bytes(12, 16 << 20, false)).unwrap();
+    let small = dir.path().join("three.bin");
+    std::fs::write(&small, bytes(3, 3 << 20, false)).unwrap();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    // $0 = zhtp, $1 = mount point, $2 = input. The put's stderr goes to a file so that it can
-    // be checked line by line; then the same data dir is listed.
-    let script = r#"mount -t tmpfs -o size=8m tmpfs "$1" || exit 90
+    // $0 = zhtp, $1 = mount point, $2 = input, $3 = a smaller input. The put's stderr goes to
+    // a file so that it can be checked line by line.
+    let script = r#"mount -t tmpfs -o size=16m tmpfs "$1" || exit 90
+df --output=avail -B1 "$1" | tail -1
 "$0" --data-dir "$1/data" put "$2" 2>"$1/err"
 echo "put exit $?"
 cat "$1/err"
-"$0" --data-dir "$1/data" ls --json"#;
+"$0" --data-dir "$1/data" ls --json
+df --output=avail -B1 "$1" | tail -1
+"$0" --data-dir "$1/data" compact
+"$0" --data-dir "$1/data" put "$3" >/dev/null && echo "small put ok""#;
     let out = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
         .arg(env!("CARGO_BIN_EXE_zhtp"))
         .arg(&mnt)
         .arg(&input)
+        .arg(&small)
         .env_remove("ZHTP_DATA_DIR")
         .output()
         .expect("unshare (util-linux) runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.code() != Some(90) && out.status.success(),
-        "could not mount a tmpfs in a user namespace (unprivileged user namespaces off?): {}",
+        "could not mount a tmpfs in a user namespace (unprivileged user namespaces off?), or a \
+         step failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let mut lines = stdout.lines();
+    let free = |l: Option<&str>| -> u64 { l.unwrap_or_default().trim().parse().unwrap() };
+    let empty = free(lines.next());
     assert_eq!(lines.next(), Some("put exit 1"), "{stdout}");
     let err = lines.next().unwrap_or_default();
     assert!(
         err.starts_with("error: ") && err.contains("no space left on the device"),
         "{stdout}"
     );
-    // One error line, then `ls --json`: an empty list, nothing half-stored.
+    // `ls --json`: an empty list, nothing half-stored.
     let listed: serde_json::Value = serde_json::from_str(lines.next().unwrap_or("")).unwrap();
     assert_eq!(listed, serde_json::json!([]), "{stdout}");
+    // The failed put gave back what it wrote (the store's own files take the rest).
+    let after = free(lines.next());
+    assert!(
+        after + (1 << 20) >= empty,
+        "{empty} B free at first, {after} B after: {stdout}"
+    );
+    let compacted = lines.next().unwrap_or_default();
+    assert!(
+        compacted.contains("pack(s) removed") && !compacted.starts_with("0 pack"),
+        "{stdout}"
+    );
+    assert_eq!(lines.next(), Some("small put ok"), "{stdout}");
     assert_eq!(lines.next(), None, "{stdout}");
 }

@@ -16,7 +16,9 @@
 //! Unix only (positioned reads and writes); direct I/O on Linux, buffered elsewhere and on file
 //! systems that refuse `O_DIRECT`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, IteratorMode, Options,
@@ -144,6 +146,8 @@ pub struct Batch {
     inner: WriteBatch,
     /// Packs holding bytes of shards indexed by this batch: synced before it is written.
     packs: Vec<u32>,
+    /// Whether it changes the shard index (then it is ordered against pack compaction).
+    shards: bool,
 }
 
 impl std::fmt::Debug for Batch {
@@ -160,6 +164,20 @@ pub struct WrittenShard {
     at: Location,
 }
 
+/// What [`Store::compact_packs`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compaction {
+    /// Packs deleted.
+    pub packs_removed: usize,
+    /// Live shards copied into new packs and repointed.
+    pub shards_moved: usize,
+    /// Bytes of those shards.
+    pub bytes_moved: u64,
+    /// Disk space given back: the deleted packs' size less their live bytes.
+    pub bytes_reclaimed: u64,
+}
+
 /// One `(key, value)` pair read back from a column family.
 pub type Entry = (Box<[u8]>, Box<[u8]>);
 
@@ -167,6 +185,9 @@ pub type Entry = (Box<[u8]>, Box<[u8]>);
 pub struct Store {
     db: DB,
     packs: Packs,
+    /// Held while a batch that changes the shard index is written, so that compaction's
+    /// check-and-repoint cannot interleave with one.
+    shard_index: Mutex<()>,
     path: PathBuf,
     sync: bool,
     write_options: WriteOptions,
@@ -212,6 +233,7 @@ impl Store {
         Ok(Self {
             db,
             packs,
+            shard_index: Mutex::new(()),
             path,
             sync: config.sync,
             write_options,
@@ -236,12 +258,14 @@ impl Store {
 
     /// Adds a put to `batch`.
     pub fn put(&self, batch: &mut Batch, cf: Cf, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        batch.shards |= cf == Cf::Shards;
         batch.inner.put_cf(self.cf(cf)?, key, value);
         Ok(())
     }
 
     /// Adds a delete to `batch`.
     pub fn delete(&self, batch: &mut Batch, cf: Cf, key: &[u8]) -> Result<(), Error> {
+        batch.shards |= cf == Cf::Shards;
         batch.inner.delete_cf(self.cf(cf)?, key);
         Ok(())
     }
@@ -254,9 +278,90 @@ impl Store {
                 .sync(batch.packs.iter().copied())
                 .map_err(io_err(&self.path))?;
         }
+        let _ordered = batch.shards.then(|| {
+            self.shard_index
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        });
         self.db
             .write_opt(batch.inner, &self.write_options)
             .map_err(db_err(&self.path))
+    }
+
+    /// Gives back the space of sealed packs (closed before this open) whose live shards take at
+    /// most `max_live` of their size: their live shards are copied, verified, into new packs,
+    /// repointed in one synced batch, and the old pack is deleted. Space is lost to failed or
+    /// crashed puts, shards replaced by repair and deleted shards.
+    ///
+    /// Safe while the store is in use: a shard that another write repoints or deletes meanwhile
+    /// keeps that write's result, and a read that raced with the deletion retries at the new
+    /// location. A shard found corrupt is not copied, so afterwards it reads as missing and the
+    /// reader rebuilds it, as it would have anyway.
+    pub fn compact_packs(&self, max_live: f64) -> Result<Compaction, Error> {
+        let io = io_err(&self.path);
+        let sealed = self.packs.sealed().map_err(&io)?;
+        let Some(limit) = sealed.last().map(|(id, _)| id + 1) else {
+            return Ok(Compaction::default());
+        };
+        // Live bytes and shards of every sealed pack, from the index.
+        let mut live: HashMap<u32, (u64, Vec<(Hash, Location)>)> = HashMap::new();
+        for item in self.scan(Cf::Shards, &[])? {
+            let (key, value) = item?;
+            let (Some(at), Ok(hash)) = (Location::decode(&value), <[u8; 32]>::try_from(&*key))
+            else {
+                continue;
+            };
+            if at.pack < limit {
+                let e = live.entry(at.pack).or_default();
+                e.0 += Packs::footprint(at.len);
+                e.1.push((Hash(hash), at));
+            }
+        }
+        let mut report = Compaction::default();
+        for (id, size) in sealed {
+            let (bytes, shards) = live.remove(&id).unwrap_or_default();
+            if bytes as f64 > max_live * size as f64 {
+                continue;
+            }
+            let mut moved = Vec::with_capacity(shards.len());
+            for (hash, old) in shards {
+                // A corrupt or unreadable shard is left behind with its pack.
+                if let Ok(b) = self.packs.read(old)
+                    && blake3::hash(&b).as_bytes() == hash.as_bytes()
+                {
+                    moved.push((hash, old, self.packs.append(&b).map_err(&io)?));
+                }
+            }
+            if self.sync {
+                self.packs
+                    .sync(moved.iter().map(|(_, _, new)| new.pack))
+                    .map_err(&io)?;
+            }
+            {
+                let _ordered = self
+                    .shard_index
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let mut batch = WriteBatch::default();
+                for (hash, old, new) in &moved {
+                    // Only where the index still points at the old place: a write or a delete
+                    // since the scan wins.
+                    let current = self.get(Cf::Shards, hash.as_bytes())?;
+                    if current.as_deref() == Some(&old.encode()[..]) {
+                        batch.put_cf(self.cf(Cf::Shards)?, hash.as_bytes(), new.encode());
+                        report.shards_moved += 1;
+                        report.bytes_moved += u64::from(new.len);
+                    }
+                }
+                self.db
+                    .write_opt(batch, &self.write_options)
+                    .map_err(db_err(&self.path))?;
+            }
+            self.packs.remove(id).map_err(&io)?;
+            report.packs_removed += 1;
+            report.bytes_reclaimed += size.saturating_sub(bytes);
+        }
+        Ok(report)
     }
 
     /// Reads one value.
@@ -282,6 +387,14 @@ impl Store {
         Ok(WrittenShard { hash: *hash, at })
     }
 
+    /// Frees the pack space of written shards that will never be indexed (a put that failed
+    /// before its commit). They must not be in any batch.
+    pub fn discard_shards(&self, shards: &[WrittenShard]) {
+        for s in shards {
+            self.packs.discard(s.at);
+        }
+    }
+
     /// Adds the index entry of a written shard to `batch`.
     pub fn index_shard(&self, batch: &mut Batch, shard: WrittenShard) -> Result<(), Error> {
         if !batch.packs.contains(&shard.at.pack) {
@@ -300,12 +413,18 @@ impl Store {
     /// Reads a shard and checks it against its hash: `Ok(None)` when absent,
     /// [`Error::Corrupt`] when its bytes are wrong or its pack is damaged.
     pub fn shard(&self, hash: &Hash) -> Result<Option<Vec<u8>>, Error> {
-        let Some(value) = self.get(Cf::Shards, hash.as_bytes())? else {
-            return Ok(None);
-        };
-        let bytes = match Location::decode(&value) {
-            Some(at) => match self.packs.read(at) {
-                Ok(bytes) => bytes,
+        let mut retried = false;
+        let bytes = loop {
+            let Some(value) = self.get(Cf::Shards, hash.as_bytes())? else {
+                return Ok(None);
+            };
+            let Some(at) = Location::decode(&value) else {
+                break value; // stored inline by a build from before packs
+            };
+            match self.packs.read(at) {
+                Ok(bytes) => break bytes,
+                // Compaction moved the shard between our index read and the pack read.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !retried => retried = true,
                 // A truncated or missing pack loses its shards as corruption does: the reader
                 // rebuilds them from the others.
                 Err(e)
@@ -317,9 +436,7 @@ impl Store {
                     return Err(Error::Corrupt(*hash));
                 }
                 Err(e) => return Err(io_err(&self.path)(e)),
-            },
-            // Stored inline by a build from before packs.
-            None => value,
+            }
         };
         if blake3::hash(&bytes).as_bytes() != hash.as_bytes() {
             return Err(Error::Corrupt(*hash));
@@ -446,6 +563,57 @@ mod tests {
         std::fs::remove_file(&packs[0]).unwrap();
         let s = Store::open(dir.path(), Config::default()).unwrap();
         assert!(matches!(s.shard(&h(&a)), Err(Error::Corrupt(x)) if x == h(&a)));
+    }
+
+    #[test]
+    fn compaction_gives_back_dead_space_and_keeps_every_live_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let shards: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 50_000 + i as usize]).collect();
+        {
+            let s = Store::open(dir.path(), Config::default()).unwrap();
+            let mut b = s.batch();
+            for x in &shards {
+                s.put_shard(&mut b, &h(x), x).unwrap();
+            }
+            s.write(b).unwrap();
+            // Bytes written and never indexed: what a crashed or failed put leaves.
+            s.write_shard(&h(b"orphan"), &[9u8; 200_000]).unwrap();
+            // Packs of this open are never compacted: their appends may not be indexed yet.
+            assert_eq!(s.compact_packs(1.0).unwrap(), Compaction::default());
+        }
+        let pack_bytes = |d: &Path| -> u64 {
+            std::fs::read_dir(d.join("packs"))
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum()
+        };
+        let before = pack_bytes(dir.path());
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        // Mostly live: left alone at a 50% threshold.
+        assert_eq!(s.compact_packs(0.5).unwrap().packs_removed, 0);
+        // Delete 8 of the 10 shards: the pack is mostly dead now.
+        let mut b = s.batch();
+        for x in &shards[..8] {
+            s.delete(&mut b, Cf::Shards, h(x).as_bytes()).unwrap();
+        }
+        s.write(b).unwrap();
+        let report = s.compact_packs(0.5).unwrap();
+        assert_eq!(report.packs_removed, 1);
+        assert_eq!(report.shards_moved, 2);
+        assert!(report.bytes_reclaimed > 600_000, "{report:?}");
+        assert!(pack_bytes(dir.path()) < before / 4, "{report:?}");
+        for x in &shards[8..] {
+            assert_eq!(s.shard(&h(x)).unwrap().as_deref(), Some(&x[..]));
+        }
+        for x in &shards[..8] {
+            assert_eq!(s.shard(&h(x)).unwrap(), None);
+        }
+        // And after a reopen (the repointing was committed).
+        drop(s);
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        for x in &shards[8..] {
+            assert_eq!(s.shard(&h(x)).unwrap().as_deref(), Some(&x[..]));
+        }
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //! points at bytes that a crash could lose.
 //!
 //! Packs are append-only. A crash between writing shard bytes and committing their index leaves
-//! unreferenced bytes, which nothing reads; reclaiming them (and the bytes of deleted shards)
-//! is a compaction of packs that is not written yet. Every open starts a new pack, so a torn
-//! tail left by a crash is never written after.
+//! unreferenced bytes, which nothing reads. A put that fails before its commit punches holes
+//! where its shards were (`Packs::discard`); the rest (crashes, shards replaced by repair,
+//! deleted shards) is given back by `Store::compact_packs`, which copies the live shards of a
+//! mostly dead pack forward and deletes it. Only packs closed before this open are compacted,
+//! and every open starts new packs, so a torn tail left by a crash is never written after.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -206,6 +208,9 @@ pub(crate) struct Packs {
     returned: Condvar,
     /// The next pack id.
     next: Mutex<u32>,
+    /// Packs below this id were closed before this open: only they are compacted, so no append
+    /// of this process (whose location may not be indexed yet) is ever in a pack that goes.
+    sealed: u32,
     /// Open handles, by id (for reads and syncs).
     files: RwLock<HashMap<u32, Arc<Handle>>>,
 }
@@ -232,6 +237,7 @@ impl Packs {
             lanes: Mutex::new(Lanes::default()),
             returned: Condvar::new(),
             next: Mutex::new(last + 1),
+            sealed: last + 1,
             files: RwLock::new(HashMap::new()),
         })
     }
@@ -284,7 +290,10 @@ impl Packs {
         let written = pack.write_at(bytes, location.offset, &self.dir);
         pack.end += padded; // also on failure: the bytes there are unknown, so never reused
         self.give_back(Some(pack));
-        written?;
+        if let Err(e) = written {
+            self.discard(location); // whatever part of it reached the disk
+            return Err(e);
+        }
         Ok(location)
     }
 
@@ -347,6 +356,57 @@ impl Packs {
     /// The bytes at `at`. A short file reads as `UnexpectedEof`, a missing pack as `NotFound`.
     pub(crate) fn read(&self, at: Location) -> io::Result<Vec<u8>> {
         self.handle(at.pack)?.read(at.offset, at.len as usize)
+    }
+
+    /// Packs closed before this open, with the bytes they take on disk (holes punched by
+    /// [`Packs::discard`] take none).
+    pub(crate) fn sealed(&self) -> io::Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".pack"))
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(id) = id.filter(|&id| id < self.sealed) {
+                use std::os::unix::fs::MetadataExt as _;
+                out.push((id, entry.metadata()?.blocks() * 512));
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Deletes a sealed pack. Reads already holding its handle finish; later ones find it gone.
+    pub(crate) fn remove(&self, id: u32) -> io::Result<()> {
+        debug_assert!(id < self.sealed, "only sealed packs are removed");
+        std::fs::remove_file(path_of(&self.dir, id))?;
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Frees the disk blocks under `at`, which nothing will ever read (the shard of a put that
+    /// failed before its commit): a full disk then has its space back at once. Best effort: a
+    /// file system without hole punching keeps the bytes until the pack is compacted.
+    pub(crate) fn discard(&self, at: Location) {
+        use rustix::fs::FallocateFlags;
+        if let Ok(h) = self.handle(at.pack) {
+            let _ = rustix::fs::fallocate(
+                &h.file,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                at.offset,
+                Self::footprint(at.len),
+            );
+        }
+    }
+
+    /// The space a shard of `len` bytes takes in a pack.
+    pub(crate) fn footprint(len: u32) -> u64 {
+        (len as usize).next_multiple_of(ALIGN) as u64
     }
 
     /// Makes everything written to these packs durable.
