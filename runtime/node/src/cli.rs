@@ -55,7 +55,7 @@ pub enum Command {
     /// node does this itself when it starts.
     Compact {
         /// Compact a pack when its live shards fill at most this fraction of it (0 to 1).
-        #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
+        #[arg(long, default_value_t = zhtp_store::COMPACT_MAX_LIVE, value_name = "FRACTION")]
         max_live: f64,
     },
     /// Measure this machine: pipeline throughput against memcpy and BLAKE3 in the same run.
@@ -293,9 +293,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 (0.0..=1.0).contains(&max_live),
                 "--max-live must be between 0 and 1, not {max_live}"
             );
-            let local = zhtp::local::LocalNode::open(&dir, zhtp_store::Config::default())
-                .with_context(|| format!("cannot open the node's store in {}", dir.display()))?;
-            let r = local.store().compact_packs(max_live)?;
+            let r = files::open(&dir)?.store().compact_packs(max_live)?;
             println!(
                 "{} pack(s) removed, {} live shard(s) moved ({}), {} of disk given back",
                 r.packs_removed,

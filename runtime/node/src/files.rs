@@ -17,7 +17,7 @@ use crate::cli::{FilesCommand, PutArgs};
 use crate::client::Client;
 use crate::quote::human_bytes;
 
-fn open(dir: &Path) -> Result<LocalNode> {
+pub(crate) fn open(dir: &Path) -> Result<LocalNode> {
     LocalNode::open(dir, Config::default())
         .with_context(|| format!("cannot open the node's store in {}", dir.display()))
 }

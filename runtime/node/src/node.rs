@@ -86,10 +86,16 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         // Dead bytes in packs closed by earlier runs (failed puts, repaired shards): given back
         // in the background while the node serves.
         let n = node.clone();
-        tokio::task::spawn_blocking(move || match n.local().store().compact_packs(0.5) {
-            Ok(r) if r.packs_removed > 0 => tracing::info!(?r, "packs compacted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("pack compaction failed: {e}"),
+        tokio::task::spawn_blocking(move || {
+            match n
+                .local()
+                .store()
+                .compact_packs(zhtp_store::COMPACT_MAX_LIVE)
+            {
+                Ok(r) if r.packs_removed > 0 => tracing::info!(?r, "packs compacted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("pack compaction failed: {e}"),
+            }
         });
         if args.repair_interval > 0 {
             let n = node.clone();

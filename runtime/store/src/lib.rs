@@ -164,6 +164,10 @@ pub struct WrittenShard {
     at: Location,
 }
 
+/// The `max_live` a node and `zhtp compact` use by default: a pack is rewritten once at least
+/// half of it is dead, so compaction copies at most as many bytes as it gives back.
+pub const COMPACT_MAX_LIVE: f64 = 0.5;
+
 /// What [`Store::compact_packs`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -273,16 +277,28 @@ impl Store {
     /// Applies `batch` atomically (durably when configured with `sync`). The bytes of the
     /// shards it indexes are made durable first.
     pub fn write(&self, batch: Batch) -> Result<(), Error> {
+        self.sync_packs(batch.packs.iter().copied())?;
+        let _ordered = batch.shards.then(|| self.lock_shard_index());
+        self.apply(batch)
+    }
+
+    /// Makes what was written to these packs durable (when configured with `sync`).
+    fn sync_packs(&self, packs: impl IntoIterator<Item = u32>) -> Result<(), Error> {
         if self.sync {
-            self.packs
-                .sync(batch.packs.iter().copied())
-                .map_err(io_err(&self.path))?;
+            self.packs.sync(packs).map_err(io_err(&self.path))?;
         }
-        let _ordered = batch.shards.then(|| {
-            self.shard_index
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        });
+        Ok(())
+    }
+
+    /// Orders a change of the shard index against pack compaction's check-and-repoint.
+    fn lock_shard_index(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.shard_index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `batch` to RocksDB, nothing more.
+    fn apply(&self, batch: Batch) -> Result<(), Error> {
         self.db
             .write_opt(batch.inner, &self.write_options)
             .map_err(db_err(&self.path))
@@ -329,33 +345,25 @@ impl Store {
                 if let Ok(b) = self.packs.read(old)
                     && blake3::hash(&b).as_bytes() == hash.as_bytes()
                 {
-                    moved.push((hash, old, self.packs.append(&b).map_err(&io)?));
+                    moved.push((old, self.write_shard(&hash, &b)?));
                 }
             }
-            if self.sync {
-                self.packs
-                    .sync(moved.iter().map(|(_, _, new)| new.pack))
-                    .map_err(&io)?;
-            }
+            // Synced before the lock, so that index writes wait for the check, not the disk.
+            self.sync_packs(moved.iter().map(|(_, new)| new.at.pack))?;
             {
-                let _ordered = self
-                    .shard_index
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let mut batch = WriteBatch::default();
-                for (hash, old, new) in &moved {
+                let _ordered = self.lock_shard_index();
+                let mut batch = self.batch();
+                for (old, new) in moved {
                     // Only where the index still points at the old place: a write or a delete
                     // since the scan wins.
-                    let current = self.get(Cf::Shards, hash.as_bytes())?;
+                    let current = self.get(Cf::Shards, new.hash.as_bytes())?;
                     if current.as_deref() == Some(&old.encode()[..]) {
-                        batch.put_cf(self.cf(Cf::Shards)?, hash.as_bytes(), new.encode());
+                        self.index_shard(&mut batch, new)?;
                         report.shards_moved += 1;
-                        report.bytes_moved += u64::from(new.len);
+                        report.bytes_moved += u64::from(new.at.len);
                     }
                 }
-                self.db
-                    .write_opt(batch, &self.write_options)
-                    .map_err(db_err(&self.path))?;
+                self.apply(batch)?;
             }
             self.packs.remove(id).map_err(&io)?;
             report.packs_removed += 1;

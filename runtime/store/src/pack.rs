@@ -83,11 +83,9 @@ impl Appendable {
     /// [`ALIGN`] when direct.
     fn write_at(&mut self, bytes: &[u8], offset: u64, dir: &Path) -> io::Result<()> {
         if self.direct {
-            let padded = bytes.len().next_multiple_of(ALIGN);
+            let padded = padded(bytes.len());
             // Built up instead of zeroed and then overwritten: zeroing was 7% of a put's CPU.
-            let mut buf: Vec<u8> = Vec::with_capacity(padded + ALIGN);
-            let start = buf.as_ptr().align_offset(ALIGN);
-            if start < ALIGN {
+            if let Some((mut buf, start)) = aligned_buffer(padded) {
                 buf.resize(start, 0);
                 buf.extend_from_slice(bytes);
                 buf.resize(start + padded, 0);
@@ -111,14 +109,33 @@ impl Appendable {
 /// here) and leaves the disk idle until the commit's sync. A direct write goes from our buffer
 /// to the disk at once, and the sync at commit only has metadata left to write.
 fn open_for_append(path: &Path, direct: bool) -> io::Result<File> {
+    options(direct).write(true).open(path)
+}
+
+/// Open options, with `O_DIRECT` when `direct` (on Linux; elsewhere they stay buffered).
+fn options(direct: bool) -> std::fs::OpenOptions {
     let mut o = std::fs::OpenOptions::new();
-    o.write(true);
     #[cfg(target_os = "linux")]
     if direct {
         use std::os::unix::fs::OpenOptionsExt as _;
         o.custom_flags(libc::O_DIRECT);
     }
-    o.open(path)
+    #[cfg(not(target_os = "linux"))]
+    let _ = direct;
+    o
+}
+
+/// `len` rounded up to a multiple of [`ALIGN`]: what a shard takes in a pack.
+fn padded(len: usize) -> usize {
+    len.next_multiple_of(ALIGN)
+}
+
+/// An empty buffer with room for `len` bytes from `start`, an [`ALIGN`]-aligned offset into it
+/// (direct I/O needs aligned memory). `None` in the unlikely case the address cannot be aligned.
+fn aligned_buffer(len: usize) -> Option<(Vec<u8>, usize)> {
+    let buf: Vec<u8> = Vec::with_capacity(len + ALIGN);
+    let start = buf.as_ptr().align_offset(ALIGN);
+    (start < ALIGN).then_some((buf, start))
 }
 
 /// At most this many appends run at once (each with its own pack): enough for the put workers
@@ -143,15 +160,8 @@ struct Handle {
 
 impl Handle {
     fn new(file: File, path: &Path) -> Self {
-        let mut o = std::fs::OpenOptions::new();
-        o.read(true);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            o.custom_flags(libc::O_DIRECT);
-        }
         let direct = cfg!(target_os = "linux")
-            .then(|| o.open(path).ok())
+            .then(|| options(true).read(true).open(path).ok())
             .flatten();
         Self { file, direct }
     }
@@ -159,10 +169,8 @@ impl Handle {
     /// The `len` bytes at `offset`, read directly when the file system allows it.
     fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         if let Some(direct) = &self.direct {
-            let padded = len.next_multiple_of(ALIGN);
-            let mut buf: Vec<u8> = Vec::with_capacity(padded + ALIGN);
-            let start = buf.as_ptr().align_offset(ALIGN);
-            if start < ALIGN {
+            let padded = padded(len);
+            if let Some((mut buf, start)) = aligned_buffer(padded) {
                 buf.resize(start + padded, 0);
                 match read_at_least(direct, &mut buf[start..], offset, len) {
                     Ok(()) => {
@@ -219,18 +227,18 @@ fn path_of(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:08}.pack"))
 }
 
+/// The id of a pack file named by [`path_of`]; `None` for any other file.
+fn pack_id(name: &std::ffi::OsStr) -> Option<u32> {
+    name.to_str()?.strip_suffix(".pack")?.parse().ok()
+}
+
 impl Packs {
     /// Opens the packs under `dir`, creating it. Appends go to a new pack.
     pub(crate) fn open(dir: PathBuf) -> io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let mut last = 0u32;
         for entry in std::fs::read_dir(&dir)? {
-            let name = entry?.file_name();
-            let id = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".pack"))
-                .and_then(|n| n.parse::<u32>().ok());
-            last = last.max(id.unwrap_or(0));
+            last = last.max(pack_id(&entry?.file_name()).unwrap_or(0));
         }
         Ok(Self {
             dir,
@@ -280,7 +288,7 @@ impl Packs {
         let len = u32::try_from(bytes.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "shard over 4 GiB"))?;
         // Every shard starts on an ALIGN boundary, so that direct writes can be used.
-        let padded = bytes.len().next_multiple_of(ALIGN) as u64;
+        let padded = Self::footprint(len);
         let mut pack = self.take(padded)?;
         let location = Location {
             pack: pack.id,
@@ -364,12 +372,7 @@ impl Packs {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let id = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".pack"))
-                .and_then(|n| n.parse::<u32>().ok());
-            if let Some(id) = id.filter(|&id| id < self.sealed) {
+            if let Some(id) = pack_id(&entry.file_name()).filter(|&id| id < self.sealed) {
                 use std::os::unix::fs::MetadataExt as _;
                 out.push((id, entry.metadata()?.blocks() * 512));
             }
@@ -406,7 +409,7 @@ impl Packs {
 
     /// The space a shard of `len` bytes takes in a pack.
     pub(crate) fn footprint(len: u32) -> u64 {
-        (len as usize).next_multiple_of(ALIGN) as u64
+        padded(len as usize) as u64
     }
 
     /// Makes everything written to these packs durable.
