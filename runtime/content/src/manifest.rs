@@ -130,18 +130,56 @@ impl Manifest {
         if self.metadata.text_len() > MAX_METADATA_LEN {
             return Err(Error::Manifest("metadata too large".into()));
         }
+        // Every number a reader allocates from is pinned down by the others, as the encoder
+        // derives them: a forged manifest cannot make a reader reserve more than a segment.
+        let overhead = match self.encryption.level {
+            EncryptionLevel::None => 0,
+            _ => crate::crypto::TAG_LEN as u64,
+        };
+        let k = self.code.data as usize;
         let mut total = 0u64;
         for (i, s) in self.segments.iter().enumerate() {
             let last = i + 1 == self.segments.len();
-            let ok = s.shards.len() == self.code.total()
-                && s.plain_len <= self.segment_size
-                && (last || s.plain_len == self.segment_size)
-                && (s.shard_len as u64) * (self.code.data as u64) >= s.stored_len as u64
-                && s.shard_len <= crate::MAX_SEGMENT_SIZE;
-            if !ok {
-                return Err(Error::Manifest(format!("segment {i} is inconsistent")));
+            let (plain, stored) = (s.plain_len as u64, s.stored_len as u64);
+            let why = if s.shards.len() != self.code.total() {
+                Some(format!(
+                    "{} shard hashes for a {}+{} code",
+                    s.shards.len(),
+                    self.code.data,
+                    self.code.parity
+                ))
+            } else if s.plain_len == 0 || s.plain_len > self.segment_size {
+                Some(format!(
+                    "{plain} plaintext bytes in segments of {}",
+                    self.segment_size
+                ))
+            } else if !last && s.plain_len != self.segment_size {
+                Some(format!("{plain} plaintext bytes but it is not the last"))
+            } else if !s.compressed && stored != plain + overhead
+                || s.compressed && (stored >= plain + overhead || stored < overhead)
+            {
+                Some(format!(
+                    "{stored} bytes stored for {plain} plaintext bytes ({})",
+                    if s.compressed {
+                        "compressed"
+                    } else {
+                        "not compressed"
+                    }
+                ))
+            } else if s.shard_len as usize != crate::segment::shard_len(s.stored_len as usize, k) {
+                Some(format!(
+                    "shards of {} bytes for {stored} stored bytes over k = {k}",
+                    s.shard_len
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::Manifest(format!(
+                    "segment {i} is inconsistent: {why}"
+                )));
             }
-            total += s.plain_len as u64;
+            total += plain;
         }
         if total != self.size {
             return Err(Error::Manifest(format!(

@@ -11,6 +11,12 @@ use crate::manifest::{EncryptionHeader, Manifest, SegmentInfo};
 /// at multiples of 64.
 const SHARD_ALIGN: usize = 64;
 
+/// The length of each shard of a segment whose stored bytes are `stored_len` long, split into
+/// `k` data shards. A manifest's `shard_len` must be exactly this ([`crate::Manifest::validate`]).
+pub(crate) fn shard_len(stored_len: usize, k: usize) -> usize {
+    stored_len.div_ceil(k).max(1).next_multiple_of(SHARD_ALIGN)
+}
+
 thread_local! {
     /// LZ4's output for the segment being encoded on this thread (as large as the largest
     /// segment's bound, so about one segment per encoding thread).
@@ -162,7 +168,7 @@ impl Encoder {
             c.seal(index, compressed, &mut buf)?;
             stored_len = buf.len();
         }
-        let shard_len = stored_len.div_ceil(k).max(1).next_multiple_of(SHARD_ALIGN);
+        let shard_len = shard_len(stored_len, k);
         buf.resize(shard_len * k, 0);
         let data: Vec<&[u8]> = buf.chunks_exact(shard_len).collect();
         let parity = self.code.encode(&data)?;
@@ -582,6 +588,48 @@ mod tests {
         );
         assert!(man.segments[0].compressed);
         assert!(man.segments[0].stored_len < 200);
+    }
+
+    #[test]
+    fn a_manifest_whose_numbers_disagree_is_refused_before_anything_is_allocated() {
+        let p = params(EncryptionLevel::None, CodeKind::ReedSolomonSimd, 4, 2);
+        let (man, _) = put(&p, None, &sample(3 * 65536 + 100));
+        man.validate().unwrap();
+        let refused = |what: &str, f: &dyn Fn(&mut Manifest)| {
+            let mut m = man.clone();
+            f(&mut m);
+            let e = m.validate().expect_err(what);
+            assert!(
+                matches!(&e, Error::Manifest(why) if why.contains("inconsistent")),
+                "{what}: {e}"
+            );
+            // The same from bytes, as a reader gets it from the network.
+            assert!(Manifest::decode(&m.encode()).is_err(), "{what}");
+        };
+        // The attack of the hardening issue: k = 254 with 64 MiB shards would make a reader
+        // reserve 16 GiB for one segment.
+        refused("giant shards", &|m| {
+            m.code.data = 254;
+            m.code.parity = 1;
+            for s in &mut m.segments {
+                s.shard_len = 64 << 20;
+                s.shards.resize(255, Hash([0; 32]));
+            }
+        });
+        refused("shards longer than the stored bytes", &|m| {
+            m.segments[0].shard_len += 64
+        });
+        refused("more stored than plaintext", &|m| {
+            m.segments[0].stored_len = m.segments[0].plain_len + 1
+        });
+        refused("an empty trailing segment", &|m| {
+            let mut s = m.segments[0].clone();
+            s.plain_len = 0;
+            m.segments.push(s);
+        });
+        refused("a missing shard hash", &|m| {
+            m.segments[1].shards.pop();
+        });
     }
 
     #[test]

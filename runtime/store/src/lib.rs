@@ -53,15 +53,19 @@ pub enum Error {
 }
 
 fn db_err(path: &Path) -> impl Fn(rocksdb::Error) -> Error + '_ {
-    move |e| {
-        let msg = e.to_string();
-        if msg.contains("lock") || msg.contains("Resource temporarily unavailable") {
-            Error::Locked(path.to_owned())
-        } else if msg.contains("No space left") || msg.contains("NoSpace") {
-            Error::DiskFull(path.to_owned())
-        } else {
-            Error::Db(msg)
-        }
+    move |e| classify(path, e.to_string())
+}
+
+/// RocksDB reports errors as text. Its lock failure reads "IO error: While lock file:
+/// <dir>/LOCK: Resource temporarily unavailable"; matching a bare "lock" would also take
+/// "block checksum mismatch" (a corrupt file) for another process holding the store.
+fn classify(path: &Path, msg: String) -> Error {
+    if msg.contains("While lock file") || msg.contains("/LOCK:") {
+        Error::Locked(path.to_owned())
+    } else if msg.contains("No space left") || msg.contains("NoSpace") {
+        Error::DiskFull(path.to_owned())
+    } else {
+        Error::Db(msg)
     }
 }
 
@@ -634,6 +638,24 @@ mod tests {
             .unwrap();
         s.write(b).unwrap();
         assert_eq!(s.shard(&h(&bytes)).unwrap(), Some(bytes));
+    }
+
+    #[test]
+    fn a_corrupt_block_is_not_mistaken_for_a_lock() {
+        let p = Path::new("/d");
+        let e = |m: &str| classify(p, m.to_owned());
+        assert!(matches!(
+            e("IO error: While lock file: /d/LOCK: Resource temporarily unavailable"),
+            Error::Locked(_)
+        ));
+        assert!(matches!(
+            e("Corruption: block checksum mismatch: stored = 1, computed = 2 in /d/000012.sst"),
+            Error::Db(_)
+        ));
+        assert!(matches!(
+            e("IO error: No space left on device"),
+            Error::DiskFull(_)
+        ));
     }
 
     #[test]
