@@ -23,6 +23,9 @@ use libp2p::{Multiaddr, PeerId};
 /// The longest a peer is treated as down before it is dialled again.
 pub const MAX_DOWN: Duration = Duration::from_secs(300);
 
+/// Above this many down peers, each new one prunes the forgotten ones.
+const PRUNE_AT: usize = 1024;
+
 /// A peer that could not be reached, and for how long it is not dialled again.
 #[derive(Debug)]
 struct Down {
@@ -75,6 +78,15 @@ impl Gate {
             entry.period = (entry.period * 2).clamp(base, MAX_DOWN.max(base));
             entry.until = now + entry.period;
         }
+        if self.down.len() > PRUNE_AT {
+            self.prune(now);
+        }
+    }
+
+    /// Forgets peers whose down period ended longer ago than it lasted: a flood of made-up
+    /// peer ids must not grow the map for good. A forgotten peer starts again at `base`.
+    fn prune(&mut self, now: Instant) {
+        self.down.retain(|_, d| now < d.until + d.period);
     }
 }
 
@@ -184,6 +196,23 @@ mod tests {
             g.mark_down(p);
             assert_eq!(g.down[&p].period, Duration::from_secs(expect));
         }
+    }
+
+    #[test]
+    fn long_forgotten_peers_are_pruned() {
+        let mut g = Gate::new(Duration::from_secs(10));
+        let old: Vec<PeerId> = (0..PRUNE_AT).map(|_| peer()).collect();
+        for p in &old {
+            g.mark_down(*p);
+            // Its period ended twice its length ago.
+            let d = g.down.get_mut(p).unwrap();
+            d.until = Instant::now() - 2 * d.period;
+        }
+        assert_eq!(g.down.len(), PRUNE_AT);
+        let fresh = peer();
+        g.mark_down(fresh);
+        assert_eq!(g.down.len(), 1);
+        assert!(g.is_down(&fresh));
     }
 
     #[test]

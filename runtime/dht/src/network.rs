@@ -16,9 +16,14 @@ use libp2p::core::{Transport as _, upgrade::Version};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryId, QueryResult, Record, RecordKey};
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response::InboundRequestId;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::ConnectionId;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, noise, ping, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify,
+    memory_connection_limits, noise, ping, tcp, yamux,
+};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use zhtp_store::Store;
@@ -99,6 +104,25 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Checks record payloads (after the signature).
     pub validator: Option<Validator>,
+    /// Established connections, all peers together.
+    pub max_connections: u32,
+    /// Established connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Connections being set up, each way.
+    pub max_pending_connections: u32,
+    /// No new connection is accepted while the process uses more than this fraction of the
+    /// machine's memory.
+    pub max_memory_fraction: f64,
+    /// Shard requests of one peer being served at once (answers not yet fully sent included);
+    /// more are refused as busy. With [`Config::max_response_bytes`], what bounds the memory a
+    /// peer that never reads its answers can pin. A node sends no more than half this many
+    /// requests at once to one peer: the other half is slack for requests the sender has given
+    /// up on (a timeout, a hedge) that the receiver still counts until their answer is sent.
+    pub max_inbound_per_peer: usize,
+    /// Bytes of shard requests being served (a store's shard) and of answers handed to the
+    /// network but not yet sent, all peers together (one peer: an eighth of it); a request or
+    /// an answer that would go over is replaced by a busy refusal.
+    pub max_response_bytes: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -123,19 +147,29 @@ impl Default for Config {
             memory_transport: false,
             request_timeout: Duration::from_secs(30),
             max_message: protocol::MAX_MESSAGE,
-            max_streams: 64,
+            max_streams: 32,
             inbound_queue: 256,
             down_for: Duration::from_secs(10),
             quic_idle: Duration::from_secs(3),
             ping_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(300),
             validator: None,
+            max_connections: 512,
+            max_connections_per_peer: 4,
+            max_pending_connections: 64,
+            max_memory_fraction: 0.9,
+            max_inbound_per_peer: 16,
+            max_response_bytes: 64 << 20,
         }
     }
 }
 
+// The limiters come first: the swarm asks behaviours in field order whether to accept a
+// connection, and one denied late would leave state set up by the earlier ones.
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
+    memory: memory_connection_limits::Behaviour,
     gate: Gate,
     kad: kad::Behaviour<PersistentStore>,
     identify: identify::Behaviour,
@@ -162,6 +196,15 @@ pub struct Status {
     pub refused_records: u64,
     /// Inbound shard requests refused or failed (oversize, undecodable, timeout) since start.
     pub inbound_failures: u64,
+    /// Inbound shard requests being served now (answers not yet fully sent included).
+    pub serving: usize,
+    /// Bytes of answers handed to the network and not yet sent.
+    pub serving_bytes: usize,
+    /// Inbound shard requests refused as busy since start.
+    pub busy: u64,
+    /// Connections established since start (a test that must see the *same* connection
+    /// survive checks that this did not move).
+    pub established: u64,
 }
 
 /// An inbound shard request for the application.
@@ -178,7 +221,7 @@ pub struct Inbound {
 /// Sends the answer to one [`Inbound`] request. Dropping it unanswered refuses the request.
 #[derive(Debug)]
 pub struct Responder {
-    id: u64,
+    id: InboundRequestId,
     cmd: mpsc::Sender<Command>,
     done: bool,
 }
@@ -215,7 +258,7 @@ enum Command {
         reply: oneshot::Sender<Result<Response, Error>>,
     },
     Respond {
-        id: u64,
+        id: InboundRequestId,
         response: Response,
     },
     PutRecord {
@@ -264,11 +307,42 @@ enum Command {
     },
 }
 
+/// How many requests this node has in flight to each peer: at most half of
+/// [`Config::max_inbound_per_peer`], what a peer serves of one other at a time.
+#[derive(Debug)]
+struct Slots {
+    per_peer: usize,
+    peers: std::sync::Mutex<HashMap<PeerId, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl Slots {
+    async fn acquire(&self, peer: PeerId) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sem = {
+            let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            if peers.len() >= 1024 {
+                // Forget peers with nothing in flight: the map must not grow with every peer
+                // ever asked.
+                peers.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            peers
+                .entry(peer)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_peer)))
+                .clone()
+        };
+        sem.acquire_owned().await.ok()
+    }
+}
+
+/// Retries of a request refused as busy, and the first wait (doubled each time).
+const BUSY_RETRIES: u32 = 4;
+const BUSY_WAIT: Duration = Duration::from_millis(25);
+
 /// The handle to a running node's network.
 #[derive(Clone, Debug)]
 pub struct Dht {
     peer_id: PeerId,
     keypair: Keypair,
+    slots: Arc<Slots>,
     cmd: mpsc::Sender<Command>,
     listening: watch::Receiver<Vec<Multiaddr>>,
     connected: watch::Receiver<usize>,
@@ -303,7 +377,18 @@ fn build_swarm(
         let mut kad = kad::Behaviour::with_config(peer, store, kc);
         // Every zhtp node stores and serves: no waiting for a confirmed external address.
         kad.set_mode(Some(kad::Mode::Server));
+        let n = |v: u32| Some(v);
         Behaviour {
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established(n(cfg.max_connections))
+                    .with_max_established_per_peer(n(cfg.max_connections_per_peer))
+                    .with_max_pending_incoming(n(cfg.max_pending_connections))
+                    .with_max_pending_outgoing(n(cfg.max_pending_connections)),
+            ),
+            memory: memory_connection_limits::Behaviour::with_max_percentage(
+                cfg.max_memory_fraction,
+            ),
             gate: Gate::new(cfg.down_for),
             kad,
             identify: identify::Behaviour::new(identify::Config::new(
@@ -387,6 +472,7 @@ impl Dht {
                 tracing::warn!("cannot dial bootstrap peer {addr}: {e}");
             }
         }
+        let per_peer = cfg.max_inbound_per_peer;
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
         let (in_tx, in_rx) = mpsc::channel(cfg.inbound_queue);
         let (listen_tx, listening) = watch::channel(Vec::new());
@@ -398,8 +484,7 @@ impl Dht {
             inbound: in_tx,
             listen_tx,
             conn_tx,
-            next_id: 0,
-            responders: HashMap::new(),
+            serving: Serving::default(),
             requests: HashMap::new(),
             get_records: HashMap::new(),
             put_records: HashMap::new(),
@@ -408,12 +493,17 @@ impl Dht {
             rtt: HashMap::new(),
             refused_records: 0,
             inbound_failures: 0,
+            established: 0,
             refused_messages,
         };
         tokio::spawn(event_loop.run(cmd_rx));
         let dht = Self {
             peer_id,
             keypair,
+            slots: Arc::new(Slots {
+                per_peer: (per_peer / 2).max(1),
+                peers: std::sync::Mutex::new(HashMap::new()),
+            }),
             cmd: cmd_tx,
             listening,
             connected,
@@ -465,8 +555,28 @@ impl Dht {
         Ok(())
     }
 
-    /// Sends a shard-protocol request.
+    /// Sends a shard-protocol request: at most [`Config::max_inbound_per_peer`] at once to one
+    /// peer. A fetch or inventory refused as busy is sent again a few times after a short,
+    /// growing wait; a store is not (its caller places the shard elsewhere, and retrying would
+    /// mean copying the shard for every attempt).
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, Error> {
+        let _slot = self.slots.acquire(peer).await;
+        if !matches!(request, Request::Store { .. }) {
+            let mut wait = BUSY_WAIT;
+            for _ in 0..BUSY_RETRIES {
+                match self.send(peer, request.clone()).await? {
+                    Response::Refused(why) if why == protocol::BUSY => {
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                    other => return Ok(other),
+                }
+            }
+        }
+        self.send(peer, request).await
+    }
+
+    async fn send(&self, peer: PeerId, request: Request) -> Result<Response, Error> {
         self.ask(|reply| Command::Request {
             peer,
             request,
@@ -475,9 +585,11 @@ impl Dht {
         .await?
     }
 
-    /// Signs `payload` and publishes it under `key` (stored here and at the closest peers).
+    /// Signs `payload` and publishes it under `key` (stored here and at the closest peers), with
+    /// the current time in milliseconds as its sequence number. Fails with
+    /// [`RecordError::NotOwner`] when this node holds another publisher's live record there.
     pub async fn publish(&self, key: &[u8], payload: Vec<u8>, ttl: Duration) -> Result<(), Error> {
-        let record = record::seal(&self.keypair, key, payload, ttl)?;
+        let record = record::seal(&self.keypair, key, payload, record::time_seq(), ttl)?;
         self.ask(|reply| Command::PutRecord {
             record,
             raw: false,
@@ -562,6 +674,103 @@ impl Dht {
     }
 }
 
+/// Inbound requests from their arrival until their answer is fully sent (or fails): what a
+/// peer is being served, counted per peer and in bytes.
+#[derive(Default)]
+struct Serving {
+    requests: HashMap<InboundRequestId, Served>,
+    /// Requests and bytes per peer.
+    per_peer: HashMap<PeerId, (usize, usize)>,
+    /// Bytes of requests being served and of answers handed to libp2p and not yet sent.
+    bytes: usize,
+    /// Refusals as busy since start.
+    busy: u64,
+}
+
+struct Served {
+    peer: PeerId,
+    connection: ConnectionId,
+    /// Until the application answers.
+    channel: Option<ResponseChannel<Response>>,
+    /// Bytes held for it: the request's shard until it is answered, then the answer's.
+    bytes: usize,
+}
+
+/// The share of [`Config::max_response_bytes`] one peer may hold: a few slow readers must not
+/// take all of it.
+const PEER_SHARE: usize = 8;
+
+impl Serving {
+    fn of_peer(&self, peer: &PeerId) -> usize {
+        self.per_peer.get(peer).map_or(0, |p| p.0)
+    }
+
+    fn bytes_of_peer(&self, peer: &PeerId) -> usize {
+        self.per_peer.get(peer).map_or(0, |p| p.1)
+    }
+
+    fn start(
+        &mut self,
+        id: InboundRequestId,
+        peer: PeerId,
+        connection: ConnectionId,
+        channel: ResponseChannel<Response>,
+        bytes: usize,
+    ) {
+        let p = self.per_peer.entry(peer).or_default();
+        p.0 += 1;
+        p.1 += bytes;
+        self.bytes += bytes;
+        self.requests.insert(
+            id,
+            Served {
+                peer,
+                connection,
+                channel: Some(channel),
+                bytes,
+            },
+        );
+    }
+
+    /// Changes what request `id` holds to `bytes`.
+    fn hold(&mut self, id: InboundRequestId, bytes: usize) {
+        let Some(r) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if let Some(p) = self.per_peer.get_mut(&r.peer) {
+            p.1 = p.1 - r.bytes + bytes;
+        }
+        self.bytes = self.bytes - r.bytes + bytes;
+        r.bytes = bytes;
+    }
+
+    fn end(&mut self, id: InboundRequestId) {
+        let Some(r) = self.requests.remove(&id) else {
+            return;
+        };
+        self.bytes -= r.bytes;
+        if let Some(p) = self.per_peer.get_mut(&r.peer) {
+            p.0 -= 1;
+            p.1 -= r.bytes;
+            if p.0 == 0 {
+                self.per_peer.remove(&r.peer);
+            }
+        }
+    }
+
+    fn connection_closed(&mut self, connection: ConnectionId) {
+        let gone: Vec<InboundRequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.connection == connection)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.end(id);
+        }
+    }
+}
+
 /// How long a provider lookup goes on after its first providers were found.
 const PROVIDERS_GRACE: Duration = Duration::from_millis(250);
 
@@ -575,8 +784,7 @@ struct EventLoop {
     inbound: mpsc::Sender<Inbound>,
     listen_tx: watch::Sender<Vec<Multiaddr>>,
     conn_tx: watch::Sender<usize>,
-    next_id: u64,
-    responders: HashMap<u64, ResponseChannel<Response>>,
+    serving: Serving,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, Error>>>,
     get_records: HashMap<QueryId, oneshot::Sender<Result<Opened, Error>>>,
     put_records: HashMap<QueryId, oneshot::Sender<Result<(), Error>>>,
@@ -585,6 +793,7 @@ struct EventLoop {
     rtt: HashMap<PeerId, Duration>,
     refused_records: u64,
     inbound_failures: u64,
+    established: u64,
     refused_messages: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -623,6 +832,33 @@ impl EventLoop {
         &mut self.swarm.behaviour_mut().kad
     }
 
+    /// Checks `record` (signature, expiry, payload) and that it may replace what is held under
+    /// its key: the same publisher with a higher sequence number, or nothing live is held.
+    fn admit_record(&mut self, record: &Record) -> Result<Opened, RecordError> {
+        use kad::store::RecordStore as _;
+        let new = record::open(record, self.cfg.validator.as_ref())?;
+        if let Some(held) = self.kad().store_mut().get(&record.key)
+            // A held record that no longer opens (expired) is replaced by any valid one.
+            && let Ok(held) = record::open(&held, None)
+        {
+            record::may_replace(&held, &new)?;
+        }
+        Ok(new)
+    }
+
+    /// Stores a record from the network when [`Self::admit_record`] allows it, living no longer
+    /// than its signed expiry (the sender chooses the time-to-live on the wire).
+    fn keep_record(&mut self, mut record: Record) -> Result<(), RecordError> {
+        use kad::store::RecordStore as _;
+        let opened = self.admit_record(&record)?;
+        let signed = record::expiry_instant(opened.expires);
+        record.expires = Some(record.expires.map_or(signed, |e| e.min(signed)));
+        if let Err(e) = self.kad().store_mut().put(record) {
+            tracing::warn!("cannot keep a record: {e}");
+        }
+        Ok(())
+    }
+
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Request {
@@ -647,12 +883,7 @@ impl EventLoop {
                     self.requests.insert(id, reply);
                 }
             }
-            Command::Respond { id, response } => {
-                if let Some(ch) = self.responders.remove(&id) {
-                    // Fails only if the requester gave up (timeout, closed connection).
-                    let _ = self.swarm.behaviour_mut().shard.send_response(ch, response);
-                }
-            }
+            Command::Respond { id, response } => self.respond(id, response),
             Command::PutRecord {
                 record,
                 raw: true,
@@ -665,6 +896,11 @@ impl EventLoop {
                 self.put_records.insert(id, reply);
             }
             Command::PutRecord { record, reply, .. } => {
+                // Our own record obeys the same ownership rule as everyone else's.
+                if let Err(e) = self.admit_record(&record) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
                 match self.kad().put_record(record, kad::Quorum::One) {
                     Ok(id) => {
                         self.put_records.insert(id, reply);
@@ -724,6 +960,10 @@ impl EventLoop {
                         + self
                             .refused_messages
                             .load(std::sync::atomic::Ordering::Relaxed),
+                    serving: self.serving.requests.len(),
+                    serving_bytes: self.serving.bytes,
+                    busy: self.serving.busy,
+                    established: self.established,
                 });
             }
             Command::Dial { addr } => {
@@ -748,6 +988,55 @@ impl EventLoop {
         }
     }
 
+    fn refuse_busy(&mut self, channel: ResponseChannel<Response>) {
+        self.serving.busy += 1;
+        let busy = Response::Refused(protocol::BUSY.into());
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .shard
+            .send_response(channel, busy);
+    }
+
+    /// Sends the application's answer to an inbound request, unless the bytes of answers not
+    /// yet sent would then pass [`Config::max_response_bytes`]: then a busy refusal instead.
+    fn respond(&mut self, id: InboundRequestId, response: Response) {
+        let Some(req) = self.serving.requests.get_mut(&id) else {
+            return; // timed out, or its connection closed
+        };
+        let Some(channel) = req.channel.take() else {
+            return;
+        };
+        let peer = req.peer;
+        let len = match &response {
+            Response::Shard(b) => b.len(),
+            Response::Inventory(v) => v.len() * std::mem::size_of::<crate::Held>(),
+            _ => 0,
+        };
+        // The request's own bytes (a store's shard) are gone once it is answered.
+        self.serving.hold(id, 0);
+        let max = self.cfg.max_response_bytes;
+        let response = if self.serving.bytes + len > max
+            || self.serving.bytes_of_peer(&peer) + len > max / PEER_SHARE
+        {
+            self.serving.busy += 1;
+            Response::Refused(protocol::BUSY.into())
+        } else {
+            self.serving.hold(id, len);
+            response
+        };
+        if self
+            .swarm
+            .behaviour_mut()
+            .shard
+            .send_response(channel, response)
+            .is_err()
+        {
+            // The requester gave up (timeout, closed connection).
+            self.serving.end(id);
+        }
+    }
+
     /// Answers a provider lookup with what it has found and stops it.
     fn finish_providers(&mut self, id: QueryId) {
         if let Some((set, tx)) = self.providers.remove(&id) {
@@ -764,13 +1053,26 @@ impl EventLoop {
                 tracing::info!("listening on {address}");
                 self.listen_tx.send_modify(|v| v.push(address));
             }
-            SwarmEvent::ConnectionEstablished { .. }
-            | SwarmEvent::ConnectionClosed {
-                num_established: 0, ..
-            } => {
+            SwarmEvent::ConnectionEstablished { .. } => {
+                self.established += 1;
                 // The swarm's own view, already updated when it reports the event.
                 self.conn_tx
                     .send_replace(self.swarm.connected_peers().count());
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                // Answers being written on it are gone with it, and libp2p reports nothing
+                // for them.
+                self.serving.connection_closed(connection_id);
+                if num_established == 0 {
+                    self.rtt.remove(&peer_id);
+                    self.conn_tx
+                        .send_replace(self.swarm.connected_peers().count());
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -799,24 +1101,35 @@ impl EventLoop {
         match ev {
             Event::Message {
                 peer,
+                connection_id,
                 message:
                     Message::Request {
-                        request, channel, ..
+                        request_id,
+                        request,
+                        channel,
                     },
-                ..
             } => {
-                let id = self.next_id;
-                self.next_id += 1;
+                let size = match &request {
+                    Request::Store { data, .. } => data.len(),
+                    _ => 0,
+                };
+                if self.serving.of_peer(&peer) >= self.cfg.max_inbound_per_peer
+                    || self.serving.bytes + size > self.cfg.max_response_bytes
+                {
+                    // This peer already has its share being served (perhaps answers it does not
+                    // read), or all peers together have: refuse at once, holding nothing for it.
+                    self.refuse_busy(channel);
+                    return;
+                }
                 let inbound = Inbound {
                     peer,
                     request,
                     reply: Responder {
-                        id,
+                        id: request_id,
                         cmd: self.cmd_tx.clone(),
                         done: false,
                     },
                 };
-                self.responders.insert(id, channel);
                 if let Err(e) = self.inbound.try_send(inbound) {
                     // The application is saturated (or gone): refuse now, do not queue.
                     let mut refused = match e {
@@ -824,13 +1137,10 @@ impl EventLoop {
                         | mpsc::error::TrySendError::Closed(i) => i,
                     };
                     refused.reply.done = true;
-                    if let Some(ch) = self.responders.remove(&id) {
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .shard
-                            .send_response(ch, Response::Refused("busy".into()));
-                    }
+                    self.refuse_busy(channel);
+                } else {
+                    self.serving
+                        .start(request_id, peer, connection_id, channel, size);
                 }
             }
             Event::Message {
@@ -858,11 +1168,17 @@ impl EventLoop {
                     }));
                 }
             }
-            Event::InboundFailure { peer, error, .. } => {
+            Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.serving.end(request_id);
                 self.inbound_failures += 1;
                 tracing::debug!("inbound shard request from {peer} failed: {error}");
             }
-            Event::ResponseSent { .. } => {}
+            Event::ResponseSent { request_id, .. } => self.serving.end(request_id),
         }
     }
 
@@ -873,18 +1189,12 @@ impl EventLoop {
                     source,
                     record: Some(record),
                     ..
-                } => match record::open(&record, self.cfg.validator.as_ref()) {
-                    Ok(_) => {
-                        use kad::store::RecordStore as _;
-                        if let Err(e) = self.kad().store_mut().put(record) {
-                            tracing::warn!("cannot keep a record from {source}: {e}");
-                        }
-                    }
-                    Err(e) => {
+                } => {
+                    if let Err(e) = self.keep_record(record) {
                         self.refused_records += 1;
                         tracing::warn!("refused a record from {source}: {e}");
                     }
-                },
+                }
                 kad::InboundRequest::AddProvider {
                     record: Some(record),
                 } => {

@@ -24,6 +24,10 @@ pub const MAX_SHARD: usize = 8 << 20;
 /// Largest encoded message by default: a shard plus its envelope.
 pub const MAX_MESSAGE: usize = MAX_SHARD + 1024;
 
+/// The reason of a [`Response::Refused`] that means "try again shortly": the node is serving
+/// as much as it will for now (for this peer or for everyone).
+pub const BUSY: &str = "busy";
+
 /// What one node asks another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -144,6 +148,52 @@ where
     io.close().await
 }
 
+/// Writes a message whose last field is a byte string, without copying the bytes into an
+/// encoded body: `head` is the message encoded with those bytes empty (so it ends in postcard's
+/// length 0), and the bytes follow their real length. The result is byte for byte what postcard
+/// writes for the whole message (tested), but a peer that does not read its answer pins one
+/// copy of a shard in this node, not two.
+async fn write_with_bytes<T>(
+    io: &mut T,
+    mut head: Vec<u8>,
+    bytes: &[u8],
+    max: usize,
+) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin + Send,
+{
+    if head.pop() != Some(0) {
+        return Err(invalid(
+            "the byte string is not the message's last field".into(),
+        ));
+    }
+    let mut len = bytes.len();
+    loop {
+        // postcard's varint: seven bits a byte, low first, high bit set on all but the last.
+        let low = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            head.push(low);
+            break;
+        }
+        head.push(low | 0x80);
+    }
+    let total = head.len() + bytes.len();
+    if total > max {
+        return Err(invalid(format!(
+            "message of {total} bytes exceeds the limit of {max} bytes"
+        )));
+    }
+    io.write_all(&(total as u32).to_be_bytes()).await?;
+    io.write_all(&head).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+fn encode<M: Serialize>(m: &M) -> io::Result<Vec<u8>> {
+    postcard::to_allocvec(m).map_err(|e| invalid(e.to_string()))
+}
+
 impl libp2p::request_response::Codec for Codec {
     type Protocol = StreamProtocol;
     type Request = Request;
@@ -174,12 +224,18 @@ impl libp2p::request_response::Codec for Codec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Request,
+        mut req: Request,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_msg(io, &req, self.max_message).await
+        match &mut req {
+            Request::Store { data, .. } => {
+                let data = std::mem::take(data);
+                write_with_bytes(io, encode(&req)?, &data, self.max_message).await
+            }
+            _ => write_msg(io, &req, self.max_message).await,
+        }
     }
 
     async fn write_response<T>(
@@ -191,7 +247,13 @@ impl libp2p::request_response::Codec for Codec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_msg(io, &res, self.max_message).await
+        match res {
+            Response::Shard(bytes) => {
+                let head = encode(&Response::Shard(Vec::new()))?;
+                write_with_bytes(io, head, &bytes, self.max_message).await
+            }
+            res => write_msg(io, &res, self.max_message).await,
+        }
     }
 }
 
@@ -249,6 +311,40 @@ mod tests {
         let shard = postcard::to_allocvec(&Response::Shard(data.clone())).unwrap();
         assert_eq!(&shard[..3], &[1, 0xac, 0x02]); // variant 1, length 300 as a varint
         assert_eq!(&shard[3..], &data[..]);
+    }
+
+    #[test]
+    fn shards_written_without_a_copy_are_the_postcard_frames() {
+        use futures::executor::block_on;
+        use libp2p::request_response::Codec as _;
+        let mut c = Codec::default();
+        // Lengths around every varint width boundary.
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 1 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+            let store = Request::Store {
+                content: Hash([1; 32]),
+                segment: 70_000,
+                index: 3,
+                hash: Hash([2; 32]),
+                data: data.clone(),
+            };
+            let frame = |body: Vec<u8>| [(body.len() as u32).to_be_bytes().to_vec(), body].concat();
+            let mut out = futures::io::Cursor::new(Vec::new());
+            block_on(c.write_request(&PROTOCOL, &mut out, store.clone())).unwrap();
+            assert_eq!(
+                out.into_inner(),
+                frame(postcard::to_allocvec(&store).unwrap()),
+                "{len}"
+            );
+            let shard = Response::Shard(data);
+            let mut out = futures::io::Cursor::new(Vec::new());
+            block_on(c.write_response(&PROTOCOL, &mut out, shard.clone())).unwrap();
+            assert_eq!(
+                out.into_inner(),
+                frame(postcard::to_allocvec(&shard).unwrap()),
+                "{len}"
+            );
+        }
     }
 
     #[test]

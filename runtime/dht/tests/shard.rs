@@ -54,6 +54,10 @@ async fn oversize(listen: &str) {
         hash: Hash(*blake3::hash(&data).as_bytes()),
         data,
     };
+    let opened = (
+        small.status().await.unwrap().established,
+        big.status().await.unwrap().established,
+    );
     let err = big.request(small.peer_id(), store).await.unwrap_err();
     println!("oversize store: {err}");
 
@@ -84,12 +88,16 @@ async fn oversize(listen: &str) {
         .unwrap();
     assert_eq!(ok, Response::Stored);
     let s = small.status().await.unwrap();
-    assert!(
-        s.inbound_failures >= 1,
-        "the oversize stream was not counted as refused"
+    assert_eq!(
+        s.inbound_failures, 1,
+        "the oversize stream was not counted once as refused"
     );
-    assert!(
-        s.connected.contains(&big.peer_id()),
+    assert!(s.connected.contains(&big.peer_id()));
+    // No connection was opened since: the one that carried the oversize stream carried the
+    // requests after it.
+    assert_eq!(
+        (s.established, big.status().await.unwrap().established),
+        opened,
         "the connection did not survive"
     );
 }
