@@ -120,7 +120,16 @@ impl ModuleCache {
 
     #[allow(unsafe_code)]
     fn load_disk(&self, engine: &Engine, key: &Hash) -> Option<Module> {
-        let bytes = std::fs::read(self.path(key)?).ok()?;
+        let path = self.path(key)?;
+        if !path.exists() {
+            return None;
+        }
+        if !private(path.parent()?) || !private(&path) {
+            // Compiled code is run as is: only what this user alone could have written is.
+            tracing::warn!(path = %path.display(), "compile cache not private to this user; ignored");
+            return None;
+        }
+        let bytes = std::fs::read(&path).ok()?;
         let (sum, body) = bytes.split_at_checked(32)?;
         if blake3::hash(body).as_bytes() != sum {
             tracing::warn!(%key, "compile cache entry is corrupt; recompiling");
@@ -138,12 +147,20 @@ impl ModuleCache {
         let result = (|| -> std::io::Result<()> {
             let body = module.serialize().map_err(std::io::Error::other)?;
             let dir = path.parent().unwrap_or(&path);
-            std::fs::create_dir_all(dir)?;
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir)?;
             let tmp = path.with_extension("tmp");
             let mut data = Vec::with_capacity(body.len() + 32);
             data.extend_from_slice(blake3::hash(&body).as_bytes());
             data.extend_from_slice(&body);
-            std::fs::write(&tmp, &data)?;
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            std::io::Write::write_all(&mut o.open(&tmp)?, &data)?;
             std::fs::rename(&tmp, &path)
         })();
         if let Err(e) = result {
@@ -151,4 +168,23 @@ impl ModuleCache {
             tracing::warn!(path = %path.display(), error = %e, "could not write compile cache");
         }
     }
+}
+
+/// Whether `path` belongs to the user running this process and nobody else may write it.
+#[cfg(target_os = "linux")]
+fn private(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // /proc/self belongs to the process's effective user: its uid without unsafe code.
+    let (Ok(me), Ok(m)) = (
+        std::fs::metadata("/proc/self"),
+        std::fs::symlink_metadata(path),
+    ) else {
+        return false;
+    };
+    m.uid() == me.uid() && m.mode() & 0o022 == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn private(_: &std::path::Path) -> bool {
+    true
 }

@@ -7,7 +7,7 @@
 //! | POST | `/content` | store the body; options in the `zhtp-put` header (JSON [`PutRequest`]) |
 //! | GET | `/content?tag=T` | list, newest first |
 //! | GET | `/search?q=TEXT` | search names, tags, descriptions |
-//! | GET | `/content/{hash}?key=HEX` | the content's bytes, streamed, verified |
+//! | GET | `/content/{hash}` | the content's bytes, streamed, verified; key in `zhtp-key` |
 //! | GET | `/content/{hash}/manifest` | the manifest as JSON |
 //! | GET | `/content/{hash}/holders` | live shards per segment |
 //! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
@@ -16,13 +16,20 @@
 //! | POST | `/plugins/pricing/rollback` | the previous plugin again |
 //! | POST | `/repair` | run a repair round now |
 //!
+//! Every request needs the node's token (`Authorization: Bearer ...`) and a `Host` naming the
+//! API's address ([`auth`]). Bodies are bounded per route: a plugin by the host's code-size
+//! limit, JSON by [`MAX_JSON`], an upload by [`MAX_UPLOAD`] (streamed to disk, never held in
+//! memory). Keys travel in headers, never in a URL (URLs end up in logs and shell histories).
+//!
 //! Errors are `{"error": "..."}` with a 4xx/5xx status.
+
+pub mod auth;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,6 +48,12 @@ use crate::network::{self, Node};
 
 /// Largest upload accepted through the API.
 pub const MAX_UPLOAD: u64 = 64 << 30;
+/// Largest JSON body.
+pub const MAX_JSON: usize = 64 << 10;
+/// Largest plugin upload: the host's code-size limit, and room for nothing else.
+pub const MAX_PLUGIN: usize = zhtp_host::Limits::DEFAULT_CODE_SIZE;
+/// The header that carries a content key (hex) to `GET /content/{hash}`.
+pub const KEY_HEADER: &str = "zhtp-key";
 
 /// What the API serves.
 #[derive(Clone)]
@@ -116,8 +129,8 @@ fn parse_hash(s: &str) -> Result<Hash, ApiError> {
     Hash::from_hex(s).map_err(|e| bad(format!("`{s}` is not a content hash: {e}")))
 }
 
-/// The router.
-pub fn router(state: ApiState) -> Router {
+/// The router; every route behind `guard`.
+pub fn router(state: ApiState, guard: auth::Guard) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/content", post(put).get(list))
@@ -127,17 +140,28 @@ pub fn router(state: ApiState) -> Router {
         .route("/content/{hash}/holders", get(holders))
         .route("/quote", post(quote))
         .route("/plugins", get(plugins))
-        .route("/plugins/{kind}", post(install))
+        .route(
+            "/plugins/{kind}",
+            post(install).layer(DefaultBodyLimit::max(MAX_PLUGIN)),
+        )
         .route("/plugins/{kind}/rollback", post(rollback))
         .route("/repair", post(repair))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        // `put` streams its body and counts it against MAX_UPLOAD itself.
+        .layer(DefaultBodyLimit::max(MAX_JSON))
+        .route_layer(axum::middleware::from_fn_with_state(guard, auth::require))
         .with_state(state)
 }
 
 /// The node's status as JSON (also what `zhtp node run` prints when it is ready).
 pub async fn status_json(node: &Node) -> Result<Value, network::Error> {
     let s = node.dht().status().await?;
-    let (shards, bytes) = node.held_totals()?;
+    // RocksDB scans: off the async workers.
+    let n = node.clone();
+    let ((shards, bytes), contents) = tokio::task::spawn_blocking(move || {
+        Ok::<_, network::Error>((n.held_totals()?, n.held_contents()?.len()))
+    })
+    .await
+    .map_err(|e| network::Error::Task(e.to_string()))??;
     Ok(json!({
         "peer_id": s.peer_id.to_string(),
         "listen": s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
@@ -147,9 +171,12 @@ pub async fn status_json(node: &Node) -> Result<Value, network::Error> {
         "records": s.records,
         "shards": shards,
         "shard_bytes": bytes,
-        "contents": node.held_contents()?.len(),
+        "contents": contents,
         "refused_records": s.refused_records,
         "inbound_failures": s.inbound_failures,
+        "serving": s.serving,
+        "serving_bytes": s.serving_bytes,
+        "busy": s.busy,
     }))
 }
 
@@ -262,21 +289,28 @@ async fn search(
     )))
 }
 
-#[derive(Deserialize)]
-struct KeyQuery {
-    key: Option<String>,
-}
-
 async fn fetch(
     State(st): State<ApiState>,
     Path(hash): Path<String>,
-    Query(q): Query<KeyQuery>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let hash = parse_hash(&hash)?;
-    let key = match q.key {
+    if query.is_some_and(|q| {
+        q.to_ascii_lowercase()
+            .split('&')
+            .any(|kv| kv.starts_with("key=") || kv.starts_with("%6bey="))
+    }) {
+        return Err(bad(format!(
+            "a content key goes in the `{KEY_HEADER}` header, never in the URL"
+        )));
+    }
+    let key = match headers.get(KEY_HEADER) {
         Some(k) => Some(ContentKey(
-            parse_hash(&k)
-                .map_err(|_| bad("key is 64 hex characters"))?
+            k.to_str()
+                .ok()
+                .and_then(|k| Hash::from_hex(k.trim()).ok())
+                .ok_or_else(|| bad(format!("{KEY_HEADER}: a key is 64 hex characters")))?
                 .0,
         )),
         None => None,

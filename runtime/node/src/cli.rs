@@ -20,6 +20,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL", env = "ZHTP_NODE")]
     pub node: Option<String>,
 
+    /// The node's API token for --node. Default: $ZHTP_TOKEN, else the file api-token in the
+    /// data dir when --node is the API of the node running on that data dir. Prefer
+    /// ZHTP_TOKEN: other users of the machine can read a command line.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "ZHTP_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -266,6 +278,17 @@ fn need_node(node: Option<&str>, what: &str) -> Result<crate::client::Client> {
 pub fn run(cli: Cli) -> Result<()> {
     let dir = data_dir(cli.data_dir)?;
     let node = cli.node.as_deref();
+    if let Some(url) = node {
+        let token = match cli.token {
+            Some(t) => Some(t),
+            // The data dir's token goes only to the API of the node that runs on that data
+            // dir, never to whatever URL --node or ZHTP_NODE names.
+            None if zhtp::api::auth::is_own_api(&dir, url) => zhtp::api::auth::read_token(&dir)
+                .with_context(|| format!("reading the API token in {}", dir.display()))?,
+            None => None,
+        };
+        crate::client::set_token(token);
+    }
     match cli.command {
         Command::Quote(args) => quote::run(&dir, node, args),
         Command::Plugin(cmd) => plugins::run(&dir, node, cmd),

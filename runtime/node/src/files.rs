@@ -190,9 +190,14 @@ fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<()> {
 }
 
 fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> Result<()> {
-    let path = match key {
-        Some(k) => format!("/content/{hash}?key={}", parse_hash(k).context("--key")?),
-        None => format!("/content/{hash}"),
+    let path = format!("/content/{hash}");
+    // The key travels in a header: URLs end up in logs.
+    let headers = match key {
+        Some(k) => vec![(
+            zhtp::api::KEY_HEADER,
+            parse_hash(k).context("--key")?.to_hex(),
+        )],
+        None => Vec::new(),
     };
     let fetch = |w: &mut dyn std::io::Write| -> Result<()> {
         // Check the bytes against the address here too: the node is not trusted blindly.
@@ -200,7 +205,7 @@ fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> 
             inner: w,
             hasher: blake3::Hasher::new(),
         };
-        client.download(&path, &mut hashing)?;
+        client.download(&path, &headers, &mut hashing)?;
         let actual = Hash(*hashing.hasher.finalize().as_bytes());
         if actual != hash {
             bail!("the node sent content hashing to {actual}, not {hash}");

@@ -8,9 +8,11 @@
 //!   nodes down, and repair.
 //! - [`api`]: the admin HTTP/JSON API of a running node.
 //! - [`json`]: JSON shapes shared by `--json` output and the API.
+//! - [`private`]: files only this user may read (data dir, node key, API token).
 
 pub mod api;
 pub mod bench;
 pub mod json;
 pub mod local;
 pub mod network;
+pub mod private;

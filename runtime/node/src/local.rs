@@ -226,6 +226,9 @@ impl LocalNode {
                 });
             }
             drop(res_tx);
+            // Only the workers hold the receiver: when every one of them has stopped on an
+            // error, a `send` below fails instead of waiting for good on a full channel.
+            drop(rx);
             let mut index = 0u32;
             let read_result = loop {
                 if failed.load(std::sync::atomic::Ordering::Relaxed) {

@@ -22,7 +22,7 @@
 //! segment. Rounds are serialised per node and capped in shards per round.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,10 @@ use zhtp_types::Hash;
 
 use crate::local::{self, LocalNode, PutOptions};
 
+mod admission;
+
+pub use admission::{Admission, AdmitError, Quota, Refusal};
+
 /// How long a manifest record lives in the DHT before it must be published again.
 pub const MANIFEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 const MANIFEST_KEY: &[u8] = b"zhtp/m/";
@@ -56,6 +60,8 @@ const HOLDERS_GRACE: Duration = Duration::from_millis(200);
 /// A shard that has not arrived after this long is also requested from elsewhere, and its
 /// holder is ranked last until it answers fast again.
 const HEDGE: Duration = Duration::from_millis(1500);
+/// Most peers whose fetch latency is remembered.
+const MAX_LATENCIES: usize = 4096;
 
 /// Errors of network content operations.
 #[derive(Debug, Error)]
@@ -105,6 +111,19 @@ pub enum Error {
     /// Bad request.
     #[error("{0}")]
     Invalid(String),
+    /// A shard was not admitted.
+    #[error(transparent)]
+    Admission(#[from] AdmitError),
+    /// A worker task panicked or was cancelled.
+    #[error("internal: {0}")]
+    Task(String),
+}
+
+/// A `spawn_blocking` whose panic becomes an [`Error::Task`].
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))
 }
 
 /// Repair settings.
@@ -167,6 +186,7 @@ pub type Holders = HashMap<(u32, u16), Vec<PeerId>>;
 struct Inner {
     local: LocalNode,
     store: Arc<Store>,
+    admission: Arc<Admission>,
     dht: Dht,
     providing: Mutex<HashSet<Hash>>,
     repair_lock: tokio::sync::Mutex<()>,
@@ -190,17 +210,30 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// Shard requests answered at once. A request waits for a permit before it is taken from the
+/// network's inbound queue, so when every permit is busy the queue fills and the network task
+/// refuses further requests as busy at once, instead of this node spawning without bound.
+const SERVE_CONCURRENCY: usize = 32;
+
 async fn serve(node: std::sync::Weak<Inner>, mut inbound: mpsc::Receiver<Inbound>) {
-    while let Some(req) = inbound.recv().await {
+    let permits = Arc::new(tokio::sync::Semaphore::new(SERVE_CONCURRENCY));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let Some(req) = inbound.recv().await else {
+            break;
+        };
         let Some(inner) = node.upgrade() else { break };
         let node = Node { inner };
         tokio::spawn(async move {
+            let _permit = permit;
             let Inbound {
                 peer,
                 request,
                 reply,
             } = req;
-            let response = node.answer(request).await;
+            let response = node.answer(peer, request).await;
             if let Response::Refused(why) = &response {
                 tracing::warn!(%peer, "refused a shard request: {why}");
             }
@@ -220,25 +253,11 @@ pub fn identity(data_dir: &Path) -> std::io::Result<Keypair> {
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
             let kp = Keypair::generate_ed25519();
             let bytes = kp
                 .to_protobuf_encoding()
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let tmp: PathBuf = data_dir.join("identity.key.tmp");
-            {
-                use std::io::Write as _;
-                #[cfg(unix)]
-                use std::os::unix::fs::OpenOptionsExt as _;
-                let mut o = std::fs::OpenOptions::new();
-                o.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                o.mode(0o600);
-                let mut f = o.open(&tmp)?;
-                f.write_all(&bytes)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path)?;
+            crate::private::write_file(&path, &bytes)?;
             Ok(kp)
         }
         Err(e) => Err(e),
@@ -262,17 +281,58 @@ fn held_key(content: &Hash, segment: u32, index: u16) -> Vec<u8> {
 
 /// Checks that a manifest record holds a valid manifest of the content it is filed under.
 pub fn validate_record(key: &[u8], payload: &[u8]) -> Result<(), String> {
-    let Some(hash) = key.strip_prefix(MANIFEST_KEY) else {
+    let Some(hash) = key
+        .strip_prefix(MANIFEST_KEY)
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .map(Hash)
+    else {
         return Err("unknown record kind".into());
     };
     let m = Manifest::decode(payload).map_err(|e| e.to_string())?;
-    if m.content_hash.as_bytes()[..] != *hash {
+    check_network_manifest(&m, &hash)
+}
+
+/// What a manifest from the network must be beyond [`Manifest::decode`]'s own consistency
+/// checks: filed under its content, with shards that fit in one shard-protocol message.
+fn check_network_manifest(m: &Manifest, hash: &Hash) -> Result<(), String> {
+    if m.content_hash != *hash {
         return Err(format!(
             "manifest of {} filed under another key",
             m.content_hash
         ));
     }
+    // A reader rebuilding a segment fills every missing slot, parity included: a code of a
+    // few data and many parity shards would make it allocate far more than the segment. Our
+    // codes store at most three times the data (1+2); more is refused from the network.
+    if u16::from(m.code.parity) > 2 * u16::from(m.code.data) {
+        return Err(format!(
+            "a {}+{} code stores more than three times its data",
+            m.code.data, m.code.parity
+        ));
+    }
+    if let Some(s) = m.segments.iter().find(|s| s.shard_len as usize > MAX_SHARD) {
+        return Err(format!(
+            "shards of {} bytes, larger than the network carries ({MAX_SHARD})",
+            s.shard_len
+        ));
+    }
     Ok(())
+}
+
+/// Keeps a manifest from the network once the content it describes was verified against it.
+async fn remember_manifest(store: Arc<Store>, hash: Hash, encoded: Vec<u8>) {
+    let r = tokio::task::spawn_blocking(move || {
+        if store.get(Cf::Manifests, hash.as_bytes())?.is_some() {
+            return Ok(());
+        }
+        let mut b = store.batch();
+        store.put(&mut b, Cf::Manifests, hash.as_bytes(), &encoded)?;
+        store.write(b)
+    })
+    .await;
+    if let Ok(Err(e)) = r {
+        tracing::debug!(%hash, "manifest not cached: {e}");
+    }
 }
 
 fn distance_key(bytes: &[u8]) -> KBucketKey<Vec<u8>> {
@@ -301,18 +361,31 @@ impl Node {
     /// requests, and announces the contents it holds.
     pub async fn start(
         data_dir: &Path,
-        mut net: zhtp_dht::Config,
+        net: zhtp_dht::Config,
         repair: RepairConfig,
     ) -> Result<Self, Error> {
+        Self::start_with(data_dir, net, repair, Quota::default()).await
+    }
+
+    /// [`Self::start`] with the quota each peer gets on this node.
+    pub async fn start_with(
+        data_dir: &Path,
+        mut net: zhtp_dht::Config,
+        repair: RepairConfig,
+        quota: Quota,
+    ) -> Result<Self, Error> {
+        crate::private::create_dir(data_dir).map_err(|e| Error::Invalid(e.to_string()))?;
         let keypair = identity(data_dir).map_err(|e| Error::Invalid(e.to_string()))?;
         let local = LocalNode::open(data_dir, zhtp_store::Config::default())?;
         let store = local.shared_store();
+        let admission = Arc::new(Admission::open(store.clone(), quota)?);
         net.validator = Some(Arc::new(validate_record));
         let (dht, inbound) = Dht::spawn(keypair, net, Some(store.clone())).await?;
         let node = Self {
             inner: Arc::new(Inner {
                 local,
                 store,
+                admission,
                 dht,
                 providing: Mutex::new(HashSet::new()),
                 repair_lock: tokio::sync::Mutex::new(()),
@@ -380,7 +453,12 @@ impl Node {
         self.inner.dht.shutdown().await;
     }
 
-    async fn answer(&self, request: Request) -> Response {
+    /// What `peer` may store here and has stored (bytes, shards): the admission's view.
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
+    }
+
+    async fn answer(&self, peer: PeerId, request: Request) -> Response {
         match request {
             Request::Store {
                 content,
@@ -398,7 +476,10 @@ impl Node {
                 if Hash(*blake3::hash(&data).as_bytes()) != hash {
                     return Response::Refused("shard does not match its hash".into());
                 }
-                match self.keep(content, segment, index, hash, data).await {
+                match self
+                    .keep(Some(peer), content, segment, index, hash, data)
+                    .await
+                {
                     Ok(()) => Response::Stored,
                     Err(e) => Response::Refused(e.to_string()),
                 }
@@ -416,33 +497,56 @@ impl Node {
                     Err(e) => Response::Refused(e.to_string()),
                 }
             }
-            Request::Inventory { content } => match self.inventory(&content) {
-                Ok(v) => Response::Inventory(v),
-                Err(e) => Response::Refused(e.to_string()),
-            },
+            Request::Inventory { content } => {
+                let node = self.clone();
+                match blocking(move || node.inventory(&content)).await {
+                    Ok(Ok(v)) => Response::Inventory(v),
+                    Ok(Err(e)) | Err(e) => Response::Refused(e.to_string()),
+                }
+            }
         }
     }
 
-    /// Stores a shard durably with its index entry, then announces the content.
+    /// Stores a shard offered by `from` (`None`: this node) durably with its index entry, if
+    /// the admission lets it in, then announces the content. A shard already held is not
+    /// written again.
     async fn keep(
         &self,
+        from: Option<PeerId>,
         content: Hash,
         segment: u32,
         index: u16,
         hash: Hash,
         data: Vec<u8>,
     ) -> Result<(), Error> {
-        let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), zhtp_store::Error> {
+        let (store, admission) = (self.inner.store.clone(), self.inner.admission.clone());
+        blocking(move || -> Result<(), Error> {
+            let position = held_key(&content, segment, index);
+            // A position already recorded: the same shard again is a no-op; another shard may
+            // not take the place of the one there (it would drop out of the inventory).
+            if let Some(v) = store.get(Cf::Index, &position)? {
+                return if v.get(..32) == Some(hash.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(Error::Invalid(format!(
+                        "segment {segment} shard {index} of {content} is another shard here"
+                    )))
+                };
+            }
+            let ticket = admission.admit(from, &position, &hash, data.len() as u64)?;
             let mut b = store.batch();
-            store.put_shard(&mut b, &hash, &data)?;
+            if ticket.write_bytes() {
+                store.put_shard(&mut b, &hash, &data)?;
+            }
+            ticket.record(&mut b)?;
             let mut v = hash.as_bytes().to_vec();
             v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            store.put(&mut b, Cf::Index, &held_key(&content, segment, index), &v)?;
-            store.write(b)
+            store.put(&mut b, Cf::Index, &position, &v)?;
+            store.write(b)?;
+            ticket.written();
+            Ok(())
         })
-        .await
-        .map_err(|e| Error::Invalid(e.to_string()))??;
+        .await??;
         self.announce(content);
         Ok(())
     }
@@ -512,7 +616,7 @@ impl Node {
     ) -> Result<(), String> {
         if peer == self.peer_id() {
             return self
-                .keep(content, segment, index, hash, data)
+                .keep(None, content, segment, index, hash, data)
                 .await
                 .map_err(|e| e.to_string());
         }
@@ -596,7 +700,7 @@ impl Node {
             Ok((Hash(*h.finalize().as_bytes()), size))
         })
         .await
-        .map_err(|e| Error::Invalid(e.to_string()))?
+        .map_err(|e| Error::Task(e.to_string()))?
         .map_err(Error::Input)?;
         let key = match opts.encryption {
             EncryptionLevel::None => None,
@@ -624,6 +728,9 @@ impl Node {
         let mut inflight = FuturesOrdered::new();
         let mut index = 0u32;
         let mut read = 0u64;
+        // What is encoded is hashed again: an input edited between the two reads (even to the
+        // same size) must fail the put, not publish a manifest whose content never verifies.
+        let mut second = blake3::Hasher::new();
         let mut ended = false;
         while !ended || !inflight.is_empty() {
             if !ended && inflight.len() < WINDOW {
@@ -638,6 +745,7 @@ impl Node {
                 }
                 buf.truncate(n);
                 read += n as u64;
+                second.update(&buf);
                 if n < seg_size {
                     ended = true;
                 }
@@ -648,7 +756,7 @@ impl Node {
                         let seg: EncodedSegment =
                             tokio::task::spawn_blocking(move || encoder.encode_segment(i, &buf))
                                 .await
-                                .map_err(|e| Error::Invalid(e.to_string()))??;
+                                .map_err(|e| Error::Task(e.to_string()))??;
                         let shards = seg
                             .shards()
                             .enumerate()
@@ -673,9 +781,9 @@ impl Node {
                 placement.push(holders);
             }
         }
-        if read != size {
+        if read != size || Hash(*second.finalize().as_bytes()) != content_hash {
             return Err(Error::Invalid(format!(
-                "{} changed while being stored ({size} B, then {read} B)",
+                "{} changed while being stored ({size} B, then {read} B); nothing was published",
                 path.display()
             )));
         }
@@ -710,7 +818,9 @@ impl Node {
         })
     }
 
-    /// The manifest of `hash`: local, else from the DHT (verified, then cached here).
+    /// The manifest of `hash`: local, else from the DHT. A manifest from the DHT is checked
+    /// (signature, internal consistency, shards the network can carry) but not trusted: it is
+    /// kept here only once a get has verified the whole content against it ([`Self::get`]).
     pub async fn manifest(&self, hash: &Hash) -> Result<Manifest, Error> {
         if let Some(m) = self.inner.local.manifest(hash)? {
             return Ok(m);
@@ -721,13 +831,7 @@ impl Node {
             Err(e) => return Err(e.into()),
         };
         let m = Manifest::decode(&rec.payload)?;
-        if m.content_hash != *hash {
-            return Err(Error::NotFound(*hash));
-        }
-        let store = &self.inner.store;
-        let mut b = store.batch();
-        store.put(&mut b, Cf::Manifests, hash.as_bytes(), &rec.payload)?;
-        store.write(b)?;
+        check_network_manifest(&m, hash).map_err(Error::Invalid)?;
         Ok(m)
     }
 
@@ -765,9 +869,21 @@ impl Node {
         content: &Hash,
         enough: Option<(u32, usize)>,
     ) -> Result<(Holders, usize), Error> {
-        let mut map: Holders = HashMap::new();
+        self.find_holders_from(content, enough, HashMap::new())
+            .await
+    }
+
+    /// [`Self::find_holders`] starting from holders already known.
+    async fn find_holders_from(
+        &self,
+        content: &Hash,
+        enough: Option<(u32, usize)>,
+        mut map: Holders,
+    ) -> Result<(Holders, usize), Error> {
         let me = self.peer_id();
-        for h in self.inventory(content)? {
+        let node = self.clone();
+        let c = *content;
+        for h in blocking(move || node.inventory(&c)).await?? {
             map.entry((h.segment, h.index)).or_default().push(me);
         }
         let providers = self
@@ -876,7 +992,7 @@ impl Node {
             match answer {
                 Ok(Response::Shard(bytes)) if Hash(*blake3::hash(&bytes).as_bytes()) == hash => {
                     let took = t.elapsed();
-                    let mut lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut lat = self.latency();
                     let e = lat.entry(p).or_insert(took);
                     // A penalty is forgotten at the first fast answer; otherwise a moving average.
                     *e = if *e >= HEDGE {
@@ -899,9 +1015,23 @@ impl Node {
         None
     }
 
+    /// The latency table, first trimmed if it has grown past [`MAX_LATENCIES`] peers (peers
+    /// come and go; their figures must not pile up for good).
+    fn latency(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Duration>> {
+        let mut lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+        if lat.len() >= MAX_LATENCIES {
+            // Forget the slowest half: those are the peers least likely to be asked again.
+            let mut v: Vec<Duration> = lat.values().copied().collect();
+            let (_, median, _) = v.select_nth_unstable(MAX_LATENCIES / 2);
+            let median = *median;
+            lat.retain(|_, d| *d < median);
+        }
+        lat
+    }
+
     /// Ranks `p` as if its round trip took `at_least`.
     fn penalise(&self, p: PeerId, at_least: Duration) {
-        let mut lat = self.inner.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lat = self.latency();
         let e = lat.entry(p).or_insert(at_least);
         *e = (*e).max(at_least);
     }
@@ -1000,7 +1130,23 @@ impl Node {
         let decoder = Arc::new(Decoder::new(manifest.clone(), key.as_ref())?);
         let k = manifest.code.data as usize;
         let enough = (manifest.segments.len() as u32, k);
-        let (holders, _) = self.find_holders(hash, Some(enough)).await?;
+        // Shards in this node's own store count, however they got there (a local put writes
+        // no network inventory).
+        let (store, m) = (self.inner.store.clone(), manifest.clone());
+        let me = self.peer_id();
+        let here = blocking(move || -> Result<Holders, Error> {
+            let mut map = Holders::new();
+            for (s, info) in m.segments.iter().enumerate() {
+                for (j, h) in info.shards.iter().enumerate() {
+                    if store.contains(Cf::Shards, h.as_bytes())? {
+                        map.insert((s as u32, j as u16), vec![me]);
+                    }
+                }
+            }
+            Ok(map)
+        })
+        .await??;
+        let (holders, _) = self.find_holders_from(hash, Some(enough), here).await?;
         let holders = Arc::new(holders);
         let node = self.clone();
         let segments = manifest.segments.len() as u32;
@@ -1015,33 +1161,43 @@ impl Node {
                         // `fetch_shard` checked every shard against its hash.
                         tokio::task::spawn_blocking(move || d.decode_verified_segment(i, &mut slots))
                             .await
-                            .map_err(|e| Error::Invalid(e.to_string()))??;
+                            .map_err(|e| Error::Task(e.to_string()))??;
                     Ok::<_, Error>(decoded.plain)
                 }
             })
             .buffered(WINDOW);
+        // The last segment is held back until the whole content hashes right. A reader that
+        // stops at the announced length (HTTP with a Content-Length does) then never receives
+        // every byte of a content that fails its check: a forged manifest with no encryption
+        // cannot pass its bytes off as the content, and a client sees a short, failed body.
         let expected = *hash;
+        let (store, encoded) = (self.inner.store.clone(), manifest.encode());
         let checked = futures::stream::unfold(
-            (Box::pin(plain), Some(blake3::Hasher::new())),
-            move |(mut s, hasher)| async move {
-                let mut hasher = hasher?;
-                match s.next().await {
-                    Some(Ok(bytes)) => {
-                        hasher.update(&bytes);
-                        Some((Ok(bytes), (s, Some(hasher))))
-                    }
-                    Some(Err(e)) => Some((Err(e), (s, None))),
-                    None => {
-                        let actual = Hash(*hasher.finalize().as_bytes());
-                        (actual != expected).then(|| {
-                            (
-                                Err(Error::Content(zhtp_content::Error::ContentHash {
-                                    expected,
-                                    actual,
-                                })),
-                                (s, None),
-                            )
-                        })
+            Some((Box::pin(plain), blake3::Hasher::new(), None::<Vec<u8>>)),
+            move |state| {
+                let (store, encoded) = (store.clone(), encoded.clone());
+                async move {
+                    let (mut s, mut hasher, mut held) = state?;
+                    loop {
+                        match s.next().await {
+                            Some(Ok(bytes)) => {
+                                hasher.update(&bytes);
+                                // Pass on the segment before this one, hold this one.
+                                if let Some(prev) = held.replace(bytes) {
+                                    return Some((Ok(prev), Some((s, hasher, held))));
+                                }
+                            }
+                            Some(Err(e)) => return Some((Err(e), None)),
+                            None => {
+                                let actual = Hash(*hasher.finalize().as_bytes());
+                                if actual != expected {
+                                    let e = zhtp_content::Error::ContentHash { expected, actual };
+                                    return Some((Err(Error::Content(e)), None));
+                                }
+                                remember_manifest(store, expected, encoded).await;
+                                return held.map(|last| (Ok(last), None));
+                            }
+                        }
                     }
                 }
             },
@@ -1052,7 +1208,8 @@ impl Node {
     /// Gets content `hash` into memory (tests, small contents).
     pub async fn get_bytes(&self, hash: &Hash, key: Option<ContentKey>) -> Result<Vec<u8>, Error> {
         let (m, s) = self.get(hash, key).await?;
-        let mut out = Vec::with_capacity(m.size as usize);
+        // The size is the manifest's word, not yet verified: grow as bytes arrive beyond 64 MiB.
+        let mut out = Vec::with_capacity(m.size.min(64 << 20) as usize);
         let mut s = Box::pin(s);
         while let Some(chunk) = s.next().await {
             out.extend_from_slice(&chunk?);
@@ -1065,6 +1222,10 @@ impl Node {
         let _one_at_a_time = self.inner.repair_lock.lock().await;
         let mut report = RepairReport::default();
         let me = self.peer_id();
+        // First every held content is checked, then the degraded segments this node leads are
+        // rebuilt, neediest first.
+        let mut checked: Vec<(Hash, Manifest, Holders)> = Vec::new();
+        let mut work: Vec<(usize, usize, u32, Vec<PeerId>)> = Vec::new();
         for content in self.held_contents()? {
             report.contents += 1;
             let manifest = match self.manifest(&content).await {
@@ -1085,8 +1246,7 @@ impl Node {
                 .iter()
                 .map(|h| h.segment)
                 .collect();
-            for (s, info) in manifest.segments.iter().enumerate() {
-                let s = s as u32;
+            for s in 0..manifest.segments.len() as u32 {
                 if !mine.contains(&s) {
                     continue;
                 }
@@ -1114,23 +1274,32 @@ impl Node {
                     report.deferred += 1;
                     continue;
                 }
-                if report.rebuilt >= self.inner.repair.max_shards_per_round {
-                    report.deferred += 1;
-                    continue;
-                }
-                match self
-                    .rebuild(&content, &manifest, info, s, &holders, &seg_holders)
-                    .await
-                {
-                    Ok(placed) => {
-                        report.rebuilt += placed.len();
-                        for (j, p) in placed {
-                            holders.entry((s, j as u16)).or_default().push(p);
-                        }
-                        tracing::info!(%content, segment = s, "repaired: {} of {n} shards were live", present.len());
+                work.push((present.len() - k, checked.len(), s, seg_holders));
+            }
+            checked.push((content, manifest, holders));
+        }
+        // The segments closest to loss first, whatever their contents' hashes: the cap on
+        // shards per round must not leave a segment one loss from gone behind healthier ones.
+        work.sort_by_key(|w| (w.0, w.1, w.2));
+        for (spare, c, s, seg_holders) in work {
+            if report.rebuilt >= self.inner.repair.max_shards_per_round {
+                report.deferred += 1;
+                continue;
+            }
+            let (content, manifest, holders) = &mut checked[c];
+            let info = &manifest.segments[s as usize];
+            match self
+                .rebuild(content, manifest, info, s, holders, &seg_holders)
+                .await
+            {
+                Ok(placed) => {
+                    report.rebuilt += placed.len();
+                    for (j, p) in placed {
+                        holders.entry((s, j as u16)).or_default().push(p);
                     }
-                    Err(e) => tracing::warn!(%content, segment = s, "repair failed: {e}"),
+                    tracing::info!(%content, segment = s, spare, "repaired");
                 }
+                Err(e) => tracing::warn!(%content, segment = s, "repair failed: {e}"),
             }
         }
         Ok(report)
@@ -1206,7 +1375,7 @@ impl Node {
             Ok(slots)
         })
         .await
-        .map_err(|e| Error::Invalid(e.to_string()))??;
+        .map_err(|e| Error::Task(e.to_string()))??;
         let mut shards = Vec::new();
         for j in missing {
             let bytes = slots[j].clone().unwrap_or_default();

@@ -57,6 +57,26 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    zhtp::private::create_dir(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // A data dir made by an older zhtp (or by hand) keeps its mode: say so, do not chmod a
+        // directory the operator chose.
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "data dir {} is open to other users (mode {:o}): they may read content keys \
+                 and the API token; `chmod 700 {}`",
+                dir.display(),
+                mode & 0o777,
+                dir.display()
+            );
+        }
+    }
+    let token = zhtp::api::auth::ensure_token(dir)
+        .with_context(|| format!("cannot make the API token in {}", dir.display()))?;
     rt.block_on(async {
         let mut cfg = zhtp_dht::Config::default();
         if !args.listen.is_empty() {
@@ -72,11 +92,14 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen for the API on {}", args.api))?;
         let api = listener.local_addr()?;
+        zhtp::api::auth::write_url(dir, &format!("http://{api}"))
+            .with_context(|| format!("cannot note the API's URL in {}", dir.display()))?;
         let addrs = node.dht().dialable(listeners).await?;
         let me = node.peer_id();
         let ready = json!({
             "peer_id": me.to_string(),
             "api": format!("http://{api}"),
+            "token_file": dir.join(zhtp::api::auth::TOKEN_FILE),
             "listen": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         });
         println!("{ready}");
@@ -118,7 +141,8 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             registry,
             spool: dir.join("spool"),
         };
-        axum::serve(listener, router(state))
+        let guard = zhtp::api::auth::Guard::new(&token, api);
+        axum::serve(listener, router(state, guard))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         eprintln!("shutting down");
@@ -138,7 +162,7 @@ pub struct DevNode {
 
 impl DevNode {
     pub fn client(&self) -> Result<Client> {
-        Client::new(&self.api)
+        Client::with_token(&self.api, zhtp::api::auth::read_token(&self.dir)?)
     }
 
     /// SIGKILL: the node gets no chance to say goodbye.
@@ -309,7 +333,9 @@ pub fn devnet(n: usize, base: Option<PathBuf>) -> Result<()> {
     }
     println!("\nbootstrap: {}", net.nodes[0].listen.join(" "));
     println!(
-        "try: zhtp --node {} put FILE    (Ctrl-C stops the devnet)",
+        "try: zhtp --data-dir {} --node {} put FILE    (the data dir holds the API token; \
+         Ctrl-C stops the devnet)",
+        net.nodes[0].dir.display(),
         net.nodes[0].api
     );
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -432,7 +458,11 @@ pub fn demo() -> Result<()> {
     let t = Instant::now();
     let out = base.join("demo.out");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
-    c5.download(&format!("/content/{hash}?key={key}"), &mut f)?;
+    c5.download(
+        &format!("/content/{hash}"),
+        &[(zhtp::api::KEY_HEADER, key)],
+        &mut f,
+    )?;
     use std::io::Write as _;
     f.flush()?;
     drop(f);
