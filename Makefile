@@ -3,7 +3,9 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test prereqs lint fmt bench
+PREFIX ?= $(HOME)/.cargo
+
+.PHONY: demo test prereqs lint fmt bench install fuzz
 
 ## Run the demo: a 6-node devnet stores a file, loses 2 nodes, serves it, repairs, swaps pricing live;
 ## then one node's command line.
@@ -22,9 +24,19 @@ lint: prereqs
 fmt:
 	$(CARGO) fmt --all
 
+## The fuzz targets of `tests/fuzz.rs` for longer than `make test` runs them (2,000,000 inputs each).
+fuzz: prereqs
+	ZHTP_FUZZ_RANDOM=1 ZHTP_FUZZ_CASES=$${ZHTP_FUZZ_CASES:-2000000} $(CARGO) test --workspace --test fuzz
+
 ## Criterion benches (release).
 bench: prereqs
 	$(CARGO) bench -p zhtp-benches
+
+## Install a stripped release `zhtp` into $(PREFIX)/bin (default ~/.cargo/bin): about 37 MB
+## instead of the 583 MB release build with line tables that profiling uses.
+install: prereqs
+	CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_RELEASE_DEBUG=0 \
+		$(CARGO) install --locked --path runtime/node --root $(PREFIX)
 
 prereqs:
 	@bash scripts/prereqs.sh

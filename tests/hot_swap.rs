@@ -183,6 +183,23 @@ fn compile_cache_hits_in_memory_and_on_disk() {
     assert_eq!(host2.cache().stats().disk_hits, 1);
     assert_serves(&zhtp_host::PricingPlugin::new(p));
 
+    // A cache directory others may write to is not trusted: recompiled, never loaded.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let modules = dir.path().join("modules-v1");
+        std::fs::set_permissions(&modules, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let host =
+            zhtp_host::Host::with_cache_dir(limits.clone(), Some(dir.path().into())).unwrap();
+        host.load(zhtp_host::Kind::Pricing, zhtp_artifacts::PRICING_STANDARD)
+            .unwrap();
+        assert_eq!(
+            (host.cache().stats().disk_hits, host.cache().stats().misses),
+            (0, 1)
+        );
+        std::fs::set_permissions(&modules, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
     // A corrupted artifact is detected and recompiled, never loaded.
     for entry in std::fs::read_dir(dir.path().join("modules-v1")).unwrap() {
         let path = entry.unwrap().path();

@@ -318,12 +318,19 @@ df --output=avail -B1 "$1" | tail -1
         .output()
         .expect("unshare (util-linux) runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.code() != Some(90) && out.status.success(),
-        "could not mount a tmpfs in a user namespace (unprivileged user namespaces off?), or a \
-         step failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(90) || stderr.contains("unshare failed") {
+        // Not a failure of zhtp: this machine gives an unprivileged user no user namespace
+        // (kernel.unprivileged_userns_clone=0, a container without CLONE_NEWUSER) or no tmpfs
+        // in it, and a full disk cannot be made without root any other way.
+        eprintln!(
+            "SKIPPED a_full_disk_is_one_clear_error_stores_nothing_and_keeps_no_space: cannot \
+             mount a 16 MiB tmpfs in a new user and mount namespace here ({})",
+            stderr.trim()
+        );
+        return;
+    }
+    assert!(out.status.success(), "a step failed: {stdout}{stderr}");
     let mut lines = stdout.lines();
     let free = |l: Option<&str>| -> u64 { l.unwrap_or_default().trim().parse().unwrap() };
     let empty = free(lines.next());

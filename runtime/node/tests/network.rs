@@ -2,93 +2,14 @@
 //! nodes, retrieved with nodes down, repaired, and a node restarted from its data dir.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::time::Duration;
 
-use tempfile::TempDir;
-use zhtp::local::PutOptions;
-use zhtp::network::{Node, RepairConfig};
+use support::{connected, data, network, put, start};
+use zhtp::network::Node;
 use zhtp_content::EncryptionLevel;
-use zhtp_dht::{Config, Multiaddr};
-use zhtp_types::{Hash, StorageTier};
+use zhtp_types::Hash;
 
-fn config(bootstrap: Vec<Multiaddr>) -> Config {
-    let mut cfg = Config::default();
-    cfg.listen = vec![
-        "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
-        "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-    ];
-    cfg.bootstrap = bootstrap;
-    cfg
-}
-
-async fn start(dir: &Path, bootstrap: Vec<Multiaddr>) -> Node {
-    Node::start(dir, config(bootstrap), RepairConfig::default())
-        .await
-        .unwrap()
-}
-
-/// Waits until `node` has `n` peers; fails the test (instead of hanging it) after 60 s.
-async fn connected(node: &Node, n: usize) {
-    tokio::time::timeout(Duration::from_secs(60), node.dht().wait_connected(n))
-        .await
-        .unwrap_or_else(|_| panic!("{} never reached {n} peers", node.peer_id()))
-        .unwrap();
-}
-
-/// `n` nodes, all bootstrapped from the first, each connected to every other.
-async fn network(tmp: &TempDir, n: usize) -> (Vec<Node>, Vec<Multiaddr>) {
-    let first = start(&tmp.path().join("node-0"), vec![]).await;
-    let boot = first.dht().dialable(2).await.unwrap();
-    let mut nodes = vec![first];
-    for i in 1..n {
-        nodes.push(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
-    }
-    for node in &nodes {
-        // Kademlia's bootstrap connects each node to the others.
-        let _ = node.dht().bootstrap().await;
-    }
-    for node in &nodes {
-        connected(node, n - 1).await;
-    }
-    (nodes, boot)
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if (i >> 16) % 2 == 0 {
-                b'a' + (i % 7) as u8
-            } else {
-                x as u8
-            }
-        })
-        .collect()
-}
-
-fn opts(encryption: EncryptionLevel) -> PutOptions {
-    let mut o = PutOptions::new(StorageTier::Hot); // 4+2
-    o.encryption = encryption;
-    o.segment_size = 1 << 20;
-    o
-}
-
-async fn put(
-    node: &Node,
-    dir: &TempDir,
-    bytes: &[u8],
-    enc: EncryptionLevel,
-) -> zhtp::network::Stored {
-    let path = dir
-        .path()
-        .join(format!("input-{}", blake3::hash(bytes).to_hex()));
-    std::fs::write(&path, bytes).unwrap();
-    node.put_file(&path, opts(enc)).await.unwrap()
-}
+#[path = "support/net.rs"]
+mod support;
 
 async fn min_live(node: &Node, hash: &Hash) -> usize {
     let m = node.manifest(hash).await.unwrap();
@@ -261,52 +182,4 @@ async fn a_restarted_node_still_serves_its_shards_and_records() {
     assert!(
         matches!(r, zhtp_dht::Response::Shard(b) if blake3::hash(&b).as_bytes() == shard.as_bytes())
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_and_oversize_records_are_refused() {
-    use zhtp_dht::record::{self, Envelope, MAX_VALUE};
-    let tmp = tempfile::tempdir().unwrap();
-    let (nodes, _) = network(&tmp, 3).await;
-    let bytes = data(100_000, 3);
-    let real = put(&nodes[0], &tmp, &bytes, EncryptionLevel::None).await;
-    let kp = nodes[0].dht().keypair().clone();
-
-    // (1) A real manifest with a forged signature, under a content hash it does not match.
-    let fake_hash = Hash([9; 32]);
-    let key1 = [b"zhtp/m/".as_slice(), fake_hash.as_bytes()].concat();
-    let mut r1 = record::seal(&kp, &key1, real.manifest.encode(), Duration::from_secs(60)).unwrap();
-    let mut env: Envelope = postcard::from_bytes(&r1.value).unwrap();
-    env.signature[0] ^= 1;
-    r1.value = postcard::to_allocvec(&env).unwrap();
-    // (2) Correctly signed, but the payload is not a manifest of that content.
-    let key2 = [b"zhtp/m/".as_slice(), &[8; 32]].concat();
-    let r2 = record::seal(&kp, &key2, real.manifest.encode(), Duration::from_secs(60)).unwrap();
-    // (3) Oversize.
-    let key3 = [b"zhtp/m/".as_slice(), &[7; 32]].concat();
-    let mut r3 = record::seal(&kp, &key3, vec![1], Duration::from_secs(60)).unwrap();
-    r3.value = vec![0; MAX_VALUE + 1];
-
-    for r in [r1, r2, r3] {
-        // Sent as is to the other nodes (not stored by the sender).
-        let _ = nodes[0].dht().put_raw_record(r).await;
-    }
-    for key in [&key1, &key2, &key3] {
-        for n in &nodes[1..] {
-            assert!(n.dht().local_record(key).await.unwrap().is_none());
-        }
-        // And a lookup finds nothing valid anywhere.
-        assert!(nodes[2].dht().get_record(key).await.is_err());
-    }
-    let refused: u64 = {
-        let mut t = 0;
-        for n in &nodes[1..] {
-            t += n.dht().status().await.unwrap().refused_records;
-        }
-        t
-    };
-    assert!(refused >= 3, "only {refused} refusals counted");
-    // The genuine record is still there and valid everywhere.
-    let genuine = [b"zhtp/m/".as_slice(), real.manifest.content_hash.as_bytes()].concat();
-    assert!(nodes[2].dht().get_record(&genuine).await.is_ok());
 }

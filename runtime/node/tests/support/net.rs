@@ -1,0 +1,90 @@
+//! Shared by the network tests: real nodes (libp2p on 127.0.0.1, RocksDB in temp dirs).
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::Path;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use zhtp::local::PutOptions;
+use zhtp::network::{Node, RepairConfig};
+use zhtp_content::EncryptionLevel;
+use zhtp_dht::{Config, Multiaddr};
+use zhtp_types::StorageTier;
+
+pub fn config(bootstrap: Vec<Multiaddr>) -> Config {
+    let mut cfg = Config::default();
+    cfg.listen = vec![
+        "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+        "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+    ];
+    cfg.bootstrap = bootstrap;
+    cfg
+}
+
+pub async fn start(dir: &Path, bootstrap: Vec<Multiaddr>) -> Node {
+    Node::start(dir, config(bootstrap), RepairConfig::default())
+        .await
+        .unwrap()
+}
+
+/// Waits until `node` has `n` peers; fails the test (instead of hanging it) after 60 s.
+pub async fn connected(node: &Node, n: usize) {
+    tokio::time::timeout(Duration::from_secs(60), node.dht().wait_connected(n))
+        .await
+        .unwrap_or_else(|_| panic!("{} never reached {n} peers", node.peer_id()))
+        .unwrap();
+}
+
+/// `n` nodes, all bootstrapped from the first, each connected to every other.
+pub async fn network(tmp: &TempDir, n: usize) -> (Vec<Node>, Vec<Multiaddr>) {
+    let first = start(&tmp.path().join("node-0"), vec![]).await;
+    let boot = first.dht().dialable(2).await.unwrap();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        nodes.push(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
+    }
+    for node in &nodes {
+        // Kademlia's bootstrap connects each node to the others.
+        let _ = node.dht().bootstrap().await;
+    }
+    for node in &nodes {
+        connected(node, n - 1).await;
+    }
+    (nodes, boot)
+}
+
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (i >> 16) % 2 == 0 {
+                b'a' + (i % 7) as u8
+            } else {
+                x as u8
+            }
+        })
+        .collect()
+}
+
+pub fn opts(encryption: EncryptionLevel) -> PutOptions {
+    let mut o = PutOptions::new(StorageTier::Hot); // 4+2
+    o.encryption = encryption;
+    o.segment_size = 1 << 20;
+    o
+}
+
+pub async fn put(
+    node: &Node,
+    dir: &TempDir,
+    bytes: &[u8],
+    enc: EncryptionLevel,
+) -> zhtp::network::Stored {
+    let path = dir
+        .path()
+        .join(format!("input-{}", blake3::hash(bytes).to_hex()));
+    std::fs::write(&path, bytes).unwrap();
+    node.put_file(&path, opts(enc)).await.unwrap()
+}

@@ -1,0 +1,104 @@
+//! Shared by the tests that run `zhtp node run` as a real process (its own RSS, SIGKILL, the
+//! API over real HTTP).
+#![allow(dead_code)] // each test file uses its own part
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// A `zhtp node run` child; killed (SIGKILL) when dropped.
+pub struct NodeProcess {
+    pub child: Child,
+    /// `host:port` of the admin API.
+    pub addr: String,
+    /// `http://host:port`.
+    pub api: String,
+    pub token: String,
+    pub peer_id: String,
+    /// Dialable addresses (with `/p2p/<id>`).
+    pub listen: Vec<String>,
+    pub dir: PathBuf,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl NodeProcess {
+    /// Starts a node on `dir` listening on 127.0.0.1 (TCP and QUIC), joining through
+    /// `bootstrap`; returns once it printed its ready line.
+    pub fn start(dir: &Path, bootstrap: &[String]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhtp"));
+        cmd.arg("--data-dir")
+            .arg(dir)
+            .args([
+                "node",
+                "run",
+                "--api",
+                "127.0.0.1:0",
+                "--repair-interval",
+                "0",
+            ])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])
+            .env_remove("ZHTP_DATA_DIR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for b in bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line");
+        let api = ready["api"].as_str().unwrap().to_owned();
+        Self {
+            child,
+            addr: api.trim_start_matches("http://").to_owned(),
+            api,
+            token: std::fs::read_to_string(dir.join("api-token"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+            peer_id: ready["peer_id"].as_str().unwrap().to_owned(),
+            listen: ready["listen"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect(),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no goodbye to its peers, no store closed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `zhtp --node API --token T ARGS...`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_zhtp"))
+            .args(["--node", &self.api, "--token", &self.token])
+            .args(args)
+            .env_remove("ZHTP_DATA_DIR")
+            .output()
+            .unwrap()
+    }
+
+    /// `GET /status` through the CLI.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.cli(&["node", "status"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
