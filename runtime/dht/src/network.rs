@@ -586,10 +586,19 @@ impl Dht {
     }
 
     /// Signs `payload` and publishes it under `key` (stored here and at the closest peers), with
-    /// the current time in milliseconds as its sequence number. Fails with
+    /// the current time in milliseconds as its sequence number (or one more than this node's
+    /// record there, if that is later). Fails with
     /// [`RecordError::NotOwner`] when this node holds another publisher's live record there.
     pub async fn publish(&self, key: &[u8], payload: Vec<u8>, ttl: Duration) -> Result<(), Error> {
-        let record = record::seal(&self.keypair, key, payload, record::time_seq(), ttl)?;
+        // Later than anything this node published there before, even if the clock stepped back.
+        let mut seq = record::time_seq();
+        if let Ok(Some(held)) = self.local_record(key).await
+            && let Ok(o) = record::open(&held, None)
+            && o.publisher == self.peer_id
+        {
+            seq = seq.max(o.seq.saturating_add(1));
+        }
+        let record = record::seal(&self.keypair, key, payload, seq, ttl)?;
         self.ask(|reply| Command::PutRecord {
             record,
             raw: false,
@@ -1065,8 +1074,9 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
-                // Answers being written on it are gone with it, and libp2p reports nothing
-                // for them.
+                // Answers handed to libp2p and still being written are dropped with the
+                // connection without any event (unanswered requests get an InboundFailure,
+                // which finds nothing left to release).
                 self.serving.connection_closed(connection_id);
                 if num_established == 0 {
                     self.rtt.remove(&peer_id);

@@ -269,8 +269,8 @@ impl RecordStore for PersistentStore {
         let key = provider_key(&record.key, &record.provider);
         let (k, provider) = (record.key.clone(), record.provider);
         self.mem.add_provider(record)?;
-        // The memory store silently drops a provider farther than the ones it has when the key's
-        // list is full; persist only what it kept, or a flood of announcements fills the disk.
+        // The memory store silently ignores a new provider once the key's list is full;
+        // persist only what it kept, or a flood of announcements fills the disk.
         if self
             .mem
             .providers(&k)

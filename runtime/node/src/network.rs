@@ -804,6 +804,12 @@ impl Node {
             .await
         {
             Ok(()) => true,
+            Err(zhtp_dht::Error::Record(e)) => {
+                // Refused here (another publisher owns the key): Kademlia will not republish it.
+                // Gets through this node work from the local manifest; others see the owner's.
+                tracing::warn!(content = %content_hash, "manifest record not published: {e}");
+                false
+            }
             Err(e) => {
                 // Kept locally and republished by Kademlia later; gets through this node work.
                 tracing::warn!(content = %content_hash, "manifest record not replicated yet: {e}");

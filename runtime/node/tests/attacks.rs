@@ -238,49 +238,62 @@ fn pack_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A node with `quota` per peer on `dir`, and an attacker node connected to it.
+async fn victim_and_attacker(
+    tmp: &tempfile::TempDir,
+    dir: &std::path::Path,
+    quota: zhtp::network::Quota,
+) -> (Node, Node) {
+    let victim = start_victim(dir, quota).await;
+    let boot = victim.dht().dialable(2).await.unwrap();
+    let attacker = support::start(&tmp.path().join("attacker"), boot).await;
+    support::connected(&attacker, 1).await;
+    (victim, attacker)
+}
+
+async fn start_victim(dir: &std::path::Path, quota: zhtp::network::Quota) -> Node {
+    let repair = zhtp::network::RepairConfig::default();
+    Node::start_with(dir, support::config(vec![]), repair, quota)
+        .await
+        .unwrap()
+}
+
+/// A store of 100 kB made from `seed` (odd seeds give distinct bytes) at `segment` of `content`.
+fn store_request(content: Hash, segment: u32, seed: u64) -> zhtp_dht::Request {
+    let data = data(100_000, seed);
+    zhtp_dht::Request::Store {
+        content,
+        segment,
+        index: 0,
+        hash: Hash(*blake3::hash(&data).as_bytes()),
+        data,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_cannot_store_past_its_quota_nor_append_a_shard_twice() {
-    use zhtp::network::{Quota, RepairConfig};
-    use zhtp_dht::{Request, Response};
+    use zhtp::network::Quota;
+    use zhtp_dht::Response;
     let tmp = tempfile::tempdir().unwrap();
     let quota = Quota {
         bytes: 1 << 20,
         shards: 5,
     };
     let victim_dir = tmp.path().join("victim");
-    let victim = Node::start_with(
-        &victim_dir,
-        support::config(vec![]),
-        RepairConfig::default(),
-        quota,
-    )
-    .await
-    .unwrap();
-    let boot = victim.dht().dialable(2).await.unwrap();
-    let attacker = support::start(&tmp.path().join("attacker"), boot).await;
-    support::connected(&attacker, 1).await;
+    let (victim, attacker) = victim_and_attacker(&tmp, &victim_dir, quota).await;
     let me = attacker.peer_id();
-
-    let store = |i: u64, len: usize| {
-        let data = data(len, 1001 + 2 * i);
-        let hash = Hash(*blake3::hash(&data).as_bytes());
-        let req = Request::Store {
-            content: Hash([0; 32]),
-            segment: i as u32,
-            index: 0,
-            hash,
-            data,
-        };
-        let dht = attacker.dht().clone();
-        let to = victim.peer_id();
+    let store = |req| {
+        let (dht, to) = (attacker.dht().clone(), victim.peer_id());
         async move { dht.request(to, req).await.unwrap() }
     };
+    let nth = |i: u64| store_request(Hash([0; 32]), i as u32, 1001 + 2 * i);
+
     // Five shards of 100 kB fit (the shard limit), the sixth does not.
     for i in 0..5 {
-        assert!(matches!(store(i, 100_000).await, Response::Stored));
+        assert!(matches!(store(nth(i)).await, Response::Stored));
     }
     assert_eq!(victim.admission().usage(&me), (500_000, 5));
-    match store(5, 100_000).await {
+    match store(nth(5)).await {
         Response::Refused(why) => assert!(why.contains("quota exceeded"), "{why}"),
         other => panic!("the sixth shard was not refused: {other:?}"),
     }
@@ -289,29 +302,14 @@ async fn a_peer_cannot_store_past_its_quota_nor_append_a_shard_twice() {
     // A shard already held is acknowledged, costs nothing and is not written again.
     let packs = pack_bytes(&victim_dir);
     for _ in 0..3 {
-        assert!(matches!(store(0, 100_000).await, Response::Stored));
+        assert!(matches!(store(nth(0)).await, Response::Stored));
     }
     assert_eq!(pack_bytes(&victim_dir), packs);
     assert_eq!(victim.admission().usage(&me), (500_000, 5));
 
     // Bytes the node already has, at a new position: no bytes appended, but the position is
     // the peer's to pay for, and the quota is full.
-    let again = {
-        let d = data(100_000, 1001);
-        zhtp_dht::Request::Store {
-            content: Hash([2; 32]),
-            segment: 0,
-            index: 0,
-            hash: Hash(*blake3::hash(&d).as_bytes()),
-            data: d,
-        }
-    };
-    match attacker
-        .dht()
-        .request(victim.peer_id(), again)
-        .await
-        .unwrap()
-    {
+    match store(store_request(Hash([2; 32]), 0, 1001)).await {
         Response::Refused(why) => assert!(why.contains("quota exceeded"), "{why}"),
         other => panic!("a free position was given: {other:?}"),
     }
@@ -319,48 +317,23 @@ async fn a_peer_cannot_store_past_its_quota_nor_append_a_shard_twice() {
 
     // The count survives a restart: the quota is not reset by restarting the victim.
     victim.stop().await;
-    let victim = Node::start_with(
-        &victim_dir,
-        support::config(vec![]),
-        RepairConfig::default(),
-        quota,
-    )
-    .await
-    .unwrap();
+    let victim = start_victim(&victim_dir, quota).await;
     assert_eq!(victim.admission().usage(&me), (500_000, 5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byte_quota_refuses_the_shard_that_would_cross_it() {
-    use zhtp::network::{Quota, RepairConfig};
-    use zhtp_dht::{Request, Response};
+    use zhtp::network::Quota;
+    use zhtp_dht::Response;
     let tmp = tempfile::tempdir().unwrap();
     let quota = Quota {
         bytes: 250_000,
         shards: 100,
     };
-    let victim = Node::start_with(
-        &tmp.path().join("v"),
-        support::config(vec![]),
-        RepairConfig::default(),
-        quota,
-    )
-    .await
-    .unwrap();
-    let boot = victim.dht().dialable(2).await.unwrap();
-    let attacker = support::start(&tmp.path().join("a"), boot).await;
-    support::connected(&attacker, 1).await;
+    let (victim, attacker) = victim_and_attacker(&tmp, &tmp.path().join("v"), quota).await;
     let mut answers = Vec::new();
     for i in 0..3u64 {
-        let data = data(100_000, 2001 + 2 * i);
-        let hash = Hash(*blake3::hash(&data).as_bytes());
-        let req = Request::Store {
-            content: Hash([1; 32]),
-            segment: i as u32,
-            index: 0,
-            hash,
-            data,
-        };
+        let req = store_request(Hash([1; 32]), i as u32, 2001 + 2 * i);
         answers.push(attacker.dht().request(victim.peer_id(), req).await.unwrap());
     }
     assert!(matches!(answers[0], Response::Stored));
