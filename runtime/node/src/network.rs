@@ -46,7 +46,7 @@ use crate::local::{self, LocalNode, PutOptions};
 
 mod admission;
 
-pub use admission::{Admission, AdmitError, Quota, Refusal};
+pub use admission::{Admission, AdmitError, Quota, Refusal, Ticket};
 
 /// How long a manifest record lives in the DHT before it must be published again.
 pub const MANIFEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -712,6 +712,13 @@ impl Node {
             code: opts.code,
             segment_size: opts.segment_size,
         };
+        if u16::from(opts.code.parity) > 2 * u16::from(opts.code.data) {
+            // Other nodes refuse such manifests (see `check_network_manifest`).
+            return Err(Error::Invalid(format!(
+                "a {}+{} code stores more than three times the data; the network takes m ≤ 2k",
+                opts.code.data, opts.code.parity
+            )));
+        }
         let encoder = Arc::new(Encoder::new(params, key.as_ref())?);
         let max_shard = opts.segment_size as usize / opts.code.data as usize + 4096;
         if max_shard > MAX_SHARD {
