@@ -6,8 +6,6 @@
 #[path = "support/process.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
-
 use support::NodeProcess;
 
 fn ok(out: std::process::Output) -> Vec<u8> {
@@ -20,19 +18,9 @@ fn ok(out: std::process::Output) -> Vec<u8> {
 }
 
 fn wait_for_peers(node: &NodeProcess, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let peers = node.status()["peers"].as_u64().unwrap();
-        if peers >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} sees {peers} of {n} peers",
-            node.peer_id
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    node.wait_status(&format!("{} to see {n} peers", node.peer_id), |s| {
+        s["peers"].as_u64().unwrap() >= n
+    });
 }
 
 #[test]

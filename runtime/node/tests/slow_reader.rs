@@ -18,7 +18,7 @@ mod net;
 #[path = "support/process.rs"]
 mod process;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite, StreamExt as _};
 use libp2p::request_response::{self, ProtocolSupport};
@@ -211,25 +211,14 @@ async fn slow_readers_pin_a_bounded_amount_and_honest_clients_are_served() {
     let per_attacker = BUDGET / 8 / shard_len as usize;
     let answered = ATTACKERS * per_attacker;
     let busy = ATTACKERS * (REQUESTS - PER_PEER) + ATTACKERS * (PER_PEER - per_attacker);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = victim.status();
-        let now = (
-            s["serving"].as_u64().unwrap() as usize,
-            s["serving_bytes"].as_u64().unwrap() as usize,
-            s["busy"].as_u64().unwrap() as usize,
-        );
-        if now == (answered, answered * shard_len as usize, busy) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the attack never settled: serving, bytes, busy = {now:?}, expected \
-             ({answered}, {}, {busy})",
-            answered * shard_len as usize
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let counts = |s: &serde_json::Value| {
+        let n = |k: &str| s[k].as_u64().unwrap() as usize;
+        (n("serving"), n("serving_bytes"), n("busy"))
+    };
+    let settled = (answered, answered * shard_len as usize, busy);
+    victim.wait_status(&format!("serving, bytes, busy = {settled:?}"), |s| {
+        counts(s) == settled
+    });
     let during = rss(pid);
     let grown = during.saturating_sub(before);
     eprintln!(
@@ -272,22 +261,12 @@ async fn slow_readers_pin_a_bounded_amount_and_honest_clients_are_served() {
     // and get exactly the budget.
     let mut attackers = attackers;
     attackers.extend((0..ATTACKERS).map(|_| attack(tcp.clone(), shards.clone(), REQUESTS)));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = victim.status();
-        let (serving, bytes) = (
-            s["serving"].as_u64().unwrap(),
-            s["serving_bytes"].as_u64().unwrap(),
-        );
-        if bytes as usize == BUDGET && serving as usize == BUDGET / shard_len as usize {
-            break;
-        }
-        assert!(
-            bytes as usize <= BUDGET && Instant::now() < deadline,
-            "second wave: serving {serving}, {bytes} B"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let full = (BUDGET / shard_len as usize, BUDGET);
+    victim.wait_status("the whole budget held", |s| {
+        let (serving, bytes, _) = counts(s);
+        assert!(bytes <= BUDGET, "second wave: {bytes} B held");
+        (serving, bytes) == full
+    });
     // (RSS is not compared here: the honest get above left the allocator holding freed
     // buffers, so the figure no longer isolates the attack.)
 
@@ -296,20 +275,8 @@ async fn slow_readers_pin_a_bounded_amount_and_honest_clients_are_served() {
     for a in attackers {
         a.abort();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = victim.status();
-        let (serving, bytes) = (
-            s["serving"].as_u64().unwrap(),
-            s["serving_bytes"].as_u64().unwrap(),
-        );
-        if (serving, bytes) == (0, 0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still serving {serving} ({bytes} B) for gone peers"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    victim.wait_status("nothing held for gone peers", |s| {
+        let (serving, bytes, _) = counts(s);
+        (serving, bytes) == (0, 0)
+    });
 }

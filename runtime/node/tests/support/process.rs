@@ -5,6 +5,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A `zhtp node run` child; killed (SIGKILL) when dropped.
 pub struct NodeProcess {
@@ -100,5 +101,28 @@ impl NodeProcess {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Asks for the status until `settled` accepts it, and returns it; fails the test after
+    /// 60 s naming `what` and the last status seen. A node process offers no event stream to
+    /// wait on, so its status is asked again every 50 ms; `settled` may also assert what must
+    /// hold of every status on the way.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        mut settled: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status();
+            if settled(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
