@@ -9,13 +9,20 @@ use zhtp_types::{MicroZhtp, StorageTier};
 pub const BP_ONE: u32 = 10_000;
 
 /// How soon the content must be placed. Moves the base price.
+///
+/// JSON spells it `low`, `normal`, `high` (and reads the capitalised names of earlier
+/// versions); postcard encodes the variant's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Urgency {
     /// Placement may wait for cheap capacity.
+    #[serde(alias = "Low")]
     Low,
     /// The default.
+    #[serde(alias = "Normal")]
     Normal,
     /// Placement now, at a premium.
+    #[serde(alias = "High")]
     High,
 }
 

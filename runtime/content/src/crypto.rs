@@ -16,15 +16,23 @@ use crate::error::Error;
 pub(crate) const TAG_LEN: usize = 16;
 
 /// How content is encrypted.
+///
+/// Spelled `none`, `standard`, `high`, `quantum` on the command line and in JSON (which also
+/// reads the names of earlier versions). Postcard encodes the variant's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EncryptionLevel {
     /// Stored as is (after compression).
+    #[serde(alias = "None")]
     None,
     /// ChaCha20-Poly1305 with a random per-content key.
+    #[serde(alias = "Standard")]
     Standard,
     /// XChaCha20-Poly1305 + per-recipient X25519 key wrapping (not yet supported).
+    #[serde(alias = "High")]
     High,
     /// Hybrid X25519 + ML-KEM-768 key wrapping (not yet supported).
+    #[serde(rename = "quantum", alias = "QuantumResistant")]
     QuantumResistant,
 }
 
@@ -39,16 +47,32 @@ impl EncryptionLevel {
         }
     }
 
+    /// Every level.
+    pub const ALL: [Self; 4] = [
+        Self::None,
+        Self::Standard,
+        Self::High,
+        Self::QuantumResistant,
+    ];
+
     /// Parses a command-line name.
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::None,
-            Self::Standard,
-            Self::High,
-            Self::QuantumResistant,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == s)
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for EncryptionLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EncryptionLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| {
+            format!("unknown encryption level `{s}` (none, standard, high, quantum)")
+        })
     }
 }
 

@@ -96,6 +96,28 @@ impl CodeParams {
     }
 }
 
+/// `k+m` (e.g. `16+8`) with the default code, as on the command line.
+impl std::str::FromStr for CodeParams {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            Error::Params(format!(
+                "`{s}` is not an erasure code k+m, e.g. 4+2 or 16+8"
+            ))
+        };
+        let (k, m) = s.split_once('+').ok_or_else(bad)?;
+        let k: u8 = k.trim().parse().map_err(|_| bad())?;
+        let m: u8 = m.trim().parse().map_err(|_| bad())?;
+        Self::new(CodeKind::ReedSolomonSimd, k, m)
+    }
+}
+
+impl std::fmt::Display for CodeParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{}", self.data, self.parity)
+    }
+}
+
 /// A Reed-Solomon code. Shards of one segment all have the same length, a multiple of 64.
 pub trait ErasureCode: Send + Sync {
     /// Which code this is.
@@ -201,6 +223,19 @@ impl ErasureCode for Rss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_parse_as_k_plus_m() {
+        let c: CodeParams = "16+8".parse().unwrap();
+        assert_eq!((c.data, c.parity, c.to_string()), (16, 8, "16+8".into()));
+        assert_eq!(" 4 + 2 ".trim().parse::<CodeParams>().unwrap().total(), 6);
+        for bad in ["16", "16+", "+8", "a+b", "0+2", "4+0", "200+100", "300+1"] {
+            assert!(
+                matches!(bad.parse::<CodeParams>(), Err(Error::Params(_))),
+                "{bad}"
+            );
+        }
+    }
 
     fn roundtrip(kind: CodeKind, k: u8, m: u8) {
         let code = erasure_code(CodeParams::new(kind, k, m).unwrap()).unwrap();

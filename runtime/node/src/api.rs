@@ -8,6 +8,7 @@
 //! | GET | `/content?tag=T` | list, newest first |
 //! | GET | `/search?q=TEXT` | search names, tags, descriptions |
 //! | GET | `/content/{hash}` | the content's bytes, streamed, verified; key in `zhtp-key` |
+//! | DELETE | `/content/{hash}` | remove a content put through this node (tombstone, shards) |
 //! | GET | `/content/{hash}/manifest` | the manifest as JSON |
 //! | GET | `/content/{hash}/holders` | live shards per segment |
 //! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
@@ -15,6 +16,7 @@
 //! | POST | `/plugins/pricing` | install the body (.wasm) live |
 //! | POST | `/plugins/pricing/rollback` | the previous plugin again |
 //! | POST | `/repair` | run a repair round now |
+//! | POST | `/gc` | run a garbage-collection round now (unreferenced held shards) |
 //!
 //! Every request needs the node's token (`Authorization: Bearer ...`) and a `Host` naming the
 //! API's address ([`auth`]). Bodies are bounded per route: a plugin by the host's code-size
@@ -35,16 +37,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt as _;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
-use zhtp_content::{CodeParams, ContentKey, EncryptionLevel, Metadata};
+use zhtp_content::{ContentKey, Metadata};
 use zhtp_host::Registry;
 use zhtp_host::abi::pricing::QuoteRequest;
 use zhtp_types::{Hash, StorageTier};
 
 use crate::local::PutOptions;
-use crate::network::{self, Node};
+use crate::network::{self, Node, RepairReport};
+pub use crate::wire::PutRequest;
+use crate::wire::{
+    ErrorBody, HolderMap, Installed, Listed, ManifestInfo, NodeStatus, PluginRow, Priced,
+    SegmentHolders, Stored,
+};
 
 /// Largest upload accepted through the API.
 pub const MAX_UPLOAD: u64 = 64 << 30;
@@ -74,38 +80,19 @@ impl std::fmt::Debug for ApiState {
     }
 }
 
-/// Put options, as sent in the `zhtp-put` header.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct PutRequest {
-    /// Tier (default warm).
-    pub tier: Option<StorageTier>,
-    /// `none` or `standard` (default).
-    pub encryption: Option<String>,
-    /// Erasure code instead of the tier's.
-    pub code: Option<CodeParams>,
-    /// Name.
-    pub name: Option<String>,
-    /// MIME type.
-    pub mime: Option<String>,
-    /// Tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Description.
-    pub description: Option<String>,
-}
-
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
 impl From<network::Error> for ApiError {
     fn from(e: network::Error) -> Self {
         let code = match &e {
-            network::Error::NotFound(_) => StatusCode::NOT_FOUND,
+            network::Error::NotFound(_)
+            | network::Error::Local(crate::local::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             network::Error::NoKey(_) => StatusCode::FORBIDDEN,
             network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
             network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
@@ -135,7 +122,7 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/status", get(status))
         .route("/content", post(put).get(list))
         .route("/search", get(search))
-        .route("/content/{hash}", get(fetch))
+        .route("/content/{hash}", get(fetch).delete(remove))
         .route("/content/{hash}/manifest", get(manifest))
         .route("/content/{hash}/holders", get(holders))
         .route("/quote", post(quote))
@@ -146,14 +133,15 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         )
         .route("/plugins/{kind}/rollback", post(rollback))
         .route("/repair", post(repair))
+        .route("/gc", post(collect))
         // `put` streams its body and counts it against MAX_UPLOAD itself.
         .layer(DefaultBodyLimit::max(MAX_JSON))
         .route_layer(axum::middleware::from_fn_with_state(guard, auth::require))
         .with_state(state)
 }
 
-/// The node's status as JSON (also what `zhtp node run` prints when it is ready).
-pub async fn status_json(node: &Node) -> Result<Value, network::Error> {
+/// The node's status.
+pub async fn status_of(node: &Node) -> Result<NodeStatus, network::Error> {
     let s = node.dht().status().await?;
     // RocksDB scans: off the async workers.
     let n = node.clone();
@@ -162,33 +150,33 @@ pub async fn status_json(node: &Node) -> Result<Value, network::Error> {
     })
     .await
     .map_err(|e| network::Error::Task(e.to_string()))??;
-    Ok(json!({
-        "peer_id": s.peer_id.to_string(),
-        "listen": s.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "connected": s.connected.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        "peers": s.connected.len(),
-        "routing_table": s.routing_table,
-        "records": s.records,
-        "shards": shards,
-        "shard_bytes": bytes,
-        "contents": contents,
-        "refused_records": s.refused_records,
-        "inbound_failures": s.inbound_failures,
-        "serving": s.serving,
-        "serving_bytes": s.serving_bytes,
-        "busy": s.busy,
-    }))
+    Ok(NodeStatus {
+        peer_id: s.peer_id.to_string(),
+        listen: s.listen.iter().map(|a| a.to_string()).collect(),
+        connected: s.connected.iter().map(|p| p.to_string()).collect(),
+        peers: s.connected.len(),
+        routing_table: s.routing_table,
+        records: s.records,
+        shards,
+        shard_bytes: bytes,
+        contents,
+        refused_records: s.refused_records,
+        inbound_failures: s.inbound_failures,
+        serving: s.serving,
+        serving_bytes: s.serving_bytes,
+        busy: s.busy,
+    })
 }
 
-async fn status(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(status_json(&st.node).await?))
+async fn status(State(st): State<ApiState>) -> Result<Json<NodeStatus>, ApiError> {
+    Ok(Json(status_of(&st.node).await?))
 }
 
 async fn put(
     State(st): State<ApiState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Stored>, ApiError> {
     let req: PutRequest = match headers.get("zhtp-put") {
         Some(v) => serde_json::from_slice(v.as_bytes())
             .map_err(|e| bad(format!("zhtp-put header: {e}")))?,
@@ -196,9 +184,8 @@ async fn put(
     };
     let tier = req.tier.unwrap_or(StorageTier::Warm);
     let mut opts = PutOptions::new(tier);
-    if let Some(e) = &req.encryption {
-        opts.encryption = EncryptionLevel::parse(e)
-            .ok_or_else(|| bad(format!("unknown encryption level `{e}` (none, standard)")))?;
+    if let Some(e) = req.encryption {
+        opts.encryption = e;
     }
     if let Some(code) = req.code {
         code.validate().map_err(|e| bad(e.to_string()))?;
@@ -224,32 +211,32 @@ async fn put(
         let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
         let mut stream = body.into_data_stream();
         let mut total = 0u64;
+        // Hashed as it arrives: the content address is then known without reading the spool
+        // file twice.
+        let mut hasher = blake3::Hasher::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| bad(format!("upload interrupted: {e}")))?;
             total += chunk.len() as u64;
             if total > MAX_UPLOAD {
                 return Err(bad(format!("uploads are limited to {MAX_UPLOAD} bytes")));
             }
+            hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(internal)?;
         }
         file.flush().await.map_err(internal)?;
         drop(file);
         let t = std::time::Instant::now();
-        let stored = st.node.put_file(&path, opts).await?;
-        let m = &stored.manifest;
-        Ok(Json(json!({
-            "content_hash": m.content_hash.to_hex(),
-            "key": stored.key.as_ref().map(|k| Hash(k.0).to_hex()),
-            "size": m.size,
-            "stored": m.stored_bytes(),
-            "segments": m.segments.len(),
-            "tier": m.tier.as_str(),
-            "encryption": m.encryption.level.as_str(),
-            "code": format!("{}+{}", m.code.data, m.code.parity),
-            "seconds": t.elapsed().as_secs_f64(),
-            "published": stored.published,
-            "placement": stored.placement.iter().map(|s| s.iter().map(|p| p.to_string()).collect::<Vec<_>>()).collect::<Vec<_>>(),
-        })))
+        let hashed = (Hash(*hasher.finalize().as_bytes()), total);
+        let stored = st.node.put_hashed(&path, hashed, opts).await?;
+        let mut out = Stored::of(&stored.manifest, t.elapsed().as_secs_f64());
+        out.key = stored.key.as_ref().map(|k| Hash(k.0));
+        out.published = Some(stored.published);
+        out.placement = stored
+            .placement
+            .iter()
+            .map(|s| s.iter().map(|p| p.to_string()).collect())
+            .collect();
+        Ok(Json(out))
     }
     .await;
     let _ = tokio::fs::remove_file(&path).await;
@@ -264,11 +251,9 @@ struct ListQuery {
 async fn list(
     State(st): State<ApiState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<Listed>>, ApiError> {
     let items = st.node.local().list(q.tag.as_deref()).map_err(internal)?;
-    Ok(Json(Value::Array(
-        items.iter().map(crate::json::summary).collect(),
-    )))
+    Ok(Json(items.iter().map(Listed::from).collect()))
 }
 
 #[derive(Deserialize)]
@@ -279,14 +264,12 @@ struct SearchQuery {
 async fn search(
     State(st): State<ApiState>,
     Query(q): Query<SearchQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<Listed>>, ApiError> {
     if q.q.trim().is_empty() {
         return Err(bad("search needs some text"));
     }
     let items = st.node.local().search(&q.q).map_err(internal)?;
-    Ok(Json(Value::Array(
-        items.iter().map(crate::json::summary).collect(),
-    )))
+    Ok(Json(items.iter().map(Listed::from).collect()))
 }
 
 async fn fetch(
@@ -335,20 +318,20 @@ async fn fetch(
 async fn manifest(
     State(st): State<ApiState>,
     Path(hash): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ManifestInfo>, ApiError> {
     let m = st.node.manifest(&parse_hash(&hash)?).await?;
-    Ok(Json(crate::json::manifest(&m)))
+    Ok(Json(ManifestInfo::from(&m)))
 }
 
 async fn holders(
     State(st): State<ApiState>,
     Path(hash): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HolderMap>, ApiError> {
     let hash = parse_hash(&hash)?;
     let m = st.node.manifest(&hash).await?;
     let (holders, _) = st.node.holders(&hash).await?;
     let n = m.code.total();
-    let segments: Vec<Value> = (0..m.segments.len() as u32)
+    let segments = (0..m.segments.len() as u32)
         .map(|s| {
             let live = (0..n)
                 .filter(|j| holders.get(&(s, *j as u16)).is_some_and(|h| !h.is_empty()))
@@ -364,29 +347,41 @@ async fn holders(
                 .collect();
             nodes.sort();
             nodes.dedup();
-            json!({"segment": s, "live": live, "of": n, "nodes": nodes})
+            SegmentHolders {
+                segment: s,
+                live,
+                of: n,
+                nodes,
+            }
         })
         .collect();
-    Ok(Json(
-        json!({"content_hash": hash.to_hex(), "k": m.code.data, "segments": segments}),
-    ))
+    Ok(Json(HolderMap {
+        content_hash: hash,
+        k: m.code.data,
+        segments,
+    }))
 }
 
 async fn quote(
     State(st): State<ApiState>,
     Json(req): Json<QuoteRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Priced>, ApiError> {
     let priced = st.registry.quote(&req).map_err(|e| bad(e.to_string()))?;
-    Ok(Json(crate::json::quote(&priced)))
+    Ok(Json(Priced::from(&priced)))
 }
 
-async fn plugins(State(st): State<ApiState>) -> Json<Value> {
-    let slot = st.registry.slot();
-    let mut rows = vec![crate::json::plugin("current", slot.current.plugin())];
+async fn plugins(State(st): State<ApiState>) -> Json<Vec<PluginRow>> {
+    Json(plugin_rows(&st.registry))
+}
+
+/// The registry's plugins, current first.
+pub fn plugin_rows(registry: &Registry) -> Vec<PluginRow> {
+    let slot = registry.slot();
+    let mut rows = vec![PluginRow::of("current", slot.current.plugin())];
     if let Some(p) = &slot.previous {
-        rows.push(crate::json::plugin("previous", p.plugin()));
+        rows.push(PluginRow::of("previous", p.plugin()));
     }
-    Json(Value::Array(rows))
+    rows
 }
 
 fn check_kind(kind: &str) -> Result<(), ApiError> {
@@ -404,7 +399,7 @@ async fn install(
     State(st): State<ApiState>,
     Path(kind): Path<String>,
     wasm: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Installed>, ApiError> {
     check_kind(&kind)?;
     let reg = st.registry.clone();
     let info = tokio::task::spawn_blocking(move || reg.install(&wasm))
@@ -412,19 +407,35 @@ async fn install(
         .map_err(internal)?
         .map_err(|e| bad(format!("not installed: {e}")))?;
     tracing::info!(plugin = %info.name, hash = %info.hash, "pricing plugin swapped live");
-    Ok(Json(json!({"name": info.name, "hash": info.hash.to_hex()})))
+    Ok(Json(Installed {
+        name: info.name,
+        hash: info.hash,
+    }))
 }
 
 async fn rollback(
     State(st): State<ApiState>,
     Path(kind): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Installed>, ApiError> {
     check_kind(&kind)?;
     let info = st.registry.rollback().map_err(|e| bad(e.to_string()))?;
-    Ok(Json(json!({"name": info.name, "hash": info.hash.to_hex()})))
+    Ok(Json(Installed {
+        name: info.name,
+        hash: info.hash,
+    }))
 }
 
-async fn repair(State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let report = st.node.repair().await?;
-    Ok(Json(serde_json::to_value(report).map_err(internal)?))
+async fn remove(
+    State(st): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<network::RemoveReport>, ApiError> {
+    Ok(Json(st.node.remove(&parse_hash(&hash)?).await?))
+}
+
+async fn collect(State(st): State<ApiState>) -> Result<Json<network::GcReport>, ApiError> {
+    Ok(Json(st.node.collect().await?))
+}
+
+async fn repair(State(st): State<ApiState>) -> Result<Json<RepairReport>, ApiError> {
+    Ok(Json(st.node.repair().await?))
 }

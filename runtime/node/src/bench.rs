@@ -205,7 +205,11 @@ pub fn devnet(
                 got += chunk?.len();
             }
             let took = t.elapsed();
-            assert_eq!(got, size);
+            if got != size {
+                return Err(crate::network::Error::Invalid(format!(
+                    "the get delivered {got} of {size} bytes"
+                )));
+            }
             row(
                 &format!(
                     "get through node {} ({}), verified",

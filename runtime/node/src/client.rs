@@ -4,7 +4,9 @@ use std::io::Read;
 use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zhtp::wire::ErrorBody;
 
 /// The token `--token`, `ZHTP_TOKEN` or the data dir gave this process (see [`set_token`]).
 static TOKEN: OnceLock<Option<String>> = OnceLock::new();
@@ -43,7 +45,7 @@ impl Client {
         })
     }
 
-    fn get(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    fn get_req(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
         let r = self.agent.get(format!("{}{path}", self.base));
         match &self.auth {
             Some(a) => r.header("authorization", a),
@@ -51,7 +53,7 @@ impl Client {
         }
     }
 
-    fn post(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    fn post_req(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
         let r = self.agent.post(format!("{}{path}", self.base));
         match &self.auth {
             Some(a) => r.header("authorization", a),
@@ -68,11 +70,13 @@ impl Client {
         if status.is_success() {
             return Ok(resp);
         }
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        let msg = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or(body);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 10)
+            .read_to_string()
+            .unwrap_or_default();
+        let msg = serde_json::from_str::<ErrorBody>(&body).map_or(body, |e| e.error);
         if status == 401 {
             bail!(
                 "{what}: {msg} (HTTP 401); give the node's token with --token or ZHTP_TOKEN, or \
@@ -89,44 +93,74 @@ impl Client {
         )
     }
 
-    pub fn get_json(&self, path: &str) -> Result<Value> {
-        let resp = self.get(path).call().with_context(|| self.unreachable())?;
+    /// Reads a JSON answer of type `T`: an answer of another shape is an error naming `path`.
+    fn read<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<T> {
         let mut resp = self.check(path, resp)?;
-        Ok(resp.body_mut().with_config().limit(256 << 20).read_json()?)
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .with_context(|| format!("{path}: the node stopped answering"))?;
+        serde_json::from_slice(&body)
+            .with_context(|| format!("{path}: the node's answer is not what this zhtp expects"))
     }
 
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+    /// `GET path`, a JSON answer.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self
-            .post(path)
-            .header("content-type", "application/json")
-            .send(body.to_string())
+            .get_req(path)
+            .call()
             .with_context(|| self.unreachable())?;
-        let mut resp = self.check(path, resp)?;
-        Ok(resp.body_mut().read_json()?)
+        self.read(path, resp)
     }
 
-    pub fn post_file(
+    /// `POST path` with a JSON body.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let resp = self
+            .post_req(path)
+            .header("content-type", "application/json")
+            .send(serde_json::to_vec(body)?)
+            .with_context(|| self.unreachable())?;
+        self.read(path, resp)
+    }
+
+    /// `DELETE path`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let mut r = self.agent.delete(format!("{}{path}", self.base));
+        if let Some(a) = &self.auth {
+            r = r.header("authorization", a);
+        }
+        let resp = r.call().with_context(|| self.unreachable())?;
+        self.read(path, resp)
+    }
+
+    /// `POST path` with a file as the body, streamed.
+    pub fn post_file<T: DeserializeOwned>(
         &self,
         path: &str,
         header: Option<(&str, String)>,
         file: std::fs::File,
-    ) -> Result<Value> {
-        let mut req = self.post(path);
+    ) -> Result<T> {
+        let mut req = self.post_req(path);
         if let Some((k, v)) = header {
             req = req.header(k, v);
         }
         let resp = req.send(file).with_context(|| self.unreachable())?;
-        let mut resp = self.check(path, resp)?;
-        Ok(resp.body_mut().read_json()?)
+        self.read(path, resp)
     }
 
-    pub fn post_bytes(&self, path: &str, bytes: &[u8]) -> Result<Value> {
+    /// `POST path` with raw bytes as the body.
+    pub fn post_bytes<T: DeserializeOwned>(&self, path: &str, bytes: &[u8]) -> Result<T> {
         let resp = self
-            .post(path)
+            .post_req(path)
             .send(bytes)
             .with_context(|| self.unreachable())?;
-        let mut resp = self.check(path, resp)?;
-        Ok(resp.body_mut().read_json()?)
+        self.read(path, resp)
     }
 
     /// Streams a response body into `out`, sending `headers`; returns the bytes written.
@@ -136,7 +170,7 @@ impl Client {
         headers: &[(&str, String)],
         out: &mut impl std::io::Write,
     ) -> Result<u64> {
-        let mut req = self.get(path);
+        let mut req = self.get_req(path);
         for (k, v) in headers {
             req = req.header(*k, v);
         }

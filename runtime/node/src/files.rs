@@ -1,21 +1,137 @@
-//! `zhtp put | get | ls | search | info` on the local data directory.
+//! `zhtp put | get | rm | ls | search | info`: on the local data directory, or through a
+//! running node with `--node`.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
-use serde_json::json;
 use zhtp::api::PutRequest;
 use zhtp::local::{LocalNode, PutOptions, write_atomically};
-use zhtp_content::{CodeKind, CodeParams, EncryptionLevel, Metadata};
+use zhtp::wire::{Listed, ManifestInfo, Stored};
+use zhtp_content::{CodeParams, EncryptionLevel, Metadata};
 use zhtp_store::Config;
-use zhtp_types::{Hash, StorageTier};
+use zhtp_types::Hash;
 
-use crate::cli::{FilesCommand, PutArgs};
+use crate::args::{self, Tier};
 use crate::client::Client;
 use crate::quote::human_bytes;
+
+/// Content on this node.
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// Store a file: compressed, encrypted, erasure-coded; prints its content hash.
+    Put(PutArgs),
+    /// Write a stored content to a file, verified byte for byte against its hash.
+    Get {
+        /// Content hash (64 hex characters), as printed by `put`.
+        #[arg(value_parser = args::content_hash)]
+        hash: Hash,
+        /// Where to write it (`-` for standard output). Written to a temporary file first and
+        /// renamed into place only when complete and verified.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The content key (64 hex characters, printed by `put` through a node), needed to
+        /// read encrypted content through a node other than the one it was stored through.
+        /// Prefer ZHTP_KEY: other users of the machine can read a command line.
+        #[arg(
+            long,
+            env = "ZHTP_KEY",
+            hide_env_values = true,
+            value_name = "HEX",
+            value_parser = args::content_key
+        )]
+        key: Option<Hash>,
+    },
+    /// Remove a content put through this node: its manifest, key and the shards nothing else
+    /// uses. Through --node, also withdraws its manifest record from the network (the nodes
+    /// holding its shards delete them after their grace period).
+    Rm {
+        /// Content hash.
+        #[arg(value_parser = args::content_hash)]
+        hash: Hash,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored contents, newest first.
+    Ls {
+        /// Only contents with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find contents whose name, tags or description contain TEXT (case-insensitive).
+    Search {
+        /// What to look for.
+        text: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a content's manifest.
+    Info {
+        /// Content hash.
+        #[arg(value_parser = args::content_hash)]
+        hash: Hash,
+        /// Print JSON (the whole manifest, shard hashes included).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `zhtp put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The file to store (`-` for standard input).
+    pub file: PathBuf,
+    /// Storage tier; chooses the erasure code (hot/warm 4+2, cold 8+4, archive 16+8).
+    #[arg(long, value_enum, default_value_t = Tier::Warm)]
+    pub tier: Tier,
+    /// Encryption: none, or standard (ChaCha20-Poly1305, random key kept by this node).
+    #[arg(long, value_enum, default_value_t = Encryption::Standard)]
+    pub encryption: Encryption,
+    /// Erasure code k+m instead of the tier's (k + m ≤ 255), e.g. 16+8.
+    #[arg(long, value_name = "K+M")]
+    pub code: Option<CodeParams>,
+    /// Name (default: the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A tag; repeat for more.
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Free-text description, searchable.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// MIME type (default: guessed from the extension).
+    #[arg(long)]
+    pub mime: Option<String>,
+    /// Print JSON (field `content_hash`, hex).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Encryption levels a put can use today (high and quantum are not implemented yet, so they
+/// are not offered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Encryption {
+    /// Stored as is (after compression): anyone holding the shards can read it.
+    None,
+    /// ChaCha20-Poly1305 with a random per-content key.
+    Standard,
+}
+
+impl From<Encryption> for EncryptionLevel {
+    fn from(e: Encryption) -> Self {
+        match e {
+            Encryption::None => EncryptionLevel::None,
+            Encryption::Standard => EncryptionLevel::Standard,
+        }
+    }
+}
 
 pub(crate) fn open(dir: &Path) -> Result<LocalNode> {
     LocalNode::open(dir, Config::default())
@@ -36,18 +152,6 @@ fn progress(total: Option<u64>) -> Option<ProgressBar> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     Some(bar)
-}
-
-fn parse_hash(s: &str) -> Result<Hash> {
-    Hash::from_hex(s).map_err(|e| anyhow::anyhow!("`{s}` is not a content hash: {e}"))
-}
-
-fn parse_code(s: &str) -> Result<CodeParams> {
-    let (k, m) = s
-        .split_once('+')
-        .context("--code is k+m, e.g. 4+2 or 16+8")?;
-    let (k, m): (u8, u8) = (k.trim().parse()?, m.trim().parse()?);
-    Ok(CodeParams::new(CodeKind::ReedSolomonSimd, k, m)?)
 }
 
 fn guess_mime(path: &Path) -> Option<String> {
@@ -71,17 +175,10 @@ fn guess_mime(path: &Path) -> Option<String> {
 }
 
 fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
-    let tier = StorageTier::from(args.tier);
-    let encryption = EncryptionLevel::parse(&args.encryption).with_context(|| {
-        format!(
-            "unknown encryption level `{}` (none, standard, high, quantum)",
-            args.encryption
-        )
-    })?;
-    let mut opts = PutOptions::new(tier);
-    opts.encryption = encryption;
-    if let Some(code) = &args.code {
-        opts.code = parse_code(code)?;
+    let mut opts = PutOptions::new(args.tier.into());
+    opts.encryption = args.encryption.into();
+    if let Some(code) = args.code {
+        opts.code = code;
     }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
@@ -99,21 +196,46 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
         description: args.description.clone(),
         created: 0,
     };
-    if let Some(url) = remote {
-        return put_remote(&Client::new(url)?, &args, opts);
+    let stored = match remote {
+        Some(url) => put_remote(&Client::new(url)?, &args, opts)?,
+        None => put_local(dir, &args.file, opts)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&stored)?);
+        return Ok(());
     }
+    println!("{}", stored.content_hash);
+    if let Some(k) = stored.key {
+        eprintln!("content key (needed to get it through another node): {k}");
+    }
+    eprintln!(
+        "stored {} in {} segment(s) as {} of {} shards ({}, {} encryption){} in {:.2} s",
+        human_bytes(stored.size),
+        stored.segments,
+        human_bytes(stored.stored),
+        stored.code,
+        stored.tier,
+        stored.encryption,
+        if remote.is_some() {
+            " on the network"
+        } else {
+            ""
+        },
+        stored.seconds
+    );
+    Ok(())
+}
+
+fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<Stored> {
     let node = open(dir)?;
-    let (manifest, elapsed) = if from_stdin {
-        let t = std::time::Instant::now();
-        let m = node.put(&mut std::io::stdin().lock(), opts, &|_| {})?;
-        (m, t.elapsed())
+    let t = std::time::Instant::now();
+    let manifest = if file == Path::new("-") {
+        node.put(&mut std::io::stdin().lock(), opts, &|_| {})?
     } else {
-        let mut file = std::fs::File::open(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?;
-        let len = file.metadata().ok().map(|m| m.len());
-        let bar = progress(len);
-        let t = std::time::Instant::now();
-        let m = node.put(&mut file, opts, &|done| {
+        let mut f =
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let bar = progress(f.metadata().ok().map(|m| m.len()));
+        let m = node.put(&mut f, opts, &|done| {
             if let Some(b) = &bar {
                 b.set_position(done);
             }
@@ -121,40 +243,12 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        (m, t.elapsed())
+        m
     };
-    if args.json {
-        println!(
-            "{}",
-            json!({
-                "content_hash": manifest.content_hash.to_hex(),
-                "size": manifest.size,
-                "stored": manifest.stored_bytes(),
-                "segments": manifest.segments.len(),
-                "tier": manifest.tier.as_str(),
-                "encryption": manifest.encryption.level.as_str(),
-                "code": format!("{}+{}", manifest.code.data, manifest.code.parity),
-                "seconds": elapsed.as_secs_f64(),
-            })
-        );
-    } else {
-        println!("{}", manifest.content_hash);
-        eprintln!(
-            "stored {} in {} segment(s) as {} of {}+{} shards ({}, {} encryption) in {:.2} s",
-            human_bytes(manifest.size),
-            manifest.segments.len(),
-            human_bytes(manifest.stored_bytes()),
-            manifest.code.data,
-            manifest.code.parity,
-            manifest.tier,
-            manifest.encryption.level.as_str(),
-            elapsed.as_secs_f64()
-        );
-    }
-    Ok(())
+    Ok(Stored::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
-fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<()> {
+fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<Stored> {
     if args.file == Path::new("-") {
         bail!("put through --node takes a file, not standard input");
     }
@@ -162,43 +256,24 @@ fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<()> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let req = PutRequest {
         tier: Some(opts.tier),
-        encryption: Some(opts.encryption.as_str().to_owned()),
-        code: args.code.as_ref().map(|_| opts.code),
+        encryption: Some(opts.encryption),
+        code: args.code.map(|_| opts.code),
         name: opts.metadata.name,
         mime: opts.metadata.mime,
         tags: opts.metadata.tags,
         description: opts.metadata.description,
     };
     let header = serde_json::to_string(&req)?;
-    let r = client.post_file("/content", Some(("zhtp-put", header)), file)?;
-    if args.json {
-        println!("{r}");
-    } else {
-        println!("{}", r["content_hash"].as_str().unwrap_or_default());
-        if let Some(k) = r["key"].as_str() {
-            eprintln!("content key (needed to get it through another node): {k}");
-        }
-        eprintln!(
-            "stored {} in {} segment(s) as {} on the network in {:.2} s",
-            human_bytes(r["size"].as_u64().unwrap_or(0)),
-            r["segments"],
-            human_bytes(r["stored"].as_u64().unwrap_or(0)),
-            r["seconds"].as_f64().unwrap_or(0.0)
-        );
-    }
-    Ok(())
+    client.post_file("/content", Some(("zhtp-put", header)), file)
 }
 
-fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> Result<()> {
+fn get_remote(client: &Client, hash: Hash, key: Option<Hash>, output: &Path) -> Result<()> {
     let path = format!("/content/{hash}");
     // The key travels in a header: URLs end up in logs.
-    let headers = match key {
-        Some(k) => vec![(
-            zhtp::api::KEY_HEADER,
-            parse_hash(k).context("--key")?.to_hex(),
-        )],
-        None => Vec::new(),
-    };
+    let headers: Vec<(&str, String)> = key
+        .map(|k| (zhtp::api::KEY_HEADER, k.to_hex()))
+        .into_iter()
+        .collect();
     let fetch = |w: &mut dyn std::io::Write| -> Result<()> {
         // Check the bytes against the address here too: the node is not trusted blindly.
         let mut hashing = HashingWriter {
@@ -215,7 +290,7 @@ fn get_remote(client: &Client, hash: Hash, key: Option<&str>, output: &Path) -> 
     if output == Path::new("-") {
         return fetch(&mut std::io::stdout().lock());
     }
-    write_atomically(output, |w| fetch(w))
+    write_atomically(output, None, |w| fetch(w))
 }
 
 struct HashingWriter<'a> {
@@ -237,11 +312,10 @@ impl std::io::Write for HashingWriter<'_> {
 fn get(
     dir: &Path,
     remote: Option<&str>,
-    hash: &str,
-    key: Option<&str>,
-    output: &PathBuf,
+    hash: Hash,
+    key: Option<Hash>,
+    output: &Path,
 ) -> Result<()> {
-    let hash = parse_hash(hash)?;
     if let Some(url) = remote {
         return get_remote(&Client::new(url)?, hash, key, output);
     }
@@ -262,7 +336,9 @@ fn get(
         let mut out = std::io::stdout().lock();
         node.get(&hash, &mut out, &on_progress)?
     } else {
-        write_atomically(output, |w| node.get(&hash, w, &on_progress))?
+        write_atomically(output, Some(manifest.size), |w| {
+            node.get(&hash, w, &on_progress)
+        })?
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -276,101 +352,118 @@ fn get(
     Ok(())
 }
 
-fn print_list(items: &[Value], json: bool) {
+fn rm(dir: &Path, remote: Option<&str>, hash: Hash, json: bool) -> Result<()> {
+    let (shards, bytes, withdrawn) = match remote {
+        Some(url) => {
+            let r: zhtp::network::RemoveReport =
+                Client::new(url)?.delete(&format!("/content/{hash}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            (r.shards_deleted, r.bytes_deleted, Some(r.withdrawn))
+        }
+        None => {
+            let r = open(dir)?.remove(&hash).map_err(|e| match e {
+                zhtp::local::Error::NotFound(_) => anyhow::anyhow!(
+                    "no content {hash} was put through this data dir (content put through a \
+                     running node is removed with --node)"
+                ),
+                e => e.into(),
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+                return Ok(());
+            }
+            (r.shards, r.bytes, None)
+        }
+    };
+    eprintln!(
+        "removed {hash}: {shards} shard(s), {} deleted here{}",
+        human_bytes(bytes),
+        match withdrawn {
+            Some(true) => "; manifest withdrawn from the network",
+            Some(false) => "; the withdrawal has not reached another node yet (it is retried)",
+            None => "",
+        }
+    );
+    Ok(())
+}
+
+fn print_list(items: &[Listed], json: bool) -> Result<()> {
     if json {
-        println!("{}", Value::Array(items.to_vec()));
-        return;
+        println!("{}", serde_json::to_string(items)?);
+        return Ok(());
     }
     if items.is_empty() {
         eprintln!("nothing was put through this node yet");
-        return;
+        return Ok(());
     }
     println!(
         "{:<12} {:>10} {:<8} {:<9} {:<24} TAGS",
         "HASH", "SIZE", "TIER", "ENCRYPT", "NAME"
     );
     for s in items {
-        let str_of = |k: &str| s[k].as_str().unwrap_or("-").to_owned();
-        let hash = str_of("content_hash");
-        let tags: Vec<&str> = s["tags"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
-            .unwrap_or_default();
         println!(
             "{:<12} {:>10} {:<8} {:<9} {:<24} {}",
-            hash.get(..10).unwrap_or(&hash),
-            human_bytes(s["size"].as_u64().unwrap_or(0)),
-            str_of("tier"),
-            str_of("encryption"),
-            str_of("name"),
-            tags.join(",")
+            s.content_hash.fmt_short(),
+            human_bytes(s.size),
+            s.tier.as_str(),
+            s.encryption.as_str(),
+            s.name.as_deref().unwrap_or("-"),
+            s.tags.join(",")
         );
     }
+    Ok(())
 }
 
-fn info(dir: &Path, remote: Option<&str>, hash: &str, json: bool) -> Result<()> {
-    let hash = parse_hash(hash)?;
-    let m = match remote {
-        Some(url) => Client::new(url)?.get_json(&format!("/content/{hash}/manifest"))?,
-        None => zhtp::json::manifest(
+fn info(dir: &Path, remote: Option<&str>, hash: Hash, json: bool) -> Result<()> {
+    let m: ManifestInfo = match remote {
+        Some(url) => Client::new(url)?.get(&format!("/content/{hash}/manifest"))?,
+        None => ManifestInfo::from(
             &open(dir)?
                 .manifest(&hash)?
                 .with_context(|| format!("no content {hash} on this node"))?,
         ),
     };
     if json {
-        println!("{m}");
+        println!("{}", serde_json::to_string(&m)?);
         return Ok(());
     }
-    let md = &m["metadata"];
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    let tags: Vec<&str> = md["tags"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
-        .unwrap_or_default();
-    let segments = m["segments"].as_array().map_or(0, |a| a.len());
-    let compressed = m["segments"]
-        .as_array()
-        .map_or(0, |a| a.iter().filter(|s| s["compressed"] == true).count());
-    let size = m["size"].as_u64().unwrap_or(0);
-    println!("content   {}", text(&m["content_hash"]));
-    println!("name      {}", text(&md["name"]));
-    println!("mime      {}", text(&md["mime"]));
-    println!("tags      {}", tags.join(", "));
-    println!("about     {}", text(&md["description"]));
-    println!("size      {} ({size} B)", human_bytes(size));
-    println!(
-        "stored    {} across shards",
-        human_bytes(m["stored"].as_u64().unwrap_or(0))
-    );
-    println!("tier      {}", text(&m["tier"]));
+    let md = &m.metadata;
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let segments = m.segments.len();
+    let compressed = m.segments.iter().filter(|s| s.compressed).count();
+    println!("content   {}", m.content_hash);
+    println!("name      {}", text(&md.name));
+    println!("mime      {}", text(&md.mime));
+    println!("tags      {}", md.tags.join(", "));
+    println!("about     {}", text(&md.description));
+    println!("size      {} ({} B)", human_bytes(m.size), m.size);
+    println!("stored    {} across shards", human_bytes(m.stored));
+    println!("tier      {}", m.tier);
     println!(
         "code      {} {}+{}, {segments} segment(s) of up to {}",
-        text(&m["code"]["kind"]),
-        m["code"]["data"],
-        m["code"]["parity"],
-        human_bytes(m["segment_size"].as_u64().unwrap_or(0))
+        m.code.kind,
+        m.code.data,
+        m.code.parity,
+        human_bytes(m.segment_size.into())
     );
-    println!("encrypted {}", text(&m["encryption"]));
+    println!("encrypted {}", m.encryption);
     println!("lz4       {compressed} of {segments} segment(s) compressed");
     Ok(())
 }
 
-fn list(dir: &Path, remote: Option<&str>, tag: Option<&str>) -> Result<Vec<Value>> {
+fn list(dir: &Path, remote: Option<&str>, tag: Option<&str>) -> Result<Vec<Listed>> {
     match remote {
         Some(url) => {
             let path = match tag {
                 Some(t) => format!("/content?tag={}", urlencode(t)),
                 None => "/content".into(),
             };
-            let v = Client::new(url)?.get_json(&path)?;
-            Ok(v.as_array().cloned().unwrap_or_default())
+            Client::new(url)?.get(&path)
         }
-        None => Ok(open(dir)?
-            .list(tag)?
-            .iter()
-            .map(zhtp::json::summary)
-            .collect()),
+        None => Ok(open(dir)?.list(tag)?.iter().map(Listed::from).collect()),
     }
 }
 
@@ -388,30 +481,19 @@ fn urlencode(s: &str) -> String {
 pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
     match cmd {
         FilesCommand::Put(args) => put(dir, remote, args),
-        FilesCommand::Get { hash, output, key } => get(dir, remote, &hash, key.as_deref(), &output),
-        FilesCommand::Ls { tag, json } => {
-            print_list(&list(dir, remote, tag.as_deref())?, json);
-            Ok(())
-        }
+        FilesCommand::Get { hash, output, key } => get(dir, remote, hash, key, &output),
+        FilesCommand::Rm { hash, json } => rm(dir, remote, hash, json),
+        FilesCommand::Ls { tag, json } => print_list(&list(dir, remote, tag.as_deref())?, json),
         FilesCommand::Search { text, json } => {
             if text.trim().is_empty() {
                 bail!("search needs some text");
             }
-            let items = match remote {
-                Some(url) => Client::new(url)?
-                    .get_json(&format!("/search?q={}", urlencode(&text)))?
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-                None => open(dir)?
-                    .search(&text)?
-                    .iter()
-                    .map(zhtp::json::summary)
-                    .collect(),
+            let items: Vec<Listed> = match remote {
+                Some(url) => Client::new(url)?.get(&format!("/search?q={}", urlencode(&text)))?,
+                None => open(dir)?.search(&text)?.iter().map(Listed::from).collect(),
             };
-            print_list(&items, json);
-            Ok(())
+            print_list(&items, json)
         }
-        FilesCommand::Info { hash, json } => info(dir, remote, &hash, json),
+        FilesCommand::Info { hash, json } => info(dir, remote, hash, json),
     }
 }

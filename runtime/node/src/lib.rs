@@ -7,12 +7,15 @@
 //! - [`network`]: the same content spread over many nodes through the DHT, retrieval with
 //!   nodes down, and repair.
 //! - [`api`]: the admin HTTP/JSON API of a running node.
-//! - [`json`]: JSON shapes shared by `--json` output and the API.
+//! - [`wire`]: the API's request and response bodies, shared by the handlers, the `--node`
+//!   client and `--json` output.
+//! - [`output`]: writing a content to a file with preallocation and direct I/O.
 //! - [`private`]: files only this user may read (data dir, node key, API token).
 
 pub mod api;
 pub mod bench;
-pub mod json;
 pub mod local;
 pub mod network;
+pub mod output;
 pub mod private;
+pub mod wire;

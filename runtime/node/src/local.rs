@@ -136,6 +136,18 @@ pub struct GetReport {
 
 const SUMMARY_PREFIX: &[u8] = b"meta/";
 const TAG_PREFIX: &str = "tag/";
+/// Index entries of shards this node holds for the network: `held/<content><segment><index>`
+/// → shard hash, length (see [`crate::network`]).
+pub(crate) const HELD: &[u8] = b"held/";
+
+/// What removing a content gave back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// Shards deleted (no other content or held position uses them).
+    pub shards: usize,
+    /// Their bytes (given back on disk when their packs are compacted).
+    pub bytes: u64,
+}
 
 /// A stored segment: its index, manifest entry and written shards.
 type Stored = (u32, SegmentInfo, Vec<WrittenShard>);
@@ -328,11 +340,20 @@ impl LocalNode {
         for shard in shards {
             self.store.index_shard(&mut b, shard)?;
         }
-        // A content stored again replaces its earlier entry (and key) as a whole.
+        // A content stored again replaces its earlier entry (and key) as a whole, and the
+        // shards of the earlier manifest that nothing else uses go (a new key makes new ones).
         if let Some(old) = self.summary(&h)? {
             for tag in &old.metadata.tags {
                 self.store.delete(&mut b, Cf::Index, &tag_key(tag, &h))?;
             }
+        }
+        if let Some(old) = self.manifest(&h)? {
+            let keep: std::collections::HashSet<Hash> = manifest
+                .segments
+                .iter()
+                .flat_map(|s| s.shards.iter().copied())
+                .collect();
+            self.drop_unused(&mut b, &old, &h, &keep)?;
         }
         self.store
             .put(&mut b, Cf::Manifests, h.as_bytes(), &manifest.encode())?;
@@ -349,6 +370,96 @@ impl LocalNode {
         }
         self.store.write(b)?;
         Ok(())
+    }
+
+    /// Removes content `hash` put through this node: its manifest, key and index entries, and
+    /// its shards that no other content and no held position uses. [`Error::NotFound`] when it
+    /// was not put here. The disk space comes back when the packs are compacted.
+    ///
+    /// Cost: one scan of the manifests and held positions, to know which shards are shared.
+    pub fn remove(&self, hash: &Hash) -> Result<Removed, Error> {
+        let Some(summary) = self.summary(hash)? else {
+            return Err(Error::NotFound(*hash));
+        };
+        let mut b = self.store.batch();
+        let removed = match self.manifest(hash)? {
+            Some(m) => self.drop_unused(&mut b, &m, hash, &Default::default())?,
+            None => Removed::default(),
+        };
+        for tag in &summary.metadata.tags {
+            self.store.delete(&mut b, Cf::Index, &tag_key(tag, hash))?;
+        }
+        self.store.delete(&mut b, Cf::Index, &summary_key(hash))?;
+        self.store.delete(&mut b, Cf::Manifests, hash.as_bytes())?;
+        self.store.delete(&mut b, Cf::Keys, hash.as_bytes())?;
+        self.store.write(b)?;
+        Ok(removed)
+    }
+
+    /// Adds to `b` the deletion of the shards of `m` (the manifest of `content`) that are not
+    /// in `keep` and that no other content put here and no held position uses.
+    fn drop_unused(
+        &self,
+        b: &mut zhtp_store::Batch,
+        m: &Manifest,
+        content: &Hash,
+        keep: &std::collections::HashSet<Hash>,
+    ) -> Result<Removed, Error> {
+        let in_use = self.shards_in_use(Some(content), &Default::default())?;
+        let mut out = Removed::default();
+        let mut seen = std::collections::HashSet::new();
+        for seg in &m.segments {
+            for h in &seg.shards {
+                if keep.contains(h) || in_use.contains(h) || !seen.insert(*h) {
+                    continue;
+                }
+                if self.store.contains(Cf::Shards, h.as_bytes())? {
+                    self.store.delete(b, Cf::Shards, h.as_bytes())?;
+                    out.shards += 1;
+                    out.bytes += u64::from(seg.shard_len);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every shard some content put through this node (other than `except`) or some held
+    /// position (other than those in `released`) uses. Manifests only cached after a network
+    /// get own no shards here and do not count.
+    pub(crate) fn shards_in_use(
+        &self,
+        except: Option<&Hash>,
+        released: &std::collections::HashSet<Vec<u8>>,
+    ) -> Result<std::collections::HashSet<Hash>, Error> {
+        let mut out = std::collections::HashSet::new();
+        for item in self.store.scan(Cf::Index, SUMMARY_PREFIX)? {
+            let (_, v) = item?;
+            let Ok(s) = postcard::from_bytes::<Summary>(&v) else {
+                continue;
+            };
+            if Some(&s.content_hash) == except {
+                continue;
+            }
+            if let Some(m) = self.manifest(&s.content_hash)? {
+                out.extend(m.segments.iter().flat_map(|seg| seg.shards.iter().copied()));
+            }
+        }
+        for item in self.store.scan(Cf::Index, HELD)? {
+            let (k, v) = item?;
+            if released.contains(&*k) {
+                continue;
+            }
+            if let Some(h) = v.get(..32).and_then(|h| <[u8; 32]>::try_from(h).ok()) {
+                out.insert(Hash(h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether content `hash` was put through this node (it is listed, and its shards are its
+    /// own), not merely read and its manifest cached.
+    pub fn is_own(&self, hash: &Hash) -> Result<bool, Error> {
+        Ok(self.store.contains(Cf::Index, &summary_key(hash))?)
     }
 
     /// The manifest of `hash`, if stored here.
@@ -542,11 +653,13 @@ fn tag_key(tag: &str, h: &Hash) -> Vec<u8> {
 }
 
 /// Writes to `dest` through a temporary file in the same directory, renamed into place only
-/// when `f` succeeds: a failed get leaves nothing half-written under `dest`. `f`'s error type is
-/// the caller's, so its error comes back as it is.
+/// when `f` succeeds: a failed get leaves nothing half-written under `dest`. `size`, when
+/// known, is reserved on disk first. `f`'s error type is the caller's, so its error comes back
+/// as it is.
 pub fn write_atomically<T, E: From<Error>>(
     dest: &Path,
-    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T, E>,
+    size: Option<u64>,
+    f: impl FnOnce(&mut crate::output::FileOutput) -> Result<T, E>,
 ) -> Result<T, E> {
     let dir = dest
         .parent()
@@ -557,16 +670,15 @@ pub fn write_atomically<T, E: From<Error>>(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.zhtp-partial-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let result = f(&mut w).and_then(|v| {
-        let file = w
-            .into_inner()
-            .map_err(|e| io("writing the output")(e.into_error()))?;
-        file.sync_all().map_err(io("writing the output"))?;
-        std::fs::rename(&tmp, dest).map_err(io(format!("renaming into {}", dest.display())))?;
-        Ok(v)
-    });
+    let result = crate::output::FileOutput::create(&tmp, size)
+        .map_err(io(format!("creating {}", tmp.display())))
+        .map_err(E::from)
+        .and_then(|mut w| {
+            let v = f(&mut w)?;
+            w.finish().map_err(io("writing the output"))?;
+            std::fs::rename(&tmp, dest).map_err(io(format!("renaming into {}", dest.display())))?;
+            Ok(v)
+        });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -1,5 +1,6 @@
 //! `zhtp`: the node and its command-line client.
 
+mod args;
 mod cli;
 mod client;
 mod files;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
 use zhtp::api::{ApiState, router};
-use zhtp::network::{Node, RepairConfig};
+use zhtp::network::{GcReport, Node, RemoveReport, RepairConfig, RepairReport};
+use zhtp::wire::{HolderMap, Installed, NodeStatus, PutRequest, Ready, Stored};
 use zhtp_dht::Multiaddr;
+use zhtp_host::abi::pricing::{QuoteRequest, Urgency};
+use zhtp_types::StorageTier;
 
 use crate::client::Client;
 use crate::plugins;
@@ -30,9 +32,18 @@ pub struct RunArgs {
     /// Where the admin API listens (what `--node` points at). Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub api: SocketAddr,
-    /// Seconds between repair rounds (0: only on request, `POST /repair`).
-    #[arg(long, default_value_t = 60)]
+    /// Seconds between maintenance rounds: repair, then garbage collection (0: only on
+    /// request, `POST /repair` and `POST /gc`).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub repair_interval: u64,
+    /// Seconds a held shard may go unreferenced by any published manifest before garbage
+    /// collection deletes it. Must be longer than any put takes (a put places its shards
+    /// before it publishes the manifest).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub gc_grace: u64,
+    /// Seconds between pack compactions of the running node (0: only when it starts).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub compact_interval: u64,
 }
 
 async fn shutdown_signal() {
@@ -84,7 +95,11 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         }
         cfg.bootstrap = args.bootstrap.clone();
         let listeners = cfg.listen.len();
-        let node = Node::start(dir, cfg, RepairConfig::default())
+        let repair = RepairConfig {
+            orphan_grace: Duration::from_secs(args.gc_grace),
+            ..RepairConfig::default()
+        };
+        let node = Node::start(dir, cfg, repair)
             .await
             .with_context(|| format!("cannot start a node on {}", dir.display()))?;
         let registry = Arc::new(plugins::open_registry(dir)?);
@@ -96,28 +111,40 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             .with_context(|| format!("cannot note the API's URL in {}", dir.display()))?;
         let addrs = node.dht().dialable(listeners).await?;
         let me = node.peer_id();
-        let ready = json!({
-            "peer_id": me.to_string(),
-            "api": format!("http://{api}"),
-            "token_file": dir.join(zhtp::api::auth::TOKEN_FILE),
-            "listen": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        });
-        println!("{ready}");
+        let ready = Ready {
+            peer_id: me.to_string(),
+            api: format!("http://{api}"),
+            token_file: dir.join(zhtp::api::auth::TOKEN_FILE),
+            listen: addrs.iter().map(|a| a.to_string()).collect(),
+        };
+        println!("{}", serde_json::to_string(&ready)?);
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         tracing::info!("node {me} ready; API on http://{api}");
-        // Dead bytes in packs closed by earlier runs (failed puts, repaired shards): given back
-        // in the background while the node serves.
+        // Dead bytes in packs (failed puts, removed, repaired and collected shards): given back
+        // in the background while the node serves, at start and then every compact interval.
+        // Packs this process wrote are sealed first, so they are compacted too.
         let n = node.clone();
-        tokio::task::spawn_blocking(move || {
-            match n
-                .local()
-                .store()
-                .compact_packs(zhtp_store::COMPACT_MAX_LIVE)
-            {
-                Ok(r) if r.packs_removed > 0 => tracing::info!(?r, "packs compacted"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("pack compaction failed: {e}"),
+        let compact_every = Duration::from_secs(args.compact_interval);
+        tokio::spawn(async move {
+            loop {
+                let m = n.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    let store = m.local().store();
+                    store.seal_packs();
+                    store.compact_packs(zhtp_store::COMPACT_MAX_LIVE)
+                })
+                .await;
+                match r {
+                    Ok(Ok(r)) if r.packs_removed > 0 => tracing::info!(?r, "packs compacted"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("pack compaction failed: {e}"),
+                    Err(e) => tracing::warn!("pack compaction stopped: {e}"),
+                }
+                if compact_every.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(compact_every).await;
             }
         });
         if args.repair_interval > 0 {
@@ -132,6 +159,11 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                         Ok(r) if r.degraded > 0 => tracing::info!(?r, "repair round"),
                         Ok(_) => {}
                         Err(e) => tracing::warn!("repair round failed: {e}"),
+                    }
+                    match n.collect().await {
+                        Ok(r) if r.released > 0 => tracing::info!(?r, "garbage collected"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("garbage collection failed: {e}"),
                     }
                 }
             });
@@ -225,6 +257,9 @@ fn spawn_node(dir: &Path, bootstrap: &[String]) -> Result<DevNode> {
             "127.0.0.1:0",
             "--repair-interval",
             "0",
+            // Collection runs only on request here (`POST /gc`), never during a put.
+            "--gc-grace",
+            "0",
         ])
         .args([
             "--listen",
@@ -249,7 +284,7 @@ fn spawn_node(dir: &Path, bootstrap: &[String]) -> Result<DevNode> {
     let stdout = child.stdout.take().context("no stdout")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
-    let ready: Value = match serde_json::from_str(&line) {
+    let ready: Ready = match serde_json::from_str(&line) {
         Ok(v) => v,
         Err(_) => {
             let _ = child.kill();
@@ -257,18 +292,10 @@ fn spawn_node(dir: &Path, bootstrap: &[String]) -> Result<DevNode> {
             bail!("node in {} did not start:\n{log}", dir.display());
         }
     };
-    let s = |k: &str| ready[k].as_str().unwrap_or_default().to_owned();
     Ok(DevNode {
-        peer_id: s("peer_id"),
-        api: s("api"),
-        listen: ready["listen"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        peer_id: ready.peer_id,
+        api: ready.api,
+        listen: ready.listen,
         child,
         dir: dir.to_owned(),
     })
@@ -298,8 +325,8 @@ impl Devnet {
         for node in &net.nodes {
             let c = node.client()?;
             loop {
-                let peers = c.get_json("/status")?["peers"].as_u64().unwrap_or(0);
-                if peers as usize >= n - 1 {
+                let peers = c.get::<NodeStatus>("/status")?.peers;
+                if peers >= n - 1 {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -367,15 +394,9 @@ fn step(t0: Instant, msg: &str) {
     println!("[{:>5.1} s] {msg}", t0.elapsed().as_secs_f64());
 }
 
-fn live_counts(h: &Value) -> (u64, u64, u64) {
-    let segs = h["segments"].as_array().cloned().unwrap_or_default();
-    let min = segs
-        .iter()
-        .filter_map(|s| s["live"].as_u64())
-        .min()
-        .unwrap_or(0);
-    let of = segs.first().and_then(|s| s["of"].as_u64()).unwrap_or(0);
-    (min, of, segs.len() as u64)
+/// The last 8 characters of a peer id, for tables.
+fn short(p: &str) -> &str {
+    p.get(p.len().saturating_sub(8)..).unwrap_or(p)
 }
 
 /// `zhtp demo`: what `make demo` shows.
@@ -394,17 +415,13 @@ pub fn demo() -> Result<()> {
         );
     }
     for (i, n) in net.nodes.iter().enumerate() {
-        println!(
-            "         node {i}: {} api {}",
-            &n.peer_id[n.peer_id.len() - 8..],
-            n.api
-        );
+        println!("         node {i}: {} api {}", short(&n.peer_id), n.api);
     }
     let size = 32 << 20;
     let data = mixed_data(size, 0x5eed);
     let file = base.join("demo.bin");
     std::fs::write(&file, &data)?;
-    let expected = blake3::hash(&data).to_hex().to_string();
+    let expected = zhtp_types::Hash(*blake3::hash(&data).as_bytes());
     step(
         t0,
         &format!(
@@ -413,31 +430,31 @@ pub fn demo() -> Result<()> {
         ),
     );
     let c0 = net.nodes[0].client()?;
-    let opts =
-        json!({"tier": "Hot", "encryption": "standard", "name": "demo.bin", "tags": ["demo"]});
-    let put = c0.post_file(
+    let opts = PutRequest {
+        tier: Some(StorageTier::Hot),
+        name: Some("demo.bin".into()),
+        tags: vec!["demo".into()],
+        ..PutRequest::default()
+    };
+    let put: Stored = c0.post_file(
         "/content",
-        Some(("zhtp-put", opts.to_string())),
+        Some(("zhtp-put", serde_json::to_string(&opts)?)),
         std::fs::File::open(&file)?,
     )?;
-    let hash = put["content_hash"]
-        .as_str()
-        .context("no content hash")?
-        .to_owned();
-    let key = put["key"].as_str().context("no key")?.to_owned();
+    let hash = put.content_hash;
+    let key = put.key.context("node 0 returned no content key")?;
     if hash != expected {
         bail!("node 0 reports content hash {hash}, expected {expected}");
     }
     println!(
         "         content {hash}\n         {} segments, {} stored, in {:.2} s; manifest published as a signed DHT record: {}",
-        put["segments"],
-        human_bytes(put["stored"].as_u64().unwrap_or(0)),
-        put["seconds"].as_f64().unwrap_or(0.0),
-        put["published"]
+        put.segments,
+        human_bytes(put.stored),
+        put.seconds,
+        put.published.unwrap_or(false)
     );
-    let short = |p: &str| p.get(p.len().saturating_sub(8)..).unwrap_or(p).to_owned();
-    if let Some(seg0) = put["placement"][0].as_array() {
-        let names: Vec<String> = seg0.iter().filter_map(|p| p.as_str()).map(short).collect();
+    if let Some(seg0) = put.placement.first() {
+        let names: Vec<&str> = seg0.iter().map(|p| short(p)).collect();
         println!(
             "         segment 0's 6 shards went to: {}",
             names.join(", ")
@@ -460,7 +477,7 @@ pub fn demo() -> Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
     c5.download(
         &format!("/content/{hash}"),
-        &[(zhtp::api::KEY_HEADER, key)],
+        &[(zhtp::api::KEY_HEADER, key.to_hex())],
         &mut f,
     )?;
     use std::io::Write as _;
@@ -477,22 +494,28 @@ pub fn demo() -> Result<()> {
         took.as_secs_f64(),
         back.len() as f64 / took.as_secs_f64() / 1e6
     );
-    let (min, of, segs) = live_counts(&c5.get_json(&format!("/content/{hash}/holders"))?);
+    let holders = |c: &Client| c.get::<HolderMap>(&format!("/content/{hash}/holders"));
+    let h = holders(&c5)?;
+    let (min, of) = h.weakest();
     step(
         t0,
-        &format!("redundancy now: at least {min} of {of} shards live in each of {segs} segments"),
+        &format!(
+            "redundancy now: at least {min} of {of} shards live in each of {} segments",
+            h.segments.len()
+        ),
     );
     step(
         t0,
         "repair round on the live nodes (each segment's leader rebuilds and re-places)",
     );
+    let live = [0, 3, 4, 5];
     let mut rebuilt = 0;
-    for i in [0, 3, 4, 5] {
-        let r = net.nodes[i].client()?.post_json("/repair", &json!({}))?;
-        rebuilt += r["rebuilt"].as_u64().unwrap_or(0);
-        println!("         node {i}: {r}");
+    for i in live {
+        let r: RepairReport = net.nodes[i].client()?.post("/repair", &())?;
+        rebuilt += r.rebuilt;
+        println!("         node {i}: {}", serde_json::to_string(&r)?);
     }
-    let (min, of, _) = live_counts(&c5.get_json(&format!("/content/{hash}/holders"))?);
+    let (min, of) = holders(&c5)?.weakest();
     println!(
         "         {rebuilt} shards rebuilt; redundancy restored: at least {min} of {of} live in every segment"
     );
@@ -501,18 +524,25 @@ pub fn demo() -> Result<()> {
     }
     step(t0, "swapping the pricing plugin on live node 3");
     let c3 = net.nodes[3].client()?;
-    let req = json!({"size_bytes": 1_000_000_000u64, "duration_days": 30, "tier": "Warm", "quality": false,
-                     "replication": 3, "urgency": "Normal", "utilization_bp": 8000});
-    let before = c3.post_json("/quote", &req)?;
+    let req = QuoteRequest {
+        size_bytes: 1_000_000_000,
+        duration_days: 30,
+        tier: StorageTier::Warm,
+        quality: false,
+        replication: 3,
+        urgency: Urgency::Normal,
+        utilization_bp: 8000,
+    };
+    let before: zhtp::wire::Priced = c3.post("/quote", &req)?;
     let surge = zhtp_artifacts::get("pricing-surge").context("surge plugin not embedded")?;
-    let installed = c3.post_bytes("/plugins/pricing", surge)?;
-    let after = c3.post_json("/quote", &req)?;
+    let installed: Installed = c3.post_bytes("/plugins/pricing", surge)?;
+    let after: zhtp::wire::Priced = c3.post("/quote", &req)?;
     println!(
         "         1 GB for 30 days at 80% utilisation: {} ZHTP by {} -> {} ZHTP by {}",
-        crate::quote::tokens(before["total"].as_u64().unwrap_or(0)),
-        before["plugin"].as_str().unwrap_or("?"),
-        crate::quote::tokens(after["total"].as_u64().unwrap_or(0)),
-        installed["name"].as_str().unwrap_or("?"),
+        crate::quote::tokens(before.total),
+        before.plugin,
+        crate::quote::tokens(after.total),
+        installed.name,
     );
     step(t0, "per-node summary");
     println!(
@@ -520,19 +550,49 @@ pub fn demo() -> Result<()> {
         "node", "peer", "peers", "shards", "bytes"
     );
     for (i, n) in net.nodes.iter().enumerate() {
-        if i == 1 || i == 2 {
+        if !live.contains(&i) {
             println!("         {i:<5} {:<10} (killed)", short(&n.peer_id));
             continue;
         }
-        let s = n.client()?.get_json("/status")?;
+        let s: NodeStatus = n.client()?.get("/status")?;
         println!(
             "         {i:<5} {:<10} {:>5} {:>7} {:>10}",
             short(&n.peer_id),
-            // `Value`'s Display ignores widths; format the string.
-            s["peers"].to_string(),
-            s["shards"].to_string(),
-            human_bytes(s["shard_bytes"].as_u64().unwrap_or(0))
+            s.peers,
+            s.shards,
+            human_bytes(s.shard_bytes)
         );
+    }
+    step(
+        t0,
+        "removing the file through node 0: its manifest record becomes a tombstone",
+    );
+    let removed: RemoveReport = c0.delete(&format!("/content/{hash}"))?;
+    println!(
+        "         node 0 deleted {} shard(s) ({}); tombstone replicated: {}",
+        removed.shards_deleted,
+        human_bytes(removed.bytes_deleted),
+        removed.withdrawn
+    );
+    step(
+        t0,
+        "garbage collection on the other live nodes (grace period 0 on this devnet)",
+    );
+    let mut left = 0;
+    for i in live.into_iter().filter(|i| *i != 0) {
+        let c = net.nodes[i].client()?;
+        let r: GcReport = c.post("/gc", &())?;
+        let s: NodeStatus = c.get("/status")?;
+        left += s.shards;
+        println!(
+            "         node {i}: {} shard(s) released, {} freed; {} left",
+            r.released,
+            human_bytes(r.bytes_deleted),
+            s.shards
+        );
+    }
+    if left > 0 {
+        bail!("{left} shard(s) of the removed file are still held");
     }
     drop(net);
     step(t0, "done; devnet stopped and cleaned up");

@@ -1,9 +1,60 @@
-use std::path::Path;
+//! `zhtp plugin list | install | rollback | export`.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use zhtp_host::{Host, Kind, Limits, Registry};
+use clap::{Subcommand, ValueEnum};
+use zhtp::wire::{Installed, PluginRow};
+use zhtp_host::{Host, Limits, Registry};
 
-use crate::cli::PluginCommand;
+/// `zhtp plugin ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the installed plugins (current and previous of each kind).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a plugin: validated, compiled and self-checked before it replaces the current one.
+    Install {
+        /// Plugin kind.
+        #[arg(value_enum)]
+        kind: PluginKind,
+        /// The plugin's .wasm file.
+        file: PathBuf,
+    },
+    /// Make the previous plugin of a kind current again.
+    Rollback {
+        /// Plugin kind.
+        #[arg(value_enum)]
+        kind: PluginKind,
+    },
+    /// Write one of the plugins built into this binary to a file (a starting point, or to
+    /// install it again by hand).
+    Export {
+        /// Built-in plugin name (see `zhtp plugin list`); e.g. pricing-surge.
+        name: String,
+        /// Where to write the .wasm.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+/// Plugin kinds a node loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PluginKind {
+    /// Prices storage (`zhtp quote`, contracts).
+    Pricing,
+}
+
+impl PluginKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pricing => "pricing",
+        }
+    }
+}
 
 /// The pricing plugin a fresh node starts with.
 pub const DEFAULT_PRICING: &str = "pricing-standard";
@@ -17,32 +68,16 @@ pub fn open_registry(dir: &Path) -> Result<Registry> {
         .with_context(|| format!("could not open the plugins in {}", dir.display()))
 }
 
-fn check_kind(kind: &str) -> Result<Kind> {
-    Kind::parse(kind).with_context(|| format!("unknown plugin kind `{kind}` (known: pricing)"))
-}
-
 pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
     let client = remote.map(crate::client::Client::new).transpose()?;
     match cmd {
         PluginCommand::List { json } => {
-            let rows: Vec<serde_json::Value> = match &client {
-                Some(c) => c
-                    .get_json("/plugins")?
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-                None => {
-                    let registry = open_registry(dir)?;
-                    let slot = registry.slot();
-                    let mut rows = vec![zhtp::json::plugin("current", slot.current.plugin())];
-                    if let Some(p) = &slot.previous {
-                        rows.push(zhtp::json::plugin("previous", p.plugin()));
-                    }
-                    rows
-                }
+            let rows: Vec<PluginRow> = match &client {
+                Some(c) => c.get("/plugins")?,
+                None => zhtp::api::plugin_rows(&open_registry(dir)?),
             };
             if json {
-                println!("{}", serde_json::Value::Array(rows));
+                println!("{}", serde_json::to_string(&rows)?);
             } else {
                 println!(
                     "{:<8} {:<9} {:<28} {:<12} {:>4} {:>8}",
@@ -51,12 +86,12 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
                 for r in &rows {
                     println!(
                         "{:<8} {:<9} {:<28} {:<12} {:>4} {:>8}",
-                        r["kind"].as_str().unwrap_or(""),
-                        r["slot"].as_str().unwrap_or(""),
-                        r["name"].as_str().unwrap_or(""),
-                        &r["hash"].as_str().unwrap_or("")[..10],
-                        format!("v{}", r["abi_version"]),
-                        r["size"]
+                        r.kind,
+                        r.slot,
+                        r.name,
+                        r.hash.fmt_short(),
+                        format!("v{}", r.abi_version),
+                        r.size
                     );
                 }
                 let builtins: Vec<&str> = zhtp_artifacts::ALL.iter().map(|(n, _)| *n).collect();
@@ -67,45 +102,44 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
             }
         }
         PluginCommand::Install { kind, file } => {
-            check_kind(&kind)?;
+            let kind = kind.as_str();
             let wasm =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let (name, hash) = match &client {
-                Some(c) => {
-                    let r = c
-                        .post_bytes(&format!("/plugins/{kind}"), &wasm)
-                        .with_context(|| format!("{} was not installed", file.display()))?;
-                    (
-                        r["name"].as_str().unwrap_or("?").to_owned(),
-                        r["hash"].as_str().unwrap_or("?").to_owned(),
-                    )
-                }
+            let done: Installed = match &client {
+                Some(c) => c
+                    .post_bytes(&format!("/plugins/{kind}"), &wasm)
+                    .with_context(|| format!("{} was not installed", file.display()))?,
                 None => {
                     let info = open_registry(dir)?
                         .install(&wasm)
                         .with_context(|| format!("{} was not installed", file.display()))?;
-                    (info.name, info.hash.to_hex())
+                    Installed {
+                        name: info.name,
+                        hash: info.hash,
+                    }
                 }
             };
-            println!("installed {name} as the {kind} plugin (blake3 {hash})");
+            println!(
+                "installed {} as the {kind} plugin (blake3 {})",
+                done.name, done.hash
+            );
         }
         PluginCommand::Rollback { kind } => {
-            check_kind(&kind)?;
-            let (name, hash) = match &client {
-                Some(c) => {
-                    let r =
-                        c.post_json(&format!("/plugins/{kind}/rollback"), &serde_json::json!({}))?;
-                    (
-                        r["name"].as_str().unwrap_or("?").to_owned(),
-                        r["hash"].as_str().unwrap_or("?").to_owned(),
-                    )
-                }
+            let kind = kind.as_str();
+            let done: Installed = match &client {
+                Some(c) => c.post(&format!("/plugins/{kind}/rollback"), &())?,
                 None => {
                     let info = open_registry(dir)?.rollback()?;
-                    (info.name, info.hash.to_hex())
+                    Installed {
+                        name: info.name,
+                        hash: info.hash,
+                    }
                 }
             };
-            println!("rolled back: {name} is the {kind} plugin again (blake3 {hash})");
+            println!(
+                "rolled back: {} is the {kind} plugin again (blake3 {})",
+                done.name, done.hash
+            );
         }
         PluginCommand::Export { name, output } => {
             let Some(wasm) = zhtp_artifacts::get(&name) else {

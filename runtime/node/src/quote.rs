@@ -1,11 +1,69 @@
+//! `zhtp quote`: price storage with the current pricing plugin, here or on a running node.
+
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use zhtp::wire::Priced;
 use zhtp_host::abi::pricing::{QuoteRequest, Urgency};
-use zhtp_types::{MICRO_PER_TOKEN, StorageTier};
+use zhtp_types::MICRO_PER_TOKEN;
 
-use crate::cli::{QuoteArgs, UrgencyArg};
+use crate::args::Tier;
 use crate::plugins;
+
+/// `zhtp quote`.
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    /// How much to store: bytes (1048576) or with a unit (1GB = 10^9 B, 500MiB = 500·2^20 B).
+    #[arg(long, value_parser = parse_size)]
+    pub size: u64,
+    /// For how many days.
+    #[arg(long)]
+    pub days: u32,
+    /// Storage tier.
+    #[arg(long, value_enum, default_value_t = Tier::Warm)]
+    pub tier: Tier,
+    /// Ask for SLA quality guarantees (adds the quality premium).
+    #[arg(long)]
+    pub quality: bool,
+    /// Redundancy in full-copy equivalents (1 to 12; 3 is the neutral reference).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=12))]
+    pub replication: u8,
+    /// How soon the content must be placed.
+    #[arg(long, value_enum, default_value_t = UrgencyArg::Normal)]
+    pub urgency: UrgencyArg,
+    /// Network utilisation in percent (0 to 100; 50 is a neutral market).
+    #[arg(long, default_value_t = 50.0)]
+    pub utilization: f64,
+    /// Print one JSON object with integer µZHTP amounts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Placement urgency on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UrgencyArg {
+    /// Placement may wait for cheap capacity.
+    Low,
+    /// The default.
+    Normal,
+    /// Placement now, at a premium.
+    High,
+}
+
+impl From<UrgencyArg> for Urgency {
+    fn from(u: UrgencyArg) -> Self {
+        match u {
+            UrgencyArg::Low => Urgency::Low,
+            UrgencyArg::Normal => Urgency::Normal,
+            UrgencyArg::High => Urgency::High,
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    zhtp_types::parse_size(s).map_err(|e| e.to_string())
+}
 
 pub fn run(dir: &Path, remote: Option<&str>, args: QuoteArgs) -> Result<()> {
     if !(0.0..=100.0).contains(&args.utilization) {
@@ -14,27 +72,20 @@ pub fn run(dir: &Path, remote: Option<&str>, args: QuoteArgs) -> Result<()> {
     let req = QuoteRequest {
         size_bytes: args.size,
         duration_days: args.days,
-        tier: StorageTier::from(args.tier),
+        tier: args.tier.into(),
         quality: args.quality,
         replication: args.replication,
-        urgency: match args.urgency {
-            UrgencyArg::Low => Urgency::Low,
-            UrgencyArg::Normal => Urgency::Normal,
-            UrgencyArg::High => Urgency::High,
-        },
+        urgency: args.urgency.into(),
         utilization_bp: (args.utilization * 100.0).round() as u16,
     };
-    let out = match remote {
-        Some(url) => {
-            crate::client::Client::new(url)?.post_json("/quote", &serde_json::to_value(&req)?)?
-        }
-        None => zhtp::json::quote(&plugins::open_registry(dir)?.quote(&req)?),
+    let out: Priced = match remote {
+        Some(url) => crate::client::Client::new(url)?.post("/quote", &req)?,
+        None => Priced::from(&plugins::open_registry(dir)?.quote(&req)?),
     };
     if args.json {
-        println!("{out}");
+        println!("{}", serde_json::to_string(&out)?);
         return Ok(());
     }
-    let amount = |k: &str| out[k].as_u64().unwrap_or(0);
     println!(
         "Quote for {} B ({}) for {} day(s), {} tier{}",
         req.size_bytes,
@@ -48,11 +99,11 @@ pub fn run(dir: &Path, remote: Option<&str>, args: QuoteArgs) -> Result<()> {
         }
     );
     let rows = [
-        ("base", amount("base")),
-        ("quality premium", amount("quality_premium")),
-        ("network fee", amount("network_fee")),
-        ("escrow fee", amount("escrow_fee")),
-        ("total", amount("total")),
+        ("base", out.base),
+        ("quality premium", out.quality_premium),
+        ("network fee", out.network_fee),
+        ("escrow fee", out.escrow_fee),
+        ("total", out.total),
     ];
     for (name, v) in rows {
         println!("  {name:<18} {:>20} ZHTP", tokens(v));
@@ -60,19 +111,17 @@ pub fn run(dir: &Path, remote: Option<&str>, args: QuoteArgs) -> Result<()> {
     println!(
         "  {:<18} {:>20} ZHTP (paid to providers from the incentive pool)",
         "max bonus",
-        tokens(amount("max_bonus"))
+        tokens(out.max_bonus)
     );
-    let adj: Vec<String> = out["adjustments"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let adj: Vec<String> = out
+        .adjustments
+        .iter()
         .map(|a| {
-            let bp = a["factor_bp"].as_u64().unwrap_or(0);
             format!(
                 "{} ×{}.{:04}",
-                a["name"].as_str().unwrap_or("?"),
-                bp / 10_000,
-                bp % 10_000
+                a.name,
+                a.factor_bp / 10_000,
+                a.factor_bp % 10_000
             )
         })
         .collect();
@@ -81,11 +130,8 @@ pub fn run(dir: &Path, remote: Option<&str>, args: QuoteArgs) -> Result<()> {
     }
     println!(
         "  priced by {} (blake3 {})",
-        out["plugin"].as_str().unwrap_or("?"),
-        out["plugin_hash"]
-            .as_str()
-            .and_then(|h| h.get(..10))
-            .unwrap_or("?")
+        out.plugin,
+        out.plugin_hash.fmt_short()
     );
     Ok(())
 }

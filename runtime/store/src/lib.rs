@@ -150,6 +150,8 @@ pub struct Batch {
     inner: WriteBatch,
     /// Packs holding bytes of shards indexed by this batch: synced before it is written.
     packs: Vec<u32>,
+    /// The pack of every shard indexed by this batch, settled once it is written.
+    indexed: Vec<u32>,
     /// Whether it changes the shard index (then it is ordered against pack compaction).
     shards: bool,
 }
@@ -281,9 +283,9 @@ impl Store {
     /// Applies `batch` atomically (durably when configured with `sync`). The bytes of the
     /// shards it indexes are made durable first.
     pub fn write(&self, batch: Batch) -> Result<(), Error> {
-        self.sync_packs(batch.packs.iter().copied())?;
+        let synced = self.sync_packs(batch.packs.iter().copied());
         let _ordered = batch.shards.then(|| self.lock_shard_index());
-        self.apply(batch)
+        self.apply(batch, synced)
     }
 
     /// Makes what was written to these packs durable (when configured with `sync`).
@@ -301,15 +303,30 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes `batch` to RocksDB, nothing more.
-    fn apply(&self, batch: Batch) -> Result<(), Error> {
-        self.db
-            .write_opt(batch.inner, &self.write_options)
-            .map_err(db_err(&self.path))
+    /// Writes `batch` to RocksDB unless `ready` failed, then settles its shards: indexed, or
+    /// never to be (a failed batch is not retried; its bytes wait for compaction).
+    fn apply(&self, batch: Batch, ready: Result<(), Error>) -> Result<(), Error> {
+        let r = ready.and_then(|()| {
+            self.db
+                .write_opt(batch.inner, &self.write_options)
+                .map_err(db_err(&self.path))
+        });
+        for pack in batch.indexed {
+            self.packs.settle(pack);
+        }
+        r
     }
 
-    /// Gives back the space of sealed packs (closed before this open) whose live shards take at
-    /// most `max_live` of their size: their live shards are copied, verified, into new packs,
+    /// Closes the packs open for appends that no write is using, so that
+    /// [`Store::compact_packs`] may take them too once their shards are committed. A running
+    /// node calls this before its periodic compaction; appends go on in new packs.
+    pub fn seal_packs(&self) {
+        self.packs.seal_idle();
+    }
+
+    /// Gives back the space of closed packs (closed before this open, or by this process and
+    /// with every shard written into them committed or discarded; see [`Store::seal_packs`])
+    /// whose live shards take at most `max_live` of their size: their live shards are copied, verified, into new packs,
     /// repointed in one synced batch, and the old pack is deleted. Space is lost to failed or
     /// crashed puts, shards replaced by repair and deleted shards.
     ///
@@ -353,7 +370,7 @@ impl Store {
                 }
             }
             // Synced before the lock, so that index writes wait for the check, not the disk.
-            self.sync_packs(moved.iter().map(|(_, new)| new.at.pack))?;
+            let synced = self.sync_packs(moved.iter().map(|(_, new)| new.at.pack));
             {
                 let _ordered = self.lock_shard_index();
                 let mut batch = self.batch();
@@ -365,9 +382,11 @@ impl Store {
                         self.index_shard(&mut batch, new)?;
                         report.shards_moved += 1;
                         report.bytes_moved += u64::from(new.at.len);
+                    } else {
+                        self.packs.discard(new.at);
                     }
                 }
-                self.apply(batch)?;
+                self.apply(batch, synced)?;
             }
             self.packs.remove(id).map_err(&io)?;
             report.packs_removed += 1;
@@ -412,6 +431,7 @@ impl Store {
         if !batch.packs.contains(&shard.at.pack) {
             batch.packs.push(shard.at.pack);
         }
+        batch.indexed.push(shard.at.pack);
         self.put(batch, Cf::Shards, shard.hash.as_bytes(), &shard.at.encode())
     }
 
@@ -624,6 +644,53 @@ mod tests {
         drop(s);
         let s = Store::open(dir.path(), Config::default()).unwrap();
         for x in &shards[8..] {
+            assert_eq!(s.shard(&h(x)).unwrap().as_deref(), Some(&x[..]));
+        }
+    }
+
+    #[test]
+    fn a_running_store_compacts_its_own_sealed_packs_but_never_under_an_uncommitted_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        let shards: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 50_000 + i as usize]).collect();
+        let mut b = s.batch();
+        for x in &shards {
+            s.put_shard(&mut b, &h(x), x).unwrap();
+        }
+        s.write(b).unwrap();
+        // Written, not committed yet: a put in progress.
+        let late = vec![42u8; 30_000];
+        let pending = s.write_shard(&h(&late), &late).unwrap();
+        let mut b = s.batch();
+        for x in &shards[..8] {
+            s.delete(&mut b, Cf::Shards, h(x).as_bytes()).unwrap();
+        }
+        s.write(b).unwrap();
+        // Still open for appends: not compacted.
+        assert_eq!(s.compact_packs(1.0).unwrap(), Compaction::default());
+        s.seal_packs();
+        // Closed, but a shard in it waits for its commit: deleting the pack would lose it.
+        assert_eq!(s.compact_packs(1.0).unwrap(), Compaction::default());
+        let mut b = s.batch();
+        s.index_shard(&mut b, pending).unwrap();
+        s.write(b).unwrap();
+        // Appends after the seal go to a new pack, which stays out of compaction.
+        let after = vec![7u8; 20_000];
+        let mut b = s.batch();
+        s.put_shard(&mut b, &h(&after), &after).unwrap();
+        s.write(b).unwrap();
+        let report = s.compact_packs(0.5).unwrap();
+        assert_eq!(report.packs_removed, 1, "{report:?}");
+        assert_eq!(report.shards_moved, 3, "{report:?}");
+        for x in shards[8..].iter().chain([&late, &after]) {
+            assert_eq!(s.shard(&h(x)).unwrap().as_deref(), Some(&x[..]));
+        }
+        for x in &shards[..8] {
+            assert_eq!(s.shard(&h(x)).unwrap(), None);
+        }
+        drop(s);
+        let s = Store::open(dir.path(), Config::default()).unwrap();
+        for x in shards[8..].iter().chain([&late, &after]) {
             assert_eq!(s.shard(&h(x)).unwrap().as_deref(), Some(&x[..]));
         }
     }

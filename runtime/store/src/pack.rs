@@ -13,8 +13,14 @@
 //! unreferenced bytes, which nothing reads. A put that fails before its commit punches holes
 //! where its shards were (`Packs::discard`); the rest (crashes, shards replaced by repair,
 //! deleted shards) is given back by `Store::compact_packs`, which copies the live shards of a
-//! mostly dead pack forward and deletes it. Only packs closed before this open are compacted,
-//! and every open starts new packs, so a torn tail left by a crash is never written after.
+//! mostly dead pack forward and deletes it. Every open starts new packs, so a torn tail left by
+//! a crash is never written after.
+//!
+//! A pack is compacted only once it is *closed*: closed before this open, or closed for
+//! appends by this process (full, or sealed by [`Packs::seal_idle`]) with no shard written into
+//! it still waiting for its index entry or its discard ([`Packs::settle`]). Without that second
+//! condition compaction could delete a pack between a shard's write and its commit, and the
+//! commit would index bytes that are gone.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -216,9 +222,12 @@ pub(crate) struct Packs {
     returned: Condvar,
     /// The next pack id.
     next: Mutex<u32>,
-    /// Packs below this id were closed before this open: only they are compacted, so no append
-    /// of this process (whose location may not be indexed yet) is ever in a pack that goes.
+    /// Packs below this id were closed before this open.
     sealed: u32,
+    /// Packs of this process closed for appends (full or sealed).
+    closed: Mutex<std::collections::HashSet<u32>>,
+    /// Shards written per pack and not yet indexed or discarded ([`Packs::settle`]).
+    pending: Mutex<HashMap<u32, usize>>,
     /// Open handles, by id (for reads and syncs).
     files: RwLock<HashMap<u32, Arc<Handle>>>,
 }
@@ -246,6 +255,8 @@ impl Packs {
             returned: Condvar::new(),
             next: Mutex::new(last + 1),
             sealed: last + 1,
+            closed: Mutex::new(std::collections::HashSet::new()),
+            pending: Mutex::new(HashMap::new()),
             files: RwLock::new(HashMap::new()),
         })
     }
@@ -297,12 +308,51 @@ impl Packs {
         };
         let written = pack.write_at(bytes, location.offset, &self.dir);
         pack.end += padded; // also on failure: the bytes there are unknown, so never reused
+        // Counted before the pack can be closed (it is not idle until given back).
+        *self.pending().entry(pack.id).or_default() += 1;
         self.give_back(Some(pack));
         if let Err(e) = written {
-            self.discard(location); // whatever part of it reached the disk
+            self.discard(location); // whatever part of it reached the disk; settles it
             return Err(e);
         }
         Ok(location)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, usize>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn closed(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u32>> {
+        self.closed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A shard appended to `pack` is indexed, or will never be (its batch failed, or it was
+    /// discarded): it no longer holds the pack back from compaction.
+    pub(crate) fn settle(&self, pack: u32) {
+        let mut pending = self.pending();
+        if let Some(n) = pending.get_mut(&pack) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pending.remove(&pack);
+            }
+        }
+    }
+
+    /// Closes every pack open for appends that no append is using right now (later appends
+    /// open new packs), so that compaction may take them once their shards are settled.
+    pub(crate) fn seal_idle(&self) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = std::mem::take(&mut lanes.idle);
+        let mut closed = self.closed();
+        for p in idle {
+            if p.end == 0 {
+                lanes.idle.push(p); // nothing in it to give back
+            } else {
+                lanes.open -= 1;
+                closed.insert(p.id);
+            }
+        }
+        self.returned.notify_all();
     }
 
     /// A pack with room for `len` more bytes, for this caller alone.
@@ -314,6 +364,7 @@ impl Packs {
                     return Ok(pack);
                 }
                 lanes.open -= 1; // full: closed for appends
+                self.closed().insert(pack.id);
             } else if lanes.open < MAX_LANES {
                 lanes.open += 1;
                 drop(lanes);
@@ -366,13 +417,26 @@ impl Packs {
         self.handle(at.pack)?.read(at.offset, at.len as usize)
     }
 
-    /// Packs closed before this open, with the bytes they take on disk (holes punched by
-    /// [`Packs::discard`] take none).
+    /// Packs that may be compacted, with the bytes they take on disk (holes punched by
+    /// [`Packs::discard`] take none): closed before this open, or closed by this process with
+    /// every shard written into them settled. Call before scanning the index: a pack listed
+    /// here gets no new shard, so the scan sees every shard it will ever hold.
     pub(crate) fn sealed(&self) -> io::Result<Vec<(u32, u64)>> {
+        let compactable: std::collections::HashSet<u32> = {
+            let closed = self.closed();
+            let pending = self.pending();
+            closed
+                .iter()
+                .copied()
+                .filter(|id| !pending.contains_key(id))
+                .collect()
+        };
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            if let Some(id) = pack_id(&entry.file_name()).filter(|&id| id < self.sealed) {
+            if let Some(id) = pack_id(&entry.file_name())
+                .filter(|id| *id < self.sealed || compactable.contains(id))
+            {
                 use std::os::unix::fs::MetadataExt as _;
                 out.push((id, entry.metadata()?.blocks() * 512));
             }
@@ -383,8 +447,12 @@ impl Packs {
 
     /// Deletes a sealed pack. Reads already holding its handle finish; later ones find it gone.
     pub(crate) fn remove(&self, id: u32) -> io::Result<()> {
-        debug_assert!(id < self.sealed, "only sealed packs are removed");
+        debug_assert!(
+            id < self.sealed || self.closed().contains(&id),
+            "only sealed packs are removed"
+        );
         std::fs::remove_file(path_of(&self.dir, id))?;
+        self.closed().remove(&id);
         self.files
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -397,6 +465,7 @@ impl Packs {
     /// file system without hole punching keeps the bytes until the pack is compacted.
     pub(crate) fn discard(&self, at: Location) {
         use rustix::fs::FallocateFlags;
+        self.settle(at.pack);
         if let Ok(h) = self.handle(at.pack) {
             let _ = rustix::fs::fallocate(
                 &h.file,

@@ -4,15 +4,24 @@ use core::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Storage class of a piece of content: how fast it must be served and how it is priced and coded.
+///
+/// Spelled `hot`, `warm`, `cold`, `archive` everywhere people see it: command line, `Display`,
+/// JSON (which also reads the capitalised names of earlier versions). Postcard encodes the
+/// variant's index, so these names are not part of the ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StorageTier {
     /// Frequently accessed, high-speed storage.
+    #[serde(alias = "Hot")]
     Hot,
     /// Occasionally accessed, balanced performance. The pricing reference tier.
+    #[serde(alias = "Warm")]
     Warm,
     /// Rarely accessed, cost-optimised.
+    #[serde(alias = "Cold")]
     Cold,
     /// Long-term storage, lowest cost, widest erasure code.
+    #[serde(alias = "Archive")]
     Archive,
 }
 

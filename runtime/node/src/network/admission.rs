@@ -128,9 +128,23 @@ fn owner_key(peer: &PeerId, position: &[u8]) -> Vec<u8> {
 }
 
 fn owner_of(key: &[u8]) -> Option<PeerId> {
+    owner_and_position(key).map(|(p, _)| p)
+}
+
+/// The peer and the position of an owner entry's key.
+fn owner_and_position(key: &[u8]) -> Option<(PeerId, &[u8])> {
     let rest = key.strip_prefix(OWNER)?;
     let (&n, rest) = rest.split_first()?;
-    PeerId::from_bytes(rest.get(..n as usize)?).ok()
+    let peer = PeerId::from_bytes(rest.get(..n as usize)?).ok()?;
+    Some((peer, &rest[n as usize..]))
+}
+
+/// An owner entry found by [`Admission::owners`]: its key, peer and shard length.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    pub(crate) key: Vec<u8>,
+    pub(crate) peer: PeerId,
+    pub(crate) len: u64,
 }
 
 impl Admission {
@@ -165,6 +179,39 @@ impl Admission {
     pub fn usage(&self, peer: &PeerId) -> (u64, u64) {
         let u = self.lock().usage.get(peer).copied().unwrap_or_default();
         (u.bytes, u.shards)
+    }
+
+    /// The owner entries of these positions (one scan of every owner entry). Blocking.
+    pub(crate) fn owners(
+        &self,
+        positions: &HashSet<Vec<u8>>,
+    ) -> Result<Vec<Owner>, zhtp_store::Error> {
+        let mut out = Vec::new();
+        for item in self.store.scan(Cf::Index, OWNER)? {
+            let (k, v) = item?;
+            if let (Some((peer, position)), Some(len)) = (owner_and_position(&k), v.get(..4))
+                && positions.contains(position)
+            {
+                out.push(Owner {
+                    key: k.to_vec(),
+                    peer,
+                    len: u32::from_le_bytes(len.try_into().expect("4 bytes")).into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The owner entries in `owners` were deleted (their batch is on disk): their usage is
+    /// given back to their peers.
+    pub(crate) fn released(&self, owners: &[Owner]) {
+        let mut state = self.lock();
+        for o in owners {
+            if let Some(u) = state.usage.get_mut(&o.peer) {
+                u.bytes = u.bytes.saturating_sub(o.len);
+                u.shards = u.shards.saturating_sub(1);
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -22,9 +22,11 @@ pub fn config(bootstrap: Vec<Multiaddr>) -> Config {
 }
 
 pub async fn start(dir: &Path, bootstrap: Vec<Multiaddr>) -> Node {
-    Node::start(dir, config(bootstrap), RepairConfig::default())
-        .await
-        .unwrap()
+    start_with(dir, bootstrap, RepairConfig::default()).await
+}
+
+pub async fn start_with(dir: &Path, bootstrap: Vec<Multiaddr>, repair: RepairConfig) -> Node {
+    Node::start(dir, config(bootstrap), repair).await.unwrap()
 }
 
 /// Waits until `node` has `n` peers; fails the test (instead of hanging it) after 60 s.
@@ -37,11 +39,21 @@ pub async fn connected(node: &Node, n: usize) {
 
 /// `n` nodes, all bootstrapped from the first, each connected to every other.
 pub async fn network(tmp: &TempDir, n: usize) -> (Vec<Node>, Vec<Multiaddr>) {
-    let first = start(&tmp.path().join("node-0"), vec![]).await;
+    network_with(tmp, n, RepairConfig::default()).await
+}
+
+/// [`network`] with these repair settings on every node.
+pub async fn network_with(
+    tmp: &TempDir,
+    n: usize,
+    repair: RepairConfig,
+) -> (Vec<Node>, Vec<Multiaddr>) {
+    let first = start_with(&tmp.path().join("node-0"), vec![], repair).await;
     let boot = first.dht().dialable(2).await.unwrap();
     let mut nodes = vec![first];
     for i in 1..n {
-        nodes.push(start(&tmp.path().join(format!("node-{i}")), boot.clone()).await);
+        let dir = tmp.path().join(format!("node-{i}"));
+        nodes.push(start_with(&dir, boot.clone(), repair).await);
     }
     for node in &nodes {
         // Kademlia's bootstrap connects each node to the others.

@@ -1,0 +1,271 @@
+//! Placement: a put encoded segment by segment, each shard sent to a different node
+//! closest to its hash, the manifest published when every segment is placed.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
+use tokio::io::AsyncReadExt as _;
+use zhtp_content::{ContentKey, EncodedSegment, Encoder, EncryptionLevel, Params, SegmentInfo};
+use zhtp_dht::protocol::MAX_SHARD;
+use zhtp_dht::{PeerId, Request, Response};
+use zhtp_types::Hash;
+
+use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, by_distance, manifest_key};
+use crate::local::PutOptions;
+
+impl Node {
+    /// Stores one shard on `peer` (this node included). An error says why, and whether the
+    /// peer refused this shard only (it answered: it may take the segment's other shards) or
+    /// failed (no answer, or full: it is not asked again for this segment).
+    async fn send_shard(
+        &self,
+        peer: PeerId,
+        content: Hash,
+        segment: u32,
+        index: u16,
+        hash: Hash,
+        data: Vec<u8>,
+    ) -> Result<(), (String, bool)> {
+        if peer == self.peer_id() {
+            return self
+                .keep(None, content, segment, index, hash, data)
+                .await
+                .map_err(|e| {
+                    let only_this = matches!(e, Error::Invalid(_));
+                    (e.to_string(), only_this)
+                });
+        }
+        let req = Request::Store {
+            content,
+            segment,
+            index,
+            hash,
+            data,
+        };
+        match self.inner.dht.request(peer, req).await {
+            Ok(Response::Stored) => Ok(()),
+            // Another shard at this place (an earlier put of the content with another key,
+            // not yet collected): refused for this shard only.
+            Ok(Response::Refused(why)) if why.contains(super::serve::OTHER_SHARD) => {
+                Err((why, true))
+            }
+            Ok(Response::Refused(why)) => Err((why, false)),
+            Ok(other) => Err((format!("unexpected answer {other:?}"), false)),
+            Err(e) => Err((e.to_string(), false)),
+        }
+    }
+
+    /// Places the shards of one segment on distinct nodes, closest to each shard's hash
+    /// first; `avoid` are nodes already holding a shard of the segment.
+    pub(super) async fn place(
+        &self,
+        content: Hash,
+        segment: u32,
+        shards: Vec<(usize, Hash, Vec<u8>)>,
+        peers: &[PeerId],
+        avoid: &HashSet<PeerId>,
+    ) -> Result<Vec<(usize, PeerId)>, Error> {
+        let used = Mutex::new(avoid.clone());
+        let down = Mutex::new(HashSet::<PeerId>::new());
+        let tasks = shards.into_iter().map(|(index, hash, data)| {
+            let (used, down) = (&used, &down);
+            async move {
+                let ranked = by_distance(peers, hash.as_bytes());
+                let mut last = String::from("no live node");
+                // First pass: nodes without a shard of this segment; second: any live node
+                // (fewer nodes than shards: redundancy then rests on fewer machines).
+                for pass in 0..2 {
+                    for &p in &ranked {
+                        {
+                            let mut u = used.lock().unwrap_or_else(|e| e.into_inner());
+                            let d = down.lock().unwrap_or_else(|e| e.into_inner());
+                            if d.contains(&p) || (pass == 0 && u.contains(&p)) {
+                                continue;
+                            }
+                            u.insert(p);
+                        }
+                        match self
+                            .send_shard(p, content, segment, index as u16, hash, data.clone())
+                            .await
+                        {
+                            Ok(()) => return Ok((index, p)),
+                            Err((e, only_this)) => {
+                                tracing::warn!(%p, segment, index, "shard not placed: {e}");
+                                if !only_this {
+                                    down.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+                                }
+                                last = e;
+                            }
+                        }
+                    }
+                }
+                Err(Error::Placement {
+                    segment,
+                    index,
+                    reason: last,
+                })
+            }
+        });
+        let results: Vec<_> = futures::future::join_all(tasks).await;
+        results.into_iter().collect()
+    }
+
+    /// Stores the file at `path` on the network. The content address (BLAKE3 of the plaintext,
+    /// which every shard is filed under) is needed before the first shard goes out, so the
+    /// file is read twice: once to hash it, once to encode and place the segments, a window of
+    /// them at a time (hashed again, so an edit in between fails the put).
+    pub async fn put_file(&self, path: &Path, opts: PutOptions) -> Result<Stored, Error> {
+        let p = path.to_owned();
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut h = blake3::Hasher::new();
+            h.update_reader(std::fs::File::open(&p)?)?;
+            let size = std::fs::metadata(&p)?.len();
+            Ok((Hash(*h.finalize().as_bytes()), size))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+        .map_err(Error::Input)?;
+        self.put_hashed(path, hashed, opts).await
+    }
+
+    /// [`Self::put_file`] of a file whose content hash and size the caller computed as it
+    /// wrote the file (the API hashes an upload while spooling it): read once. The encoding pass
+    /// checks them, so a wrong pair fails the put and publishes nothing.
+    pub async fn put_hashed(
+        &self,
+        path: &Path,
+        (content_hash, size): (Hash, u64),
+        opts: PutOptions,
+    ) -> Result<Stored, Error> {
+        let key = match opts.encryption {
+            EncryptionLevel::None => None,
+            _ => Some(ContentKey::random()?),
+        };
+        let params = Params {
+            tier: opts.tier,
+            encryption: opts.encryption,
+            code: opts.code,
+            segment_size: opts.segment_size,
+        };
+        if u16::from(opts.code.parity) > 2 * u16::from(opts.code.data) {
+            // Other nodes refuse such manifests (see `check_network_manifest`).
+            return Err(Error::Invalid(format!(
+                "a {}+{} code stores more than three times the data; the network takes m ≤ 2k",
+                opts.code.data, opts.code.parity
+            )));
+        }
+        let encoder = Arc::new(Encoder::new(params, key.as_ref())?);
+        let max_shard = opts.segment_size as usize / opts.code.data as usize + 4096;
+        if max_shard > MAX_SHARD {
+            return Err(Error::Invalid(format!(
+                "segments of {} B at k = {} make shards over the network limit of {} B",
+                opts.segment_size, opts.code.data, MAX_SHARD
+            )));
+        }
+        let peers = self.live_peers().await?;
+        let mut file = tokio::fs::File::open(path).await.map_err(Error::Input)?;
+        let seg_size = opts.segment_size as usize;
+        let mut infos: Vec<SegmentInfo> = Vec::new();
+        let mut placement: Vec<Vec<PeerId>> = Vec::new();
+        let mut inflight = FuturesOrdered::new();
+        let mut index = 0u32;
+        let mut read = 0u64;
+        // What is encoded is hashed again: an input edited between the two reads (even to the
+        // same size) must fail the put, not publish a manifest whose content never verifies.
+        let mut second = blake3::Hasher::new();
+        let mut ended = false;
+        while !ended || !inflight.is_empty() {
+            if !ended && inflight.len() < WINDOW {
+                let mut buf = vec![0u8; seg_size];
+                let mut n = 0;
+                while n < seg_size {
+                    let k = file.read(&mut buf[n..]).await.map_err(Error::Input)?;
+                    if k == 0 {
+                        break;
+                    }
+                    n += k;
+                }
+                buf.truncate(n);
+                read += n as u64;
+                second.update(&buf);
+                if n < seg_size {
+                    ended = true;
+                }
+                if n > 0 {
+                    let (node, encoder, peers) = (self.clone(), encoder.clone(), peers.clone());
+                    let i = index;
+                    inflight.push_back(async move {
+                        let seg: EncodedSegment =
+                            tokio::task::spawn_blocking(move || encoder.encode_segment(i, &buf))
+                                .await
+                                .map_err(|e| Error::Task(e.to_string()))??;
+                        let shards = seg
+                            .shards()
+                            .enumerate()
+                            .map(|(j, (h, b))| (j, h, b.to_vec()))
+                            .collect();
+                        let placed = node
+                            .place(content_hash, i, shards, &peers, &HashSet::new())
+                            .await?;
+                        let mut holders = vec![node.peer_id(); placed.len()];
+                        for (j, p) in placed {
+                            holders[j] = p;
+                        }
+                        Ok::<_, Error>((seg.info, holders))
+                    });
+                    index += 1;
+                }
+                continue;
+            }
+            if let Some(r) = inflight.next().await {
+                let (info, holders) = r?;
+                infos.push(info);
+                placement.push(holders);
+            }
+        }
+        if read != size || Hash(*second.finalize().as_bytes()) != content_hash {
+            return Err(Error::Invalid(format!(
+                "{} changed while being stored ({size} B, then {read} B); nothing was published",
+                path.display()
+            )));
+        }
+        let mut metadata = opts.metadata;
+        metadata.created = zhtp_dht::record::unix_now();
+        let manifest = encoder.manifest(content_hash, size, infos, metadata);
+        self.inner
+            .local
+            .commit(&manifest, key.as_ref(), Vec::new())?;
+        let published = match self
+            .inner
+            .dht
+            .publish(
+                &manifest_key(&content_hash),
+                manifest.encode(),
+                MANIFEST_TTL,
+            )
+            .await
+        {
+            Ok(()) => true,
+            Err(zhtp_dht::Error::Record(e)) => {
+                // Refused here (another publisher owns the key): Kademlia will not republish it.
+                // Gets through this node work from the local manifest; others see the owner's.
+                tracing::warn!(content = %content_hash, "manifest record not published: {e}");
+                false
+            }
+            Err(e) => {
+                // Kept locally and republished by Kademlia later; gets through this node work.
+                tracing::warn!(content = %content_hash, "manifest record not replicated yet: {e}");
+                false
+            }
+        };
+        Ok(Stored {
+            manifest,
+            key,
+            placement,
+            published,
+        })
+    }
+}

@@ -1,0 +1,528 @@
+//! The admin API's bodies: one set of types that the axum handlers serialise, the `--node`
+//! client deserialises, and `--json` prints, so a command shows the same thing whether it read
+//! the local data dir or asked a running node, and a field renamed on one side fails to compile
+//! on the other instead of reading back as zero.
+//!
+//! In JSON, hashes and keys are 64 hex characters, amounts integer µZHTP, tiers and encryption
+//! levels their command-line names (`warm`, `standard`).
+
+use serde::{Deserialize, Serialize};
+use zhtp_content::{CodeParams, EncryptionLevel, Manifest};
+use zhtp_host::{Plugin, PricedQuote};
+use zhtp_types::{Hash, MicroZhtp, StorageTier};
+
+use crate::local::Summary;
+
+/// Serde of a [`Hash`] as hex (its own serde is 32 bytes, for postcard).
+pub mod hex {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use zhtp_types::Hash;
+
+    /// As 64 hex characters.
+    pub fn serialize<S: Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&h.to_hex())
+    }
+
+    /// From 64 hex characters.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Hash::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+
+    /// `Option<Hash>` as hex or null.
+    pub mod option {
+        use serde::{Deserialize as _, Deserializer, Serializer};
+        use zhtp_types::Hash;
+
+        /// As hex, or null.
+        pub fn serialize<S: Serializer>(h: &Option<Hash>, s: S) -> Result<S::Ok, S::Error> {
+            match h {
+                Some(h) => s.serialize_str(&h.to_hex()),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// From hex, or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Hash>, D::Error> {
+            Option::<std::borrow::Cow<'de, str>>::deserialize(d)?
+                .map(|s| Hash::from_hex(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+
+    /// `Vec<Hash>` as a list of hex strings.
+    pub mod list {
+        use serde::ser::SerializeSeq as _;
+        use serde::{Deserialize as _, Deserializer, Serializer};
+        use zhtp_types::Hash;
+
+        /// As hex strings.
+        pub fn serialize<S: Serializer>(v: &[Hash], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for h in v {
+                seq.serialize_element(&h.to_hex())?;
+            }
+            seq.end()
+        }
+
+        /// From hex strings.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+            Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?
+                .iter()
+                .map(|s| Hash::from_hex(s).map_err(serde::de::Error::custom))
+                .collect()
+        }
+    }
+}
+
+/// An error answer: `{"error": "..."}` with a 4xx/5xx status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+}
+
+/// Put options, sent as JSON in the `zhtp-put` header of `POST /content`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutRequest {
+    /// Tier (default warm).
+    pub tier: Option<StorageTier>,
+    /// Encryption (default standard).
+    pub encryption: Option<EncryptionLevel>,
+    /// Erasure code instead of the tier's.
+    pub code: Option<CodeParams>,
+    /// Name.
+    pub name: Option<String>,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// What a put stored (`POST /content`, `put --json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The content's address.
+    #[serde(with = "hex")]
+    pub content_hash: Hash,
+    /// The content key, needed to read it through another node (network puts of encrypted
+    /// content only: a local put keeps it in the data dir).
+    #[serde(default, with = "hex::option", skip_serializing_if = "Option::is_none")]
+    pub key: Option<Hash>,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Bytes stored across all shards.
+    pub stored: u64,
+    /// Segments.
+    pub segments: usize,
+    /// Tier.
+    pub tier: StorageTier,
+    /// Encryption.
+    pub encryption: EncryptionLevel,
+    /// Erasure code, `k+m`.
+    pub code: String,
+    /// How long the put took.
+    pub seconds: f64,
+    /// Whether the manifest record reached another node (network puts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<bool>,
+    /// Which node got each shard, per segment (network puts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement: Vec<Vec<String>>,
+}
+
+impl Stored {
+    /// What a put of `m` reports, before the network's fields.
+    pub fn of(m: &Manifest, seconds: f64) -> Self {
+        Self {
+            content_hash: m.content_hash,
+            key: None,
+            size: m.size,
+            stored: m.stored_bytes(),
+            segments: m.segments.len(),
+            tier: m.tier,
+            encryption: m.encryption.level,
+            code: format!("{}+{}", m.code.data, m.code.parity),
+            seconds,
+            published: None,
+            placement: Vec::new(),
+        }
+    }
+}
+
+/// One line of `ls` / `search` (`GET /content`, `GET /search`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// The content's address.
+    #[serde(with = "hex")]
+    pub content_hash: Hash,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Bytes stored across all shards.
+    pub stored: u64,
+    /// Tier.
+    pub tier: StorageTier,
+    /// Encryption.
+    pub encryption: EncryptionLevel,
+    /// Name.
+    pub name: Option<String>,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// When it was put (Unix seconds).
+    pub created: u64,
+}
+
+impl From<&Summary> for Listed {
+    fn from(s: &Summary) -> Self {
+        Self {
+            content_hash: s.content_hash,
+            size: s.size,
+            stored: s.stored,
+            tier: s.tier,
+            encryption: s.encryption,
+            name: s.metadata.name.clone(),
+            mime: s.metadata.mime.clone(),
+            tags: s.metadata.tags.clone(),
+            description: s.metadata.description.clone(),
+            created: s.metadata.created,
+        }
+    }
+}
+
+/// A whole manifest (`GET /content/{hash}/manifest`, `info --json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInfo {
+    /// Manifest format version.
+    pub version: u16,
+    /// The content's address.
+    #[serde(with = "hex")]
+    pub content_hash: Hash,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Bytes stored across all shards.
+    pub stored: u64,
+    /// Tier.
+    pub tier: StorageTier,
+    /// Erasure code.
+    pub code: CodeInfo,
+    /// Plaintext bytes per segment.
+    pub segment_size: u32,
+    /// Encryption.
+    pub encryption: EncryptionLevel,
+    /// Hash that tells whether a key is this content's.
+    #[serde(with = "hex::option")]
+    pub key_check: Option<Hash>,
+    /// Segments, in order.
+    pub segments: Vec<SegmentDetail>,
+    /// Name, tags and so on.
+    pub metadata: MetadataInfo,
+}
+
+/// An erasure code in [`ManifestInfo`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    /// Implementation (`unknown` for a code this build does not implement).
+    pub kind: String,
+    /// k.
+    pub data: u8,
+    /// m.
+    pub parity: u8,
+}
+
+/// A segment in [`ManifestInfo`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentDetail {
+    /// Plaintext bytes.
+    pub plain_len: u32,
+    /// Whether LZ4 made it smaller.
+    pub compressed: bool,
+    /// Bytes after compression and encryption.
+    pub stored_len: u32,
+    /// Bytes per shard.
+    pub shard_len: u32,
+    /// Shard hashes, data shards first.
+    #[serde(with = "hex::list")]
+    pub shards: Vec<Hash>,
+}
+
+/// Metadata in [`ManifestInfo`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataInfo {
+    /// Name.
+    pub name: Option<String>,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// When it was put (Unix seconds).
+    pub created: u64,
+}
+
+impl From<&Manifest> for ManifestInfo {
+    fn from(m: &Manifest) -> Self {
+        Self {
+            version: m.version,
+            content_hash: m.content_hash,
+            size: m.size,
+            stored: m.stored_bytes(),
+            tier: m.tier,
+            code: CodeInfo {
+                kind: m.code.kind().map_or("unknown", |k| k.name()).to_owned(),
+                data: m.code.data,
+                parity: m.code.parity,
+            },
+            segment_size: m.segment_size,
+            encryption: m.encryption.level,
+            key_check: m.encryption.key_check,
+            segments: m
+                .segments
+                .iter()
+                .map(|s| SegmentDetail {
+                    plain_len: s.plain_len,
+                    compressed: s.compressed,
+                    stored_len: s.stored_len,
+                    shard_len: s.shard_len,
+                    shards: s.shards.clone(),
+                })
+                .collect(),
+            metadata: MetadataInfo {
+                name: m.metadata.name.clone(),
+                mime: m.metadata.mime.clone(),
+                tags: m.metadata.tags.clone(),
+                description: m.metadata.description.clone(),
+                created: m.metadata.created,
+            },
+        }
+    }
+}
+
+/// A priced quote (`POST /quote`, `quote --json`), amounts in integer µZHTP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Priced {
+    /// Base price.
+    pub base: MicroZhtp,
+    /// Quality premium.
+    pub quality_premium: MicroZhtp,
+    /// Network fee.
+    pub network_fee: MicroZhtp,
+    /// Escrow fee.
+    pub escrow_fee: MicroZhtp,
+    /// Most bonus paid to providers from the incentive pool.
+    pub max_bonus: MicroZhtp,
+    /// What the client pays.
+    pub total: MicroZhtp,
+    /// The plugin that priced it.
+    pub plugin: String,
+    /// BLAKE3 of its code.
+    #[serde(with = "hex")]
+    pub plugin_hash: Hash,
+    /// The factors it applied.
+    pub adjustments: Vec<AdjustmentInfo>,
+}
+
+/// One factor of a [`Priced`] quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjustmentInfo {
+    /// Factor name.
+    pub name: String,
+    /// Multiplier in basis points (10,000 = ×1).
+    pub factor_bp: u32,
+}
+
+impl From<&PricedQuote> for Priced {
+    fn from(p: &PricedQuote) -> Self {
+        let q = &p.quote;
+        Self {
+            base: q.base,
+            quality_premium: q.quality_premium,
+            network_fee: q.network_fee,
+            escrow_fee: q.escrow_fee,
+            max_bonus: q.max_bonus,
+            total: q.total,
+            plugin: p.plugin.clone(),
+            plugin_hash: p.plugin_hash,
+            adjustments: q
+                .adjustments
+                .iter()
+                .map(|a| AdjustmentInfo {
+                    name: a.factor.name().to_owned(),
+                    factor_bp: a.factor_bp,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An installed plugin in a registry slot (`GET /plugins`, `plugin list --json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRow {
+    /// Plugin kind (`pricing`).
+    pub kind: String,
+    /// `current` or `previous`.
+    pub slot: String,
+    /// The name it gives itself.
+    pub name: String,
+    /// BLAKE3 of its code.
+    #[serde(with = "hex")]
+    pub hash: Hash,
+    /// The ABI version it was built for.
+    pub abi_version: u32,
+    /// Bytes of code.
+    pub size: u64,
+}
+
+impl PluginRow {
+    /// `p` in `slot`.
+    pub fn of(slot: &str, p: &Plugin) -> Self {
+        let i = p.info();
+        Self {
+            kind: p.kind().as_str().to_owned(),
+            slot: slot.to_owned(),
+            name: i.name.clone(),
+            hash: i.hash,
+            abi_version: i.abi_version,
+            size: i.size as u64,
+        }
+    }
+}
+
+/// A plugin made current (`POST /plugins/{kind}`, `.../rollback`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    /// The name it gives itself.
+    pub name: String,
+    /// BLAKE3 of its code.
+    #[serde(with = "hex")]
+    pub hash: Hash,
+}
+
+/// A running node's status (`GET /status`, `node status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Where it listens for peers.
+    pub listen: Vec<String>,
+    /// Peers connected now.
+    pub connected: Vec<String>,
+    /// How many.
+    pub peers: usize,
+    /// Peers in the routing table.
+    pub routing_table: usize,
+    /// DHT records held.
+    pub records: usize,
+    /// Shards held for the network.
+    pub shards: u64,
+    /// Their bytes.
+    pub shard_bytes: u64,
+    /// Contents they belong to.
+    pub contents: usize,
+    /// DHT records refused (bad signature, not the owner, stale).
+    pub refused_records: u64,
+    /// Inbound shard requests that failed.
+    pub inbound_failures: u64,
+    /// Inbound requests being answered now.
+    pub serving: usize,
+    /// Bytes those answers hold.
+    pub serving_bytes: usize,
+    /// Requests refused as busy since start.
+    pub busy: u64,
+}
+
+/// Live shards of a content (`GET /content/{hash}/holders`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderMap {
+    /// The content.
+    #[serde(with = "hex")]
+    pub content_hash: Hash,
+    /// Shards needed per segment.
+    pub k: u8,
+    /// Per segment.
+    pub segments: Vec<SegmentHolders>,
+}
+
+/// One segment of a [`HolderMap`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHolders {
+    /// Segment number.
+    pub segment: u32,
+    /// Shards with at least one live holder.
+    pub live: usize,
+    /// Shards in all (k + m).
+    pub of: usize,
+    /// Peer ids holding any of them.
+    pub nodes: Vec<String>,
+}
+
+impl HolderMap {
+    /// The fewest live shards of any segment, and k + m.
+    pub fn weakest(&self) -> (usize, usize) {
+        let min = self.segments.iter().map(|s| s.live).min().unwrap_or(0);
+        let of = self.segments.first().map_or(0, |s| s.of);
+        (min, of)
+    }
+}
+
+/// The line `zhtp node run` prints on stdout once it serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its API's URL.
+    pub api: String,
+    /// The file holding the API token.
+    pub token_file: std::path::PathBuf,
+    /// Addresses peers can dial (with `/p2p/<id>`, usable as `--bootstrap`).
+    pub listen: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_tiers_and_levels_are_spelled_as_on_the_command_line() {
+        let h = Hash([0xab; 32]);
+        let req = PutRequest {
+            tier: Some(StorageTier::Cold),
+            encryption: Some(EncryptionLevel::None),
+            ..PutRequest::default()
+        };
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(json["tier"], "cold");
+        assert_eq!(json["encryption"], "none");
+        let installed = Installed {
+            name: "p".into(),
+            hash: h,
+        };
+        let json = serde_json::to_string(&installed).unwrap();
+        assert_eq!(
+            json,
+            format!(r#"{{"name":"p","hash":"{}"}}"#, "ab".repeat(32))
+        );
+        assert_eq!(serde_json::from_str::<Installed>(&json).unwrap(), installed);
+        // A bad hash is an error naming it, not a zero hash.
+        let e = serde_json::from_str::<Installed>(r#"{"name":"p","hash":"xyz"}"#).unwrap_err();
+        assert!(e.to_string().contains("hex"), "{e}");
+    }
+
+    #[test]
+    fn a_put_request_with_an_unknown_field_is_refused() {
+        // A misspelt option must not silently fall back to a default.
+        let e = serde_json::from_str::<PutRequest>(r#"{"teir":"hot"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        // The names of earlier versions still read.
+        let r: PutRequest = serde_json::from_str(r#"{"tier":"Hot"}"#).unwrap();
+        assert_eq!(r.tier, Some(StorageTier::Hot));
+    }
+}
