@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The demo, part 1 (`zhtp demo`): a 6-node devnet on 127.0.0.1 stores a 32 MiB file at 4+2, loses
 # two nodes to SIGKILL, serves the file byte-identical from another node, repairs back to full
-# redundancy and swaps a pricing plugin on a live node.
+# redundancy, swaps a pricing plugin on a live node, then removes the file and every live node
+# collects its shards.
 # Part 2, one node's command line: a fresh node in a temporary data directory prices storage with its built-in plugin,
 # swaps in a different pricing model, shows the new price, rolls back, and refuses a bad plugin;
 # then stores a 32 MiB file (compressed, encrypted, erasure-coded), reads it back byte for byte
-# and finds it again by tag and by text.
+# and finds it again by tag and by text, then removes it and gives the space back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
@@ -53,3 +54,8 @@ cmp "$dir/demo.bin" "$dir/back.bin" && echo "byte-identical"
 step "list and search"
 zhtp ls --tag demo
 zhtp search "DEMO upload"
+step "remove it: the manifest, the key and every shard go; compaction gives the space back"
+zhtp rm "$hash"
+zhtp compact --max-live 1
+if zhtp get "$hash" -o "$dir/gone.bin" 2>/dev/null; then echo "still readable after rm" >&2; exit 1; fi
+zhtp ls
