@@ -48,8 +48,8 @@ use crate::local::PutOptions;
 use crate::network::{self, Node, RepairReport};
 pub use crate::wire::PutRequest;
 use crate::wire::{
-    ErrorBody, HolderMap, Installed, Listed, ManifestInfo, NodeStatus, PluginRow, Priced,
-    SegmentHolders, Stored,
+    ErrorBody, HolderMap, Installed, Listed, ManifestInfo, NodeStatus, PluginRow, Priced, PutReply,
+    SegmentHolders,
 };
 
 /// Largest upload accepted through the API.
@@ -176,7 +176,7 @@ async fn put(
     State(st): State<ApiState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Stored>, ApiError> {
+) -> Result<Json<PutReply>, ApiError> {
     let req: PutRequest = match headers.get("zhtp-put") {
         Some(v) => serde_json::from_slice(v.as_bytes())
             .map_err(|e| bad(format!("zhtp-put header: {e}")))?,
@@ -228,7 +228,7 @@ async fn put(
         let t = std::time::Instant::now();
         let hashed = (Hash(*hasher.finalize().as_bytes()), total);
         let stored = st.node.put_hashed(&path, hashed, opts).await?;
-        let mut out = Stored::of(&stored.manifest, t.elapsed().as_secs_f64());
+        let mut out = PutReply::of(&stored.manifest, t.elapsed().as_secs_f64());
         out.key = stored.key.as_ref().map(|k| Hash(k.0));
         out.published = Some(stored.published);
         out.placement = stored

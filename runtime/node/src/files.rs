@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use zhtp::api::PutRequest;
 use zhtp::local::{LocalNode, PutOptions, write_atomically};
-use zhtp::wire::{Listed, ManifestInfo, Stored};
+use zhtp::wire::{Listed, ManifestInfo, PutReply};
 use zhtp_content::{CodeParams, EncryptionLevel, Metadata};
 use zhtp_store::Config;
 use zhtp_types::Hash;
@@ -226,7 +226,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     Ok(())
 }
 
-fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<Stored> {
+fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<PutReply> {
     let node = open(dir)?;
     let t = std::time::Instant::now();
     let manifest = if file == Path::new("-") {
@@ -245,10 +245,10 @@ fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<Stored> {
         }
         m
     };
-    Ok(Stored::of(&manifest, t.elapsed().as_secs_f64()))
+    Ok(PutReply::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
-fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<Stored> {
+fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<PutReply> {
     if args.file == Path::new("-") {
         bail!("put through --node takes a file, not standard input");
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use zhtp::api::{ApiState, router};
 use zhtp::network::{GcReport, Node, RemoveReport, RepairConfig, RepairReport};
-use zhtp::wire::{HolderMap, Installed, NodeStatus, PutRequest, Ready, Stored};
+use zhtp::wire::{HolderMap, Installed, NodeStatus, PutReply, PutRequest, Ready};
 use zhtp_dht::Multiaddr;
 use zhtp_host::abi::pricing::{QuoteRequest, Urgency};
 use zhtp_types::StorageTier;
@@ -436,7 +436,7 @@ pub fn demo() -> Result<()> {
         tags: vec!["demo".into()],
         ..PutRequest::default()
     };
-    let put: Stored = c0.post_file(
+    let put: PutReply = c0.post_file(
         "/content",
         Some(("zhtp-put", serde_json::to_string(&opts)?)),
         std::fs::File::open(&file)?,

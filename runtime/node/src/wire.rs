@@ -105,7 +105,7 @@ pub struct PutRequest {
 
 /// What a put stored (`POST /content`, `put --json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stored {
+pub struct PutReply {
     /// The content's address.
     #[serde(with = "hex")]
     pub content_hash: Hash,
@@ -135,7 +135,7 @@ pub struct Stored {
     pub placement: Vec<Vec<String>>,
 }
 
-impl Stored {
+impl PutReply {
     /// What a put of `m` reports, before the network's fields.
     pub fn of(m: &Manifest, seconds: f64) -> Self {
         Self {
