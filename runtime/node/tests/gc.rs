@@ -269,3 +269,28 @@ fn a_local_rm_keeps_shards_another_content_shares_and_a_reput_drops_the_old_ones
     assert_eq!(shard_count(&node), 0);
     assert!(node.list(None).unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reput_is_placed_when_every_node_holds_an_earlier_shard_at_some_place() {
+    // Two nodes share the six places of a segment. A node refusing one shard because it still
+    // holds the earlier put's shard there must still be offered the others, or the re-put finds
+    // no node at all.
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network_with(&tmp, 2, grace(0)).await;
+    // Eight segments: each is a fresh chance for both nodes to refuse one of its shards.
+    let bytes = data(8 << 20, 23);
+    let first = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
+    for n in &nodes {
+        assert!(!n.inventory(&first.manifest.content_hash).unwrap().is_empty());
+    }
+    let second = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
+    everyone_holds(&nodes, &second.manifest.content_hash, &second.manifest.encode()).await;
+    for n in &nodes {
+        n.collect().await.unwrap();
+    }
+    let got = nodes[1]
+        .get_bytes(&second.manifest.content_hash, second.key.clone())
+        .await
+        .unwrap();
+    assert!(got == bytes);
+}
