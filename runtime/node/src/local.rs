@@ -433,14 +433,19 @@ impl LocalNode {
     ) -> Result<std::collections::HashSet<Hash>, Error> {
         let mut out = std::collections::HashSet::new();
         for item in self.store.scan(Cf::Index, SUMMARY_PREFIX)? {
-            let (_, v) = item?;
-            let Ok(s) = postcard::from_bytes::<Summary>(&v) else {
+            // The hash from the key, not the value: an entry that does not decode must not
+            // make its content's shards look unused.
+            let (k, _) = item?;
+            let Some(h) = std::str::from_utf8(&k[SUMMARY_PREFIX.len()..])
+                .ok()
+                .and_then(|hex| Hash::from_hex(hex).ok())
+            else {
                 continue;
             };
-            if Some(&s.content_hash) == except {
+            if Some(&h) == except {
                 continue;
             }
-            if let Some(m) = self.manifest(&s.content_hash)? {
+            if let Some(m) = self.manifest(&h)? {
                 out.extend(m.segments.iter().flat_map(|seg| seg.shards.iter().copied()));
             }
         }
@@ -677,6 +682,8 @@ pub fn write_atomically<T, E: From<Error>>(
             let v = f(&mut w)?;
             w.finish().map_err(io("writing the output"))?;
             std::fs::rename(&tmp, dest).map_err(io(format!("renaming into {}", dest.display())))?;
+            // The new name must survive a power loss as well as the bytes.
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
             Ok(v)
         });
     if result.is_err() {

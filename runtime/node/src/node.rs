@@ -131,7 +131,7 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                 let m = n.clone();
                 let r = tokio::task::spawn_blocking(move || {
                     let store = m.local().store();
-                    store.seal_packs();
+                    store.seal_packs(zhtp_store::SEAL_MIN);
                     store.compact_packs(zhtp_store::COMPACT_MAX_LIVE)
                 })
                 .await;

@@ -36,9 +36,9 @@ impl FileOutput {
     /// Creates (or truncates) `path`; `size`, when known, is reserved on disk at once so the
     /// writes allocate nothing and a full disk fails now rather than midway.
     pub fn create(path: &Path, size: Option<u64>) -> io::Result<Self> {
-        let (file, direct) = match open(path, true) {
+        let (file, direct) = match open(path, true, true) {
             Ok(f) => (f, cfg!(target_os = "linux")),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(path, false)?, false),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(path, false, true)?, false),
             Err(e) => return Err(e),
         };
         if let Some(n) = size.filter(|n| *n > 0) {
@@ -76,7 +76,7 @@ impl FileOutput {
             match self.file.write_all_at(&self.buf[start..start + n], offset) {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     // The open took O_DIRECT, the write did not: go on buffered.
-                    self.file = open(&self.path, false)?;
+                    self.file = open(&self.path, false, false)?;
                     self.direct = false;
                     self.file
                         .write_all_at(&self.buf[start..start + n], offset)?;
@@ -129,10 +129,11 @@ impl Write for FileOutput {
     }
 }
 
-/// Opens for writing, with `O_DIRECT` when `direct` (on Linux; elsewhere buffered).
-fn open(path: &Path, direct: bool) -> io::Result<File> {
+/// Opens for writing (emptied first when `truncate`: not when going on with a file already
+/// written to), with `O_DIRECT` when `direct` (on Linux; elsewhere buffered).
+fn open(path: &Path, direct: bool, truncate: bool) -> io::Result<File> {
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true);
+    o.write(true).create(true).truncate(truncate);
     #[cfg(target_os = "linux")]
     if direct {
         use std::os::unix::fs::OpenOptionsExt as _;

@@ -137,7 +137,7 @@ async fn junk_no_manifest_references_is_released_after_the_grace_period_and_real
 
     // The running node gives the junk's disk space back, its own packs included.
     let store = victim.local().store();
-    store.seal_packs();
+    store.seal_packs(0);
     let c = store.compact_packs(1.0).unwrap();
     assert!(c.packs_removed >= 1, "{c:?}");
     assert!(pack_bytes(&victim_dir) < packs_before, "{c:?}");
@@ -281,10 +281,19 @@ async fn a_reput_is_placed_when_every_node_holds_an_earlier_shard_at_some_place(
     let bytes = data(8 << 20, 23);
     let first = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
     for n in &nodes {
-        assert!(!n.inventory(&first.manifest.content_hash).unwrap().is_empty());
+        assert!(
+            !n.inventory(&first.manifest.content_hash)
+                .unwrap()
+                .is_empty()
+        );
     }
     let second = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
-    everyone_holds(&nodes, &second.manifest.content_hash, &second.manifest.encode()).await;
+    everyone_holds(
+        &nodes,
+        &second.manifest.content_hash,
+        &second.manifest.encode(),
+    )
+    .await;
     for n in &nodes {
         n.collect().await.unwrap();
     }
@@ -292,5 +301,81 @@ async fn a_reput_is_placed_when_every_node_holds_an_earlier_shard_at_some_place(
         .get_bytes(&second.manifest.content_hash, second.key.clone())
         .await
         .unwrap();
+    assert!(got == bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_peers_collects_nothing() {
+    // Alone, every record lookup ends in "not found": that must not read as "removed".
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = Node::start_with(
+        &tmp.path().join("victim"),
+        support::config(vec![]),
+        grace(0),
+        Quota::default(),
+    )
+    .await
+    .unwrap();
+    let boot = victim.dht().dialable(2).await.unwrap();
+    let peer = support::start(&tmp.path().join("peer"), boot).await;
+    support::connected(&peer, 1).await;
+    let label = Hash([5; 32]);
+    for i in 0..2u64 {
+        let r = peer
+            .dht()
+            .request(
+                victim.peer_id(),
+                store_request(label, i as u32, 301 + 2 * i),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(r, Response::Stored), "{r:?}");
+    }
+    peer.stop().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !victim.dht().status().await.unwrap().connected.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the peer never left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = victim.collect().await.unwrap();
+    assert_eq!((r.contents, r.undecided, r.released), (1, 1, 0), "{r:?}");
+    assert_eq!(victim.inventory(&label).unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_of_content_another_node_published_is_refused_and_stores_nothing() {
+    // Records are keyed by content: the second publisher's manifest could never be published,
+    // and the holders would collect its shards. It is told so before anything is placed.
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network_with(&tmp, 3, grace(0)).await;
+    let bytes = data(2 << 20, 29);
+    let first = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
+    let hash = first.manifest.content_hash;
+    everyone_holds(&nodes, &hash, &first.manifest.encode()).await;
+    let held = |nodes: &[Node]| -> usize {
+        nodes
+            .iter()
+            .map(|n| n.inventory(&hash).unwrap().len())
+            .sum()
+    };
+    let before = held(&nodes);
+    let path = tmp.path().join("same-bytes");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = nodes[1]
+        .put_file(&path, support::opts(EncryptionLevel::Standard))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, zhtp::network::Error::Invalid(m) if m.contains("already published")),
+        "{err}"
+    );
+    assert_eq!(held(&nodes), before);
+    assert!(nodes[1].local().list(None).unwrap().is_empty());
+    // The first publisher's content is untouched and collection keeps it.
+    for n in &nodes {
+        let r = n.collect().await.unwrap();
+        assert_eq!(r.unreferenced, 0, "{r:?}");
+    }
+    let got = nodes[2].get_bytes(&hash, first.key.clone()).await.unwrap();
     assert!(got == bytes);
 }

@@ -174,6 +174,9 @@ pub struct WrittenShard {
 /// half of it is dead, so compaction copies at most as many bytes as it gives back.
 pub const COMPACT_MAX_LIVE: f64 = 0.5;
 
+/// The smallest pack a running node closes for compaction (see [`Store::seal_packs`]).
+pub const SEAL_MIN: u64 = 64 << 20;
+
 /// What [`Store::compact_packs`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -317,11 +320,12 @@ impl Store {
         r
     }
 
-    /// Closes the packs open for appends that no write is using, so that
-    /// [`Store::compact_packs`] may take them too once their shards are committed. A running
-    /// node calls this before its periodic compaction; appends go on in new packs.
-    pub fn seal_packs(&self) {
-        self.packs.seal_idle();
+    /// Closes the packs open for appends that hold at least `min_bytes` and that no write is
+    /// using, so that [`Store::compact_packs`] may take them too once their shards are
+    /// committed. A running node calls this before its periodic compaction with
+    /// [`SEAL_MIN`]; appends go on in new packs.
+    pub fn seal_packs(&self, min_bytes: u64) {
+        self.packs.seal_idle(min_bytes);
     }
 
     /// Gives back the space of closed packs (closed before this open, or by this process and
@@ -668,7 +672,7 @@ mod tests {
         s.write(b).unwrap();
         // Still open for appends: not compacted.
         assert_eq!(s.compact_packs(1.0).unwrap(), Compaction::default());
-        s.seal_packs();
+        s.seal_packs(0);
         // Closed, but a shard in it waits for its commit: deleting the pack would lose it.
         assert_eq!(s.compact_packs(1.0).unwrap(), Compaction::default());
         let mut b = s.batch();

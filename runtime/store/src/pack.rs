@@ -338,21 +338,34 @@ impl Packs {
         }
     }
 
-    /// Closes every pack open for appends that no append is using right now (later appends
-    /// open new packs), so that compaction may take them once their shards are settled.
-    pub(crate) fn seal_idle(&self) {
+    /// Closes every pack open for appends that holds at least `min` bytes and that no append
+    /// is using right now (later appends open new packs), so that compaction may take them
+    /// once their shards are settled. Smaller ones keep filling: sealing them each time would
+    /// leave a trail of small files.
+    pub(crate) fn seal_idle(&self, min: u64) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let idle = std::mem::take(&mut lanes.idle);
-        let mut closed = self.closed();
-        for p in idle {
-            if p.end == 0 {
-                lanes.idle.push(p); // nothing in it to give back
-            } else {
-                lanes.open -= 1;
-                closed.insert(p.id);
+        let mut sealed = Vec::new();
+        {
+            let mut closed = self.closed();
+            for p in idle {
+                if p.end == 0 || p.end < min {
+                    lanes.idle.push(p);
+                } else {
+                    lanes.open -= 1;
+                    closed.insert(p.id);
+                    sealed.push(p.id);
+                }
             }
         }
         self.returned.notify_all();
+        drop(lanes);
+        // Its read handle is opened again when a read needs it: a closed pack that is never
+        // compacted must not hold file descriptors for good.
+        let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
+        for id in sealed {
+            files.remove(&id);
+        }
     }
 
     /// A pack with room for `len` more bytes, for this caller alone.

@@ -6,12 +6,14 @@
 //! own when it put the content, else the DHT record. No record, a tombstone (an empty record:
 //! the publisher removed the content), or a manifest naming another shard there (a re-put with
 //! a new key, or a peer that stored junk under a real content's label) leaves the position
-//! unreferenced. The first round that finds a content with unreferenced positions notes the
-//! time (`orphan/<content>` in the index); a round at least [`RepairConfig::orphan_grace`]
-//! after that (the same round when the grace is zero) deletes them: the held entry, the
+//! unreferenced. The first round that finds a position unreferenced notes the time
+//! (`orphan/<position>` in the index), a round that finds it referenced again forgets it, and a
+//! round at least [`RepairConfig::orphan_grace`] after that first sighting (the same round
+//! when the grace is zero) that still finds it unreferenced deletes it: the held entry, the
 //! storing peer's owner entry (its quota comes back) and the shard itself unless something
-//! else here uses it. Pack compaction gives the disk space back. A lookup that fails for
-//! another reason (no peers, a timeout) decides nothing.
+//! else here uses it. Pack compaction gives the disk space back. A round on a node with no
+//! peers, and a lookup that fails for another reason than "no record" (a timeout), decide
+//! nothing.
 //!
 //! Known limit: whoever first publishes a record under a content's key owns it (records are
 //! keyed by content, not by publisher), so a peer that squats a key before the real publisher
@@ -68,8 +70,9 @@ enum Reference {
     Unknown,
 }
 
-fn orphan_key(content: &Hash) -> Vec<u8> {
-    [ORPHAN, content.as_bytes()].concat()
+/// The mark of a held position (its index key) first found unreferenced.
+fn orphan_key(position: &[u8]) -> Vec<u8> {
+    [ORPHAN, position].concat()
 }
 
 impl Node {
@@ -108,10 +111,17 @@ impl Node {
         // Not at the same time as a repair round, which may be placing shards of a segment.
         let _one_at_a_time = self.inner.repair_lock.lock().await;
         let mut report = GcReport::default();
-        let grace = self.inner.repair.orphan_grace.as_secs();
         let node = self.clone();
-        for content in blocking(move || node.held_contents()).await?? {
-            report.contents += 1;
+        let contents = blocking(move || node.held_contents()).await??;
+        report.contents = contents.len();
+        if self.inner.dht.status().await?.connected.is_empty() {
+            // Alone, every lookup ends in "no record": that proves nothing.
+            report.undecided = contents.len();
+            return Ok(report);
+        }
+        let grace = self.inner.repair.orphan_grace.as_secs();
+        let mut due: HashSet<Vec<u8>> = HashSet::new();
+        for content in contents {
             let reference = match self.reference(&content).await? {
                 Reference::Unknown => {
                     report.undecided += 1;
@@ -120,63 +130,69 @@ impl Node {
                 r => r,
             };
             let node = self.clone();
-            let r = blocking(move || -> Result<GcReport, Error> {
-                let store = &node.inner.store;
-                let unreferenced: Vec<Vec<u8>> = node
-                    .inventory(&content)?
-                    .into_iter()
-                    .filter(|h| match &reference {
-                        Reference::Manifest(m) => {
-                            m.segments
-                                .get(h.segment as usize)
-                                .and_then(|s| s.shards.get(h.index as usize))
-                                != Some(&h.hash)
-                        }
-                        _ => true,
-                    })
-                    .map(|h| held_key(&content, h.segment, h.index))
-                    .collect();
-                let mark = orphan_key(&content);
-                let since = store
-                    .get(Cf::Index, &mark)?
-                    .and_then(|v| Some(u64::from_le_bytes(v.get(..8)?.try_into().ok()?)));
-                let now = zhtp_dht::record::unix_now();
-                let mut r = GcReport {
-                    unreferenced: unreferenced.len(),
-                    ..GcReport::default()
-                };
-                let mut b = store.batch();
-                let first_seen = since.unwrap_or(now);
-                if unreferenced.is_empty() {
-                    if since.is_some() {
-                        store.delete(&mut b, Cf::Index, &mark)?;
-                    }
-                } else if now.saturating_sub(first_seen) >= grace {
-                    let removed = node.release(unreferenced.iter().cloned().collect())?;
-                    r.released = unreferenced.len();
-                    r.shards_deleted = removed.shards;
-                    r.bytes_deleted = removed.bytes;
-                    store.delete(&mut b, Cf::Index, &mark)?;
-                    if matches!(reference, Reference::Gone) && !node.inner.local.is_own(&content)? {
-                        // A manifest cached by an earlier get of a removed content.
-                        store.delete(&mut b, Cf::Manifests, content.as_bytes())?;
-                    }
-                } else if since.is_none() {
-                    store.put(&mut b, Cf::Index, &mark, &now.to_le_bytes())?;
-                }
-                store.write(b)?;
-                Ok(r)
-            })
-            .await??;
-            if r.released > 0 {
-                tracing::info!(%content, released = r.released, "unreferenced shards released");
-            }
-            report.unreferenced += r.unreferenced;
-            report.released += r.released;
-            report.shards_deleted += r.shards_deleted;
-            report.bytes_deleted += r.bytes_deleted;
+            let (unreferenced, ready) =
+                blocking(move || node.mark(&content, &reference, grace)).await??;
+            report.unreferenced += unreferenced;
+            due.extend(ready);
+        }
+        if !due.is_empty() {
+            report.released = due.len();
+            let node = self.clone();
+            let removed = blocking(move || node.release(due)).await??;
+            report.shards_deleted = removed.shards;
+            report.bytes_deleted = removed.bytes;
+            tracing::info!(?report, "unreferenced shards released");
         }
         Ok(report)
+    }
+
+    /// Notes which positions of `content` `reference` leaves unreferenced, forgets the marks of
+    /// those it references again, and returns how many are unreferenced and those whose grace
+    /// period is over. Blocking.
+    fn mark(
+        &self,
+        content: &Hash,
+        reference: &Reference,
+        grace: u64,
+    ) -> Result<(usize, Vec<Vec<u8>>), Error> {
+        let store = &self.inner.store;
+        let now = zhtp_dht::record::unix_now();
+        let mut b = store.batch();
+        let (mut unreferenced, mut due) = (0, Vec::new());
+        for h in self.inventory(content)? {
+            let position = held_key(content, h.segment, h.index);
+            let mark = orphan_key(&position);
+            let since = store
+                .get(Cf::Index, &mark)?
+                .and_then(|v| Some(u64::from_le_bytes(v.get(..8)?.try_into().ok()?)));
+            let referenced = match reference {
+                Reference::Manifest(m) => {
+                    m.segments
+                        .get(h.segment as usize)
+                        .and_then(|s| s.shards.get(h.index as usize))
+                        == Some(&h.hash)
+                }
+                _ => false,
+            };
+            if referenced {
+                if since.is_some() {
+                    store.delete(&mut b, Cf::Index, &mark)?;
+                }
+                continue;
+            }
+            unreferenced += 1;
+            if now.saturating_sub(since.unwrap_or(now)) >= grace {
+                due.push(position);
+            } else if since.is_none() {
+                store.put(&mut b, Cf::Index, &mark, &now.to_le_bytes())?;
+            }
+        }
+        if matches!(reference, Reference::Gone) && !self.inner.local.is_own(content)? {
+            // A manifest cached by an earlier get of a removed content: not trusted any more.
+            store.delete(&mut b, Cf::Manifests, content.as_bytes())?;
+        }
+        store.write(b)?;
+        Ok((unreferenced, due))
     }
 
     /// Deletes the held `positions` (index keys), their owners' entries, and the shards that
@@ -194,6 +210,7 @@ impl Node {
         let mut removed = Removed::default();
         let mut gone = HashSet::new();
         for p in &positions {
+            store.delete(&mut b, Cf::Index, &orphan_key(p))?;
             let Some(v) = store.get(Cf::Index, p)? else {
                 continue;
             };
@@ -250,17 +267,21 @@ impl Node {
         let node = self.clone();
         let h = *hash;
         let (a, b) = blocking(move || -> Result<(Removed, Removed), Error> {
-            let own = node.inner.local.remove(&h)?;
+            let own = {
+                // The shards it deletes must not meanwhile gain a held position.
+                let _positions = node
+                    .inner
+                    .positions
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                node.inner.local.remove(&h)?
+            };
             let positions: HashSet<Vec<u8>> = node
                 .inventory(&h)?
                 .into_iter()
                 .map(|p| held_key(&h, p.segment, p.index))
                 .collect();
             let held = node.release(positions)?;
-            let store = &node.inner.store;
-            let mut b = store.batch();
-            store.delete(&mut b, Cf::Index, &orphan_key(&h))?;
-            store.write(b)?;
             Ok((own, held))
         })
         .await??;

@@ -13,10 +13,26 @@ use zhtp_dht::protocol::MAX_SHARD;
 use zhtp_dht::{PeerId, Request, Response};
 use zhtp_types::Hash;
 
-use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, by_distance, manifest_key};
+use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
 use crate::local::PutOptions;
 
 impl Node {
+    /// Refuses a put of content whose manifest record another node owns: records belong to
+    /// their first publisher, so this node's manifest could never be published, and the nodes
+    /// holding its shards would collect them as unreferenced.
+    async fn check_owner(&self, content: &Hash) -> Result<(), Error> {
+        match self.inner.dht.get_record(&manifest_key(content)).await {
+            Ok(rec) if rec.publisher != self.peer_id() => Err(Error::Invalid(format!(
+                "content {content} is already published by node {}; its manifest record is \
+                 that node's (records are keyed by content, not yet by publisher), so this \
+                 node cannot publish its own",
+                rec.publisher
+            ))),
+            // Ours, none, or the network cannot say now: go on (publishing checks again).
+            _ => Ok(()),
+        }
+    }
+
     /// Stores one shard on `peer` (this node included). An error says why, and whether the
     /// peer refused this shard only (it answered: it may take the segment's other shards) or
     /// failed (no answer, or full: it is not asked again for this segment).
@@ -165,6 +181,7 @@ impl Node {
                 opts.segment_size, opts.code.data, MAX_SHARD
             )));
         }
+        self.check_owner(&content_hash).await?;
         let peers = self.live_peers().await?;
         let mut file = tokio::fs::File::open(path).await.map_err(Error::Input)?;
         let seg_size = opts.segment_size as usize;
@@ -235,9 +252,17 @@ impl Node {
         let mut metadata = opts.metadata;
         metadata.created = zhtp_dht::record::unix_now();
         let manifest = encoder.manifest(content_hash, size, infos, metadata);
-        self.inner
-            .local
-            .commit(&manifest, key.as_ref(), Vec::new())?;
+        let (node, m, k) = (self.clone(), manifest.clone(), key.clone());
+        blocking(move || {
+            // A re-put drops the earlier manifest's shards: none may meanwhile gain a position.
+            let _positions = node
+                .inner
+                .positions
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            node.inner.local.commit(&m, k.as_ref(), Vec::new())
+        })
+        .await??;
         let published = match self
             .inner
             .dht
@@ -250,10 +275,14 @@ impl Node {
         {
             Ok(()) => true,
             Err(zhtp_dht::Error::Record(e)) => {
-                // Refused here (another publisher owns the key): Kademlia will not republish it.
-                // Gets through this node work from the local manifest; others see the owner's.
-                tracing::warn!(content = %content_hash, "manifest record not published: {e}");
-                false
+                // Another publisher's record got here since `check_owner`: ours would never be
+                // published, and holders would collect our shards as unreferenced. Undo.
+                let (node, h) = (self.clone(), content_hash);
+                let _ = blocking(move || node.inner.local.remove(&h)).await;
+                return Err(Error::Invalid(format!(
+                    "the manifest record of {content_hash} cannot be published from here ({e}); \
+                     nothing was stored"
+                )));
             }
             Err(e) => {
                 // Kept locally and republished by Kademlia later; gets through this node work.
