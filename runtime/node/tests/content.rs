@@ -368,3 +368,33 @@ df --output=avail -B1 "$1" | tail -1
     assert_eq!(lines.next(), Some("small put ok"), "{stdout}");
     assert_eq!(lines.next(), None, "{stdout}");
 }
+
+/// A store whose every shard write fails (here: its pack directory became a file, so each
+/// new pack fails with "not a directory", an error other than a full disk) ends the put with
+/// that error; the put never waits for good on workers that have all stopped.
+#[test]
+fn a_put_whose_every_shard_write_fails_ends_with_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = LocalNode::open(dir.path(), Config::default()).unwrap();
+    let packs = dir.path().join("store").join("packs");
+    std::fs::remove_dir_all(&packs).unwrap();
+    std::fs::write(&packs, b"not a directory").unwrap();
+    // 64 segments: far more than the workers and the channel between them hold.
+    let input = bytes(31, 64 << 20, false);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Not a scoped thread: a hung put must fail the test, not keep the scope waiting.
+    std::thread::spawn(move || {
+        let r = node.put(&mut &input[..], PutOptions::new(StorageTier::Hot), &|_| {});
+        let _ = tx.send((r, node));
+    });
+    let (r, node) = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the put hung with every shard write failing");
+    let err = r.expect_err("a put with no writable pack succeeded");
+    assert!(
+        matches!(&err, zhtp::local::Error::Store(zhtp_store::Error::Io(_, e))
+            if e.kind() == std::io::ErrorKind::NotADirectory),
+        "{err:?}"
+    );
+    assert!(node.list(None).unwrap().is_empty());
+}
