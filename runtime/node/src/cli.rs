@@ -65,17 +65,23 @@ pub enum Command {
         #[arg(long)]
         base_dir: Option<PathBuf>,
     },
-    /// A 6-node devnet doing real work: store 32 MiB, kill 2 nodes, get it back, repair,
-    /// swap a pricing plugin live. What `make demo` runs.
+    /// A 6-node devnet doing real work (what `make demo` runs).
+    ///
+    /// Stores 32 MiB, kills 2 nodes, gets it back, repairs, swaps a pricing plugin live, then
+    /// removes the file and collects its shards on every live node.
     Demo,
     /// Run a repair round on the node now (needs --node).
     Repair,
-    /// Run a garbage-collection round on the node now (needs --node): held shards that no
-    /// published manifest has referenced for the grace period are deleted.
+    /// Run a garbage-collection round on the node now (needs --node).
+    ///
+    /// Held shards that no published manifest has referenced for the grace period are
+    /// deleted, and the peers that stored them get that quota back.
     Gc,
-    /// Give back the disk space of pack files that are mostly dead bytes (left by failed or
-    /// interrupted puts, removed, repaired and collected shards). Works on the local data dir;
-    /// a running node does this itself at start and every --compact-interval.
+    /// Give back the disk space of pack files that are mostly dead bytes.
+    ///
+    /// Dead bytes are left by failed or interrupted puts and by removed, repaired and collected
+    /// shards. Works on the local data dir; a running node does this itself at start and every
+    /// `--compact-interval`.
     Compact {
         /// Compact a pack when its live shards fill at most this fraction of it (0 to 1).
         #[arg(long, default_value_t = zhtp_store::COMPACT_MAX_LIVE, value_name = "FRACTION")]

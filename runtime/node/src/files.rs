@@ -44,9 +44,11 @@ pub enum FilesCommand {
         )]
         key: Option<Hash>,
     },
-    /// Remove a content put through this node: its manifest, key and the shards nothing else
-    /// uses. Through --node, also withdraws its manifest record from the network (the nodes
-    /// holding its shards delete them after their grace period).
+    /// Remove a content put through this node.
+    ///
+    /// Deletes its manifest, key and the shards nothing else uses. Through --node, also
+    /// withdraws its manifest record from the network (a signed tombstone): the nodes holding
+    /// its shards delete them after their grace period (`node run --gc-grace`).
     Rm {
         /// Content hash.
         #[arg(value_parser = args::content_hash)]

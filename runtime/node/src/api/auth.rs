@@ -155,7 +155,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub async fn require(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     match guard.check(req.headers()) {
         Ok(()) => next.run(req).await,
-        Err((code, why)) => (code, axum::Json(serde_json::json!({ "error": why }))).into_response(),
+        Err((code, why)) => {
+            let body = crate::wire::ErrorBody { error: why.into() };
+            (code, axum::Json(body)).into_response()
+        }
     }
 }
 
