@@ -10,6 +10,7 @@
 //! - [`wire`]: the API's request and response bodies, shared by the handlers, the `--node`
 //!   client and `--json` output.
 //! - [`output`]: writing a content to a file with preallocation and direct I/O.
+//! - [`pipeline`]: the put pipeline both paths share, over a shard [`pipeline::Sink`].
 //! - [`private`]: files only this user may read (data dir, node key, API token).
 
 pub mod api;
@@ -17,5 +18,6 @@ pub mod bench;
 pub mod local;
 pub mod network;
 pub mod output;
+pub mod pipeline;
 pub mod private;
 pub mod wire;

@@ -1,8 +1,8 @@
 //! Content on one node: the pipeline of `zhtp-content` over the store of `zhtp-store`.
 //!
-//! Put streams the input a segment at a time: the calling thread reads and hashes (the content
-//! address is BLAKE3 of the plaintext), worker threads compress, encrypt, erasure-code, hash and
-//! write shards to the store's pack files. The commit makes the packs durable and then writes
+//! Put runs the shared pipeline ([`crate::pipeline`]): the calling thread reads and hashes (the
+//! content address is BLAKE3 of the plaintext), worker threads compress, encrypt, erasure-code,
+//! hash and write shards to the store's pack files (this module's sink). The commit makes the packs durable and then writes
 //! one synced batch with every shard's index entry, the manifest, the content key and the index
 //! entries, so a content becomes visible atomically and only once all of its shards are
 //! durable. A crash before that leaves only unreferenced pack bytes, never a half-stored
@@ -15,14 +15,14 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zhtp_content::{
-    CodeKind, CodeParams, ContentKey, DEFAULT_SEGMENT_SIZE, Decoder, Encoder, EncryptionLevel,
-    Manifest, Metadata, Params, SegmentInfo,
+    CodeKind, CodeParams, ContentKey, DEFAULT_SEGMENT_SIZE, Decoder, EncodedSegment, Encoder,
+    EncryptionLevel, Manifest, Metadata, Params,
 };
 use zhtp_store::{Cf, Config, Store, WrittenShard};
 use zhtp_types::{Hash, StorageTier};
@@ -149,8 +149,34 @@ pub struct Removed {
     pub bytes: u64,
 }
 
-/// A stored segment: its index, manifest entry and written shards.
-type Stored = (u32, SegmentInfo, Vec<WrittenShard>);
+/// The local put's sink: shards written to this node's pack files, indexed at the commit.
+struct ToStore<'a>(&'a Store);
+
+impl crate::pipeline::Sink for ToStore<'_> {
+    type Placed = Vec<WrittenShard>;
+    type Error = Error;
+
+    /// Writes the segment's shards' bytes (not yet indexed or durable).
+    fn store(&self, _index: u32, seg: &EncodedSegment) -> Result<Vec<WrittenShard>, Error> {
+        let mut shards = Vec::with_capacity(seg.info.shards.len());
+        for (hash, bytes) in seg.shards() {
+            match self.0.write_shard(&hash, bytes) {
+                Ok(s) => shards.push(s),
+                Err(e) => {
+                    self.0.discard_shards(&shards);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(shards)
+    }
+
+    /// Nothing refers to these bytes: their space comes back now (a full disk is the usual
+    /// reason to be here).
+    fn abort(&self, placed: Vec<Vec<WrittenShard>>) {
+        self.0.discard_shards(&placed.concat());
+    }
+}
 
 /// A decoded segment (plaintext and how many of its shards were repaired) or why it failed.
 type Decoded = Result<(Vec<u8>, usize), Error>;
@@ -205,98 +231,21 @@ impl LocalNode {
             segment_size: opts.segment_size,
         };
         let encoder = Encoder::new(params, key.as_ref())?;
-        let seg_size = opts.segment_size as usize;
-        let mut hasher = blake3::Hasher::new();
-        let mut size = 0u64;
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
-
-        let mut written: Vec<WrittenShard> = Vec::new();
-        let infos = std::thread::scope(|s| -> Result<Vec<SegmentInfo>, Error> {
-            // Bounded: at most `workers` segments wait while each worker holds one.
-            let (tx, rx) = sync_channel::<(u32, Vec<u8>)>(self.workers);
-            let rx = Arc::new(Mutex::new(rx));
-            let (res_tx, res_rx) = std::sync::mpsc::channel::<Result<Stored, Error>>();
-            for _ in 0..self.workers {
-                let (rx, res_tx, encoder, done, stop) =
-                    (rx.clone(), res_tx.clone(), &encoder, &done, &failed);
-                s.spawn(move || {
-                    loop {
-                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((index, plain)) = next else { break };
-                        let r = self.store_segment(encoder, index, &plain);
-                        let failed = r.is_err();
-                        let total = done
-                            .fetch_add(plain.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                        progress(total + plain.len() as u64);
-                        let _ = res_tx.send(r.map(|(info, shards)| (index, info, shards)));
-                        if failed {
-                            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(res_tx);
-            // Only the workers hold the receiver: when every one of them has stopped on an
-            // error, a `send` below fails instead of waiting for good on a full channel.
-            drop(rx);
-            let mut index = 0u32;
-            let read_result = loop {
-                if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                    break Ok(()); // a worker failed: its error is in res_rx
-                }
-                // Read into spare capacity: nothing is zeroed only to be overwritten.
-                let mut buf = Vec::with_capacity(seg_size);
-                let n = match input.by_ref().take(seg_size as u64).read_to_end(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => break Err(io("reading the input")(e)),
-                };
-                if n == 0 {
-                    break Ok(());
-                }
-                hasher.update(&buf);
-                size += n as u64;
-                if tx.send((index, buf)).is_err() {
-                    break Ok(()); // every worker stopped: their error is in res_rx
-                }
-                index += 1;
-                if n < seg_size {
-                    break Ok(());
-                }
-            };
-            drop(tx);
-            let mut infos: Vec<(u32, SegmentInfo)> = Vec::with_capacity(index as usize);
-            // Every result is drained, also after a failure, so that `written` holds all the
-            // shards written, for the discard below.
-            let mut failure = None;
-            for r in res_rx {
-                match r {
-                    Ok((index, info, shards)) => {
-                        infos.push((index, info));
-                        written.extend(shards);
-                    }
-                    Err(e) => failure = failure.or(Some(e)),
-                }
-            }
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            read_result?;
-            infos.sort_by_key(|(i, _)| *i);
-            Ok(infos.into_iter().map(|(_, info)| info).collect())
-        });
-        let infos = match infos {
-            Ok(infos) => infos,
-            Err(e) => {
-                // Nothing refers to these bytes: give their space back now (a full disk is the
-                // usual reason to be here).
-                self.store.discard_shards(&written);
-                return Err(e);
-            }
-        };
-
-        let content_hash = Hash(*hasher.finalize().as_bytes());
+        let encoded = crate::pipeline::run(
+            input,
+            &encoder,
+            opts.segment_size as usize,
+            self.workers,
+            &ToStore(&self.store),
+            progress,
+        )?;
+        let mut infos = Vec::with_capacity(encoded.segments.len());
+        let mut written = Vec::new();
+        for (info, shards) in encoded.segments {
+            infos.push(info);
+            written.extend(shards);
+        }
+        let (content_hash, size) = (encoded.content_hash, encoded.size);
         let mut metadata = opts.metadata;
         metadata.created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -304,27 +253,6 @@ impl LocalNode {
         let manifest = encoder.manifest(content_hash, size, infos, metadata);
         self.commit(&manifest, key.as_ref(), written)?;
         Ok(manifest)
-    }
-
-    /// Encodes one segment and writes its shards' bytes (not yet indexed or durable).
-    fn store_segment(
-        &self,
-        encoder: &Encoder,
-        index: u32,
-        plain: &[u8],
-    ) -> Result<(SegmentInfo, Vec<WrittenShard>), Error> {
-        let seg = encoder.encode_segment(index, plain)?;
-        let mut shards = Vec::with_capacity(seg.info.shards.len());
-        for (hash, bytes) in seg.shards() {
-            match self.store.write_shard(&hash, bytes) {
-                Ok(s) => shards.push(s),
-                Err(e) => {
-                    self.store.discard_shards(&shards);
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok((seg.info, shards))
     }
 
     /// The commit point: one synced batch with the shards' index entries (their pack bytes made

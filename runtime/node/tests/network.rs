@@ -183,3 +183,29 @@ async fn a_restarted_node_still_serves_its_shards_and_records() {
         matches!(r, zhtp_dht::Response::Shard(b) if blake3::hash(&b).as_bytes() == shard.as_bytes())
     );
 }
+
+/// The network put runs the same pipeline as the local one, with the same cancellation: when
+/// no node takes any shard (here a lone node whose pack directory became a file), the put ends
+/// with a placement error naming the failure and publishes nothing; it never hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_put_whose_every_placement_fails_ends_with_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lone");
+    let node = support::start(&dir, vec![]).await;
+    let packs = dir.join("store").join("packs");
+    std::fs::remove_dir_all(&packs).unwrap();
+    std::fs::write(&packs, b"not a directory").unwrap();
+    let input = tmp.path().join("input");
+    std::fs::write(&input, support::data(16 << 20, 41)).unwrap();
+    let put = node.put_file(&input, support::opts(EncryptionLevel::Standard));
+    let err = tokio::time::timeout(std::time::Duration::from_secs(120), put)
+        .await
+        .expect("the put hung with every placement failing")
+        .unwrap_err();
+    assert!(
+        matches!(&err, zhtp::network::Error::Placement { reason, .. }
+            if reason.contains("Not a directory")),
+        "{err}"
+    );
+    assert!(node.local().list(None).unwrap().is_empty());
+}

@@ -1,13 +1,11 @@
-//! Placement: a put encoded segment by segment, each shard sent to a different node
-//! closest to its hash, the manifest published when every segment is placed.
+//! Placement: a put through the shared pipeline ([`crate::pipeline`]) whose sink sends each
+//! shard of a segment to a different node closest to its hash; the manifest is published when
+//! every segment is placed.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt as _;
-use futures::stream::FuturesOrdered;
-use tokio::io::AsyncReadExt as _;
 use zhtp_content::{ContentKey, EncodedSegment, Encoder, EncryptionLevel, Params, SegmentInfo};
 use zhtp_dht::protocol::MAX_SHARD;
 use zhtp_dht::{PeerId, Request, Response};
@@ -15,6 +13,47 @@ use zhtp_types::Hash;
 
 use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
 use crate::local::PutOptions;
+
+/// A network put's sink: each segment's shards placed on distinct nodes closest to their
+/// hashes ([`Node::place`]), from the pipeline's worker threads.
+struct ToNetwork {
+    node: Node,
+    runtime: tokio::runtime::Handle,
+    content: Hash,
+    peers: Vec<PeerId>,
+}
+
+impl crate::pipeline::Sink for ToNetwork {
+    /// The node holding each shard.
+    type Placed = Vec<PeerId>;
+    type Error = Error;
+
+    fn store(&self, index: u32, seg: &EncodedSegment) -> Result<Vec<PeerId>, Error> {
+        let shards = seg
+            .shards()
+            .enumerate()
+            .map(|(j, (h, b))| (j, h, b.to_vec()))
+            .collect();
+        // A worker thread of the pipeline, not a runtime thread: blocking on the placement
+        // is what bounds how many segments are in flight.
+        let placed = self.runtime.block_on(self.node.place(
+            self.content,
+            index,
+            shards,
+            &self.peers,
+            &HashSet::new(),
+        ))?;
+        let mut holders = vec![self.node.peer_id(); placed.len()];
+        for (j, p) in placed {
+            holders[j] = p;
+        }
+        Ok(holders)
+    }
+
+    /// Shards already placed stay where they are: no manifest is published for them, so their
+    /// holders collect them after their grace period.
+    fn abort(&self, _placed: Vec<Vec<PeerId>>) {}
+}
 
 impl Node {
     /// Refuses a put of content whose manifest record another node owns: records belong to
@@ -183,72 +222,32 @@ impl Node {
         }
         self.check_owner(&content_hash).await?;
         let peers = self.live_peers().await?;
-        let mut file = tokio::fs::File::open(path).await.map_err(Error::Input)?;
+        let sink = ToNetwork {
+            node: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            content: content_hash,
+            peers,
+        };
+        let (p, enc) = (path.to_owned(), encoder.clone());
         let seg_size = opts.segment_size as usize;
-        let mut infos: Vec<SegmentInfo> = Vec::new();
-        let mut placement: Vec<Vec<PeerId>> = Vec::new();
-        let mut inflight = FuturesOrdered::new();
-        let mut index = 0u32;
-        let mut read = 0u64;
-        // What is encoded is hashed again: an input edited between the two reads (even to the
-        // same size) must fail the put, not publish a manifest whose content never verifies.
-        let mut second = blake3::Hasher::new();
-        let mut ended = false;
-        while !ended || !inflight.is_empty() {
-            if !ended && inflight.len() < WINDOW {
-                let mut buf = vec![0u8; seg_size];
-                let mut n = 0;
-                while n < seg_size {
-                    let k = file.read(&mut buf[n..]).await.map_err(Error::Input)?;
-                    if k == 0 {
-                        break;
-                    }
-                    n += k;
-                }
-                buf.truncate(n);
-                read += n as u64;
-                second.update(&buf);
-                if n < seg_size {
-                    ended = true;
-                }
-                if n > 0 {
-                    let (node, encoder, peers) = (self.clone(), encoder.clone(), peers.clone());
-                    let i = index;
-                    inflight.push_back(async move {
-                        let seg: EncodedSegment =
-                            tokio::task::spawn_blocking(move || encoder.encode_segment(i, &buf))
-                                .await
-                                .map_err(|e| Error::Task(e.to_string()))??;
-                        let shards = seg
-                            .shards()
-                            .enumerate()
-                            .map(|(j, (h, b))| (j, h, b.to_vec()))
-                            .collect();
-                        let placed = node
-                            .place(content_hash, i, shards, &peers, &HashSet::new())
-                            .await?;
-                        let mut holders = vec![node.peer_id(); placed.len()];
-                        for (j, p) in placed {
-                            holders[j] = p;
-                        }
-                        Ok::<_, Error>((seg.info, holders))
-                    });
-                    index += 1;
-                }
-                continue;
-            }
-            if let Some(r) = inflight.next().await {
-                let (info, holders) = r?;
-                infos.push(info);
-                placement.push(holders);
-            }
-        }
-        if read != size || Hash(*second.finalize().as_bytes()) != content_hash {
+        // The shared pipeline on a blocking thread: its workers encode and place, a window of
+        // segments at a time, and the same pass hashes what it reads.
+        let encoded = blocking(move || {
+            let mut file = std::fs::File::open(&p).map_err(Error::Input)?;
+            crate::pipeline::run(&mut file, &enc, seg_size, WINDOW, &sink, &|_| {})
+        })
+        .await??;
+        // An input edited after it was hashed (even to the same size) fails the put: a
+        // manifest whose content never verifies is not published.
+        if encoded.size != size || encoded.content_hash != content_hash {
             return Err(Error::Invalid(format!(
-                "{} changed while being stored ({size} B, then {read} B); nothing was published",
-                path.display()
+                "{} changed while being stored ({size} B, then {} B); nothing was published",
+                path.display(),
+                encoded.size
             )));
         }
+        let (infos, placement): (Vec<SegmentInfo>, Vec<Vec<PeerId>>) =
+            encoded.segments.into_iter().unzip();
         let mut metadata = opts.metadata;
         metadata.created = zhtp_dht::record::unix_now();
         let manifest = encoder.manifest(content_hash, size, infos, metadata);
