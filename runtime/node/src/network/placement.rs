@@ -148,7 +148,11 @@ impl Node {
                         {
                             Ok(()) => return Ok((index, p)),
                             Err((e, only_this)) => {
-                                tracing::warn!(%p, segment, index, "shard not placed: {e}");
+                                if only_this {
+                                    tracing::debug!(%p, segment, index, "shard not placed: {e}");
+                                } else {
+                                    tracing::warn!(%p, segment, index, "shard not placed: {e}");
+                                }
                                 if !only_this {
                                     down.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
                                 }

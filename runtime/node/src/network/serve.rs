@@ -40,8 +40,13 @@ pub(super) async fn serve(node: std::sync::Weak<Inner>, mut inbound: mpsc::Recei
                 reply,
             } = req;
             let response = node.answer(peer, request).await;
-            if let Response::Refused(why) = &response {
-                tracing::warn!(%peer, "refused a shard request: {why}");
+            match &response {
+                // Expected during a re-put with a new key, until collection: not a warning.
+                Response::Refused(why) if why.contains(OTHER_SHARD) => {
+                    tracing::debug!(%peer, "refused a shard request: {why}");
+                }
+                Response::Refused(why) => tracing::warn!(%peer, "refused a shard request: {why}"),
+                _ => {}
             }
             reply.send(response).await;
         });
