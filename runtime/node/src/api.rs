@@ -207,7 +207,10 @@ async fn put(
         Hash(*blake3::hash(format!("{:?}", std::time::Instant::now()).as_bytes()).as_bytes())
             .fmt_short()
     ));
-    let result = async {
+    // Removed however the handler ends, also when the client goes away mid-put (the future is
+    // dropped then, and nothing after an `.await` runs).
+    let _spool = Spool(path.clone());
+    async {
         let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
         let mut stream = body.into_data_stream();
         let mut total = 0u64;
@@ -238,9 +241,16 @@ async fn put(
             .collect();
         Ok(Json(out))
     }
-    .await;
-    let _ = tokio::fs::remove_file(&path).await;
-    result
+    .await
+}
+
+/// A spooled upload, deleted when dropped.
+struct Spool(PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[derive(Deserialize)]

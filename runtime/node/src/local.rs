@@ -238,6 +238,7 @@ impl LocalNode {
             self.workers,
             &ToStore(&self.store),
             progress,
+            &std::sync::atomic::AtomicBool::new(false),
         )?;
         let mut infos = Vec::with_capacity(encoded.segments.len());
         let mut written = Vec::new();

@@ -151,14 +151,11 @@ impl FileOutput {
         self.buf.len() - self.start
     }
 
+    /// The first write error, every time it is asked (a caller that goes on after one must
+    /// not get a file with a hole as a success).
     fn check(&self) -> io::Result<()> {
-        match self
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            Some(e) => Err(e),
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
             None => Ok(()),
         }
     }

@@ -45,9 +45,17 @@ pub struct Encoded<P> {
     pub segments: Vec<(SegmentInfo, P)>,
 }
 
+fn cancelled() -> local::Error {
+    local::Error::Io {
+        what: "storing".into(),
+        source: std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled"),
+    }
+}
+
 /// Reads `input` to its end through `workers` encoding threads into `sink`. `progress` gets
-/// the bytes encoded and stored so far. On failure the sink's [`Sink::abort`] has been called
-/// with everything it placed, and the first error is returned.
+/// the bytes encoded and stored so far. Setting `cancel` stops the reading and the workers
+/// (the segments being stored finish). On failure or cancellation the sink's [`Sink::abort`]
+/// has been called with everything it placed, and the first error is returned.
 pub fn run<S: Sink>(
     input: &mut dyn Read,
     encoder: &Encoder,
@@ -55,6 +63,7 @@ pub fn run<S: Sink>(
     workers: usize,
     sink: &S,
     progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
 ) -> Result<Encoded<S::Placed>, S::Error> {
     let workers = workers.max(1);
     let mut hasher = blake3::Hasher::new();
@@ -74,6 +83,9 @@ pub fn run<S: Sink>(
                 loop {
                     let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((index, plain)) = next else { break };
+                    if failed.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
+                        break; // another worker failed, or the caller gave up: stop storing
+                    }
                     let r = encoder
                         .encode_segment(index, &plain)
                         .map_err(|e| S::Error::from(local::Error::from(e)))
@@ -98,6 +110,9 @@ pub fn run<S: Sink>(
             if failed.load(Ordering::Relaxed) {
                 break Ok(()); // a worker failed: its error is in res_rx
             }
+            if cancel.load(Ordering::Relaxed) {
+                break Err(cancelled());
+            }
             // Read into spare capacity: nothing is zeroed only to be overwritten.
             let mut buf = Vec::with_capacity(segment_size);
             let n = match Read::take(&mut *input, segment_size as u64).read_to_end(&mut buf) {
@@ -115,7 +130,12 @@ pub fn run<S: Sink>(
             hasher.update(&buf);
             size += n as u64;
             if tx.send((index, buf)).is_err() {
-                break Ok(()); // every worker stopped: their error is in res_rx
+                // Every worker stopped: on an error (in res_rx) or on a cancel.
+                break if cancel.load(Ordering::Relaxed) {
+                    Err(cancelled())
+                } else {
+                    Ok(())
+                };
             }
             index += 1;
             if n < segment_size {
@@ -134,6 +154,11 @@ pub fn run<S: Sink>(
         if let Err(e) = read {
             failure = failure.take().or(Some(e.into()));
         }
+        // Workers that saw the cancel stopped without a word: never report what they left
+        // unstored as a whole content.
+        if failure.is_none() && cancel.load(Ordering::Relaxed) {
+            failure = Some(cancelled().into());
+        }
     });
     if let Some(e) = failure {
         sink.abort(placed.into_iter().map(|(_, _, p)| p).collect());
@@ -145,4 +170,132 @@ pub fn run<S: Sink>(
         size,
         segments: placed.into_iter().map(|(_, info, p)| (info, p)).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use zhtp_content::{EncryptionLevel, Params};
+    use zhtp_types::StorageTier;
+
+    use super::*;
+
+    /// Counts what it is asked to store; fails from segment `fail_at` on.
+    struct Counting {
+        stored: AtomicUsize,
+        fail_at: u32,
+        aborted: Mutex<Option<usize>>,
+        cancel_after: Option<(usize, Arc<AtomicBool>)>,
+    }
+
+    impl Sink for Counting {
+        type Placed = u32;
+        type Error = local::Error;
+        fn store(&self, index: u32, _: &EncodedSegment) -> Result<u32, local::Error> {
+            if index >= self.fail_at {
+                return Err(local::Error::NotFound(Hash([0; 32])));
+            }
+            let n = self.stored.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some((after, cancel)) = &self.cancel_after
+                && n >= *after
+            {
+                cancel.store(true, Ordering::SeqCst);
+            }
+            Ok(index)
+        }
+        fn abort(&self, placed: Vec<u32>) {
+            *self.aborted.lock().unwrap() = Some(placed.len());
+        }
+    }
+
+    fn encoder() -> Encoder {
+        let params = Params {
+            tier: StorageTier::Hot,
+            encryption: EncryptionLevel::None,
+            code: crate::local::PutOptions::code_for(StorageTier::Hot),
+            segment_size: 64 << 10,
+        };
+        Encoder::new(params, None).unwrap()
+    }
+
+    fn sink(fail_at: u32, cancel_after: Option<(usize, Arc<AtomicBool>)>) -> Counting {
+        Counting {
+            stored: AtomicUsize::new(0),
+            fail_at,
+            aborted: Mutex::new(None),
+            cancel_after,
+        }
+    }
+
+    #[test]
+    fn the_hash_is_of_every_byte_read_and_segments_come_back_in_order() {
+        let input: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
+        let s = sink(u32::MAX, None);
+        let out = run(
+            &mut &input[..],
+            &encoder(),
+            64 << 10,
+            3,
+            &s,
+            &|_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(out.content_hash, Hash(*blake3::hash(&input).as_bytes()));
+        assert_eq!(out.size, input.len() as u64);
+        let order: Vec<u32> = out.segments.iter().map(|(_, p)| *p).collect();
+        assert_eq!(order, (0..16).collect::<Vec<_>>());
+        assert_eq!(*s.aborted.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn a_failing_sink_ends_the_run_with_its_error_and_gets_back_what_it_placed() {
+        let input = vec![1u8; 1 << 20];
+        let s = sink(5, None);
+        let err = run(
+            &mut &input[..],
+            &encoder(),
+            64 << 10,
+            2,
+            &s,
+            &|_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(matches!(err, local::Error::NotFound(_)), "{err:?}");
+        // Everything stored before the failure was handed back, nothing more.
+        let stored = s.stored.load(Ordering::SeqCst);
+        assert_eq!(*s.aborted.lock().unwrap(), Some(stored));
+        assert!(stored < 16, "{stored} segments stored after the failure");
+    }
+
+    #[test]
+    fn cancelling_stops_the_run_with_an_interrupted_error() {
+        let input = vec![2u8; 4 << 20]; // 64 segments
+        let cancel = Arc::new(AtomicBool::new(false));
+        let s = sink(u32::MAX, Some((3, cancel.clone())));
+        let err = run(
+            &mut &input[..],
+            &encoder(),
+            64 << 10,
+            2,
+            &s,
+            &|_| {},
+            &cancel,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, local::Error::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::Interrupted),
+            "{err:?}"
+        );
+        let stored = s.stored.load(Ordering::SeqCst);
+        // At most the segments already taken by the workers when the flag went up.
+        assert!(
+            stored < 10,
+            "{stored} of 64 segments stored after the cancel"
+        );
+        assert_eq!(*s.aborted.lock().unwrap(), Some(stored));
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use zhtp_content::{ContentKey, EncodedSegment, Encoder, EncryptionLevel, Params, SegmentInfo};
@@ -13,6 +14,15 @@ use zhtp_types::Hash;
 
 use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
 use crate::local::PutOptions;
+
+/// Sets its flag when dropped: the put it belongs to was abandoned.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// A network put's sink: each segment's shards placed on distinct nodes closest to their
 /// hashes ([`Node::place`]), from the pipeline's worker threads.
@@ -234,13 +244,35 @@ impl Node {
         };
         let (p, enc) = (path.to_owned(), encoder.clone());
         let seg_size = opts.segment_size as usize;
-        // The shared pipeline on a blocking thread: its workers encode and place, a window of
-        // segments at a time, and the same pass hashes what it reads.
-        let encoded = blocking(move || {
-            let mut file = std::fs::File::open(&p).map_err(Error::Input)?;
-            crate::pipeline::run(&mut file, &enc, seg_size, WINDOW, &sink, &|_| {})
-        })
-        .await??;
+        // The shared pipeline on a thread of its own (not the blocking pool: its workers wait
+        // for placements whose local stores need that pool), encoding and placing a window of
+        // segments at a time; the same pass hashes what it reads. Dropping this future (a
+        // client that went away) cancels it.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("zhtp-put".into())
+            .spawn(move || {
+                let r = std::fs::File::open(&p)
+                    .map_err(Error::Input)
+                    .and_then(|mut f| {
+                        crate::pipeline::run(
+                            &mut f,
+                            &enc,
+                            seg_size,
+                            WINDOW,
+                            &sink,
+                            &|_| {},
+                            &cancel,
+                        )
+                    });
+                let _ = tx.send(r);
+            })
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let encoded = rx
+            .await
+            .map_err(|_| Error::Task("the put's thread stopped".into()))??;
         // An input edited after it was hashed (even to the same size) fails the put: a
         // manifest whose content never verifies is not published.
         if encoded.size != size || encoded.content_hash != content_hash {
