@@ -308,6 +308,10 @@ enum Command {
     ProvidersDue {
         id: QueryId,
     },
+    /// The grace period of a record lookup that has found a record is over.
+    RecordDue {
+        id: QueryId,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },

@@ -61,7 +61,7 @@ impl EventLoop {
             }
             Command::GetRecord { key, reply } => {
                 let id = self.kad().get_record(key);
-                self.get_records.insert(id, reply);
+                self.get_records.insert(id, (None, reply));
             }
             Command::LocalRecord { key, reply } => {
                 use kad::store::RecordStore as _;
@@ -133,6 +133,7 @@ impl EventLoop {
                 }
             },
             Command::ProvidersDue { id } => self.finish_providers(id),
+            Command::RecordDue { id } => self.finish_record(id, Error::NotFound),
             Command::Shutdown { .. } => {}
         }
     }

@@ -20,6 +20,10 @@ use crate::record::{self, Opened, RecordError};
 /// How long a provider lookup goes on after its first providers were found.
 pub(super) const PROVIDERS_GRACE: Duration = Duration::from_millis(250);
 
+/// How long a record lookup goes on after its first record was found, for a newer version of
+/// it from another peer.
+pub(super) const RECORDS_GRACE: Duration = Duration::from_millis(100);
+
 /// Where the answer to a pending query goes.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -32,7 +36,8 @@ pub(super) struct EventLoop {
     pub(super) conn_tx: watch::Sender<usize>,
     pub(super) serving: Serving,
     pub(super) requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, Error>>>,
-    pub(super) get_records: HashMap<QueryId, oneshot::Sender<Result<Opened, Error>>>,
+    /// Record lookups: the best record found so far, and where the answer goes.
+    pub(super) get_records: HashMap<QueryId, (Option<Opened>, Reply<Opened>)>,
     pub(super) put_records: HashMap<QueryId, oneshot::Sender<Result<(), Error>>>,
     pub(super) providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     pub(super) closest: HashMap<QueryId, Reply<(Vec<PeerId>, u32)>>,
@@ -103,6 +108,17 @@ impl EventLoop {
             tracing::warn!("cannot keep a record: {e}");
         }
         Ok(())
+    }
+
+    /// Answers a record lookup with the best record it found (or `none`, when it found none)
+    /// and stops it.
+    pub(super) fn finish_record(&mut self, id: QueryId, none: Error) {
+        if let Some((best, tx)) = self.get_records.remove(&id) {
+            let _ = tx.send(best.ok_or(none));
+        }
+        if let Some(mut q) = self.kad().query_mut(&id) {
+            q.finish();
+        }
     }
 
     /// Answers a provider lookup with what it has found and stops it.

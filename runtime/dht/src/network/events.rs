@@ -6,7 +6,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, ping};
 use tokio::sync::mpsc;
 
-use super::event_loop::{EventLoop, PROVIDERS_GRACE};
+use super::event_loop::{EventLoop, PROVIDERS_GRACE, RECORDS_GRACE};
 use super::serving::PEER_SHARE;
 use super::{BehaviourEvent, Command, Error, Inbound, Responder};
 use crate::protocol::{self, Request, Response};
@@ -228,31 +228,47 @@ impl EventLoop {
                 stats,
             } => match result {
                 QueryResult::GetRecord(r) => {
-                    let found = match r {
+                    // The first valid record fixes the publisher; for a short while after it,
+                    // a higher sequence number of that publisher from another peer wins (a
+                    // replica that missed an update must not be the answer). Kademlia returns
+                    // the local record first when there is one.
+                    let mut done: Option<Error> = step.last.then_some(Error::NotFound);
+                    match r {
                         Ok(GetRecordOk::FoundRecord(pr)) => {
                             match record::open(&pr.record, self.cfg.validator.as_ref()) {
-                                Ok(o) => Some(Ok(o)),
+                                Ok(o) => {
+                                    if let Some((best, _)) = self.get_records.get_mut(&id) {
+                                        let first = best.is_none();
+                                        match best {
+                                            None => *best = Some(o),
+                                            Some(b)
+                                                if b.publisher == o.publisher && o.seq > b.seq =>
+                                            {
+                                                *best = Some(o)
+                                            }
+                                            Some(_) => {}
+                                        }
+                                        if first && done.is_none() {
+                                            let cmd = self.cmd_tx.clone();
+                                            tokio::spawn(async move {
+                                                tokio::time::sleep(RECORDS_GRACE).await;
+                                                let _ = cmd.send(Command::RecordDue { id }).await;
+                                            });
+                                        }
+                                    }
+                                }
                                 Err(e) => {
                                     self.refused_records += 1;
                                     tracing::warn!("refused a record from {:?}: {e}", pr.peer);
-                                    None
                                 }
                             }
                         }
-                        Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. }) => {
-                            Some(Err(Error::NotFound))
-                        }
-                        Err(kad::GetRecordError::NotFound { .. }) => Some(Err(Error::NotFound)),
-                        Err(e) => Some(Err(Error::Query(e.to_string()))),
-                    };
-                    let found = found.or_else(|| step.last.then_some(Err(Error::NotFound)));
-                    if let Some(result) = found {
-                        if let Some(tx) = self.get_records.remove(&id) {
-                            let _ = tx.send(result);
-                        }
-                        if let Some(mut q) = self.kad().query_mut(&id) {
-                            q.finish();
-                        }
+                        Ok(GetRecordOk::FinishedWithNoAdditionalRecord { .. })
+                        | Err(kad::GetRecordError::NotFound { .. }) => done = Some(Error::NotFound),
+                        Err(e) => done = Some(Error::Query(e.to_string())),
+                    }
+                    if let Some(none) = done {
+                        self.finish_record(id, none);
                     }
                 }
                 QueryResult::Bootstrap(r) if step.last || r.is_err() => {

@@ -162,8 +162,6 @@ impl Node {
                                     tracing::debug!(%p, segment, index, "shard not placed: {e}");
                                 } else {
                                     tracing::warn!(%p, segment, index, "shard not placed: {e}");
-                                }
-                                if !only_this {
                                     down.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
                                 }
                                 last = e;

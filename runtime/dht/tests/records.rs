@@ -1,0 +1,72 @@
+//! Record lookups on real swarms (libp2p's memory transport): a lookup answers with the newest
+//! version of a record it finds, not with a stale copy it happens to hold itself.
+
+use std::time::{Duration, Instant};
+
+use zhtp_dht::record::{self, Opened};
+use zhtp_dht::{Config, Dht, Keypair, Multiaddr};
+
+async fn start(bootstrap: Vec<Multiaddr>) -> Dht {
+    let mut cfg = Config::default();
+    cfg.memory_transport = true;
+    cfg.listen = vec!["/memory/0".parse().unwrap()];
+    cfg.bootstrap = bootstrap;
+    let (dht, mut inbound) = Dht::spawn(Keypair::generate_ed25519(), cfg, None)
+        .await
+        .unwrap();
+    tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+    dht
+}
+
+/// The version of the record under `key` that `node` holds itself, once it holds `seq`.
+async fn holds(node: &Dht, key: &[u8], seq: u64) -> Opened {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(r) = node.local_record(key).await.unwrap()
+            && let Ok(o) = record::open(&r, None)
+            && o.seq == seq
+        {
+            return o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the record (seq {seq}) never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_prefers_the_newest_version_over_its_own_stale_copy() {
+    let a = start(vec![]).await;
+    let boot = a.listening(1).await.unwrap();
+    let b = start(boot.clone()).await;
+    let c = start(boot).await;
+    for n in [&a, &b, &c] {
+        let _ = n.bootstrap().await;
+    }
+    for n in [&a, &b, &c] {
+        tokio::time::timeout(Duration::from_secs(30), n.wait_connected(2))
+            .await
+            .expect("the three nodes never all met")
+            .unwrap();
+    }
+    let publisher = Keypair::generate_ed25519();
+    let key = b"zhtp/test/record".to_vec();
+    let ttl = Duration::from_secs(3600);
+    // Version 1 reaches a and c (sent by b, which does not keep what it sends raw).
+    let v1 = record::seal(&publisher, &key, b"version 1".to_vec(), 1, ttl).unwrap();
+    b.put_raw_record(v1).await.unwrap();
+    holds(&a, &key, 1).await;
+    holds(&c, &key, 1).await;
+    // Version 2 reaches b and c (sent by a): a keeps its stale copy.
+    let v2 = record::seal(&publisher, &key, b"version 2".to_vec(), 2, ttl).unwrap();
+    a.put_raw_record(v2).await.unwrap();
+    holds(&b, &key, 2).await;
+    holds(&c, &key, 2).await;
+    assert_eq!(holds(&a, &key, 1).await.payload, b"version 1");
+
+    // a's lookup sees its own copy first, and the newer one from its peers.
+    let got = a.get_record(&key).await.unwrap();
+    assert_eq!((got.seq, got.payload.as_slice()), (2, &b"version 2"[..]));
+}
