@@ -83,6 +83,22 @@ impl PutOptions {
         }
     }
 
+    /// The encoder these options ask for, and the fresh random content key it encrypts with
+    /// (`None` at encryption level none). Both puts, local and network, start here.
+    pub fn encoder(&self) -> Result<(Encoder, Option<ContentKey>), Error> {
+        let key = match self.encryption {
+            EncryptionLevel::None => None,
+            _ => Some(ContentKey::random()?),
+        };
+        let params = Params {
+            tier: self.tier,
+            encryption: self.encryption,
+            code: self.code,
+            segment_size: self.segment_size,
+        };
+        Ok((Encoder::new(params, key.as_ref())?, key))
+    }
+
     /// Defaults for a tier: its code, `standard` encryption, 4 MiB segments.
     pub fn new(tier: StorageTier) -> Self {
         Self {
@@ -220,17 +236,7 @@ impl LocalNode {
         opts: PutOptions,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Manifest, Error> {
-        let key = match opts.encryption {
-            EncryptionLevel::None => None,
-            _ => Some(ContentKey::random()?),
-        };
-        let params = Params {
-            tier: opts.tier,
-            encryption: opts.encryption,
-            code: opts.code,
-            segment_size: opts.segment_size,
-        };
-        let encoder = Encoder::new(params, key.as_ref())?;
+        let (encoder, key) = opts.encoder()?;
         let encoded = crate::pipeline::run(
             input,
             &encoder,

@@ -2,10 +2,10 @@
 //! 127.0.0.1, RocksDB in temp dirs), and that each attack is contained. Every refusal is
 //! counted exactly, and every forgery is signed validly by a key that is not the owner's.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt as _;
-use support::{data, network, put};
+use support::{data, network, put, store_request, until};
 use zhtp::network::Node;
 use zhtp_content::EncryptionLevel;
 use zhtp_dht::record::{self, Envelope, MAX_VALUE, RecordError};
@@ -18,19 +18,6 @@ const TTL: Duration = Duration::from_secs(3600);
 
 fn manifest_key(h: &Hash) -> Vec<u8> {
     [b"zhtp/m/".as_slice(), h.as_bytes()].concat()
-}
-
-/// Waits (at most 30 s) until `f` holds for the node; fails the test otherwise.
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn refused(node: &Node) -> u64 {
@@ -256,18 +243,6 @@ async fn start_victim(dir: &std::path::Path, quota: zhtp::network::Quota) -> Nod
     Node::start_with(dir, support::config(vec![]), repair, quota)
         .await
         .unwrap()
-}
-
-/// A store of 100 kB made from `seed` (odd seeds give distinct bytes) at `segment` of `content`.
-fn store_request(content: Hash, segment: u32, seed: u64) -> zhtp_dht::Request {
-    let data = data(100_000, seed);
-    zhtp_dht::Request::Store {
-        content,
-        segment,
-        index: 0,
-        hash: Hash(*blake3::hash(&data).as_bytes()),
-        data,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

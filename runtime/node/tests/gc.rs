@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use support::{data, network_with, put};
+use support::{data, network_with, put, store_request, until};
 use zhtp::local::{LocalNode, PutOptions};
 use zhtp::network::{Node, Quota, RepairConfig};
 use zhtp_content::EncryptionLevel;
-use zhtp_dht::{Request, Response};
+use zhtp_dht::Response;
 use zhtp_store::Cf;
 use zhtp_types::{Hash, StorageTier};
 
@@ -22,41 +22,23 @@ fn grace(secs: u64) -> RepairConfig {
     }
 }
 
-/// Waits (at most 30 s) until every node holds a record under `content`'s manifest key with
-/// this payload: a publish returns at quorum one, the other nodes get theirs a moment later.
+/// Waits until every node holds a record under `content`'s manifest key with this payload: a
+/// publish returns at quorum one, the other nodes get theirs a moment later.
 async fn everyone_holds(nodes: &[Node], content: &Hash, payload: &[u8]) {
     let key = [b"zhtp/m/".as_slice(), content.as_bytes()].concat();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     for n in nodes {
-        loop {
+        until("the record to reach every node", || async {
             let held = n.dht().local_record(&key).await.unwrap();
-            if held.is_some_and(|r| {
+            held.is_some_and(|r| {
                 zhtp_dht::record::open(&r, None).is_ok_and(|o| o.payload == payload)
-            }) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the record never reached every node"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            })
+        })
+        .await;
     }
 }
 
 fn shard_count(local: &LocalNode) -> usize {
     local.store().scan(Cf::Shards, &[]).unwrap().count()
-}
-
-fn store_request(content: Hash, segment: u32, seed: u64) -> Request {
-    let data = data(100_000, seed);
-    Request::Store {
-        content,
-        segment,
-        index: 0,
-        hash: Hash(*blake3::hash(&data).as_bytes()),
-        data,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,11 +314,10 @@ async fn a_node_without_peers_collects_nothing() {
         assert!(matches!(r, Response::Stored), "{r:?}");
     }
     peer.stop().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !victim.dht().status().await.unwrap().connected.is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the peer never left");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the peer to leave", || async {
+        victim.dht().status().await.unwrap().connected.is_empty()
+    })
+    .await;
     let r = victim.collect().await.unwrap();
     assert_eq!((r.contents, r.undecided, r.released), (1, 1, 0), "{r:?}");
     assert_eq!(victim.inventory(&label).unwrap().len(), 2);

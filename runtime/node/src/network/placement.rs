@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use zhtp_content::{ContentKey, EncodedSegment, Encoder, EncryptionLevel, Params, SegmentInfo};
+use zhtp_content::{EncodedSegment, SegmentInfo};
 use zhtp_dht::protocol::MAX_SHARD;
 use zhtp_dht::{PeerId, Request, Response};
 use zhtp_types::Hash;
@@ -207,16 +207,6 @@ impl Node {
         (content_hash, size): (Hash, u64),
         opts: PutOptions,
     ) -> Result<Stored, Error> {
-        let key = match opts.encryption {
-            EncryptionLevel::None => None,
-            _ => Some(ContentKey::random()?),
-        };
-        let params = Params {
-            tier: opts.tier,
-            encryption: opts.encryption,
-            code: opts.code,
-            segment_size: opts.segment_size,
-        };
         if u16::from(opts.code.parity) > 2 * u16::from(opts.code.data) {
             // Other nodes refuse such manifests (see `check_network_manifest`).
             return Err(Error::Invalid(format!(
@@ -224,7 +214,8 @@ impl Node {
                 opts.code.data, opts.code.parity
             )));
         }
-        let encoder = Arc::new(Encoder::new(params, key.as_ref())?);
+        let (encoder, key) = opts.encoder()?;
+        let encoder = Arc::new(encoder);
         let max_shard = opts.segment_size as usize / opts.code.data as usize + 4096;
         if max_shard > MAX_SHARD {
             return Err(Error::Invalid(format!(

@@ -100,3 +100,32 @@ pub async fn put(
     std::fs::write(&path, bytes).unwrap();
     node.put_file(&path, opts(enc)).await.unwrap()
 }
+
+/// Waits (at most 30 s) until `f` holds; fails the test otherwise. For state a node offers no
+/// event for (a record arriving, a refusal counted): the condition is read again every 20 ms.
+pub async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A store of 100 kB made from `seed` (odd seeds give distinct bytes) at `segment` of `content`.
+pub fn store_request(content: zhtp_types::Hash, segment: u32, seed: u64) -> zhtp_dht::Request {
+    let data = data(100_000, seed);
+    zhtp_dht::Request::Store {
+        content,
+        segment,
+        index: 0,
+        hash: zhtp_types::Hash(*blake3::hash(&data).as_bytes()),
+        data,
+    }
+}
