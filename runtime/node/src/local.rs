@@ -8,23 +8,26 @@
 //! durable. A crash before that leaves only unreferenced pack bytes, never a half-stored
 //! content.
 //!
-//! Get decodes segments on worker threads (round-robin, one channel each, so at most two
-//! segments per worker are in memory) and writes them in order, hashing as it goes; a segment
-//! with missing or corrupt shards is rebuilt from any k good ones and the rebuilt shards are
-//! written back. The whole content is checked against its address before get reports success.
+//! Get runs the same pipeline's read side ([`crate::pipeline::read`]) over this node's store:
+//! worker threads decode segments and the calling thread writes them in order, hashing as it
+//! goes; a segment with missing or corrupt shards is rebuilt from any k good ones and the
+//! rebuilt shards are written back. The whole content is checked against its address before
+//! get reports success.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zhtp_content::{
     CodeKind, CodeParams, ContentKey, DEFAULT_SEGMENT_SIZE, Decoder, EncodedSegment, Encoder,
-    EncryptionLevel, Manifest, Metadata, Params,
+    EncryptionLevel, Manifest, Metadata, Params, SegmentInfo,
 };
 use zhtp_store::{Cf, Config, Store, WrittenShard};
+
+use crate::pipeline::Fetched;
 use zhtp_types::{Hash, StorageTier};
 
 /// Errors of local content operations.
@@ -193,9 +196,6 @@ impl crate::pipeline::Sink for ToStore<'_> {
         self.0.discard_shards(&placed.concat());
     }
 }
-
-/// A decoded segment (plaintext and how many of its shards were repaired) or why it failed.
-type Decoded = Result<(Vec<u8>, usize), Error>;
 
 /// A node's local content.
 #[derive(Debug)]
@@ -486,65 +486,32 @@ impl LocalNode {
                 Some(ContentKey(k))
             }
         };
-        let segments = manifest.segments.len() as u32;
         let decoder = Decoder::new(manifest, key.as_ref())?;
-        let workers = self.workers.min(segments.max(1) as usize);
-        let mut hasher = blake3::Hasher::new();
-        let mut report = GetReport::default();
-
-        std::thread::scope(|s| -> Result<(), Error> {
-            // Worker w decodes segments w, w + W, ...; the writer takes them in order from the
-            // workers' own channels, so each worker is at most one segment ahead.
-            let mut channels: Vec<Receiver<Decoded>> = Vec::new();
-            for w in 0..workers {
-                let (tx, rx): (SyncSender<_>, _) = sync_channel(1);
-                channels.push(rx);
-                let decoder = &decoder;
-                s.spawn(move || {
-                    let mut i = w as u32;
-                    while i < segments {
-                        let r = self.decode_segment(decoder, i);
-                        let failed = r.is_err();
-                        if tx.send(r).is_err() || failed {
-                            break;
-                        }
-                        i += workers as u32;
-                    }
-                });
-            }
-            for i in 0..segments {
-                let rx = &channels[i as usize % workers];
-                let (plain, repaired) = rx.recv().map_err(|_| Error::Io {
-                    what: "decoding".into(),
-                    source: std::io::Error::other("a decoder thread stopped"),
-                })??;
-                hasher.update(&plain);
-                out.write_all(&plain).map_err(io("writing the output"))?;
-                report.bytes += plain.len() as u64;
-                report.repaired += repaired;
-                progress(report.bytes);
-            }
-            Ok(())
-        })?;
-        let actual = Hash(*hasher.finalize().as_bytes());
-        if actual != *hash {
-            return Err(zhtp_content::Error::ContentHash {
-                expected: *hash,
-                actual,
-            }
-            .into());
-        }
+        let mut write = |plain: Vec<u8>| out.write_all(&plain).map_err(io("writing the output"));
+        let report = crate::pipeline::read(
+            hash,
+            &decoder,
+            self.workers,
+            &FromStore(&self.store),
+            &mut write,
+            progress,
+            &AtomicBool::new(false),
+        )?;
         out.flush().map_err(io("writing the output"))?;
         Ok(report)
     }
+}
 
-    /// Fetches, verifies and decodes one segment, reading parity only when a data shard is
-    /// missing or corrupt, and writes rebuilt shards back.
-    fn decode_segment(&self, decoder: &Decoder, index: u32) -> Result<(Vec<u8>, usize), Error> {
-        let info = &decoder.manifest().segments[index as usize];
-        let k = decoder.manifest().code.data as usize;
-        let fetch = |i: usize| -> Result<Option<Vec<u8>>, Error> {
-            match self.store.shard(&info.shards[i]) {
+/// A local get's source: shards from this node's pack files, data shards first and parity only
+/// when one of them is missing or corrupt; rebuilt shards written back to the store.
+struct FromStore<'a>(&'a Store);
+
+impl crate::pipeline::Source for FromStore<'_> {
+    type Error = Error;
+
+    fn fetch(&self, index: u32, info: &SegmentInfo, k: usize) -> Result<Fetched, Error> {
+        let shard = |i: usize| -> Result<Option<Vec<u8>>, Error> {
+            match self.0.shard(&info.shards[i]) {
                 Ok(v) => Ok(v),
                 Err(zhtp_store::Error::Corrupt(h)) => {
                     tracing::warn!(shard = %h, segment = index, "corrupt shard; rebuilding it");
@@ -553,32 +520,40 @@ impl LocalNode {
                 Err(e) => Err(e.into()),
             }
         };
-        let mut slots: Vec<Option<Vec<u8>>> = vec![None; info.shards.len()];
-        // Shards we looked for and did not find (absent or corrupt): the ones to write back.
-        let mut lost = vec![false; info.shards.len()];
-        for i in 0..k {
-            slots[i] = fetch(i)?;
+        let n = info.shards.len();
+        let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut lost = vec![false; n];
+        for i in 0..k.min(n) {
+            slots[i] = shard(i)?;
             lost[i] = slots[i].is_none();
         }
-        if lost[..k].iter().any(|&l| l) {
-            for i in k..info.shards.len() {
-                slots[i] = fetch(i)?;
+        if lost.iter().any(|&l| l) {
+            for i in k..n {
+                slots[i] = shard(i)?;
                 lost[i] = slots[i].is_none();
             }
         }
-        // Every shard came from `Store::shard`, which checks it against its hash.
-        let decoded = decoder.decode_verified_segment(index, &mut slots)?;
-        let mut batch = self.store.batch();
-        let mut repaired = 0;
-        for (i, bytes) in decoded.repaired.iter().filter(|(i, _)| lost[*i]) {
-            self.store.put_shard(&mut batch, &info.shards[*i], bytes)?;
-            repaired += 1;
+        // `Store::shard` checks every shard against its hash.
+        Ok(Fetched { slots, lost })
+    }
+
+    fn write_back(
+        &self,
+        index: u32,
+        info: &SegmentInfo,
+        rebuilt: Vec<(usize, Vec<u8>)>,
+    ) -> Result<usize, Error> {
+        let mut batch = self.0.batch();
+        for (i, bytes) in &rebuilt {
+            self.0.put_shard(&mut batch, &info.shards[*i], bytes)?;
         }
-        if repaired > 0 {
-            self.store.write(batch)?;
-            tracing::info!(segment = index, repaired, "rebuilt shards written back");
-        }
-        Ok((decoded.plain, repaired))
+        self.0.write(batch)?;
+        tracing::info!(
+            segment = index,
+            repaired = rebuilt.len(),
+            "rebuilt shards written back"
+        );
+        Ok(rebuilt.len())
     }
 }
 

@@ -59,7 +59,7 @@ const WINDOW: usize = 4;
 pub enum Error {
     /// Local store or pipeline.
     #[error(transparent)]
-    Local(#[from] local::Error),
+    Local(local::Error),
     /// The network.
     #[error(transparent)]
     Net(#[from] zhtp_dht::Error),
@@ -107,6 +107,17 @@ pub enum Error {
     /// A worker task panicked or was cancelled.
     #[error("internal: {0}")]
     Task(String),
+}
+
+/// The shared pipeline's errors: a content error (a shard or hash check failed, whichever
+/// path it came through) is one [`Error::Content`], so callers match one variant for it.
+impl From<local::Error> for Error {
+    fn from(e: local::Error) -> Self {
+        match e {
+            local::Error::Content(c) => Self::Content(c),
+            other => Self::Local(other),
+        }
+    }
 }
 
 /// A `spawn_blocking` whose panic becomes an [`Error::Task`].

@@ -1,19 +1,27 @@
-//! The put pipeline both paths share: the input read a segment at a time and hashed in the
-//! same pass (the content address is BLAKE3 of the plaintext), worker threads that encode each
-//! segment (compress, encrypt, erasure-code, hash shards) and hand its shards to a [`Sink`],
-//! and one cancellation: the first failure stops the reading and the workers, every result is
+//! The transfer pipeline both paths share, local and network.
+//!
+//! Put ([`run`]): the input read a segment at a time and hashed in the same pass (the content
+//! address is BLAKE3 of the plaintext), worker threads that encode each segment (compress,
+//! encrypt, erasure-code, hash shards) and hand its shards to a [`Sink`], and one
+//! cancellation: the first failure stops the reading and the workers, every result is
 //! drained, and the sink gives back what it had placed.
 //!
-//! A local put's sink writes shards to this node's pack files ([`crate::local`]); a network
-//! put's sink places them on nodes closest to their hashes ([`crate::network`]). Memory is
-//! bounded by the workers: each holds one segment, and at most as many more wait for them.
+//! Get ([`read`]): worker threads take each segment's shards from a [`Source`], decode it
+//! (rebuilding missing or corrupt shards from any k good ones) and give the rebuilt shards
+//! back to the source to write back; the calling thread hands the segments on in order,
+//! hashing them, and holds the last one back until the whole content matches its address.
+//!
+//! A local put's sink and get's source are this node's pack files ([`crate::local`]); the
+//! network's place shards on the nodes closest to their hashes and fetch them from their
+//! holders ([`crate::network`]). Memory is bounded by the workers: each holds one segment,
+//! and at most as many more wait for them.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
-use zhtp_content::{EncodedSegment, Encoder, SegmentInfo};
+use zhtp_content::{Decoder, EncodedSegment, Encoder, SegmentInfo};
 use zhtp_types::Hash;
 
 use crate::local;
@@ -31,6 +39,35 @@ pub trait Sink: Sync {
 
     /// The put failed: what `placed` holds will never be committed.
     fn abort(&self, placed: Vec<Self::Placed>);
+}
+
+/// Where a get takes each segment's shards from.
+pub trait Source: Sync {
+    /// The source's error; pipeline errors (decoding, the content hash) convert into it.
+    type Error: From<local::Error> + Send;
+
+    /// At least `k` shards of segment `index`, each already checked against its hash in
+    /// `info` (fewer is an error of the source's own).
+    fn fetch(&self, index: u32, info: &SegmentInfo, k: usize) -> Result<Fetched, Self::Error>;
+
+    /// Shards of segment `index` that [`Source::fetch`] reported lost, rebuilt and checked
+    /// against their hashes: `(position, bytes)`. Returns how many were written back.
+    fn write_back(
+        &self,
+        index: u32,
+        info: &SegmentInfo,
+        rebuilt: Vec<(usize, Vec<u8>)>,
+    ) -> Result<usize, Self::Error>;
+}
+
+/// One segment's shards as a [`Source`] found them.
+#[derive(Debug)]
+pub struct Fetched {
+    /// By position; `None` where no shard was fetched.
+    pub slots: Vec<Option<Vec<u8>>>,
+    /// By position: looked for and found missing or corrupt, so to be written back once
+    /// rebuilt. A shard never asked for (k good ones came first) is not lost.
+    pub lost: Vec<bool>,
 }
 
 /// What the pipeline produced: the content's address and size, and each segment's manifest
@@ -172,6 +209,101 @@ pub fn run<S: Sink>(
     })
 }
 
+/// Decodes every segment of `decoder`'s content from `source` on `workers` threads and hands
+/// the plaintext to `out` in order, checking it against the content address `hash` on the way.
+/// The last segment goes to `out` only once every byte has matched, so a reader that stops
+/// at the announced size never gets all of a content that fails its check. `progress` gets
+/// the bytes handed on so far. Setting `cancel`, or an error from `out`, stops the workers.
+pub fn read<S: Source>(
+    hash: &Hash,
+    decoder: &Decoder,
+    workers: usize,
+    source: &S,
+    out: &mut dyn FnMut(Vec<u8>) -> Result<(), S::Error>,
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<local::GetReport, S::Error> {
+    let segments = decoder.manifest().segments.len() as u32;
+    let k = decoder.manifest().code.data as usize;
+    let workers = workers.clamp(1, segments.max(1) as usize);
+    let mut hasher = blake3::Hasher::new();
+    let mut report = local::GetReport::default();
+    let decode = |i: u32| -> Result<(Vec<u8>, usize), S::Error> {
+        let info = &decoder.manifest().segments[i as usize];
+        let mut fetched = source.fetch(i, info, k)?;
+        // `Source::fetch` checked every shard against its hash.
+        let decoded = decoder
+            .decode_verified_segment(i, &mut fetched.slots)
+            .map_err(local::Error::from)?;
+        let rebuilt: Vec<_> = decoded
+            .repaired
+            .into_iter()
+            .filter(|(j, _)| fetched.lost.get(*j).copied().unwrap_or(false))
+            .collect();
+        let repaired = if rebuilt.is_empty() {
+            0
+        } else {
+            source.write_back(i, info, rebuilt)?
+        };
+        Ok((decoded.plain, repaired))
+    };
+    std::thread::scope(|s| -> Result<(), S::Error> {
+        // Worker w decodes segments w, w + W, ...; this thread takes them in order from the
+        // workers' own channels, so each worker is at most one segment ahead. Returning drops
+        // the channels: a worker's next send fails and it stops.
+        let mut channels = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = sync_channel(1);
+            channels.push(rx);
+            let decode = &decode;
+            s.spawn(move || {
+                let mut i = w as u32;
+                while i < segments && !cancel.load(Ordering::Relaxed) {
+                    let r = decode(i);
+                    let failed = r.is_err();
+                    if tx.send(r).is_err() || failed {
+                        break;
+                    }
+                    i += workers as u32;
+                }
+            });
+        }
+        let mut held: Option<Vec<u8>> = None;
+        for i in 0..segments {
+            let next = channels[i as usize % workers].recv();
+            if cancel.load(Ordering::Relaxed) {
+                return Err(cancelled().into());
+            }
+            let (plain, repaired) = next.map_err(|_| local::Error::Io {
+                what: "decoding".into(),
+                source: std::io::Error::other("a decoder thread stopped"),
+            })??;
+            hasher.update(&plain);
+            report.repaired += repaired;
+            if let Some(prev) = held.replace(plain) {
+                report.bytes += prev.len() as u64;
+                out(prev)?;
+                progress(report.bytes);
+            }
+        }
+        let actual = Hash(*hasher.finalize().as_bytes());
+        if actual != *hash {
+            let e = zhtp_content::Error::ContentHash {
+                expected: *hash,
+                actual,
+            };
+            return Err(local::Error::from(e).into());
+        }
+        if let Some(last) = held {
+            report.bytes += last.len() as u64;
+            out(last)?;
+            progress(report.bytes);
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
@@ -297,5 +429,140 @@ mod tests {
             "{stored} of 64 segments stored after the cancel"
         );
         assert_eq!(*s.aborted.lock().unwrap(), Some(stored));
+    }
+
+    /// Keeps shards in memory (a sink) and gives them back (a source), but has lost `lost`;
+    /// remembers what was written back.
+    #[derive(Default)]
+    struct Memory {
+        shards: Mutex<std::collections::HashMap<Hash, Vec<u8>>>,
+        written_back: Mutex<Vec<(u32, usize, Vec<u8>)>>,
+    }
+
+    impl Sink for Memory {
+        type Placed = ();
+        type Error = local::Error;
+        fn store(&self, _: u32, seg: &EncodedSegment) -> Result<(), local::Error> {
+            let mut m = self.shards.lock().unwrap();
+            for (h, b) in seg.shards() {
+                m.insert(h, b.to_vec());
+            }
+            Ok(())
+        }
+        fn abort(&self, _: Vec<()>) {}
+    }
+
+    impl Source for Memory {
+        type Error = local::Error;
+        fn fetch(&self, _: u32, info: &SegmentInfo, k: usize) -> Result<Fetched, local::Error> {
+            let m = self.shards.lock().unwrap();
+            let n = info.shards.len();
+            let mut f = Fetched {
+                slots: vec![None; n],
+                lost: vec![false; n],
+            };
+            for j in 0..n {
+                if f.slots.iter().flatten().count() == k {
+                    break;
+                }
+                f.slots[j] = m.get(&info.shards[j]).cloned();
+                f.lost[j] = f.slots[j].is_none();
+            }
+            Ok(f)
+        }
+        fn write_back(
+            &self,
+            index: u32,
+            _: &SegmentInfo,
+            rebuilt: Vec<(usize, Vec<u8>)>,
+        ) -> Result<usize, local::Error> {
+            let mut w = self.written_back.lock().unwrap();
+            let n = rebuilt.len();
+            w.extend(rebuilt.into_iter().map(|(j, b)| (index, j, b)));
+            Ok(n)
+        }
+    }
+
+    /// Puts `input` into a [`Memory`] and returns it with the content's decoder.
+    fn stored(input: &[u8]) -> (Memory, Decoder) {
+        let (mem, enc) = (Memory::default(), encoder());
+        let out = run(
+            &mut &input[..],
+            &enc,
+            64 << 10,
+            2,
+            &mem,
+            &|_| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let infos = out.segments.into_iter().map(|(i, _)| i).collect();
+        let m = enc.manifest(out.content_hash, out.size, infos, Default::default());
+        (mem, Decoder::new(m, None).unwrap())
+    }
+
+    fn read_all(mem: &Memory, d: &Decoder) -> (Result<local::GetReport, local::Error>, Vec<u8>) {
+        let mut got = Vec::new();
+        let r = read(
+            &d.manifest().content_hash.clone(),
+            d,
+            3,
+            mem,
+            &mut |p| {
+                got.extend_from_slice(&p);
+                Ok(())
+            },
+            &|_| {},
+            &AtomicBool::new(false),
+        );
+        (r, got)
+    }
+
+    #[test]
+    fn a_read_gives_the_content_back_in_order_and_writes_back_what_it_rebuilt() {
+        // No two segments alike (equal segments would share their shards).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let input: Vec<u8> = (0..700_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let (mem, d) = stored(&input);
+        // Data shard 1 of segment 4 is lost.
+        let lost = d.manifest().segments[4].shards[1];
+        let bytes = mem.shards.lock().unwrap().remove(&lost).unwrap();
+        let (r, got) = read_all(&mem, &d);
+        let report = r.unwrap();
+        assert!(got == input, "wrong bytes back");
+        assert_eq!((report.bytes, report.repaired), (input.len() as u64, 1));
+        // Exactly the lost shard, rebuilt to its own bytes; no parity that was never asked for.
+        assert_eq!(*mem.written_back.lock().unwrap(), vec![(4, 1, bytes)]);
+    }
+
+    #[test]
+    fn a_content_that_fails_its_hash_never_hands_on_its_last_segment() {
+        let input = vec![9u8; 300_000]; // 5 segments of 64 KiB
+        let (mem, d) = stored(&input);
+        let mut m = d.manifest().clone();
+        m.content_hash = Hash([7; 32]);
+        let d = Decoder::new(m, None).unwrap();
+        let (r, got) = read_all(&mem, &d);
+        assert!(
+            matches!(
+                r,
+                Err(local::Error::Content(
+                    zhtp_content::Error::ContentHash { .. }
+                ))
+            ),
+            "{r:?}"
+        );
+        assert_eq!(
+            got.len(),
+            4 << 16,
+            "more than all but the last segment came out"
+        );
     }
 }

@@ -209,3 +209,54 @@ async fn a_network_put_whose_every_placement_fails_ends_with_the_error() {
     );
     assert!(node.local().list(None).unwrap().is_empty());
 }
+
+/// A network get goes through the same read pipeline as a local one and, like it, writes back
+/// what it had to rebuild: a data shard its holder lost is rebuilt from parity during the get
+/// and placed on a live node again before the get returns (the node that lost it may take it
+/// back: it still lists the position, and a store of the same shard heals the lost bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_get_places_a_lost_shard_again() {
+    use zhtp_store::Cf;
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 4).await;
+    let bytes = data(600_000, 3);
+    let stored = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
+    let hash = stored.manifest.content_hash;
+    assert_eq!(stored.manifest.segments.len(), 1);
+    let lost = stored.manifest.segments[0].shards[0];
+    let holding = |nodes: &[Node]| {
+        nodes
+            .iter()
+            .filter(|n| {
+                n.local()
+                    .store()
+                    .contains(Cf::Shards, lost.as_bytes())
+                    .unwrap()
+            })
+            .map(|n| n.peer_id())
+            .collect::<Vec<_>>()
+    };
+    // Its only holder loses data shard 0 (it still lists it in its inventory, and still runs:
+    // its answer to a fetch is "not here").
+    let holder = stored.placement[0][0];
+    assert_eq!(holding(&nodes), vec![holder]);
+    let h = nodes.iter().find(|n| n.peer_id() == holder).unwrap();
+    let mut b = h.local().store().batch();
+    h.local()
+        .store()
+        .delete(&mut b, Cf::Shards, lost.as_bytes())
+        .unwrap();
+    h.local().store().write(b).unwrap();
+    assert!(holding(&nodes).is_empty());
+
+    let reader = nodes.iter().find(|n| n.peer_id() != holder).unwrap();
+    assert_eq!(
+        reader.get_bytes(&hash, stored.key.clone()).await.unwrap(),
+        bytes
+    );
+    assert_eq!(
+        holding(&nodes).len(),
+        1,
+        "the rebuilt shard was not placed again"
+    );
+}

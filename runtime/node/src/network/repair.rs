@@ -154,7 +154,7 @@ impl Node {
         seg_holders: &[PeerId],
     ) -> Result<Vec<(usize, PeerId)>, Error> {
         let k = manifest.code.data as usize;
-        let mut slots = self.gather(info, segment, k, holders).await?;
+        let mut slots = self.gather(info, segment, k, holders).await?.slots;
         let missing: Vec<usize> = (0..slots.len())
             .filter(|j| {
                 holders

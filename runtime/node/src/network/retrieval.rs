@@ -1,8 +1,9 @@
 //! Retrieval: manifests from the DHT, holders from providers' inventories, k verified
-//! shards per segment fetched with hedging, segments decoded in order and checked.
+//! shards per segment fetched with hedging, segments decoded in order and checked by the
+//! shared pipeline's read side ([`crate::pipeline::read`]), lost shards placed again.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use futures::stream::FuturesUnordered;
@@ -11,6 +12,8 @@ use zhtp_content::{ContentKey, Decoder, EncryptionLevel, Manifest, SegmentInfo};
 use zhtp_dht::{PeerId, Request, Response};
 use zhtp_store::Cf;
 use zhtp_types::Hash;
+
+use crate::pipeline::{Fetched, Source};
 
 use super::{
     Error, Holders, Node, WINDOW, blocking, check_network_manifest, manifest_key, remember_manifest,
@@ -24,6 +27,62 @@ const HOLDERS_GRACE: Duration = Duration::from_millis(200);
 const HEDGE: Duration = Duration::from_millis(1500);
 /// Most peers whose fetch latency is remembered.
 const MAX_LATENCIES: usize = 4096;
+
+/// A network get's source: each segment's shards fetched from their holders with hedging
+/// ([`Node::gather`]), from the pipeline's worker threads; a shard every holder failed to give
+/// is rebuilt and placed again, like repair would.
+struct FromNetwork {
+    node: Node,
+    runtime: tokio::runtime::Handle,
+    content: Hash,
+    holders: Holders,
+}
+
+impl Source for FromNetwork {
+    type Error = Error;
+
+    fn fetch(&self, index: u32, info: &SegmentInfo, k: usize) -> Result<Fetched, Error> {
+        // A worker thread of the pipeline, not a runtime thread: blocking on the fetch is what
+        // bounds how many segments are in flight.
+        self.runtime
+            .block_on(self.node.gather(info, index, k, &self.holders))
+    }
+
+    /// Read repair: the rebuilt shards go to the closest live nodes that hold nothing of this
+    /// segment yet. Best effort: the get has its bytes, and repair rounds try again.
+    fn write_back(
+        &self,
+        index: u32,
+        info: &SegmentInfo,
+        rebuilt: Vec<(usize, Vec<u8>)>,
+    ) -> Result<usize, Error> {
+        let avoid: HashSet<PeerId> = (0..info.shards.len())
+            .filter_map(|j| self.holders.get(&(index, j as u16)))
+            .flatten()
+            .copied()
+            .collect();
+        let shards = rebuilt
+            .into_iter()
+            .map(|(j, bytes)| (j, info.shards[j], bytes))
+            .collect();
+        let placed = self.runtime.block_on(async {
+            let peers = self.node.live_peers().await?;
+            self.node
+                .place(self.content, index, shards, &peers, &avoid)
+                .await
+        });
+        match placed {
+            Ok(placed) => {
+                tracing::info!(content = %self.content, segment = index, placed = placed.len(), "rebuilt shards placed again");
+                Ok(placed.len())
+            }
+            Err(e) => {
+                tracing::warn!(content = %self.content, segment = index, "rebuilt shards not placed: {e}");
+                Ok(0)
+            }
+        }
+    }
+}
 
 impl Node {
     /// The manifest of `hash`: local, else from the DHT. A manifest from the DHT is checked
@@ -257,16 +316,18 @@ impl Node {
     }
 
     /// Fetches k verified shards of a segment (data shards first), hedging: when a shard is
-    /// slow or fails, the next one is requested too.
+    /// slow or fails, the next one is requested too. A shard is lost when every holder asked
+    /// for it failed to give it.
     pub(super) async fn gather(
         &self,
         info: &SegmentInfo,
         segment: u32,
         k: usize,
         holders: &Holders,
-    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+    ) -> Result<Fetched, Error> {
         let n = info.shards.len();
         let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut lost = vec![false; n];
         // Data shards first (no reconstruction needed), but shards whose holders all look dead
         // last.
         let mut order: Vec<usize> = (0..n)
@@ -294,11 +355,14 @@ impl Node {
             tokio::select! {
                 next = running.next() => match next {
                     Some((j, Some(bytes))) => { slots[j] = Some(bytes); good += 1; }
-                    Some((_, None)) => match order.next() {
-                        Some(j) => running.push(launch(j)),
-                        None if running.is_empty() => break,
-                        None => {}
-                    },
+                    Some((j, None)) => {
+                        lost[j] = true;
+                        match order.next() {
+                            Some(j) => running.push(launch(j)),
+                            None if running.is_empty() => break,
+                            None => {}
+                        }
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep(HEDGE), if !running.is_empty() => {
@@ -320,7 +384,7 @@ impl Node {
                 need: k,
             });
         }
-        Ok(slots)
+        Ok(Fetched { slots, lost })
     }
 
     /// Gets content `hash` from the network as a stream of plaintext segments, in order. The
@@ -338,7 +402,7 @@ impl Node {
     > {
         let manifest = self.manifest(hash).await?;
         let key = self.known_key(&manifest, key)?;
-        let decoder = Arc::new(Decoder::new(manifest.clone(), key.as_ref())?);
+        let decoder = Decoder::new(manifest.clone(), key.as_ref())?;
         let k = manifest.code.data as usize;
         let enough = (manifest.segments.len() as u32, k);
         // Shards in this node's own store count, however they got there (a local put writes
@@ -358,62 +422,47 @@ impl Node {
         })
         .await??;
         let (holders, _) = self.find_holders_from(hash, Some(enough), here).await?;
-        let holders = Arc::new(holders);
-        let node = self.clone();
-        let segments = manifest.segments.len() as u32;
-        let plain = futures::stream::iter(0..segments)
-            .map(move |i| {
-                let (node, decoder, holders) = (node.clone(), decoder.clone(), holders.clone());
-                async move {
-                    let info = &decoder.manifest().segments[i as usize];
-                    let mut slots = node.gather(info, i, k, &holders).await?;
-                    let d = decoder.clone();
-                    let decoded =
-                        // `fetch_shard` checked every shard against its hash.
-                        tokio::task::spawn_blocking(move || d.decode_verified_segment(i, &mut slots))
-                            .await
-                            .map_err(|e| Error::Task(e.to_string()))??;
-                    Ok::<_, Error>(decoded.plain)
-                }
-            })
-            .buffered(WINDOW);
-        // The last segment is held back until the whole content hashes right. A reader that
-        // stops at the announced length (HTTP with a Content-Length does) then never receives
-        // every byte of a content that fails its check: a forged manifest with no encryption
-        // cannot pass its bytes off as the content, and a client sees a short, failed body.
-        let expected = *hash;
-        let (store, encoded) = (self.inner.store.clone(), manifest.encode());
-        let checked = futures::stream::unfold(
-            Some((Box::pin(plain), blake3::Hasher::new(), None::<Vec<u8>>)),
-            move |state| {
-                let (store, encoded) = (store.clone(), encoded.clone());
-                async move {
-                    let (mut s, mut hasher, mut held) = state?;
-                    loop {
-                        match s.next().await {
-                            Some(Ok(bytes)) => {
-                                hasher.update(&bytes);
-                                // Pass on the segment before this one, hold this one.
-                                if let Some(prev) = held.replace(bytes) {
-                                    return Some((Ok(prev), Some((s, hasher, held))));
-                                }
-                            }
-                            Some(Err(e)) => return Some((Err(e), None)),
-                            None => {
-                                let actual = Hash(*hasher.finalize().as_bytes());
-                                if actual != expected {
-                                    let e = zhtp_content::Error::ContentHash { expected, actual };
-                                    return Some((Err(Error::Content(e)), None));
-                                }
-                                remember_manifest(store, expected, encoded).await;
-                                return held.map(|last| (Ok(last), None));
-                            }
-                        }
+        let source = FromNetwork {
+            node: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            content: *hash,
+            holders,
+        };
+        // The shared pipeline's read side on a thread of its own (its workers block on
+        // fetches that need the runtime), a window of segments in flight; the segments come
+        // out through a channel of one. Dropping the stream closes the channel: the next send
+        // fails and the pipeline stops.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, Error>>(1);
+        let (expected, store, encoded) = (*hash, self.inner.store.clone(), manifest.encode());
+        std::thread::Builder::new()
+            .name("zhtp-get".into())
+            .spawn(move || {
+                let mut send = |plain: Vec<u8>| {
+                    tx.blocking_send(Ok(plain))
+                        .map_err(|_| Error::Task("the reader went away".into()))
+                };
+                let r = crate::pipeline::read(
+                    &expected,
+                    &decoder,
+                    WINDOW,
+                    &source,
+                    &mut send,
+                    &|_| {},
+                    &AtomicBool::new(false),
+                );
+                match r {
+                    // Verified: worth keeping (the stream ends only after this).
+                    Ok(_) => source
+                        .runtime
+                        .block_on(remember_manifest(store, expected, encoded)),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
                     }
                 }
-            },
-        );
-        Ok((manifest, checked))
+            })
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let segments = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok((manifest, segments))
     }
 
     /// Gets content `hash` into memory (tests, small contents).

@@ -124,16 +124,23 @@ impl Node {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let position = held_key(&content, segment, index);
-            // A position already recorded: the same shard again is a no-op; another shard may
-            // not take the place of the one there (it would drop out of the inventory).
+            // A position already recorded: another shard may not take the place of the one
+            // there (it would drop out of the inventory); the same shard again is a no-op,
+            // unless its bytes were lost or damaged here (a bad disk): then this heals them.
+            // The position was admitted and counted when it was first stored.
             if let Some(v) = store.get(Cf::Index, &position)? {
-                return if v.get(..32) == Some(hash.as_bytes()) {
-                    Ok(())
-                } else {
-                    Err(Error::Invalid(format!(
+                if v.get(..32) != Some(hash.as_bytes()) {
+                    return Err(Error::Invalid(format!(
                         "segment {segment} shard {index} of {content}: this node {OTHER_SHARD}"
-                    )))
-                };
+                    )));
+                }
+                if !matches!(store.shard(&hash), Ok(Some(_))) {
+                    tracing::warn!(%content, segment, index, "a shard held here was lost; stored again");
+                    let mut b = store.batch();
+                    store.put_shard(&mut b, &hash, &data)?;
+                    store.write(b)?;
+                }
+                return Ok(());
             }
             let ticket = admission.admit(from, &position, &hash, data.len() as u64)?;
             let mut b = store.batch();
