@@ -66,3 +66,33 @@ fn spec_examples_decode_to_what_the_spec_says() {
     assert_eq!(req, golden_request());
     assert_eq!(postcard::to_allocvec(&golden_request()).unwrap(), bytes);
 }
+
+/// SPEC.md R-msg-golden-quote: the bytes `plugins/pricing-standard` answers the golden request
+/// with, as the spec prints them, and as the committed v1 build of that plugin gives them.
+#[test]
+fn the_spec_golden_quote_is_what_the_standard_plugin_answers() {
+    let spec = include_str!("../host/SPEC.md");
+    let bytes = spec_bytes(spec, "    Quote = ");
+    assert_eq!(bytes.len(), 36);
+    let input = postcard::to_allocvec(&golden_request()).unwrap();
+    let host = host();
+    for wasm in [zhtp_artifacts::PRICING_STANDARD, STANDARD_V1] {
+        let plugin = load(&host, wasm).expect("loads");
+        assert_eq!(plugin.call(&input).expect("answers"), bytes);
+    }
+    let q: zhtp_host::abi::pricing::Quote = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        (q.base, q.total, q.adjustments.len()),
+        (100_000_000, 117_000_000, 4)
+    );
+}
+
+/// The hex bytes on the line of `spec` that starts with `prefix`.
+fn spec_bytes(spec: &str, prefix: &str) -> Vec<u8> {
+    spec.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("SPEC.md has no line starting {prefix:?}"))
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect()
+}

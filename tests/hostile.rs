@@ -104,7 +104,7 @@ fn inconsistent_quote_is_refused() {
     let data = format!(r#"(data (i32.const 16) "{}")"#, wat_bytes(&bytes));
     contained(
         guest(&body, &data, 1),
-        |e| matches!(e, CallError::BadOutput(m) if m.contains("not base + premium + fees")),
+        |e| matches!(e, CallError::BadOutput(m) if m.contains("is not base + quality_premium + network_fee + escrow_fee")),
     );
 }
 

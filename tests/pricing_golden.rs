@@ -86,14 +86,25 @@ fn standard_golden_values() {
 fn standard_refuses_bad_requests_with_a_reason() {
     let host = host();
     let p = standard(&host);
+    // Outside what the host ever sends (SPEC.md R-req-ranges): refused before the plugin runs.
     let err = p.quote(&req(0, 1, Warm, false)).unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "plugin refused the request: size must be at least 1 byte"
+        err,
+        zhtp_host::CallError::InvalidRequest("size must be at least 1 byte".into())
     );
     let mut r = req(GB, 1, Warm, false);
     r.utilization_bp = 10_001;
-    assert!(p.quote(&r).unwrap_err().to_string().contains("utilization"));
+    assert!(matches!(
+        p.quote(&r).unwrap_err(),
+        zhtp_host::CallError::InvalidRequest(m) if m.contains("utilization")
+    ));
+    // Within them, the plugin's own policy (R-req-refuse): at most 12 copies, 100 years.
+    let mut r = req(GB, 1, Warm, false);
+    r.replication = 13;
+    assert_eq!(
+        p.quote(&r).unwrap_err().to_string(),
+        "plugin refused the request: replication must be 1 to 12"
+    );
     // Overflow is a refusal, not a wrap-around.
     let huge = req(u64::MAX, 36_500, Hot, true);
     assert!(

@@ -100,10 +100,20 @@ fn scan(wasm: &[u8], limits: &Limits) -> Result<Option<String>, LoadError> {
             }
             let text =
                 std::str::from_utf8(data).map_err(|_| LoadError::BadMeta("not UTF-8".into()))?;
-            if !text.contains('@') || text.chars().any(|c| c.is_control()) {
+            // SPEC R-meta-format: `name@version`, split at the last `@`, both parts non-empty.
+            let well_formed = text
+                .rsplit_once('@')
+                .is_some_and(|(name, version)| !name.is_empty() && !version.is_empty());
+            if !well_formed || text.chars().any(|c| c.is_control()) {
                 return Err(LoadError::BadMeta(format!(
-                    "{text:?} is not `name@version`"
+                    "{text:?} is not `name@version` (both parts non-empty, no control characters)"
                 )));
+            }
+            // SPEC R-meta-single: one name, not a choice between several.
+            if meta.is_some() {
+                return Err(LoadError::BadMeta(
+                    "more than one `zhtp.meta` section".into(),
+                ));
             }
             meta = Some(text.to_owned());
         }
@@ -136,9 +146,13 @@ fn check_marker(module: &Module) -> Result<u32, LoadError> {
         [one] => *one,
         many => return Err(LoadError::MultipleMarkers(many.join(", "))),
     };
-    let version = found[MARKER_PREFIX.len()..]
+    // SPEC R-shape-marker: the version is spelled in plain decimal (`zhtp_abi_v01` and
+    // `zhtp_abi_v+1` are not v1).
+    let digits = &found[MARKER_PREFIX.len()..];
+    let version = digits
         .parse::<u32>()
         .ok()
+        .filter(|v| v.to_string() == digits)
         .filter(|v| (MIN_VERSION..=MAX_VERSION).contains(v))
         .ok_or_else(|| LoadError::UnsupportedVersion {
             found: found.to_owned(),

@@ -166,7 +166,12 @@ pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> 
         m,
         v1::INPUT_READ,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> i32 {
-            let n = caller.data().input.len().min(len.max(0) as usize);
+            // SPEC R-fn-input_read: a negative length is an argument error, like a negative
+            // pointer.
+            if len < 0 {
+                return Status::InvalidArgument.code();
+            }
+            let n = caller.data().input.len().min(len as usize);
             let range = match span(ptr, n as i32) {
                 Ok(r) => r,
                 Err(s) => return s.code(),

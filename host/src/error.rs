@@ -150,4 +150,8 @@ pub enum CallError {
     /// A fresh instance could not be created.
     #[error("could not instantiate plugin: {0}")]
     Instantiate(String),
+    /// The request is outside what the host ever sends a plugin (SPEC.md R-req-ranges); the
+    /// plugin was not called.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }

@@ -12,9 +12,10 @@ use crate::error::{CallError, LoadError};
 /// A validated, compiled plugin with a pool of warm instances. Cheap to clone.
 ///
 /// A call takes an idle instance (or creates one: ~µs with the pooling allocator), runs the
-/// entry export under the host's limits and returns the instance to the pool. An instance whose
-/// call failed in any way is dropped, never reused. Plugins carry no state across calls: the SDK
-/// resets its heap at every entry, and the host resets the input/output registers.
+/// entry export under the host's limits and returns the instance to the pool if the call kept
+/// the ABI (a valid answer or a refusal); any other outcome drops it. A reused instance keeps
+/// its memory and globals (SPEC.md R-state-persist); the host resets only the input/output
+/// registers and the log quota.
 #[derive(Clone)]
 pub struct Plugin {
     inner: Arc<Inner>,
@@ -167,9 +168,14 @@ impl Plugin {
                 _ => Err(CallError::BadStatus(code)),
             }
         };
-        let mut pool = self.lock_pool();
-        if pool.len() < self.inner.host.limits().pool_size() {
-            pool.push(warm);
+        // SPEC R-state-discard: an instance is reused only after a call that kept the ABI
+        // (a valid answer or a refusal); one that broke it may have broken its own state too.
+        let kept_the_abi = matches!(result, Ok(_) | Err(CallError::Refused(_)));
+        if kept_the_abi {
+            let mut pool = self.lock_pool();
+            if pool.len() < self.inner.host.limits().pool_size() {
+                pool.push(warm);
+            }
         }
         result
     }

@@ -47,21 +47,13 @@ impl PricingPlugin {
 
     /// Prices `req` without attaching the plugin's identity (the benchmarked hot path).
     pub fn quote_only(&self, req: &QuoteRequest) -> Result<Quote, CallError> {
-        // A QuoteRequest is at most ~30 bytes of postcard: encode on the stack.
+        req.check_ranges()
+            .map_err(|e| CallError::InvalidRequest(e.into()))?;
+        // A QuoteRequest is at most 22 bytes of postcard: encode on the stack.
         let mut buf = [0u8; 64];
         let input = postcard::to_slice(req, &mut buf)
-            .map_err(|e| CallError::BadOutput(format!("cannot encode request: {e}")))?;
-        self.plugin.call_with(input, |out| {
-            let quote: Quote = postcard::from_bytes(out)
-                .map_err(|e| CallError::BadOutput(format!("not a Quote: {e}")))?;
-            if !quote.is_consistent() {
-                return Err(CallError::BadOutput(format!(
-                    "total {} is not base + premium + fees",
-                    quote.total
-                )));
-            }
-            Ok(quote)
-        })
+            .map_err(|e| CallError::InvalidRequest(format!("cannot encode: {e}")))?;
+        self.plugin.call_with(input, decode_quote)
     }
 
     /// Runs the plugin on sample requests before it may serve: every call must succeed with a
@@ -93,4 +85,46 @@ impl PricingPlugin {
         }
         Ok(())
     }
+}
+
+/// A pricing plugin's output as a [`Quote`], checked against SPEC.md section 8.4 in its order:
+/// it decodes, lists at most [`Quote::MAX_ADJUSTMENTS`] adjustments, is exactly the shortest
+/// encoding of what it decodes to (no trailing bytes, no overlong varint), and its total is the
+/// sum of its parts.
+pub(crate) fn decode_quote(out: &[u8]) -> Result<Quote, CallError> {
+    let bad = CallError::BadOutput;
+    let (quote, rest) =
+        postcard::take_from_bytes::<Quote>(out).map_err(|e| bad(format!("not a Quote: {e}")))?;
+    if quote.adjustments.len() > Quote::MAX_ADJUSTMENTS {
+        return Err(bad(format!(
+            "{} adjustments; at most {}",
+            quote.adjustments.len(),
+            Quote::MAX_ADJUSTMENTS
+        )));
+    }
+    if !rest.is_empty() {
+        return Err(bad(format!(
+            "{} bytes after the end of the Quote",
+            rest.len()
+        )));
+    }
+    // Decoding consumed every byte; the shortest encoding of the same value is exactly as long
+    // only if no varint was overlong.
+    let mut buf = [0u8; Quote::MAX_ENCODED_LEN];
+    let canonical =
+        postcard::to_slice(&quote, &mut buf).map_err(|e| bad(format!("cannot re-encode: {e}")))?;
+    if canonical.len() != out.len() {
+        return Err(bad(format!(
+            "not in the shortest encoding: {} bytes where {} suffice (an overlong varint)",
+            out.len(),
+            canonical.len()
+        )));
+    }
+    if !quote.is_consistent() {
+        return Err(bad(format!(
+            "total {} is not base + quality_premium + network_fee + escrow_fee",
+            quote.total
+        )));
+    }
+    Ok(quote)
 }

@@ -82,7 +82,7 @@ where
     E: Display,
 {
     #[cfg(all(target_arch = "wasm32", feature = "rt"))]
-    crate::rt::reset_heap();
+    crate::rt::begin_call();
     let input = read_input();
     let req: Req = match postcard::from_bytes(&input) {
         Ok(r) => r,

@@ -52,6 +52,28 @@ impl QuoteRequest {
     /// Neutral market utilisation.
     pub const NEUTRAL_UTILIZATION_BP: u16 = 5_000;
 
+    /// Most utilisation there is: 100%.
+    pub const MAX_UTILIZATION_BP: u16 = 10_000;
+
+    /// What the host guarantees a plugin about every request it sends (SPEC.md R-req-ranges):
+    /// at least one byte, one day and one copy, and a utilisation of at most 100%. The host
+    /// refuses any other request itself, without calling the plugin.
+    pub fn check_ranges(&self) -> Result<(), &'static str> {
+        if self.size_bytes == 0 {
+            return Err("size must be at least 1 byte");
+        }
+        if self.duration_days == 0 {
+            return Err("duration must be at least 1 day");
+        }
+        if self.replication == 0 {
+            return Err("replication must be at least 1");
+        }
+        if self.utilization_bp > Self::MAX_UTILIZATION_BP {
+            return Err("utilization must be at most 10,000 bp (100%)");
+        }
+        Ok(())
+    }
+
     /// A request in a neutral market: replication 3, normal urgency, 50% utilisation.
     pub fn new(size_bytes: u64, duration_days: u32, tier: StorageTier, quality: bool) -> Self {
         Self {
@@ -130,6 +152,12 @@ pub struct Quote {
 }
 
 impl Quote {
+    /// Most adjustments a quote may list (SPEC.md R-out-adjustments-max).
+    pub const MAX_ADJUSTMENTS: usize = 16;
+    /// Longest encoding of a quote with at most [`Self::MAX_ADJUSTMENTS`] adjustments: six
+    /// 10-byte varints, a 1-byte count and 16 × (index + 3-byte code + 5-byte factor).
+    pub const MAX_ENCODED_LEN: usize = 6 * 10 + 1 + 16 * 9;
+
     /// Checks the invariant `total = base + premium + fees` without overflow. The host refuses a
     /// plugin output that breaks it.
     pub fn is_consistent(&self) -> bool {
@@ -159,7 +187,8 @@ mod tests {
         assert_eq!(postcard::from_bytes::<QuoteRequest>(&bytes).unwrap(), req);
     }
 
-    /// Golden encoding of the quote the standard plugin gives for the golden request.
+    /// Golden encoding of a quote with a custom factor (SPEC.md section 8.5, "two more
+    /// examples"); the standard plugin's own quote is pinned by `tests/abi_compat.rs`.
     #[test]
     fn quote_encoding_is_frozen() {
         let q = Quote {
