@@ -78,8 +78,9 @@ fn standard_golden_values() {
     r.utilization_bp = 0;
     assert_eq!(q(r).base, 90 * TOKEN);
 
-    // Rounding: one byte for one day still costs something.
+    // Rounding: one byte for one day still costs something, in every tier.
     assert_eq!(q(req(1, 1, Warm, false)).base, 1);
+    assert_eq!(q(req(1, 1, Archive, false)).base, 1);
 }
 
 #[test]

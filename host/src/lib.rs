@@ -29,7 +29,7 @@ pub use engine::Host;
 pub use error::{CallError, LoadError};
 pub use limits::Limits;
 pub use plugin::Plugin;
-pub use pricing::{PricedQuote, PricingPlugin};
+pub use pricing::{PricedQuote, PricingPlugin, SampleCall, SelfCheck};
 pub use registry::{Registry, RegistryError, Slot};
 
 /// Re-exported so users of the host need not depend on `zhtp-abi` directly.

@@ -56,34 +56,104 @@ impl PricingPlugin {
         self.plugin.call_with(input, decode_quote)
     }
 
-    /// Runs the plugin on sample requests before it may serve: every call must succeed with a
-    /// consistent, non-zero quote, and doubling the size must not lower the price.
+    /// Runs the install self-check (SPEC.md section 9) and stops at the first failure.
     pub fn self_check(&self) -> Result<(), LoadError> {
-        let fail = |what: String| LoadError::SelfCheck(what);
+        match self.self_check_report().failure() {
+            Some(why) => Err(LoadError::SelfCheck(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs every request of the install self-check (SPEC.md section 9) and reports each
+    /// answer and what, if anything, it breaks. Nothing stops early: an author sees every
+    /// failing request at once (`zhtp plugin check`).
+    pub fn self_check_report(&self) -> SelfCheck {
+        let mut calls = Vec::with_capacity(48);
         for tier in StorageTier::ALL {
             for quality in [false, true] {
                 for (size, days) in [(1, 1), (1_000_000_000, 1), (1 << 40, 365)] {
-                    let req = QuoteRequest::new(size, days, tier, quality);
-                    let one = self
-                        .quote_only(&req)
-                        .map_err(|e| fail(format!("{size} B, {days} d, {tier}: {e}")))?;
-                    if one.total == 0 {
-                        return Err(fail(format!("{size} B, {days} d, {tier}: zero price")));
-                    }
-                    let double = QuoteRequest::new(size * 2, days, tier, quality);
-                    let two = self
-                        .quote_only(&double)
-                        .map_err(|e| fail(format!("{} B, {days} d, {tier}: {e}", size * 2)))?;
-                    if two.total < one.total {
-                        return Err(fail(format!(
-                            "{tier}: doubling {size} B lowered the price from {} to {}",
-                            one.total, two.total
-                        )));
-                    }
+                    let one = QuoteRequest::new(size, days, tier, quality);
+                    let two = QuoteRequest::new(size * 2, days, tier, quality);
+                    let first = self.quote_only(&one);
+                    let second = self.quote_only(&two);
+                    let first_problem = match &first {
+                        Err(e) => Some(e.to_string()),
+                        Ok(q) if q.total == 0 => Some("zero price (R-check-nonzero)".into()),
+                        Ok(_) => None,
+                    };
+                    let second_problem = match (&first, &second) {
+                        (_, Err(e)) => Some(e.to_string()),
+                        (Ok(a), Ok(b)) if b.total < a.total => Some(format!(
+                            "doubling the size lowered the price from {} to {} (R-check-monotone)",
+                            a.total, b.total
+                        )),
+                        _ => None,
+                    };
+                    calls.push(SampleCall::new(one, first, first_problem));
+                    calls.push(SampleCall::new(two, second, second_problem));
                 }
             }
         }
-        Ok(())
+        SelfCheck { calls }
+    }
+}
+
+/// One request of the install self-check and what the plugin answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SampleCall {
+    /// What was asked.
+    pub request: QuoteRequest,
+    /// The valid quote, if the plugin gave one.
+    pub quote: Option<Quote>,
+    /// The rule this answer breaks, if any (the call's error, a zero price, a price that fell
+    /// when the size doubled).
+    pub problem: Option<String>,
+}
+
+impl SampleCall {
+    fn new(
+        request: QuoteRequest,
+        answer: Result<Quote, CallError>,
+        problem: Option<String>,
+    ) -> Self {
+        Self {
+            request,
+            quote: answer.ok(),
+            problem,
+        }
+    }
+
+    /// `1000000000 B, 1 d, warm` — how errors name the request.
+    pub fn describe(&self) -> String {
+        let r = &self.request;
+        format!(
+            "{} B, {} d, {}{}",
+            r.size_bytes,
+            r.duration_days,
+            r.tier,
+            if r.quality { ", quality" } else { "" }
+        )
+    }
+}
+
+/// Every answer of the install self-check, in the order asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SelfCheck {
+    /// The 48 requests (each base request followed by the same with its size doubled).
+    pub calls: Vec<SampleCall>,
+}
+
+impl SelfCheck {
+    /// Whether the plugin passed: no call has a problem.
+    pub fn passed(&self) -> bool {
+        self.calls.iter().all(|c| c.problem.is_none())
+    }
+
+    /// The first failure, as `"<request>: <problem>"`.
+    pub fn failure(&self) -> Option<String> {
+        self.calls
+            .iter()
+            .find_map(|c| Some(format!("{}: {}", c.describe(), c.problem.as_ref()?)))
     }
 }
 

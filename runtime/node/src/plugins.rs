@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Subcommand, ValueEnum};
+use serde::Serialize;
 use zhtp::wire::{Installed, PluginRow};
-use zhtp_host::{Host, Limits, Registry};
+use zhtp_host::{Host, Kind, Limits, PricingPlugin, Registry, SelfCheck};
+use zhtp_types::Hash;
 
 /// `zhtp plugin ...`
 #[derive(Debug, Subcommand)]
@@ -23,6 +25,20 @@ pub enum PluginCommand {
         kind: PluginKind,
         /// The plugin's .wasm file.
         file: PathBuf,
+    },
+    /// Check a plugin before shipping it: the validation and the install self-check of
+    /// `plugin install`, without installing anything (no node or data directory needed).
+    /// Prints each check, and every sample request with the plugin's answer. Exits non-zero
+    /// when the plugin would be refused.
+    Check {
+        /// The plugin's .wasm file.
+        file: PathBuf,
+        /// Plugin kind.
+        #[arg(long, value_enum, default_value = "pricing")]
+        kind: PluginKind,
+        /// Print the report as JSON (`passed`, `load`, `self_check.calls[]`).
+        #[arg(long)]
+        json: bool,
     },
     /// Make the previous plugin of a kind current again.
     Rollback {
@@ -124,6 +140,7 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
                 done.name, done.hash
             );
         }
+        PluginCommand::Check { file, kind, json } => check(&file, kind, json)?,
         PluginCommand::Rollback { kind } => {
             let kind = kind.as_str();
             let done: Installed = match &client {
@@ -159,4 +176,141 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `zhtp plugin check --json` prints.
+#[derive(Debug, Serialize)]
+struct CheckReport {
+    file: String,
+    bytes: usize,
+    /// Validation and the self-check both passed: `plugin install` would accept it.
+    passed: bool,
+    load: LoadOutcome,
+    /// Absent when validation failed (nothing was run).
+    self_check: Option<SelfCheck>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoadOutcome {
+    ok: bool,
+    name: Option<String>,
+    hash: Option<Hash>,
+    abi_version: Option<u32>,
+    error: Option<String>,
+}
+
+/// `zhtp plugin check FILE`: validation, then every self-check request, reported in full.
+fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let host = Host::new(Limits::default()).context("could not start the wasm host")?;
+    let kind = match kind {
+        PluginKind::Pricing => Kind::Pricing,
+    };
+    let loaded = host.load(kind, &wasm);
+    let load = match &loaded {
+        Ok(p) => LoadOutcome {
+            ok: true,
+            name: Some(p.info().name.clone()),
+            hash: Some(p.info().hash),
+            abi_version: Some(p.info().abi_version),
+            error: None,
+        },
+        Err(e) => LoadOutcome {
+            ok: false,
+            name: None,
+            hash: None,
+            abi_version: None,
+            error: Some(e.to_string()),
+        },
+    };
+    let self_check = loaded
+        .ok()
+        .map(|p| PricingPlugin::new(p).self_check_report());
+    let report = CheckReport {
+        file: file.display().to_string(),
+        bytes: wasm.len(),
+        passed: load.ok && self_check.as_ref().is_some_and(SelfCheck::passed),
+        load,
+        self_check,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        emit(&render(&report, host.limits())?);
+    }
+    if !report.passed {
+        bail!(
+            "{} would be refused by `zhtp plugin install`",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The report for a person.
+fn render(r: &CheckReport, limits: &Limits) -> Result<String, std::fmt::Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    writeln!(out, "{} ({} bytes)", r.file, r.bytes)?;
+    writeln!(
+        out,
+        "validation (host/SPEC.md sections 1-2: size, module, metadata, marker, imports, entry, memory)"
+    )?;
+    match (&r.load.name, &r.load.hash, &r.load.error) {
+        (Some(name), Some(hash), _) => writeln!(
+            out,
+            "  {}  {name}, ABI v{}, blake3 {hash}, {} bytes of at most {}",
+            mark(true),
+            r.load.abi_version.unwrap_or(0),
+            r.bytes,
+            limits.code_size()
+        )?,
+        (_, _, Some(e)) => writeln!(out, "  {}  {e}", mark(false))?,
+        _ => {}
+    }
+    let Some(check) = &r.self_check else {
+        writeln!(out, "self-check: not run (validation failed)")?;
+        return Ok(out);
+    };
+    let failed = check.calls.iter().filter(|c| c.problem.is_some()).count();
+    writeln!(
+        out,
+        "self-check (host/SPEC.md section 9): {} requests, {failed} failed",
+        check.calls.len()
+    )?;
+    writeln!(
+        out,
+        "        {:<42} {:>22} {:>22}",
+        "REQUEST (replication 3, normal, 50%)", "TOTAL µZHTP", "BASE µZHTP"
+    )?;
+    for c in &check.calls {
+        let request = c.describe();
+        match (&c.quote, &c.problem) {
+            (Some(q), None) => writeln!(
+                out,
+                "  {}  {request:<42} {:>22} {:>22}",
+                mark(true),
+                q.total,
+                q.base
+            )?,
+            (_, Some(p)) => writeln!(out, "  {}  {request:<42} {p}", mark(false))?,
+            (None, None) => {}
+        }
+    }
+    if r.passed {
+        writeln!(
+            out,
+            "passed: `zhtp plugin install pricing {}` will accept it",
+            r.file
+        )?;
+    }
+    Ok(out)
+}
+
+/// Writes `text` to stdout in one piece; a closed pipe (`| head`) is not an error: the exit
+/// status still tells whether the plugin passed.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

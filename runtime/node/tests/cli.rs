@@ -127,3 +127,97 @@ fn sizes_accept_units_and_bad_input_is_explained() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
 }
+
+/// `zhtp plugin check` (the tool an author runs before shipping): the two bundled plugins pass
+/// with all 48 self-check answers shown; a plugin that refuses requests and one with a
+/// forbidden import fail, each saying why, with a non-zero exit; nothing is installed.
+#[test]
+fn plugin_check_reports_every_check_and_installs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let check = |file: &std::path::Path, json: bool| {
+        let mut args = vec!["plugin", "check", file.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        zhtp(d, &args)
+    };
+    for name in ["pricing-standard", "pricing-surge"] {
+        let file = d.join(format!("{name}.wasm"));
+        ok(d, &["plugin", "export", name, "-o", file.to_str().unwrap()]);
+        let text = String::from_utf8(check(&file, false).stdout).unwrap();
+        assert!(
+            text.contains(&format!("ok    {name}@0.1.0, ABI v1")),
+            "{text}"
+        );
+        assert!(text.contains("48 requests, 0 failed"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("  ok ")).count(), 49);
+        assert!(
+            text.contains("passed: `zhtp plugin install pricing"),
+            "{text}"
+        );
+        let out = check(&file, true);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["passed"], true);
+        assert_eq!(v["load"]["name"], format!("{name}@0.1.0"));
+        let calls = v["self_check"]["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 48);
+        assert!(
+            calls
+                .iter()
+                .all(|c| c["problem"].is_null() && c["quote"]["total"].as_u64().unwrap() > 0)
+        );
+        assert_eq!(calls[3]["request"]["size_bytes"], 2_000_000_000u64);
+    }
+
+    // Valid, but refuses every request: every sample fails, each with the plugin's reason.
+    let closed = d.join("closed.wasm");
+    let wat = r#"(module
+        (import "zhtp:env/v1" "output_set" (func $set (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "closed")
+        (func (export "zhtp_abi_v1"))
+        (func (export "pricing_quote") (result i32)
+          (drop (call $set (i32.const 0) (i32.const 6))) (i32.const 1)))"#;
+    std::fs::write(&closed, wat::parse_str(wat).unwrap()).unwrap();
+    let out = check(&closed, false);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("48 requests, 48 failed"), "{text}");
+    assert!(
+        text.contains("FAIL  1 B, 1 d, hot") && text.contains("plugin refused the request: closed"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would be refused"));
+    let v: serde_json::Value = serde_json::from_slice(&check(&closed, true).stdout).unwrap();
+    assert_eq!(
+        (v["passed"].clone(), v["load"]["ok"].clone()),
+        (false.into(), true.into())
+    );
+    assert_eq!(
+        v["load"]["name"].as_str().unwrap().len(),
+        "unnamed@".len() + 10
+    );
+
+    // Refused at validation: named import, and no self-check run.
+    let wasi = d.join("wasi.wasm");
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "zhtp_abi_v1"))
+        (func (export "pricing_quote") (result i32) (i32.const 0)))"#;
+    std::fs::write(&wasi, wat::parse_str(wat).unwrap()).unwrap();
+    let out = check(&wasi, false);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FAIL  forbidden import `wasi_snapshot_preview1::fd_write`"),
+        "{text}"
+    );
+    assert!(text.contains("self-check: not run"), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&check(&wasi, true).stdout).unwrap();
+    assert!(v["self_check"].is_null() && v["load"]["ok"] == false);
+
+    assert!(!d.join("plugins").exists(), "check installed something");
+}
