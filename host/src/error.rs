@@ -87,7 +87,8 @@ pub enum LoadError {
     SelfCheck(String),
 }
 
-/// A plugin call failed. The node is unaffected; the instance that failed is discarded.
+/// A plugin call failed. The node is unaffected; the instance is discarded unless the call kept
+/// the ABI (a refusal, `Refused`, keeps it: SPEC.md R-state-discard).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallError {
