@@ -1574,7 +1574,10 @@ fn r_state_discard_after_an_abi_break_kept_after_a_refusal() {
 /// serving one call at a time; at most 8 instances are kept idle.
 #[test]
 fn r_state_exclusive_concurrent_calls_never_share_an_instance() {
-    let host = host();
+    // Twelve threads on however few cores: a generous time limit, so that a thread preempted
+    // in the middle of a call cannot fail it (time is not what this test is about).
+    let host = Host::new(Limits::default().with_call_timeout(std::time::Duration::from_secs(30)))
+        .expect("host");
     let p = pricing(&host, &wasm(CONCURRENT));
     std::thread::scope(|s| {
         for thread in 0..12_u32 {
