@@ -164,7 +164,7 @@ fn summary() {
         fixed_ns / bare
     );
     println!(
-        "zhtp plugin (ABI + postcard)     {via_plugin:>8.1}   {:.1}x native, {:.2}x bare wasmtime, {:.1}x faster than Extism's ~3200 ns",
+        "zhtp plugin (ABI + v1 codec)     {via_plugin:>8.1}   {:.1}x native, {:.2}x bare wasmtime, {:.1}x faster than Extism's ~3200 ns",
         via_plugin / native,
         via_plugin / bare,
         3200.0 / via_plugin

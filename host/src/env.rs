@@ -147,12 +147,20 @@ fn span(ptr: i32, len: i32) -> Result<std::ops::Range<usize>, Status> {
     Ok(ptr..ptr.checked_add(len).ok_or(Status::OutOfBounds)?)
 }
 
-/// Reads a guest string for `log`/`abort`, truncated to `MAX_LOG_LEN` and lossily decoded.
-fn guest_text(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String, Status> {
+/// The bytes of a guest string for `log`/`abort`, truncated to `MAX_LOG_LEN`.
+fn guest_bytes<'a>(
+    caller: &'a Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> Result<&'a [u8], Status> {
     let range = span(ptr, len.min(v1::MAX_LOG_LEN as i32))?;
     let mem = caller.data().memory.ok_or(Status::OutOfBounds)?;
-    let bytes = mem.data(caller).get(range).ok_or(Status::OutOfBounds)?;
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    mem.data(caller).get(range).ok_or(Status::OutOfBounds)
+}
+
+/// A guest string for `log`/`abort`, truncated to `MAX_LOG_LEN` and lossily decoded.
+fn guest_text(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<String, Status> {
+    guest_bytes(caller, ptr, len).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// Builds the frozen v1 linker. Never edit a v1 function's behaviour: add v2 instead.
@@ -224,16 +232,28 @@ pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> 
                 return Status::QuotaExceeded.code();
             }
             caller.data_mut().logs += 1;
-            let text = match guest_text(&caller, ptr, len) {
-                Ok(t) => t,
+            let bytes = match guest_bytes(&caller, ptr, len) {
+                Ok(b) => b,
                 Err(s) => return s.code(),
             };
+            // The range is checked either way (the status is the ABI's); the text is decoded
+            // only when someone listens at that level.
+            let text = || String::from_utf8_lossy(bytes);
             let plugin = &*caller.data().plugin;
             match level {
-                0 => tracing::debug!(target: "zhtp::guest", plugin, "{text}"),
-                1 => tracing::info!(target: "zhtp::guest", plugin, "{text}"),
-                2 => tracing::warn!(target: "zhtp::guest", plugin, "{text}"),
-                _ => tracing::error!(target: "zhtp::guest", plugin, "{text}"),
+                0 if tracing::enabled!(target: "zhtp::guest", tracing::Level::DEBUG) => {
+                    tracing::debug!(target: "zhtp::guest", plugin, "{}", text())
+                }
+                1 if tracing::enabled!(target: "zhtp::guest", tracing::Level::INFO) => {
+                    tracing::info!(target: "zhtp::guest", plugin, "{}", text())
+                }
+                2 if tracing::enabled!(target: "zhtp::guest", tracing::Level::WARN) => {
+                    tracing::warn!(target: "zhtp::guest", plugin, "{}", text())
+                }
+                3 if tracing::enabled!(target: "zhtp::guest", tracing::Level::ERROR) => {
+                    tracing::error!(target: "zhtp::guest", plugin, "{}", text())
+                }
+                _ => {}
             }
             Status::Ok.code()
         },

@@ -1,5 +1,6 @@
 use serde::Serialize;
 use zhtp_abi::pricing::{Quote, QuoteRequest};
+use zhtp_abi::{DecodeError, Message as _};
 use zhtp_types::{Hash, StorageTier};
 
 use crate::error::{CallError, LoadError};
@@ -49,11 +50,9 @@ impl PricingPlugin {
     pub fn quote_only(&self, req: &QuoteRequest) -> Result<Quote, CallError> {
         req.check_ranges()
             .map_err(|e| CallError::InvalidRequest(e.into()))?;
-        // A QuoteRequest is at most 22 bytes of postcard: encode on the stack.
-        let mut buf = [0u8; 64];
-        let input = postcard::to_slice(req, &mut buf)
-            .map_err(|e| CallError::InvalidRequest(format!("cannot encode: {e}")))?;
-        self.plugin.call_with(input, decode_quote)
+        let mut buf = [0u8; QuoteRequest::MAX_LEN];
+        let n = req.encode(&mut buf);
+        self.plugin.call_with(&buf[..n], decode_quote)
     }
 
     /// Runs the install self-check (SPEC.md section 9) and stops at the first failure.
@@ -162,36 +161,17 @@ impl SelfCheck {
 /// encoding of what it decodes to (no trailing bytes, no overlong varint), and its total is the
 /// sum of its parts.
 pub(crate) fn decode_quote(out: &[u8]) -> Result<Quote, CallError> {
-    let bad = CallError::BadOutput;
-    let (quote, rest) =
-        postcard::take_from_bytes::<Quote>(out).map_err(|e| bad(format!("not a Quote: {e}")))?;
-    if quote.adjustments.len() > Quote::MAX_ADJUSTMENTS {
-        return Err(bad(format!(
-            "{} adjustments; at most {}",
-            quote.adjustments.len(),
-            Quote::MAX_ADJUSTMENTS
-        )));
-    }
-    if !rest.is_empty() {
-        return Err(bad(format!(
-            "{} bytes after the end of the Quote",
-            rest.len()
-        )));
-    }
-    // Decoding consumed every byte; the shortest encoding of the same value is exactly as long
-    // only if no varint was overlong.
-    let mut buf = [0u8; Quote::MAX_ENCODED_LEN];
-    let canonical =
-        postcard::to_slice(&quote, &mut buf).map_err(|e| bad(format!("cannot re-encode: {e}")))?;
-    if canonical.len() != out.len() {
-        return Err(bad(format!(
-            "not in the shortest encoding: {} bytes where {} suffice (an overlong varint)",
-            out.len(),
-            canonical.len()
-        )));
-    }
+    let quote = Quote::decode(out).map_err(|e| {
+        CallError::BadOutput(match e {
+            e if e.is_malformed() => format!("not a Quote: {e}"),
+            DecodeError::Trailing { extra } => {
+                format!("{extra} bytes after the end of the Quote")
+            }
+            e => e.to_string(),
+        })
+    })?;
     if !quote.is_consistent() {
-        return Err(bad(format!(
+        return Err(CallError::BadOutput(format!(
             "total {} is not base + quality_premium + network_fee + escrow_fee",
             quote.total
         )));

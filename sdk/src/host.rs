@@ -1,12 +1,9 @@
 //! Safe wrappers over the `zhtp:env/v1` imports.
 
 use alloc::string::ToString;
-use alloc::vec::Vec;
 use core::fmt::Display;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use zhtp_abi::Status;
+use zhtp_abi::{Message, Status};
 
 /// Severity of a log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,18 +31,15 @@ mod sys {
         pub fn abort(code: i32, ptr: *const u8, len: i32) -> !;
     }
 
-    pub fn read_input() -> alloc::vec::Vec<u8> {
+    /// Reads the whole input into `buf`; `None` if it does not fit. One host call for any
+    /// input shorter than `buf` (`input_read` copies at most the input's length).
+    pub fn read_input(buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: `buf` is valid for writes of its length; the host writes at most that many.
+        let n = unsafe { input_read(buf.as_mut_ptr(), buf.len() as i32) };
+        let n = usize::try_from(n).ok()?;
+        // A full buffer may be a longer input cut short.
         // SAFETY: input_len takes no arguments and only returns a number.
-        let len = unsafe { input_len() }.max(0) as usize;
-        let mut buf = alloc::vec::Vec::with_capacity(len);
-        // SAFETY: `buf` has capacity `len`; the host writes at most `len` bytes at its pointer and
-        // returns how many it wrote, which we only then mark initialised.
-        let n = unsafe { input_read(buf.as_mut_ptr(), len as i32) };
-        if n > 0 {
-            // SAFETY: the host initialised the first `n <= len` bytes.
-            unsafe { buf.set_len((n as usize).min(len)) };
-        }
-        buf
+        (n < buf.len() || unsafe { input_len() } as usize == n).then_some(n)
     }
 
     pub fn set_output(bytes: &[u8]) -> i32 {
@@ -73,29 +67,41 @@ pub fn log(level: Level, msg: &str) {
     let _ = (level, msg);
 }
 
+/// Largest request or response an entry point handles: both live in stack buffers of this size
+/// (a `QuoteRequest` is at most 22 bytes, a `Quote` at most 205).
+const MAX_MESSAGE: usize = 256;
+
 /// Runs one call of an entry point: reads and decodes the input, calls `f`, encodes and sets the
 /// output. Returns the entry point's status code. Emitted by `#[plugin]`.
+///
+/// Messages are read and written with the strict v1 codec of `zhtp-abi` (no serde, nothing
+/// allocated): this is most of what a call costs inside the guest besides the plugin's own
+/// arithmetic.
 pub fn dispatch<Req, Resp, E>(f: impl FnOnce(Req) -> Result<Resp, E>) -> i32
 where
-    Req: DeserializeOwned,
-    Resp: Serialize,
+    Req: Message,
+    Resp: Message,
     E: Display,
 {
+    const { assert!(Req::MAX_LEN <= MAX_MESSAGE && Resp::MAX_LEN <= MAX_MESSAGE) };
     #[cfg(all(target_arch = "wasm32", feature = "rt"))]
     crate::rt::begin_call();
-    let input = read_input();
-    let req: Req = match postcard::from_bytes(&input) {
-        Ok(r) => r,
-        Err(_) => return refuse("malformed input: not a valid postcard message for this entry"),
+    let mut input = [0u8; MAX_MESSAGE];
+    let Some(n) = read_input(&mut input) else {
+        return refuse("malformed input: longer than any message of this entry");
+    };
+    // The host sends only valid requests (SPEC.md R-req-canonical): no detail is worth the
+    // formatting code in every guest.
+    let Ok(req) = Req::decode(&input[..n]) else {
+        return refuse("malformed input: not a valid message for this entry");
     };
     match f(req) {
-        Ok(resp) => match postcard::to_allocvec(&resp) {
-            Ok(bytes) => {
-                let st = set_output(&bytes);
-                if st == Status::Ok.code() { 0 } else { st }
-            }
-            Err(_) => refuse("could not encode the response"),
-        },
+        Ok(resp) => {
+            let mut out = [0u8; MAX_MESSAGE];
+            let n = resp.encode(&mut out);
+            let st = set_output(&out[..n]);
+            if st == Status::Ok.code() { 0 } else { st }
+        }
         Err(e) => refuse(&e.to_string()),
     }
 }
@@ -106,8 +112,8 @@ fn refuse(msg: &str) -> i32 {
 }
 
 #[cfg(target_arch = "wasm32")]
-fn read_input() -> Vec<u8> {
-    sys::read_input()
+fn read_input(buf: &mut [u8]) -> Option<usize> {
+    sys::read_input(buf)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -122,8 +128,8 @@ pub(crate) fn abort(code: i32, msg: &[u8]) -> ! {
 
 // Natively there is no host: dispatch is only meaningful inside wasm, so these are inert.
 #[cfg(not(target_arch = "wasm32"))]
-fn read_input() -> Vec<u8> {
-    Vec::new()
+fn read_input(_buf: &mut [u8]) -> Option<usize> {
+    Some(0)
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -17,9 +17,11 @@
 //! and its version. On other targets it emits nothing, so the same function can be unit-tested and
 //! benchmarked natively.
 //!
-//! The SDK is `no_std` + `alloc`. With the default `rt` feature it also provides, on wasm32, the
-//! guest's allocator (a bump allocator reset at the start of every call: a plugin carries no state
-//! across calls) and a panic handler that reports the panic message through `abort`.
+//! The SDK is `no_std` + `alloc`. Messages are read and written with `zhtp-abi`'s strict v1
+//! codec. With the default `rt` feature it also provides, on wasm32, the guest's allocator (a
+//! bump allocator that gives a call's memory back once the call freed all of it, and never hands
+//! out an allocation kept across calls; see `host/SPEC.md` section 11) and a panic handler that
+//! reports the panic message through `abort`.
 #![no_std]
 
 extern crate alloc;

@@ -1,8 +1,9 @@
 //! The zhtp host ABI, defined once for the host (`zhtp-host`) and for guests (`zhtp-sdk`).
 //!
 //! Everything a guest and the host must agree on lives here: the version marker, import module
-//! and function names, the status-code table and the `postcard` message types. `host/SPEC.md`
-//! is the prose version of this crate; the two change together.
+//! and function names, the status-code table, the message types and their v1 codec
+//! ([`wire`]: postcard's bytes, read strictly). `host/SPEC.md` is the prose version of this
+//! crate; the two change together.
 //!
 //! Compatibility rule: a published ABI version is frozen. A new version adds a new marker
 //! (`zhtp_abi_v2`), new import modules (`zhtp:env/v2`) and new messages; it never edits v1.
@@ -12,8 +13,10 @@ extern crate alloc;
 
 pub mod pricing;
 mod status;
+pub mod wire;
 
 pub use status::Status;
+pub use wire::{DecodeError, Message};
 
 /// Oldest ABI version this crate describes.
 pub const MIN_VERSION: u32 = 1;

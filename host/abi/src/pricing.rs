@@ -5,6 +5,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use zhtp_types::{MicroZhtp, StorageTier};
 
+use crate::wire::{DecodeError, Message, Reader, Writer};
+
 /// Basis points: 10,000 bp = 100% = a factor of 1.0.
 pub const BP_ONE: u32 = 10_000;
 
@@ -169,6 +171,147 @@ impl Quote {
     }
 }
 
+// The v1 encodings (SPEC.md sections 7 and 8), field by field in declaration order: the same
+// bytes as postcard's, read strictly (see `crate::wire`).
+
+fn tier_index(t: StorageTier) -> u8 {
+    match t {
+        StorageTier::Hot => 0,
+        StorageTier::Warm => 1,
+        StorageTier::Cold => 2,
+        StorageTier::Archive => 3,
+    }
+}
+
+fn urgency_index(u: Urgency) -> u8 {
+    match u {
+        Urgency::Low => 0,
+        Urgency::Normal => 1,
+        Urgency::High => 2,
+    }
+}
+
+/// An enum index: a u32 varint, within `0..n`.
+fn index(r: &mut Reader<'_>, n: u32, field: &'static str) -> Result<u32, DecodeError> {
+    let at = r.offset();
+    let i = r.u32()?;
+    if i < n {
+        Ok(i)
+    } else {
+        Err(DecodeError::BadValue { at, field })
+    }
+}
+
+impl Message for QuoteRequest {
+    /// u64 (10) + u32 (5) + tier (1) + bool (1) + u8 (1) + urgency (1) + u16 (3).
+    const MAX_LEN: usize = 22;
+
+    fn encode(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer::new(out);
+        w.varint(self.size_bytes);
+        w.varint(u64::from(self.duration_days));
+        w.byte(tier_index(self.tier));
+        w.byte(u8::from(self.quality));
+        w.byte(self.replication);
+        w.byte(urgency_index(self.urgency));
+        w.varint(u64::from(self.utilization_bp));
+        w.len
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let req = Self {
+            size_bytes: r.u64()?,
+            duration_days: r.u32()?,
+            tier: StorageTier::ALL[index(&mut r, 4, "storage tier")? as usize],
+            quality: r.bool()?,
+            replication: r.byte()?,
+            urgency: [Urgency::Low, Urgency::Normal, Urgency::High]
+                [index(&mut r, 3, "urgency")? as usize],
+            utilization_bp: r.u16()?,
+        };
+        r.finish()?;
+        Ok(req)
+    }
+}
+
+impl Message for Quote {
+    const MAX_LEN: usize = Self::MAX_ENCODED_LEN;
+
+    fn encode(&self, out: &mut [u8]) -> usize {
+        let mut w = Writer::new(out);
+        for v in [
+            self.base,
+            self.quality_premium,
+            self.network_fee,
+            self.escrow_fee,
+            self.max_bonus,
+            self.total,
+        ] {
+            w.varint(v);
+        }
+        w.varint(self.adjustments.len() as u64);
+        for a in &self.adjustments {
+            match a.factor {
+                Factor::Tier => w.byte(0),
+                Factor::Replication => w.byte(1),
+                Factor::Urgency => w.byte(2),
+                Factor::Utilization => w.byte(3),
+                Factor::Surge => w.byte(4),
+                Factor::Custom(code) => {
+                    w.byte(5);
+                    w.varint(u64::from(code));
+                }
+            }
+            w.varint(u64::from(a.factor_bp));
+        }
+        w.len
+    }
+
+    /// Reads the whole output first, so that its violations come out in the order of SPEC.md
+    /// section 8.4: malformed (R-out-decode), then more than [`Quote::MAX_ADJUSTMENTS`], then
+    /// not exact (R-out-exact). Adjustments past the limit are read but not kept: a hostile
+    /// count costs reading the output, never an allocation of its size. The sum (R-out-sum) is
+    /// [`Quote::is_consistent`], the caller's.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let (base, quality_premium, network_fee) = (r.u64()?, r.u64()?, r.u64()?);
+        let (escrow_fee, max_bonus, total) = (r.u64()?, r.u64()?, r.u64()?);
+        let count = r.u64()?;
+        let mut adjustments = Vec::with_capacity(count.min(Self::MAX_ADJUSTMENTS as u64) as usize);
+        for i in 0..count {
+            let factor = match index(&mut r, 6, "factor")? {
+                0 => Factor::Tier,
+                1 => Factor::Replication,
+                2 => Factor::Urgency,
+                3 => Factor::Utilization,
+                4 => Factor::Surge,
+                _ => Factor::Custom(r.u16()?),
+            };
+            let factor_bp = r.u32()?;
+            if i < Self::MAX_ADJUSTMENTS as u64 {
+                adjustments.push(Adjustment { factor, factor_bp });
+            }
+        }
+        if count > Self::MAX_ADJUSTMENTS as u64 {
+            return Err(DecodeError::TooMany {
+                count,
+                max: Self::MAX_ADJUSTMENTS,
+            });
+        }
+        r.finish()?;
+        Ok(Self {
+            base,
+            quality_premium,
+            network_fee,
+            escrow_fee,
+            max_bonus,
+            total,
+            adjustments,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +380,189 @@ mod tests {
         assert!(!q.is_consistent());
         q.base = u64::MAX;
         assert!(!q.is_consistent());
+    }
+
+    mod wire {
+        use alloc::vec;
+        use alloc::vec::Vec;
+
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::wire::{DecodeError, Message};
+
+        fn tier() -> impl Strategy<Value = StorageTier> {
+            prop::sample::select(StorageTier::ALL.to_vec())
+        }
+
+        fn request() -> impl Strategy<Value = QuoteRequest> {
+            (
+                any::<u64>(),
+                any::<u32>(),
+                tier(),
+                any::<bool>(),
+                any::<u8>(),
+                0..3u8,
+                any::<u16>(),
+            )
+                .prop_map(|(size, days, tier, quality, replication, u, util)| {
+                    QuoteRequest {
+                        size_bytes: size,
+                        duration_days: days,
+                        tier,
+                        quality,
+                        replication,
+                        urgency: [Urgency::Low, Urgency::Normal, Urgency::High][u as usize],
+                        utilization_bp: util,
+                    }
+                })
+        }
+
+        fn factor() -> impl Strategy<Value = Factor> {
+            prop_oneof![
+                Just(Factor::Tier),
+                Just(Factor::Replication),
+                Just(Factor::Urgency),
+                Just(Factor::Utilization),
+                Just(Factor::Surge),
+                any::<u16>().prop_map(Factor::Custom),
+            ]
+        }
+
+        fn quote() -> impl Strategy<Value = Quote> {
+            (
+                prop::array::uniform6(any::<u64>()),
+                prop::collection::vec((factor(), any::<u32>()), 0..=16),
+            )
+                .prop_map(|(a, adj)| Quote {
+                    base: a[0],
+                    quality_premium: a[1],
+                    network_fee: a[2],
+                    escrow_fee: a[3],
+                    max_bonus: a[4],
+                    total: a[5],
+                    adjustments: adj
+                        .into_iter()
+                        .map(|(factor, factor_bp)| Adjustment { factor, factor_bp })
+                        .collect(),
+                })
+        }
+
+        fn encoded<M: Message>(m: &M) -> Vec<u8> {
+            let mut buf = [0u8; 256];
+            let n = m.encode(&mut buf);
+            buf[..n].to_vec()
+        }
+
+        proptest! {
+            /// The hand-written codec writes postcard's bytes and reads them back.
+            #[test]
+            fn requests_are_postcard_bytes(req in request()) {
+                let bytes = encoded(&req);
+                prop_assert_eq!(&bytes, &postcard::to_allocvec(&req).unwrap());
+                prop_assert!(bytes.len() <= QuoteRequest::MAX_LEN);
+                prop_assert_eq!(QuoteRequest::decode(&bytes).unwrap(), req);
+            }
+
+            #[test]
+            fn quotes_are_postcard_bytes(q in quote()) {
+                let bytes = encoded(&q);
+                prop_assert_eq!(&bytes, &postcard::to_allocvec(&q).unwrap());
+                prop_assert!(bytes.len() <= Quote::MAX_LEN);
+                prop_assert_eq!(Quote::decode(&bytes).unwrap(), q);
+            }
+
+            /// Whatever bytes it is given, the strict reader accepts only what postcard reads
+            /// to the same value and what re-encodes to the very same bytes.
+            #[test]
+            fn only_exact_encodings_decode(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+                if let Ok(q) = Quote::decode(&bytes) {
+                    prop_assert_eq!(postcard::from_bytes::<Quote>(&bytes).unwrap(), q.clone());
+                    prop_assert_eq!(encoded(&q), bytes.clone());
+                }
+                if let Ok(r) = QuoteRequest::decode(&bytes) {
+                    prop_assert_eq!(encoded(&r), bytes);
+                }
+            }
+        }
+
+        #[test]
+        fn each_rule_has_its_error() {
+            let golden = [
+                0x80, 0x94, 0xeb, 0xdc, 0x03, 0x01, 0x01, 0x01, 0x03, 0x01, 0x88, 0x27,
+            ];
+            let req = QuoteRequest::decode(&golden).unwrap();
+            assert_eq!(
+                req,
+                QuoteRequest::new(1_000_000_000, 1, StorageTier::Warm, true)
+            );
+            let mut bad_bool = golden;
+            bad_bool[7] = 2;
+            assert_eq!(
+                QuoteRequest::decode(&bad_bool),
+                Err(DecodeError::BadValue {
+                    at: 7,
+                    field: "bool"
+                })
+            );
+            let mut bad_tier = golden;
+            bad_tier[6] = 4;
+            assert_eq!(
+                QuoteRequest::decode(&bad_tier),
+                Err(DecodeError::BadValue {
+                    at: 6,
+                    field: "storage tier"
+                })
+            );
+            assert_eq!(
+                QuoteRequest::decode(&golden[..11]),
+                Err(DecodeError::Truncated)
+            );
+            let mut trailing = golden.to_vec();
+            trailing.push(0);
+            assert_eq!(
+                QuoteRequest::decode(&trailing),
+                Err(DecodeError::Trailing { extra: 1 })
+            );
+
+            // u16 max is ff ff 03; 04 in the third byte does not fit.
+            let util_too_big = [1, 1, 0, 0, 3, 1, 0xff, 0xff, 0x04];
+            assert_eq!(
+                QuoteRequest::decode(&util_too_big),
+                Err(DecodeError::BadVarint { at: 6 })
+            );
+            let overlong = [0x81, 0x00, 1, 0, 0, 3, 1, 0];
+            assert_eq!(
+                QuoteRequest::decode(&overlong),
+                Err(DecodeError::NotShortest { at: 0 })
+            );
+            // u64 max: nine ff and 01; 02 as the tenth byte is too large.
+            let mut big = [0xffu8; 10].to_vec();
+            big[9] = 0x02;
+            big.extend_from_slice(&[1, 0, 0, 3, 1, 0]);
+            assert_eq!(
+                QuoteRequest::decode(&big),
+                Err(DecodeError::BadVarint { at: 0 })
+            );
+
+            // A quote claiming 17 adjustments is refused whole; with 16 it decodes.
+            let mut q = vec![1, 0, 0, 0, 0, 1, 16];
+            q.extend([0, 1].repeat(16));
+            assert_eq!(Quote::decode(&q).unwrap().adjustments.len(), 16);
+            q[6] = 17;
+            q.extend([0, 1]);
+            assert_eq!(
+                Quote::decode(&q),
+                Err(DecodeError::TooMany { count: 17, max: 16 })
+            );
+            // A factor index past Custom (5).
+            assert_eq!(
+                Quote::decode(&[1, 0, 0, 0, 0, 1, 1, 6, 1]),
+                Err(DecodeError::BadValue {
+                    at: 7,
+                    field: "factor"
+                })
+            );
+        }
     }
 }
