@@ -54,6 +54,10 @@ impl Host {
             .epoch_interruption(true)
             .max_wasm_stack(limits.stack())
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        #[cfg(feature = "profiling")]
+        if std::env::var_os("ZHTP_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let linker_v1 =
             env::linker_v1(&engine).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
