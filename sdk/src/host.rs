@@ -98,7 +98,9 @@ where
     match f(req) {
         Ok(resp) => {
             let mut out = [0u8; MAX_MESSAGE];
-            let n = resp.encode(&mut out);
+            let Some(n) = resp.encode(&mut out) else {
+                return refuse("the plugin's answer breaks the message's limits");
+            };
             let st = set_output(&out[..n]);
             if st == Status::Ok.code() { 0 } else { st }
         }

@@ -206,7 +206,7 @@ impl Message for QuoteRequest {
     /// u64 (10) + u32 (5) + tier (1) + bool (1) + u8 (1) + urgency (1) + u16 (3).
     const MAX_LEN: usize = 22;
 
-    fn encode(&self, out: &mut [u8]) -> usize {
+    fn encode(&self, out: &mut [u8]) -> Option<usize> {
         let mut w = Writer::new(out);
         w.varint(self.size_bytes);
         w.varint(u64::from(self.duration_days));
@@ -215,7 +215,7 @@ impl Message for QuoteRequest {
         w.byte(self.replication);
         w.byte(urgency_index(self.urgency));
         w.varint(u64::from(self.utilization_bp));
-        w.len
+        Some(w.len)
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -238,7 +238,10 @@ impl Message for QuoteRequest {
 impl Message for Quote {
     const MAX_LEN: usize = Self::MAX_ENCODED_LEN;
 
-    fn encode(&self, out: &mut [u8]) -> usize {
+    fn encode(&self, out: &mut [u8]) -> Option<usize> {
+        if self.adjustments.len() > Self::MAX_ADJUSTMENTS {
+            return None;
+        }
         let mut w = Writer::new(out);
         for v in [
             self.base,
@@ -265,7 +268,7 @@ impl Message for Quote {
             }
             w.varint(u64::from(a.factor_bp));
         }
-        w.len
+        Some(w.len)
     }
 
     /// Reads the whole output first, so that its violations come out in the order of SPEC.md
@@ -450,7 +453,7 @@ mod tests {
 
         fn encoded<M: Message>(m: &M) -> Vec<u8> {
             let mut buf = [0u8; 256];
-            let n = m.encode(&mut buf);
+            let n = m.encode(&mut buf).unwrap();
             buf[..n].to_vec()
         }
 
@@ -555,6 +558,23 @@ mod tests {
                 Quote::decode(&q),
                 Err(DecodeError::TooMany { count: 17, max: 16 })
             );
+            // Nor is one written.
+            let many = Quote {
+                base: 1,
+                quality_premium: 0,
+                network_fee: 0,
+                escrow_fee: 0,
+                max_bonus: 0,
+                total: 1,
+                adjustments: vec![
+                    Adjustment {
+                        factor: Factor::Tier,
+                        factor_bp: 1
+                    };
+                    17
+                ],
+            };
+            assert_eq!(many.encode(&mut [0u8; 512]), None);
             // A factor index past Custom (5).
             assert_eq!(
                 Quote::decode(&[1, 0, 0, 0, 0, 1, 1, 6, 1]),

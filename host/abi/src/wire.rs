@@ -16,8 +16,9 @@ pub trait Message: Sized {
     const MAX_LEN: usize;
 
     /// Writes the shortest encoding into `out` (at least [`Self::MAX_LEN`] bytes) and returns
-    /// its length.
-    fn encode(&self, out: &mut [u8]) -> usize;
+    /// its length; `None`, with nothing promised about `out`, for a value the message's rules
+    /// forbid (a quote with more than 16 adjustments), which no decoder would accept.
+    fn encode(&self, out: &mut [u8]) -> Option<usize>;
 
     /// Reads exactly one message occupying all of `bytes`, in its shortest encoding.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;

@@ -109,12 +109,15 @@ pub enum Error {
     Task(String),
 }
 
-/// The shared pipeline's errors: a content error (a shard or hash check failed, whichever
-/// path it came through) is one [`Error::Content`], so callers match one variant for it.
+/// The shared pipeline's and the local node's errors: a content error (a shard or hash check
+/// failed), a store error and a missing key are one variant each whichever path they came
+/// through, so callers (and the API's status codes) match one variant for each.
 impl From<local::Error> for Error {
     fn from(e: local::Error) -> Self {
         match e {
             local::Error::Content(c) => Self::Content(c),
+            local::Error::Store(s) => Self::Store(s),
+            local::Error::NoKey(h) => Self::NoKey(h),
             other => Self::Local(other),
         }
     }

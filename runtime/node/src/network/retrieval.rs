@@ -28,14 +28,34 @@ const HEDGE: Duration = Duration::from_millis(1500);
 /// Most peers whose fetch latency is remembered.
 const MAX_LATENCIES: usize = 4096;
 
+/// What one get places again at most (read repair); repair rounds do the rest.
+const MAX_READ_REPAIRS: usize = 16;
+
+/// A shard rebuilt by a get: segment, shard hash, position, bytes.
+type Rebuilt = (u32, Hash, usize, Vec<u8>);
+
+/// How a fetch of one shard ended.
+enum Fetch {
+    Got(Vec<u8>),
+    /// Every holder asked answered that it does not have it, or sent wrong bytes.
+    Lost,
+    /// No answer that says anything about the shard (timeouts, busy, errors).
+    Unavailable,
+}
+
 /// A network get's source: each segment's shards fetched from their holders with hedging
-/// ([`Node::gather`]), from the pipeline's worker threads; a shard every holder failed to give
-/// is rebuilt and placed again, like repair would.
+/// ([`Node::gather`]), from the pipeline's worker threads. A shard every holder said it lost
+/// is rebuilt by the decoder; it is kept here and placed again only once the whole content
+/// has matched its address ([`FromNetwork::place_rebuilt`]), so a forged manifest never gets
+/// honest readers to spread its shards, and delivery never waits for a placement.
 struct FromNetwork {
     node: Node,
     runtime: tokio::runtime::Handle,
     content: Hash,
     holders: Holders,
+    /// Closed when the reader drops the stream: a fetch in flight is abandoned.
+    reader: tokio::sync::mpsc::Sender<Result<Vec<u8>, Error>>,
+    rebuilt: std::sync::Mutex<Vec<Rebuilt>>,
 }
 
 impl Source for FromNetwork {
@@ -44,43 +64,61 @@ impl Source for FromNetwork {
     fn fetch(&self, index: u32, info: &SegmentInfo, k: usize) -> Result<Fetched, Error> {
         // A worker thread of the pipeline, not a runtime thread: blocking on the fetch is what
         // bounds how many segments are in flight.
-        self.runtime
-            .block_on(self.node.gather(info, index, k, &self.holders))
+        self.runtime.block_on(async {
+            tokio::select! {
+                r = self.node.gather(info, index, k, &self.holders) => r,
+                _ = self.reader.closed() => Err(Error::Task("the reader went away".into())),
+            }
+        })
     }
 
-    /// Read repair: the rebuilt shards go to the closest live nodes that hold nothing of this
-    /// segment yet. Best effort: the get has its bytes, and repair rounds try again.
     fn write_back(
         &self,
         index: u32,
         info: &SegmentInfo,
         rebuilt: Vec<(usize, Vec<u8>)>,
     ) -> Result<usize, Error> {
-        let avoid: HashSet<PeerId> = (0..info.shards.len())
-            .filter_map(|j| self.holders.get(&(index, j as u16)))
-            .flatten()
-            .copied()
-            .collect();
-        let shards = rebuilt
-            .into_iter()
-            .map(|(j, bytes)| (j, info.shards[j], bytes))
-            .collect();
-        let placed = self.runtime.block_on(async {
-            let peers = self.node.live_peers().await?;
-            self.node
-                .place(self.content, index, shards, &peers, &avoid)
-                .await
-        });
-        match placed {
-            Ok(placed) => {
-                tracing::info!(content = %self.content, segment = index, placed = placed.len(), "rebuilt shards placed again");
-                Ok(placed.len())
-            }
-            Err(e) => {
-                tracing::warn!(content = %self.content, segment = index, "rebuilt shards not placed: {e}");
-                Ok(0)
-            }
+        let mut kept = self.rebuilt.lock().unwrap_or_else(|e| e.into_inner());
+        let room = MAX_READ_REPAIRS.saturating_sub(kept.len());
+        let n = rebuilt.len().min(room);
+        for (j, bytes) in rebuilt.into_iter().take(n) {
+            kept.push((index, info.shards[j], j, bytes));
         }
+        Ok(n)
+    }
+}
+
+impl FromNetwork {
+    /// Read repair, after the content verified: the rebuilt shards go to the closest live
+    /// nodes that hold nothing of their segment yet, in the background. Best effort: repair
+    /// rounds try again.
+    fn place_rebuilt(self) {
+        let rebuilt = self.rebuilt.into_inner().unwrap_or_else(|e| e.into_inner());
+        if rebuilt.is_empty() {
+            return;
+        }
+        let (node, content, holders) = (self.node, self.content, self.holders);
+        self.runtime.spawn(async move {
+            let peers = match node.live_peers().await {
+                Ok(p) => p,
+                Err(e) => return tracing::warn!(%content, "read repair skipped: {e}"),
+            };
+            let mut by_segment: HashMap<u32, Vec<(usize, Hash, Vec<u8>)>> = HashMap::new();
+            for (segment, hash, j, bytes) in rebuilt {
+                by_segment.entry(segment).or_default().push((j, hash, bytes));
+            }
+            for (segment, shards) in by_segment {
+                let avoid: HashSet<PeerId> = holders
+                    .iter()
+                    .filter(|((s, _), _)| *s == segment)
+                    .flat_map(|(_, hs)| hs.iter().copied())
+                    .collect();
+                match node.place(content, segment, shards, &peers, &avoid).await {
+                    Ok(placed) => tracing::info!(%content, segment, placed = placed.len(), "read repair: rebuilt shards placed again"),
+                    Err(e) => tracing::warn!(%content, segment, "read repair failed: {e}"),
+                }
+            }
+        });
     }
 }
 
@@ -234,16 +272,19 @@ impl Node {
         v
     }
 
-    /// One shard from whichever of `holders` answers first with the right bytes.
-    async fn fetch_shard(&self, hash: Hash, holders: Vec<PeerId>) -> Option<Vec<u8>> {
+    /// One shard from whichever of `holders` answers first with the right bytes. Without
+    /// one, whether the shard is known lost: every holder asked answered (not here, or wrong
+    /// bytes); a timeout, a busy refusal or a dead connection says nothing about the shard.
+    async fn fetch_shard(&self, hash: Hash, holders: Vec<PeerId>) -> Fetch {
         let me = self.peer_id();
+        let mut all_said_lost = true;
         for p in self.rank(&holders) {
             if p == me {
                 let store = self.inner.store.clone();
-                if let Ok(Ok(Some(b))) =
-                    tokio::task::spawn_blocking(move || store.shard(&hash)).await
-                {
-                    return Some(b);
+                match tokio::task::spawn_blocking(move || store.shard(&hash)).await {
+                    Ok(Ok(Some(b))) => return Fetch::Got(b),
+                    Ok(Ok(None) | Err(zhtp_store::Error::Corrupt(_))) => {}
+                    _ => all_said_lost = false,
                 }
                 continue;
             }
@@ -270,19 +311,25 @@ impl Node {
                     } else {
                         (*e * 3 + took) / 4
                     };
-                    return Some(bytes);
+                    return Fetch::Got(bytes);
                 }
                 Ok(Response::Shard(_)) => {
                     tracing::warn!(%p, shard = %hash, "peer sent a wrong shard")
                 }
-                Ok(_) => {}
+                Ok(Response::NotFound) => {}
+                Ok(_) => all_said_lost = false,
                 Err(e) => {
+                    all_said_lost = false;
                     self.penalise(p, 4 * HEDGE);
                     tracing::debug!(%p, "fetch failed: {e}");
                 }
             }
         }
-        None
+        if all_said_lost && !holders.is_empty() {
+            Fetch::Lost
+        } else {
+            Fetch::Unavailable
+        }
     }
 
     /// The latency table, first trimmed if it has grown past [`MAX_LATENCIES`] peers (peers
@@ -317,7 +364,7 @@ impl Node {
 
     /// Fetches k verified shards of a segment (data shards first), hedging: when a shard is
     /// slow or fails, the next one is requested too. A shard is lost when every holder asked
-    /// for it failed to give it.
+    /// for it answered that it does not have it (or sent wrong bytes).
     pub(super) async fn gather(
         &self,
         info: &SegmentInfo,
@@ -354,9 +401,9 @@ impl Node {
             }
             tokio::select! {
                 next = running.next() => match next {
-                    Some((j, Some(bytes))) => { slots[j] = Some(bytes); good += 1; }
-                    Some((j, None)) => {
-                        lost[j] = true;
+                    Some((j, Fetch::Got(bytes))) => { slots[j] = Some(bytes); good += 1; }
+                    Some((j, missing)) => {
+                        lost[j] = matches!(missing, Fetch::Lost);
                         match order.next() {
                             Some(j) => running.push(launch(j)),
                             None if running.is_empty() => break,
@@ -422,17 +469,19 @@ impl Node {
         })
         .await??;
         let (holders, _) = self.find_holders_from(hash, Some(enough), here).await?;
+        // The shared pipeline's read side on a thread of its own (its workers block on
+        // fetches that need the runtime), a window of segments in flight; the segments come
+        // out through a channel of one. Dropping the stream closes the channel: the next send
+        // fails, fetches in flight are abandoned, and the pipeline stops.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, Error>>(1);
         let source = FromNetwork {
             node: self.clone(),
             runtime: tokio::runtime::Handle::current(),
             content: *hash,
             holders,
+            reader: tx.clone(),
+            rebuilt: std::sync::Mutex::new(Vec::new()),
         };
-        // The shared pipeline's read side on a thread of its own (its workers block on
-        // fetches that need the runtime), a window of segments in flight; the segments come
-        // out through a channel of one. Dropping the stream closes the channel: the next send
-        // fails and the pipeline stops.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, Error>>(1);
         let (expected, store, encoded) = (*hash, self.inner.store.clone(), manifest.encode());
         std::thread::Builder::new()
             .name("zhtp-get".into())
@@ -441,20 +490,32 @@ impl Node {
                     tx.blocking_send(Ok(plain))
                         .map_err(|_| Error::Task("the reader went away".into()))
                 };
-                let r = crate::pipeline::read(
-                    &expected,
-                    &decoder,
-                    WINDOW,
-                    &source,
-                    &mut send,
-                    &|_| {},
-                    &AtomicBool::new(false),
-                );
+                // A panic (a worker's, or the runtime's at shutdown) must end the stream with
+                // an error: a stream that merely stops would read as a complete content.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::pipeline::read(
+                        &expected,
+                        &decoder,
+                        WINDOW,
+                        &source,
+                        &mut send,
+                        &|_| {},
+                        &AtomicBool::new(false),
+                    )
+                }))
+                .unwrap_or_else(|_| Err(Error::Task("the get's pipeline panicked".into())));
                 match r {
-                    // Verified: worth keeping (the stream ends only after this).
-                    Ok(_) => source
-                        .runtime
-                        .block_on(remember_manifest(store, expected, encoded)),
+                    Ok(_) => {
+                        // Verified: worth keeping (the stream ends only after this).
+                        let runtime = source.runtime.clone();
+                        let remembered =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                runtime.block_on(remember_manifest(store, expected, encoded))
+                            }));
+                        if remembered.is_ok() {
+                            source.place_rebuilt();
+                        }
+                    }
                     Err(e) => {
                         let _ = tx.blocking_send(Err(e));
                     }

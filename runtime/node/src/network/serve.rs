@@ -126,15 +126,17 @@ impl Node {
             let position = held_key(&content, segment, index);
             // A position already recorded: another shard may not take the place of the one
             // there (it would drop out of the inventory); the same shard again is a no-op,
-            // unless its bytes were lost or damaged here (a bad disk): then this heals them.
-            // The position was admitted and counted when it was first stored.
+            // unless its bytes are gone here (a lost pack, a deleted entry): then this stores
+            // them again. The position was admitted and counted when it was first stored.
+            // Only an index lookup: a peer repeating a store must not make this node read
+            // shards (damaged bytes are found, and rebuilt, when they are read).
             if let Some(v) = store.get(Cf::Index, &position)? {
                 if v.get(..32) != Some(hash.as_bytes()) {
                     return Err(Error::Invalid(format!(
                         "segment {segment} shard {index} of {content}: this node {OTHER_SHARD}"
                     )));
                 }
-                if !matches!(store.shard(&hash), Ok(Some(_))) {
+                if !store.contains(Cf::Shards, hash.as_bytes())? {
                     tracing::warn!(%content, segment, index, "a shard held here was lost; stored again");
                     let mut b = store.batch();
                     store.put_shard(&mut b, &hash, &data)?;
