@@ -204,22 +204,15 @@ impl<'a> Writer<'a> {
         self.len += 1;
     }
 
-    /// The shortest unsigned LEB128 encoding of `v`. Its length is known from the value's
-    /// bit width, so the bytes are written with one bounds check and no data-dependent loop
-    /// exit (in a guest, every loop iteration also pays an interruption check).
+    /// The shortest unsigned LEB128 encoding of `v`. (A variant that computed the length
+    /// from the bit width and wrote without a data-dependent exit made the guest's encoder
+    /// 25% larger and was not measurably faster.)
     #[inline]
-    pub(crate) fn varint(&mut self, v: u64) {
-        if v < 0x80 {
-            self.byte(v as u8);
-            return;
+    pub(crate) fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
         }
-        let bits = 64 - v.leading_zeros() as usize;
-        let n = bits.div_ceil(7);
-        let dst = &mut self.out[self.len..self.len + n];
-        for (i, d) in dst.iter_mut().enumerate() {
-            *d = (v >> (7 * i)) as u8 | 0x80;
-        }
-        dst[n - 1] &= 0x7f;
-        self.len += n;
+        self.byte(v as u8);
     }
 }
