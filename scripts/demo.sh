@@ -28,8 +28,10 @@ step "the same as JSON (integer µZHTP)"
 zhtp quote --size 1GB --days 1 --tier warm --quality --json
 step "installed plugins"
 zhtp plugin list
-step "install the surge pricing plugin (validated, compiled, self-checked, then swapped)"
+step "check the surge pricing plugin before installing it (validation and the 48 self-check requests; first lines)"
 zhtp plugin export pricing-surge -o "$dir/surge.wasm"
+zhtp plugin check "$dir/surge.wasm" | head -n 8
+step "install it (validated, compiled, self-checked, then swapped)"
 zhtp plugin install pricing "$dir/surge.wasm"
 zhtp quote --size 1GB --days 1 --tier warm --quality
 step "surge pricing on a busy network (90% utilisation)"
