@@ -356,6 +356,7 @@ pub struct Dht {
     cmd: mpsc::Sender<Command>,
     listening: watch::Receiver<Vec<Multiaddr>>,
     connected: watch::Receiver<usize>,
+    changes: watch::Receiver<u64>,
 }
 
 fn without_p2p(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
@@ -487,6 +488,7 @@ impl Dht {
         let (in_tx, in_rx) = mpsc::channel(cfg.inbound_queue);
         let (listen_tx, listening) = watch::channel(Vec::new());
         let (conn_tx, connected) = watch::channel(0);
+        let (changes_tx, changes) = watch::channel(0);
         let event_loop = EventLoop {
             swarm,
             cfg,
@@ -494,6 +496,7 @@ impl Dht {
             inbound: in_tx,
             listen_tx,
             conn_tx,
+            changes: changes_tx,
             serving: Serving::default(),
             requests: HashMap::new(),
             get_records: HashMap::new(),
@@ -517,6 +520,7 @@ impl Dht {
             cmd: cmd_tx,
             listening,
             connected,
+            changes,
         };
         Ok((dht, in_rx))
     }
@@ -535,6 +539,12 @@ impl Dht {
         let (tx, rx) = oneshot::channel();
         self.cmd.send(f(tx)).await.map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Ticks whenever something a caller may be waiting for changed: a record stored or
+    /// refused, a connection opened or closed. Wait on it (and look again) instead of polling.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
     }
 
     /// Waits until the node listens on at least `n` addresses, and returns them.

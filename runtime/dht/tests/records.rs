@@ -1,7 +1,7 @@
 //! Record lookups on real swarms (libp2p's memory transport): a lookup answers with the newest
 //! version of a record it finds, not with a stale copy it happens to hold itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zhtp_dht::record::{self, Opened};
 use zhtp_dht::{Config, Dht, Keypair, Multiaddr};
@@ -18,22 +18,25 @@ async fn start(bootstrap: Vec<Multiaddr>) -> Dht {
     dht
 }
 
-/// The version of the record under `key` that `node` holds itself, once it holds `seq`.
+/// The version of the record under `key` that `node` holds itself, once it holds `seq`:
+/// looked at again each time the node reports a change, for at most 30 s.
 async fn holds(node: &Dht, key: &[u8], seq: u64) -> Opened {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(r) = node.local_record(key).await.unwrap()
-            && let Ok(o) = record::open(&r, None)
-            && o.seq == seq
-        {
-            return o;
+    // Subscribed before the first look: a record stored in between is not missed.
+    let mut changes = node.changes();
+    let wait = async {
+        loop {
+            if let Some(r) = node.local_record(key).await.unwrap()
+                && let Ok(o) = record::open(&r, None)
+                && o.seq == seq
+            {
+                return o;
+            }
+            changes.changed().await.expect("the node stopped");
         }
-        assert!(
-            Instant::now() < deadline,
-            "the record (seq {seq}) never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("the record (seq {seq}) never arrived"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

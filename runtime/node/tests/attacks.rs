@@ -28,7 +28,7 @@ async fn refused(node: &Node) -> u64 {
 /// replication (a put returns at quorum one).
 async fn everyone_holds(nodes: &[Node], key: &[u8]) {
     for n in nodes {
-        until("the record to reach every node", || async {
+        until("the record to reach every node", [n], || async {
             n.dht().local_record(key).await.unwrap().is_some()
         })
         .await;
@@ -77,7 +77,7 @@ async fn forged_inconsistent_and_oversize_records_are_refused() {
     }
     // Each of the two other nodes refuses each of the four: exactly four each.
     for n in &nodes[1..] {
-        until("four refusals", || async { refused(n).await >= 4 }).await;
+        until("four refusals", [n], || async { refused(n).await >= 4 }).await;
     }
     for key in [&key1, &key2, &key3, &key4] {
         for n in &nodes[1..] {
@@ -121,7 +121,7 @@ async fn a_record_signed_by_another_key_never_replaces_the_owners() {
         other => panic!("the forger's own node published over the owner: {other:?}"),
     }
     for i in [0, 2] {
-        until("the forged record's refusal", || async {
+        until("the forged record's refusal", [&nodes[i]], || async {
             refused(&nodes[i]).await > before[i]
         })
         .await;

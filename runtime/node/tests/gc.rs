@@ -27,7 +27,7 @@ fn grace(secs: u64) -> RepairConfig {
 async fn everyone_holds(nodes: &[Node], content: &Hash, payload: &[u8]) {
     let key = [b"zhtp/m/".as_slice(), content.as_bytes()].concat();
     for n in nodes {
-        until("the record to reach every node", || async {
+        until("the record to reach every node", [n], || async {
             let held = n.dht().local_record(&key).await.unwrap();
             held.is_some_and(|r| {
                 zhtp_dht::record::open(&r, None).is_ok_and(|o| o.payload == payload)
@@ -314,7 +314,7 @@ async fn a_node_without_peers_collects_nothing() {
         assert!(matches!(r, Response::Stored), "{r:?}");
     }
     peer.stop().await;
-    until("the peer to leave", || async {
+    until("the peer to leave", [&victim], || async {
         victim.dht().status().await.unwrap().connected.is_empty()
     })
     .await;

@@ -256,7 +256,7 @@ async fn a_network_get_places_a_lost_shard_again() {
         bytes
     );
     // Placed in the background once the content verified.
-    support::until("the rebuilt shard to be placed again", || {
+    support::until("the rebuilt shard to be placed again", &nodes, || {
         let n = holding(&nodes).len();
         async move { n == 1 }
     })

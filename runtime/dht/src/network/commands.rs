@@ -52,6 +52,7 @@ impl EventLoop {
                 }
                 match self.kad().put_record(record, kad::Quorum::One) {
                     Ok(id) => {
+                        self.changed();
                         self.put_records.insert(id, reply);
                     }
                     Err(e) => {

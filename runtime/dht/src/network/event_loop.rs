@@ -34,6 +34,8 @@ pub(super) struct EventLoop {
     pub(super) inbound: mpsc::Sender<Inbound>,
     pub(super) listen_tx: watch::Sender<Vec<Multiaddr>>,
     pub(super) conn_tx: watch::Sender<usize>,
+    /// Ticks when the record store, the refusal count or the connections change.
+    pub(super) changes: watch::Sender<u64>,
     pub(super) serving: Serving,
     pub(super) requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, Error>>>,
     /// Record lookups: the best record found so far, and where the answer goes.
@@ -79,6 +81,17 @@ impl EventLoop {
         }
     }
 
+    /// Tells whoever waits on [`crate::Dht::changes`] that something observable changed.
+    pub(super) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A record from the network refused.
+    pub(super) fn refused_record(&mut self) {
+        self.refused_records += 1;
+        self.changed();
+    }
+
     pub(super) fn kad(&mut self) -> &mut kad::Behaviour<PersistentStore> {
         &mut self.swarm.behaviour_mut().kad
     }
@@ -107,6 +120,7 @@ impl EventLoop {
         if let Err(e) = self.kad().store_mut().put(record) {
             tracing::warn!("cannot keep a record: {e}");
         }
+        self.changed();
         Ok(())
     }
 

@@ -73,6 +73,7 @@ impl EventLoop {
                 // The swarm's own view, already updated when it reports the event.
                 self.conn_tx
                     .send_replace(self.swarm.connected_peers().count());
+                self.changed();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -88,6 +89,7 @@ impl EventLoop {
                     self.rtt.remove(&peer_id);
                     self.conn_tx
                         .send_replace(self.swarm.connected_peers().count());
+                    self.changed();
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
@@ -207,7 +209,7 @@ impl EventLoop {
                     ..
                 } => {
                     if let Err(e) = self.keep_record(record) {
-                        self.refused_records += 1;
+                        self.refused_record();
                         tracing::warn!("refused a record from {source}: {e}");
                     }
                 }
@@ -258,7 +260,7 @@ impl EventLoop {
                                     }
                                 }
                                 Err(e) => {
-                                    self.refused_records += 1;
+                                    self.refused_record();
                                     tracing::warn!("refused a record from {:?}: {e}", pr.peer);
                                 }
                             }

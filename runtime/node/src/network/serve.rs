@@ -141,6 +141,7 @@ impl Node {
                     let mut b = store.batch();
                     store.put_shard(&mut b, &hash, &data)?;
                     store.write(b)?;
+                    node.inner.changed();
                 }
                 return Ok(());
             }
@@ -155,6 +156,7 @@ impl Node {
             store.put(&mut b, Cf::Index, &position, &v)?;
             store.write(b)?;
             ticket.written();
+            node.inner.changed();
             Ok(())
         })
         .await??;

@@ -101,21 +101,28 @@ pub async fn put(
     node.put_file(&path, opts(enc)).await.unwrap()
 }
 
-/// Waits (at most 30 s) until `f` holds; fails the test otherwise. For state a node offers no
-/// event for (a record arriving, a refusal counted): the condition is read again every 20 ms.
-pub async fn until<F, Fut>(what: &str, mut f: F)
+/// Waits (at most 30 s) until `f` holds, reading it again each time one of `nodes` reports a
+/// change ([`Node::changes`]: a shard stored, a record stored or refused, a connection opened
+/// or closed); fails the test otherwise.
+pub async fn until<'a, F, Fut>(what: &str, nodes: impl IntoIterator<Item = &'a Node>, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !f().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Subscribed before the first look: a change between the look and the wait is not missed.
+    let mut changes: Vec<_> = nodes.into_iter().map(Node::changes).collect();
+    let wait = async {
+        while !f().await {
+            let any =
+                futures::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
+            if any.await.0.is_err() {
+                panic!("a node stopped while waiting for {what}");
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 /// A store of 100 kB made from `seed` (odd seeds give distinct bytes) at `segment` of `content`.
