@@ -351,6 +351,24 @@ mod tests {
         Encoder::new(params, None).unwrap()
     }
 
+    /// `input` through the pipeline into `sink` in 64 KiB segments, without progress.
+    fn put<S: Sink>(
+        input: &[u8],
+        workers: usize,
+        sink: &S,
+        cancel: &AtomicBool,
+    ) -> Result<Encoded<S::Placed>, S::Error> {
+        run(
+            &mut &input[..],
+            &encoder(),
+            64 << 10,
+            workers,
+            sink,
+            &|_| {},
+            cancel,
+        )
+    }
+
     fn sink(fail_at: u32, cancel_after: Option<(usize, Arc<AtomicBool>)>) -> Counting {
         Counting {
             stored: AtomicUsize::new(0),
@@ -364,16 +382,7 @@ mod tests {
     fn the_hash_is_of_every_byte_read_and_segments_come_back_in_order() {
         let input: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7) as u8).collect();
         let s = sink(u32::MAX, None);
-        let out = run(
-            &mut &input[..],
-            &encoder(),
-            64 << 10,
-            3,
-            &s,
-            &|_| {},
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let out = put(&input, 3, &s, &AtomicBool::new(false)).unwrap();
         assert_eq!(out.content_hash, Hash(*blake3::hash(&input).as_bytes()));
         assert_eq!(out.size, input.len() as u64);
         let order: Vec<u32> = out.segments.iter().map(|(_, p)| *p).collect();
@@ -385,16 +394,7 @@ mod tests {
     fn a_failing_sink_ends_the_run_with_its_error_and_gets_back_what_it_placed() {
         let input = vec![1u8; 1 << 20];
         let s = sink(5, None);
-        let err = run(
-            &mut &input[..],
-            &encoder(),
-            64 << 10,
-            2,
-            &s,
-            &|_| {},
-            &AtomicBool::new(false),
-        )
-        .unwrap_err();
+        let err = put(&input, 2, &s, &AtomicBool::new(false)).unwrap_err();
         assert!(matches!(err, local::Error::NotFound(_)), "{err:?}");
         // Everything stored before the failure was handed back, nothing more.
         let stored = s.stored.load(Ordering::SeqCst);
@@ -407,16 +407,7 @@ mod tests {
         let input = vec![2u8; 4 << 20]; // 64 segments
         let cancel = Arc::new(AtomicBool::new(false));
         let s = sink(u32::MAX, Some((3, cancel.clone())));
-        let err = run(
-            &mut &input[..],
-            &encoder(),
-            64 << 10,
-            2,
-            &s,
-            &|_| {},
-            &cancel,
-        )
-        .unwrap_err();
+        let err = put(&input, 2, &s, &cancel).unwrap_err();
         assert!(
             matches!(&err, local::Error::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::Interrupted),
@@ -485,19 +476,11 @@ mod tests {
 
     /// Puts `input` into a [`Memory`] and returns it with the content's decoder.
     fn stored(input: &[u8]) -> (Memory, Decoder) {
-        let (mem, enc) = (Memory::default(), encoder());
-        let out = run(
-            &mut &input[..],
-            &enc,
-            64 << 10,
-            2,
-            &mem,
-            &|_| {},
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        let mem = Memory::default();
+        let out = put(input, 2, &mem, &AtomicBool::new(false)).unwrap();
         let infos = out.segments.into_iter().map(|(i, _)| i).collect();
-        let m = enc.manifest(out.content_hash, out.size, infos, Default::default());
+        // No key: an encoder of the same parameters writes the same manifest.
+        let m = encoder().manifest(out.content_hash, out.size, infos, Default::default());
         (mem, Decoder::new(m, None).unwrap())
     }
 
