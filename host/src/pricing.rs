@@ -1,6 +1,6 @@
 use serde::Serialize;
+use zhtp_abi::Message as _;
 use zhtp_abi::pricing::{Quote, QuoteRequest};
-use zhtp_abi::{DecodeError, Message as _};
 use zhtp_types::{Hash, StorageTier};
 
 use crate::error::{CallError, LoadError};
@@ -166,12 +166,10 @@ impl SelfCheck {
 /// sum of its parts.
 pub(crate) fn decode_quote(out: &[u8]) -> Result<Quote, CallError> {
     let quote = Quote::decode(out).map_err(|e| {
-        CallError::BadOutput(match e {
-            e if e.is_malformed() => format!("not a Quote: {e}"),
-            DecodeError::Trailing { extra } => {
-                format!("{extra} bytes after the end of the Quote")
-            }
-            e => e.to_string(),
+        CallError::BadOutput(if e.is_malformed() {
+            format!("not a Quote: {e}")
+        } else {
+            e.to_string()
         })
     })?;
     if !quote.is_consistent() {

@@ -156,9 +156,6 @@ pub struct Quote {
 impl Quote {
     /// Most adjustments a quote may list (SPEC.md R-out-adjustments-max).
     pub const MAX_ADJUSTMENTS: usize = 16;
-    /// Longest encoding of a quote with at most [`Self::MAX_ADJUSTMENTS`] adjustments: six
-    /// 10-byte varints, a 1-byte count and 16 × (index + 3-byte code + 5-byte factor).
-    pub const MAX_ENCODED_LEN: usize = 6 * 10 + 1 + 16 * 9;
 
     /// Checks the invariant `total = base + premium + fees` without overflow. The host refuses a
     /// plugin output that breaks it.
@@ -236,7 +233,8 @@ impl Message for QuoteRequest {
 }
 
 impl Message for Quote {
-    const MAX_LEN: usize = Self::MAX_ENCODED_LEN;
+    /// Six 10-byte varints, a 1-byte count and 16 × (index + 3-byte code + 5-byte factor).
+    const MAX_LEN: usize = 6 * 10 + 1 + 16 * 9;
 
     fn encode(&self, out: &mut [u8]) -> Option<usize> {
         if self.adjustments.len() > Self::MAX_ADJUSTMENTS {
