@@ -1562,10 +1562,13 @@ fn r_state_discard_after_an_abi_break_kept_after_a_refusal() {
             0,
             "R-state-discard: the instance of a call that ended in {err:?} was kept"
         );
+        // The fresh instance takes the discarded one's pool slot, whose memory the host keeps
+        // mapped (engine.rs, KEEP_RESIDENT): the memory word must start again too.
+        let fresh = p.quote_only(&days(1)).expect("a fresh instance answers");
         assert_eq!(
-            calls(),
-            1,
-            "R-state-discard: after {err:?} the next call needs a fresh instance"
+            counters(&fresh),
+            (1, 1, 2, 2, 8),
+            "R-state-discard: after {err:?} the next call needs a fresh instance, memory included"
         );
     }
 }

@@ -175,6 +175,19 @@ fn compile_cache_hits_in_memory_and_on_disk() {
     let s = host.cache().stats();
     assert_eq!((s.misses, s.memory_hits, s.disk_hits), (1, 1, 0));
 
+    // A memory hit compares bytes: a module of the same length that differs in one byte is
+    // another module, with its own hash, compiled on its own.
+    let mut other = zhtp_artifacts::PRICING_STANDARD.to_vec();
+    let at = other
+        .windows(8)
+        .position(|w| w == b"pricing-")
+        .expect("the plugin names itself");
+    other[at] = b'P';
+    let p = host.load(zhtp_host::Kind::Pricing, &other).unwrap();
+    assert_eq!(p.info().hash.as_bytes(), blake3::hash(&other).as_bytes());
+    let s = host.cache().stats();
+    assert_eq!((s.misses, s.memory_hits), (2, 1));
+
     // A new host (a restart) loads the artifact from disk instead of compiling.
     let host2 = zhtp_host::Host::with_cache_dir(limits.clone(), Some(dir.path().into())).unwrap();
     let p = host2

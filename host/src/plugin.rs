@@ -52,7 +52,7 @@ impl Plugin {
         host: Host,
         kind: Kind,
         info: GuestInfo,
-        wasm: &[u8],
+        wasm: Arc<[u8]>,
         module: &Module,
     ) -> Result<Self, LoadError> {
         let pre = host
@@ -68,7 +68,7 @@ impl Plugin {
                 host,
                 kind,
                 info,
-                wasm: wasm.into(),
+                wasm,
                 pre,
                 pool: Mutex::new(Vec::new()),
                 deadline_ticks,

@@ -137,21 +137,29 @@ impl<'a> Reader<'a> {
     #[inline]
     fn varint(&mut self, max_len: usize, last_max: u8) -> Result<u64, DecodeError> {
         let at = self.pos;
+        // Iterating the rest checks bounds once per varint instead of once per byte.
+        let rest = self.bytes.get(at..).unwrap_or_default();
         let mut value = 0u64;
-        for i in 0..max_len {
-            let b = self.byte()?;
-            if i == max_len - 1 && b > last_max {
-                return Err(DecodeError::BadVarint { at });
-            }
+        for (i, &b) in rest.iter().take(max_len).enumerate() {
             value |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
+                if i == max_len - 1 && b > last_max {
+                    return Err(DecodeError::BadVarint { at });
+                }
                 if i > 0 && b == 0 && self.overlong.is_none() {
                     self.overlong = Some(at);
                 }
+                self.pos = at + i + 1;
                 return Ok(value);
             }
         }
-        Err(DecodeError::BadVarint { at })
+        // Every byte read had its continuation bit set: either the bytes ran out first, or
+        // the varint is longer than its type allows.
+        if rest.len() < max_len {
+            Err(DecodeError::Truncated)
+        } else {
+            Err(DecodeError::BadVarint { at })
+        }
     }
 
     #[inline]
