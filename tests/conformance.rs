@@ -1562,8 +1562,7 @@ fn r_state_discard_after_an_abi_break_kept_after_a_refusal() {
             0,
             "R-state-discard: the instance of a call that ended in {err:?} was kept"
         );
-        // The fresh instance takes the discarded one's pool slot, whose memory the host keeps
-        // mapped (engine.rs, KEEP_RESIDENT): the memory word must start again too.
+        // Memory included: the fresh instance likely takes the discarded one's pool slot.
         let fresh = p.quote_only(&days(1)).expect("a fresh instance answers");
         assert_eq!(
             counters(&fresh),

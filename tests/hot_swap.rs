@@ -168,12 +168,16 @@ fn compile_cache_hits_in_memory_and_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let limits = zhtp_host::Limits::default();
     let host = zhtp_host::Host::with_cache_dir(limits.clone(), Some(dir.path().into())).unwrap();
-    host.load(zhtp_host::Kind::Pricing, zhtp_artifacts::PRICING_STANDARD)
+    let first = host
+        .load(zhtp_host::Kind::Pricing, zhtp_artifacts::PRICING_STANDARD)
         .unwrap();
-    host.load(zhtp_host::Kind::Pricing, zhtp_artifacts::PRICING_STANDARD)
+    let again = host
+        .load(zhtp_host::Kind::Pricing, zhtp_artifacts::PRICING_STANDARD)
         .unwrap();
     let s = host.cache().stats();
     assert_eq!((s.misses, s.memory_hits, s.disk_hits), (1, 1, 0));
+    // Found by its bytes: the second plugin shares the first one's copy of them.
+    assert!(std::ptr::eq(first.wasm(), again.wasm()));
 
     // A memory hit compares bytes: a module of the same length that differs in one byte is
     // another module, with its own hash, compiled on its own.
@@ -187,6 +191,22 @@ fn compile_cache_hits_in_memory_and_on_disk() {
     assert_eq!(p.info().hash.as_bytes(), blake3::hash(&other).as_bytes());
     let s = host.cache().stats();
     assert_eq!((s.misses, s.memory_hits), (2, 1));
+
+    // At most MAX_SEEN modules are found by their bytes: loading more forgets the oldest, which
+    // is then found again by its hash (a memory hit of the compiled module, a new copy of the
+    // bytes).
+    for i in 0..zhtp_host::MAX_SEEN {
+        let mut filler = other.clone();
+        // Printable: the name may sit in `zhtp.meta`, which refuses control characters.
+        filler[at + 1] = b'a' + (i / 26) as u8;
+        filler[at + 2] = b'a' + (i % 26) as u8;
+        host.load(zhtp_host::Kind::Pricing, &filler).unwrap();
+    }
+    let forgotten = host
+        .load(zhtp_host::Kind::Pricing, zhtp_artifacts::PRICING_STANDARD)
+        .unwrap();
+    assert!(!std::ptr::eq(first.wasm(), forgotten.wasm()));
+    assert_eq!(forgotten.info().hash, first.info().hash);
 
     // A new host (a restart) loads the artifact from disk instead of compiling.
     let host2 = zhtp_host::Host::with_cache_dir(limits.clone(), Some(dir.path().into())).unwrap();

@@ -1,6 +1,8 @@
 //! Compile cache: memory, then disk, then compile.
 //!
-//! Keyed by BLAKE3(engine compatibility hash ‖ BLAKE3(wasm)), so an artifact is only reused by an
+//! A module loaded before is found again by its bytes (a `memcmp`, no hashing, among at most
+//! [`MAX_SEEN`] recent modules). Otherwise the cache is keyed by
+//! BLAKE3(engine compatibility hash ‖ BLAKE3(wasm)), so an artifact is only reused by an
 //! engine that produced a compatible one. The disk tier holds artifacts *this node* compiled
 //! (never one received from a peer: deserializing is only sound for trusted artifacts); each file
 //! carries the BLAKE3 of its body, checked before use, so a truncated or corrupted file is
@@ -14,6 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::{Engine, Module};
 use zhtp_types::Hash;
+
+/// Most modules found again by their bytes. Past it the oldest is forgotten (its compiled module
+/// stays in the hash-keyed tier): this bounds both the memory held for bytes and the `memcmp`s a
+/// load may do under the lock, whatever a caller loads.
+pub const MAX_SEEN: usize = 64;
 
 /// Bump when the on-disk layout changes; part of the directory name.
 const ARTIFACT_VERSION: &str = "v1";
@@ -38,16 +45,30 @@ pub(crate) struct Seen {
     pub(crate) module: Module,
 }
 
+/// Recently loaded modules, by length in bytes and in the order they were first loaded.
+#[derive(Debug, Default)]
+struct Recent {
+    by_len: HashMap<usize, Vec<Arc<Seen>>>,
+    order: std::collections::VecDeque<Arc<Seen>>,
+}
+
+impl Recent {
+    fn clear(&mut self) {
+        self.by_len.clear();
+        self.order.clear();
+    }
+}
+
 /// The compile cache of a [`Host`](crate::Host).
 #[derive(Debug)]
 pub struct ModuleCache {
     engine_key: [u8; 8],
     dir: Option<PathBuf>,
     memory: Mutex<HashMap<Hash, Module>>,
-    /// Modules loaded before, by their length in bytes. A repeated load compares bytes
-    /// (`memcmp`, ~10 GB/s) instead of hashing them (BLAKE3, 2–4 GB/s here) and scanning their
-    /// sections again: the same bytes passed the same checks under the same limits.
-    seen: Mutex<HashMap<usize, Vec<Arc<Seen>>>>,
+    /// Modules loaded recently. A repeated load compares bytes (`memcmp`, ~10 GB/s) instead of
+    /// hashing them (BLAKE3, 2–4 GB/s here) and scanning their sections again: the same bytes
+    /// passed the same checks under the same limits.
+    seen: Mutex<Recent>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     misses: AtomicU64,
@@ -63,7 +84,7 @@ impl ModuleCache {
             engine_key,
             dir,
             memory: Mutex::new(HashMap::new()),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Recent::default()),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -93,7 +114,7 @@ impl ModuleCache {
         self.lock_seen().clear();
     }
 
-    fn lock_seen(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Vec<Arc<Seen>>>> {
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, Recent> {
         // As `lock`: a panic cannot leave the lists inconsistent.
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -102,6 +123,7 @@ impl ModuleCache {
     pub(crate) fn find(&self, wasm: &[u8]) -> Option<Arc<Seen>> {
         let found = self
             .lock_seen()
+            .by_len
             .get(&wasm.len())?
             .iter()
             .find(|s| *s.wasm == *wasm)
@@ -113,13 +135,23 @@ impl ModuleCache {
     /// Records a loaded module so that [`Self::find`] finds it.
     pub(crate) fn remember(&self, seen: Seen) -> Arc<Seen> {
         let seen = Arc::new(seen);
-        let mut all = self.lock_seen();
-        let same_len = all.entry(seen.wasm.len()).or_default();
+        let mut recent = self.lock_seen();
+        let same_len = recent.by_len.entry(seen.wasm.len()).or_default();
         if let Some(earlier) = same_len.iter().find(|s| s.wasm == seen.wasm) {
             // Two threads loaded the same bytes at once: keep one.
             return earlier.clone();
         }
         same_len.push(seen.clone());
+        recent.order.push_back(seen.clone());
+        if recent.order.len() > MAX_SEEN
+            && let Some(oldest) = recent.order.pop_front()
+            && let Some(list) = recent.by_len.get_mut(&oldest.wasm.len())
+        {
+            list.retain(|s| !Arc::ptr_eq(s, &oldest));
+            if list.is_empty() {
+                recent.by_len.remove(&oldest.wasm.len());
+            }
+        }
         seen
     }
 

@@ -2,9 +2,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
 use crate::cache::{ModuleCache, Seen};
 use crate::compat::{self, GuestInfo, Kind};
@@ -20,15 +18,6 @@ pub(crate) const TICK: Duration = Duration::from_millis(2);
 /// Instances the pooling allocator can hold at once, across all plugins of this host.
 const POOL_INSTANCES: u32 = 256;
 
-/// Bytes of each pooled linear memory whose touched pages stay mapped when a slot is freed,
-/// reset by `memset` instead of `madvise`. Rust guests put a 1 MiB stack below their data, so
-/// the pages a call touches lie just under and over 1 MiB: 2 MiB covers them. Only with
-/// Linux's `PAGEMAP_SCAN` (6.7+), which finds the touched pages; without it wasmtime would
-/// `memset` all 2 MiB, so the host then keeps nothing resident.
-const KEEP_RESIDENT: usize = 2 << 20;
-
-/// The wasm host of a node: one engine, one frozen linker per ABI version, one compile cache.
-/// Cheap to clone; clones share everything.
 #[derive(Clone, Debug)]
 pub struct Host {
     pub(crate) inner: Arc<Inner>,
@@ -50,12 +39,7 @@ impl Host {
 
     /// A host whose compile cache also persists under `cache_dir`.
     pub fn with_cache_dir(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
-        // A freed slot whose pages were given back with `madvise` faults each of them in
-        // again on the next instantiation: a new instance and its first quote took 21 µs
-        // that way on the development VM, 8.5–12 µs with the pages kept.
-        let engine = build_engine(&limits, true)
-            .or_else(|_| build_engine(&limits, false))
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let engine = build_engine(&limits).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let linker_v1 =
             env::linker_v1(&engine).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let cache = ModuleCache::new(&engine, cache_dir);
@@ -128,10 +112,16 @@ impl Host {
     }
 }
 
-/// The engine: epoch interruption, the stack cap and a pooling allocator sized by `limits`;
-/// with `keep_resident`, freed slots keep their touched pages (needs `PAGEMAP_SCAN`, else an
-/// error).
-fn build_engine(limits: &Limits, keep_resident: bool) -> wasmtime::Result<Engine> {
+/// The engine: epoch interruption, the stack cap and a pooling allocator sized by `limits`.
+///
+/// Freed slots give their pages back (`madvise`), so the next instance faults them in again:
+/// most of a new instance's cost on a VM. wasmtime 48 can instead keep a slot's touched pages
+/// and reset them with `memset` (`pagemap_scan` + `linear_memory_keep_resident`; a new
+/// instance and its quote went from 21 to 8–11 µs here), but its scan finds only pages present
+/// in RAM: a page written by one instance and swapped out (or migrating) when the slot is freed
+/// is neither reset nor released, and the slot's next instance, possibly of another plugin,
+/// reads it (bytecodealliance/wasmtime#14357). Not worth a leak between guests.
+fn build_engine(limits: &Limits) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(POOL_INSTANCES)
         .total_memories(POOL_INSTANCES)
@@ -140,10 +130,6 @@ fn build_engine(limits: &Limits, keep_resident: bool) -> wasmtime::Result<Engine
         .max_tables_per_module(1)
         .table_elements(limits.table_elements())
         .max_memory_size(limits.memory());
-    if keep_resident {
-        pool.pagemap_scan(Enabled::Yes)
-            .linear_memory_keep_resident(KEEP_RESIDENT.min(limits.memory()));
-    }
     let mut config = Config::new();
     config
         .epoch_interruption(true)

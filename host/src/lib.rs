@@ -23,7 +23,7 @@ mod plugin;
 mod pricing;
 mod registry;
 
-pub use cache::{CacheStats, ModuleCache};
+pub use cache::{CacheStats, MAX_SEEN, ModuleCache};
 pub use compat::{GuestInfo, Kind};
 pub use engine::Host;
 pub use error::{CallError, LoadError};
