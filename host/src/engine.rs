@@ -18,6 +18,8 @@ pub(crate) const TICK: Duration = Duration::from_millis(2);
 /// Instances the pooling allocator can hold at once, across all plugins of this host.
 const POOL_INSTANCES: u32 = 256;
 
+/// The wasm host of a node: one engine, one frozen linker per ABI version, one compile cache.
+/// Cheap to clone; clones share everything.
 #[derive(Clone, Debug)]
 pub struct Host {
     pub(crate) inner: Arc<Inner>,
