@@ -240,22 +240,23 @@ impl EventLoop {
                             match record::open(&pr.record, self.cfg.validator.as_ref()) {
                                 Ok(o) => {
                                     if let Some((best, _)) = self.get_records.get_mut(&id) {
-                                        let first = best.is_none();
                                         match best {
-                                            None => *best = Some(o),
+                                            None => {
+                                                *best = Some(o);
+                                                if done.is_none() {
+                                                    due_after(
+                                                        &self.cmd_tx,
+                                                        RECORDS_GRACE,
+                                                        Command::RecordDue { id },
+                                                    );
+                                                }
+                                            }
                                             Some(b)
                                                 if b.publisher == o.publisher && o.seq > b.seq =>
                                             {
                                                 *best = Some(o)
                                             }
                                             Some(_) => {}
-                                        }
-                                        if first && done.is_none() {
-                                            let cmd = self.cmd_tx.clone();
-                                            tokio::spawn(async move {
-                                                tokio::time::sleep(RECORDS_GRACE).await;
-                                                let _ = cmd.send(Command::RecordDue { id }).await;
-                                            });
                                         }
                                     }
                                 }
@@ -298,11 +299,11 @@ impl EventLoop {
                                 // for more, not for the silent peers the query still waits on
                                 // (a killed peer's connection lives until it times out).
                                 if set.is_empty() {
-                                    let cmd = self.cmd_tx.clone();
-                                    tokio::spawn(async move {
-                                        tokio::time::sleep(PROVIDERS_GRACE).await;
-                                        let _ = cmd.send(Command::ProvidersDue { id }).await;
-                                    });
+                                    due_after(
+                                        &self.cmd_tx,
+                                        PROVIDERS_GRACE,
+                                        Command::ProvidersDue { id },
+                                    );
                                 }
                                 set.extend(providers)
                             }
@@ -336,4 +337,14 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// Sends `due` to the event loop after `grace`: how a lookup's grace window ends (a timer, not
+/// test synchronisation). Nothing is sent if the loop is gone by then.
+fn due_after(cmd: &tokio::sync::mpsc::Sender<Command>, grace: std::time::Duration, due: Command) {
+    let cmd = cmd.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        let _ = cmd.send(due).await;
+    });
 }
