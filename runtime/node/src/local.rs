@@ -17,7 +17,6 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -495,7 +494,6 @@ impl LocalNode {
             &FromStore(&self.store),
             &mut write,
             progress,
-            &AtomicBool::new(false),
         )?;
         out.flush().map_err(io("writing the output"))?;
         Ok(report)

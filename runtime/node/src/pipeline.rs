@@ -213,7 +213,8 @@ pub fn run<S: Sink>(
 /// the plaintext to `out` in order, checking it against the content address `hash` on the way.
 /// The last segment goes to `out` only once every byte has matched, so a reader that stops
 /// at the announced size never gets all of a content that fails its check. `progress` gets
-/// the bytes handed on so far. Setting `cancel`, or an error from `out`, stops the workers.
+/// the bytes handed on so far. An error from `out` or from a worker stops the workers (their
+/// next send finds the channel gone).
 pub fn read<S: Source>(
     hash: &Hash,
     decoder: &Decoder,
@@ -221,7 +222,6 @@ pub fn read<S: Source>(
     source: &S,
     out: &mut dyn FnMut(Vec<u8>) -> Result<(), S::Error>,
     progress: &(dyn Fn(u64) + Sync),
-    cancel: &AtomicBool,
 ) -> Result<local::GetReport, S::Error> {
     let segments = decoder.manifest().segments.len() as u32;
     let k = decoder.manifest().code.data as usize;
@@ -258,7 +258,7 @@ pub fn read<S: Source>(
             let decode = &decode;
             s.spawn(move || {
                 let mut i = w as u32;
-                while i < segments && !cancel.load(Ordering::Relaxed) {
+                while i < segments {
                     let r = decode(i);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
@@ -271,9 +271,6 @@ pub fn read<S: Source>(
         let mut held: Option<Vec<u8>> = None;
         for i in 0..segments {
             let next = channels[i as usize % workers].recv();
-            if cancel.load(Ordering::Relaxed) {
-                return Err(cancelled().into());
-            }
             let (plain, repaired) = next.map_err(|_| local::Error::Io {
                 what: "decoding".into(),
                 source: std::io::Error::other("a decoder thread stopped"),
@@ -496,7 +493,6 @@ mod tests {
                 Ok(())
             },
             &|_| {},
-            &AtomicBool::new(false),
         );
         (r, got)
     }

@@ -3,7 +3,6 @@
 //! shared pipeline's read side ([`crate::pipeline::read`]), lost shards placed again.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use futures::stream::FuturesUnordered;
@@ -493,15 +492,7 @@ impl Node {
                 // A panic (a worker's, or the runtime's at shutdown) must end the stream with
                 // an error: a stream that merely stops would read as a complete content.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::pipeline::read(
-                        &expected,
-                        &decoder,
-                        WINDOW,
-                        &source,
-                        &mut send,
-                        &|_| {},
-                        &AtomicBool::new(false),
-                    )
+                    crate::pipeline::read(&expected, &decoder, WINDOW, &source, &mut send, &|_| {})
                 }))
                 .unwrap_or_else(|_| Err(Error::Task("the get's pipeline panicked".into())));
                 match r {
