@@ -8,7 +8,7 @@
 //! carries the BLAKE3 of its body, checked before use, so a truncated or corrupted file is
 //! recompiled rather than loaded. Statistics are for operators only and never feed economics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash as _, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::{Engine, Module};
 use zhtp_types::Hash;
 
-/// Most modules found again by their bytes. Past it the oldest is forgotten (its compiled module
+/// Most modules found again by their bytes, oldest first. Past it the oldest is forgotten (its compiled module
 /// stays in the hash-keyed tier): this bounds both the memory held for bytes and the `memcmp`s a
 /// load may do under the lock, whatever a caller loads.
 pub const MAX_SEEN: usize = 64;
@@ -45,20 +45,6 @@ pub(crate) struct Seen {
     pub(crate) module: Module,
 }
 
-/// Recently loaded modules, by length in bytes and in the order they were first loaded.
-#[derive(Debug, Default)]
-struct Recent {
-    by_len: HashMap<usize, Vec<Arc<Seen>>>,
-    order: std::collections::VecDeque<Arc<Seen>>,
-}
-
-impl Recent {
-    fn clear(&mut self) {
-        self.by_len.clear();
-        self.order.clear();
-    }
-}
-
 /// The compile cache of a [`Host`](crate::Host).
 #[derive(Debug)]
 pub struct ModuleCache {
@@ -68,7 +54,7 @@ pub struct ModuleCache {
     /// Modules loaded recently. A repeated load compares bytes (`memcmp`, ~10 GB/s) instead of
     /// hashing them (BLAKE3, 2–4 GB/s here) and scanning their sections again: the same bytes
     /// passed the same checks under the same limits.
-    seen: Mutex<Recent>,
+    seen: Mutex<VecDeque<Arc<Seen>>>,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     misses: AtomicU64,
@@ -84,7 +70,7 @@ impl ModuleCache {
             engine_key,
             dir,
             memory: Mutex::new(HashMap::new()),
-            seen: Mutex::new(Recent::default()),
+            seen: Mutex::new(VecDeque::new()),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -114,17 +100,16 @@ impl ModuleCache {
         self.lock_seen().clear();
     }
 
-    fn lock_seen(&self) -> std::sync::MutexGuard<'_, Recent> {
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Seen>>> {
         // As `lock`: a panic cannot leave the lists inconsistent.
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The module loaded before from exactly these bytes, if any (a memory hit).
     pub(crate) fn find(&self, wasm: &[u8]) -> Option<Arc<Seen>> {
+        // Slices compare their lengths first: a module of another length costs nothing.
         let found = self
             .lock_seen()
-            .by_len
-            .get(&wasm.len())?
             .iter()
             .find(|s| *s.wasm == *wasm)
             .cloned()?;
@@ -134,23 +119,15 @@ impl ModuleCache {
 
     /// Records a loaded module so that [`Self::find`] finds it.
     pub(crate) fn remember(&self, seen: Seen) -> Arc<Seen> {
-        let seen = Arc::new(seen);
         let mut recent = self.lock_seen();
-        let same_len = recent.by_len.entry(seen.wasm.len()).or_default();
-        if let Some(earlier) = same_len.iter().find(|s| s.wasm == seen.wasm) {
+        if let Some(earlier) = recent.iter().find(|s| s.wasm == seen.wasm) {
             // Two threads loaded the same bytes at once: keep one.
             return earlier.clone();
         }
-        same_len.push(seen.clone());
-        recent.order.push_back(seen.clone());
-        if recent.order.len() > MAX_SEEN
-            && let Some(oldest) = recent.order.pop_front()
-            && let Some(list) = recent.by_len.get_mut(&oldest.wasm.len())
-        {
-            list.retain(|s| !Arc::ptr_eq(s, &oldest));
-            if list.is_empty() {
-                recent.by_len.remove(&oldest.wasm.len());
-            }
+        let seen = Arc::new(seen);
+        recent.push_back(seen.clone());
+        if recent.len() > MAX_SEEN {
+            recent.pop_front();
         }
         seen
     }
