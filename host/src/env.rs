@@ -236,24 +236,16 @@ pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> 
                 Ok(b) => b,
                 Err(s) => return s.code(),
             };
-            // The range is checked either way (the status is the ABI's); the text is decoded
-            // only when someone listens at that level.
+            // The range is checked either way (the status is the ABI's); tracing's macros
+            // evaluate their arguments only when someone listens at that level, so the text
+            // is decoded only then.
             let text = || String::from_utf8_lossy(bytes);
             let plugin = &*caller.data().plugin;
             match level {
-                0 if tracing::enabled!(target: "zhtp::guest", tracing::Level::DEBUG) => {
-                    tracing::debug!(target: "zhtp::guest", plugin, "{}", text())
-                }
-                1 if tracing::enabled!(target: "zhtp::guest", tracing::Level::INFO) => {
-                    tracing::info!(target: "zhtp::guest", plugin, "{}", text())
-                }
-                2 if tracing::enabled!(target: "zhtp::guest", tracing::Level::WARN) => {
-                    tracing::warn!(target: "zhtp::guest", plugin, "{}", text())
-                }
-                3 if tracing::enabled!(target: "zhtp::guest", tracing::Level::ERROR) => {
-                    tracing::error!(target: "zhtp::guest", plugin, "{}", text())
-                }
-                _ => {}
+                0 => tracing::debug!(target: "zhtp::guest", plugin, "{}", text()),
+                1 => tracing::info!(target: "zhtp::guest", plugin, "{}", text()),
+                2 => tracing::warn!(target: "zhtp::guest", plugin, "{}", text()),
+                _ => tracing::error!(target: "zhtp::guest", plugin, "{}", text()),
             }
             Status::Ok.code()
         },
