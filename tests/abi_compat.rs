@@ -53,15 +53,7 @@ fn hand_written_v1_guest_using_every_import_still_runs() {
 #[test]
 fn spec_examples_decode_to_what_the_spec_says() {
     // host/SPEC.md is the contract with guest authors: its example bytes must stay true.
-    let spec = include_str!("../host/SPEC.md");
-    let hex = spec
-        .lines()
-        .find_map(|l| l.strip_prefix("    QuoteRequest = "))
-        .expect("SPEC.md has its golden QuoteRequest example");
-    let bytes: Vec<u8> = hex
-        .split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-        .collect();
+    let bytes = spec_bytes("    QuoteRequest = ");
     let req: QuoteRequest = postcard::from_bytes(&bytes).expect("the example decodes");
     assert_eq!(req, golden_request());
     assert_eq!(postcard::to_allocvec(&golden_request()).unwrap(), bytes);
@@ -71,8 +63,7 @@ fn spec_examples_decode_to_what_the_spec_says() {
 /// with, as the spec prints them, and as the committed v1 build of that plugin gives them.
 #[test]
 fn the_spec_golden_quote_is_what_the_standard_plugin_answers() {
-    let spec = include_str!("../host/SPEC.md");
-    let bytes = spec_bytes(spec, "    Quote = ");
+    let bytes = spec_bytes("    Quote = ");
     assert_eq!(bytes.len(), 36);
     let input = postcard::to_allocvec(&golden_request()).unwrap();
     let host = host();
@@ -85,14 +76,4 @@ fn the_spec_golden_quote_is_what_the_standard_plugin_answers() {
         (q.base, q.total, q.adjustments.len()),
         (100_000_000, 117_000_000, 4)
     );
-}
-
-/// The hex bytes on the line of `spec` that starts with `prefix`.
-fn spec_bytes(spec: &str, prefix: &str) -> Vec<u8> {
-    spec.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("SPEC.md has no line starting {prefix:?}"))
-        .split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-        .collect()
 }

@@ -28,12 +28,11 @@ use zhtp_host::{
     CallError, Host, Limits, LoadError, Plugin, PricingPlugin, Registry, RegistryError,
 };
 use zhtp_tests::{
-    TEST_MEMORY, TEST_TIMEOUT, assert_serves, golden_request, guest, host, load, standard,
-    wat_bytes,
+    SPEC, TEST_MEMORY, TEST_TIMEOUT, assert_serves, golden_request, guest, hex_bytes, host, load,
+    spec_bytes, standard, wat_bytes,
 };
 use zhtp_types::StorageTier;
 
-const SPEC: &str = include_str!("../host/SPEC.md");
 const KIT: &str = include_str!("conformance.rs");
 
 const CHECK_PRICE_FALLS: &str = include_str!("conformance/check-price-falls.wat");
@@ -225,22 +224,6 @@ fn padded(wasm: &[u8], total: usize) -> Vec<u8> {
     let out = with_custom(wasm, "pad", &vec![0; size - 4]);
     assert_eq!(out.len(), total);
     out
-}
-
-/// Space-separated hex bytes, as the spec writes them.
-fn hex_bytes(text: &str) -> Vec<u8> {
-    text.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap_or_else(|e| panic!("hex byte {b:?}: {e}")))
-        .collect()
-}
-
-/// The hex bytes on the line of the spec that starts with `prefix`.
-fn spec_bytes(prefix: &str) -> Vec<u8> {
-    hex_bytes(
-        SPEC.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("SPEC.md has no line starting {prefix:?}")),
-    )
 }
 
 /// The part of the spec between two markers.
@@ -2441,10 +2424,7 @@ fn r_msg_tables_tier_and_urgency_indices() {
             "R-msg-tables: {tier}"
         );
     }
-    for (index, urgency) in [Urgency::Low, Urgency::Normal, Urgency::High]
-        .into_iter()
-        .enumerate()
-    {
+    for (index, urgency) in Urgency::ALL.into_iter().enumerate() {
         let req = QuoteRequest {
             urgency,
             ..QuoteRequest::new(1, 1, StorageTier::Hot, false)

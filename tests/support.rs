@@ -72,3 +72,22 @@ pub fn wat_bytes(bytes: &[u8]) -> String {
 pub fn quote_bytes(q: &Quote) -> Vec<u8> {
     postcard::to_allocvec(q).expect("encode")
 }
+
+/// `host/SPEC.md`, the contract with guest authors whose examples the tests hold to.
+pub const SPEC: &str = include_str!("../host/SPEC.md");
+
+/// Space-separated hex bytes, as the spec writes them.
+pub fn hex_bytes(text: &str) -> Vec<u8> {
+    text.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap_or_else(|e| panic!("hex byte {b:?}: {e}")))
+        .collect()
+}
+
+/// The hex bytes on the line of the spec that starts with `prefix`.
+pub fn spec_bytes(prefix: &str) -> Vec<u8> {
+    hex_bytes(
+        SPEC.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("SPEC.md has no line starting {prefix:?}")),
+    )
+}

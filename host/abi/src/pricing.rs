@@ -28,6 +28,11 @@ pub enum Urgency {
     High,
 }
 
+impl Urgency {
+    /// Every urgency, in the order of their v1 wire indices.
+    pub const ALL: [Urgency; 3] = [Urgency::Low, Urgency::Normal, Urgency::High];
+}
+
 /// What the host asks a pricing plugin to price. Sent postcard-encoded as the call's input.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuoteRequest {
@@ -223,8 +228,7 @@ impl Message for QuoteRequest {
             tier: StorageTier::ALL[index(&mut r, 4, "storage tier")? as usize],
             quality: r.bool()?,
             replication: r.byte()?,
-            urgency: [Urgency::Low, Urgency::Normal, Urgency::High]
-                [index(&mut r, 3, "urgency")? as usize],
+            urgency: Urgency::ALL[index(&mut r, 3, "urgency")? as usize],
             utilization_bp: r.u16()?,
         };
         r.finish()?;
@@ -413,7 +417,7 @@ mod tests {
                         tier,
                         quality,
                         replication,
-                        urgency: [Urgency::Low, Urgency::Normal, Urgency::High][u as usize],
+                        urgency: Urgency::ALL[u as usize],
                         utilization_bp: util,
                     }
                 })
