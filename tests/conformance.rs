@@ -2562,6 +2562,41 @@ fn r_check_refusal_names_the_request() {
     }
 }
 
+/// SPEC R-check-refusal: an install stops asking after the pair with the first failure (a
+/// plugin that refuses or times out costs one pair of calls, not 48); `plugin check`'s report
+/// still asks all 48.
+#[test]
+fn r_check_refusal_stops_after_the_failing_pair() {
+    // Refuses every request and counts them in a global; an empty input reads the count.
+    let counting = module(
+        r#"(import "zhtp:env/v1" "input_len" (func $len (result i32)))
+        (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (global $n (mut i32) (i32.const 0))
+        (func (export "zhtp_abi_v1"))
+        (func (export "pricing_quote") (result i32)
+          (if (i32.eqz (call $len)) (then
+            (i32.store8 (i32.const 0) (global.get $n))
+            (drop (call $out (i32.const 0) (i32.const 1)))
+            (return (i32.const 0))))
+          (global.set $n (i32.add (global.get $n) (i32.const 1)))
+          (i32.store8 (i32.const 0) (i32.const 110))
+          (drop (call $out (i32.const 0) (i32.const 1)))
+          (i32.const 1))"#,
+    );
+    let host = host();
+    let p = pricing(&host, &counting);
+    assert!(matches!(p.self_check(), Err(LoadError::SelfCheck(_))));
+    assert_eq!(
+        p.plugin().call(&[]),
+        Ok(vec![2]),
+        "R-check-refusal: the install asked the first pair only"
+    );
+    let report = pricing(&host, &counting).self_check_report();
+    assert_eq!(report.calls.len(), 48);
+    assert!(report.calls.iter().all(|c| c.problem.is_some()));
+}
+
 /// SPEC R-check-nonzero, R-check-monotone: the first request of each pair must have a non-zero
 /// total (the other fields may be 0); an equal total for the doubled request passes.
 #[test]
