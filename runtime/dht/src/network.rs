@@ -356,7 +356,7 @@ pub struct Dht {
     cmd: mpsc::Sender<Command>,
     listening: watch::Receiver<Vec<Multiaddr>>,
     connected: watch::Receiver<usize>,
-    changes: watch::Receiver<u64>,
+    changes: watch::Sender<u64>,
 }
 
 fn without_p2p(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
@@ -488,7 +488,7 @@ impl Dht {
         let (in_tx, in_rx) = mpsc::channel(cfg.inbound_queue);
         let (listen_tx, listening) = watch::channel(Vec::new());
         let (conn_tx, connected) = watch::channel(0);
-        let (changes_tx, changes) = watch::channel(0);
+        let changes = watch::Sender::new(0);
         let event_loop = EventLoop {
             swarm,
             cfg,
@@ -496,7 +496,7 @@ impl Dht {
             inbound: in_tx,
             listen_tx,
             conn_tx,
-            changes: changes_tx,
+            changes: changes.clone(),
             serving: Serving::default(),
             requests: HashMap::new(),
             get_records: HashMap::new(),
@@ -544,7 +544,13 @@ impl Dht {
     /// Ticks whenever something a caller may be waiting for changed: a record stored or
     /// refused, a connection opened or closed. Wait on it (and look again) instead of polling.
     pub fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.clone()
+        self.changes.subscribe()
+    }
+
+    /// Ticks [`Self::changes`] for a change the layer above made (a shard stored by the node
+    /// that runs this DHT), so that one counter serves both.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Waits until the node listens on at least `n` addresses, and returns them.

@@ -206,14 +206,6 @@ struct Inner {
     /// Measured latency of shard fetches per peer (exponentially smoothed), to prefer fast
     /// holders.
     latency: Mutex<HashMap<PeerId, Duration>>,
-    /// Ticks when this node's DHT or its store of held shards changed ([`Node::changes`]).
-    changes: tokio::sync::watch::Sender<u64>,
-}
-
-impl Inner {
-    fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
 }
 
 /// A node on the network. Cheap to clone.
@@ -383,19 +375,8 @@ impl Node {
                 repair,
                 positions: std::sync::RwLock::new(()),
                 latency: Mutex::new(HashMap::new()),
-                changes: tokio::sync::watch::Sender::new(0),
             }),
         };
-        // The DHT's changes are this node's too.
-        let (weak, mut dht_changes) = (Arc::downgrade(&node.inner), node.inner.dht.changes());
-        tokio::spawn(async move {
-            while dht_changes.changed().await.is_ok() {
-                match weak.upgrade() {
-                    Some(inner) => inner.changed(),
-                    None => break,
-                }
-            }
-        });
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.
         tokio::spawn(serve::serve(Arc::downgrade(&node.inner), inbound));
         // Re-announce what this node holds once it has a peer to announce to.
@@ -416,7 +397,7 @@ impl Node {
     /// Ticks whenever something observable changed: a shard stored here, a record stored or
     /// refused, a connection opened or closed. Wait on it (and look again) instead of polling.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.changes.subscribe()
+        self.inner.dht.changes()
     }
 
     /// The network handle.

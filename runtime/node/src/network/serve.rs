@@ -141,7 +141,7 @@ impl Node {
                     let mut b = store.batch();
                     store.put_shard(&mut b, &hash, &data)?;
                     store.write(b)?;
-                    node.inner.changed();
+                    node.inner.dht.changed();
                 }
                 return Ok(());
             }
@@ -156,7 +156,7 @@ impl Node {
             store.put(&mut b, Cf::Index, &position, &v)?;
             store.write(b)?;
             ticket.written();
-            node.inner.changed();
+            node.inner.dht.changed();
             Ok(())
         })
         .await??;
