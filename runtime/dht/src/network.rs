@@ -356,7 +356,8 @@ pub struct Dht {
     cmd: mpsc::Sender<Command>,
     listening: watch::Receiver<Vec<Multiaddr>>,
     connected: watch::Receiver<usize>,
-    changes: watch::Sender<u64>,
+    /// The event loop's sender, held weakly so that the loop's end closes the channel.
+    changes: std::sync::Weak<watch::Sender<u64>>,
 }
 
 fn without_p2p(addr: &Multiaddr) -> (Multiaddr, Option<PeerId>) {
@@ -488,7 +489,8 @@ impl Dht {
         let (in_tx, in_rx) = mpsc::channel(cfg.inbound_queue);
         let (listen_tx, listening) = watch::channel(Vec::new());
         let (conn_tx, connected) = watch::channel(0);
-        let changes = watch::Sender::new(0);
+        let changes = Arc::new(watch::Sender::new(0));
+        let changes_handle = Arc::downgrade(&changes);
         let event_loop = EventLoop {
             swarm,
             cfg,
@@ -496,7 +498,7 @@ impl Dht {
             inbound: in_tx,
             listen_tx,
             conn_tx,
-            changes: changes.clone(),
+            changes,
             serving: Serving::default(),
             requests: HashMap::new(),
             get_records: HashMap::new(),
@@ -520,7 +522,7 @@ impl Dht {
             cmd: cmd_tx,
             listening,
             connected,
-            changes,
+            changes: changes_handle,
         };
         Ok((dht, in_rx))
     }
@@ -543,14 +545,20 @@ impl Dht {
 
     /// Ticks whenever something a caller may be waiting for changed: a record stored or
     /// refused, a connection opened or closed. Wait on it (and look again) instead of polling.
+    /// Once the node has stopped, the receiver is closed (`changed()` fails).
     pub fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+        match self.changes.upgrade() {
+            Some(tx) => tx.subscribe(),
+            None => watch::channel(0).1,
+        }
     }
 
     /// Ticks [`Self::changes`] for a change the layer above made (a shard stored by the node
-    /// that runs this DHT), so that one counter serves both.
+    /// that runs this DHT), so that one counter serves both. Nothing once the node stopped.
     pub fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(tx) = self.changes.upgrade() {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Waits until the node listens on at least `n` addresses, and returns them.

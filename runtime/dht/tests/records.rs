@@ -73,3 +73,18 @@ async fn a_lookup_prefers_the_newest_version_over_its_own_stale_copy() {
     let got = a.get_record(&key).await.unwrap();
     assert_eq!((got.seq, got.payload.as_slice()), (2, &b"version 2"[..]));
 }
+
+/// A waiter on `changes` learns that the node stopped instead of waiting for ever, though it
+/// still holds a handle (`Dht` keeps the event loop's sender only weakly).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_close_when_the_node_stops() {
+    let a = start(vec![]).await;
+    let mut changes = a.changes();
+    a.shutdown().await;
+    let closed = tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("the waiter was told within 30 s");
+    assert!(closed.is_err(), "changes closed with the node");
+    assert!(a.changes().changed().await.is_err(), "and stay closed");
+    a.changed(); // a tick after the end is a no-op, not a panic
+}

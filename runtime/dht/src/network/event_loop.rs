@@ -35,7 +35,8 @@ pub(super) struct EventLoop {
     pub(super) listen_tx: watch::Sender<Vec<Multiaddr>>,
     pub(super) conn_tx: watch::Sender<usize>,
     /// Ticks when the record store, the refusal count or the connections change.
-    pub(super) changes: watch::Sender<u64>,
+    /// The only strong reference: when the loop ends, [`crate::Dht::changes`] closes.
+    pub(super) changes: Arc<watch::Sender<u64>>,
     pub(super) serving: Serving,
     pub(super) requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, Error>>>,
     /// Record lookups: the best record found so far, and where the answer goes.
