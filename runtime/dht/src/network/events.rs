@@ -298,7 +298,10 @@ impl EventLoop {
                                 // provider set, so the first answers have it: wait a little
                                 // for more, not for the silent peers the query still waits on
                                 // (a killed peer's connection lives until it times out).
-                                if set.is_empty() {
+                                // Kademlia reports every reply, empty ones too: only the first
+                                // providers start the wait, or a peer that answers "none"
+                                // first would end the lookup with nothing.
+                                if set.is_empty() && !providers.is_empty() {
                                     due_after(
                                         &self.cmd_tx,
                                         PROVIDERS_GRACE,
