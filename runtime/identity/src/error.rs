@@ -1,0 +1,41 @@
+use crate::sealed::KdfParams;
+
+/// What can go wrong with identities and the keystore.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The passphrase does not open the file (or the file was altered: the two cannot be told
+    /// apart, by design).
+    #[error("wrong passphrase (or the keystore file was altered)")]
+    WrongPassphrase,
+    /// Not a zhtp keystore file.
+    #[error("not a zhtp keystore file ({0})")]
+    NotAKeystore(&'static str),
+    /// A keystore file of a version this build does not read.
+    #[error("keystore file version {0}; this build reads version 1")]
+    UnsupportedVersion(u8),
+    /// Key-derivation parameters below the floor: refused before any work, so an edited header
+    /// cannot make a stolen file cheap to attack.
+    #[error("key-derivation parameters {found} are below the floor {floor}")]
+    WeakParams {
+        /// What the file or caller asked for.
+        found: KdfParams,
+        /// The least accepted.
+        floor: KdfParams,
+    },
+    /// Key-derivation parameters above the ceiling: refused, so a hostile file cannot make
+    /// opening it take minutes or gigabytes.
+    #[error("key-derivation parameters {found} are above the ceiling {ceiling}")]
+    ExcessiveParams {
+        /// What the file asked for.
+        found: KdfParams,
+        /// The most accepted.
+        ceiling: KdfParams,
+    },
+    /// The operating system's random source failed.
+    #[error("no randomness: {0}")]
+    Random(String),
+    /// Argon2 refused to run.
+    #[error("key derivation failed: {0}")]
+    Kdf(String),
+}
