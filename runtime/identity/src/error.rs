@@ -14,8 +14,9 @@ pub enum Error {
     /// A keystore file of a version this build does not read.
     #[error("keystore file version {0}; this build reads version 1")]
     UnsupportedVersion(u8),
-    /// Key-derivation parameters below the floor: refused before any work, so an edited header
-    /// cannot make a stolen file cheap to attack.
+    /// Key-derivation parameters below the floor: nothing is sealed that cheaply, and a file
+    /// sealed that cheaply (by another tool, or handed over by someone) is not accepted. (The
+    /// parameters are authenticated: editing them in a file only makes it unreadable.)
     #[error("key-derivation parameters {found} are below the floor {floor}")]
     WeakParams {
         /// What the file or caller asked for.
@@ -23,9 +24,12 @@ pub enum Error {
         /// The least accepted.
         floor: KdfParams,
     },
-    /// Key-derivation parameters above the ceiling: refused, so a hostile file cannot make
-    /// opening it take minutes or gigabytes.
-    #[error("key-derivation parameters {found} are above the ceiling {ceiling}")]
+    /// Key-derivation parameters above the ceiling or its work budget: refused before any work,
+    /// so a hostile file cannot make opening it take more than a few times the default's time
+    /// and memory.
+    #[error(
+        "key-derivation parameters {found} are above the ceiling {ceiling} or ask for more than 4 times the default's work"
+    )]
     ExcessiveParams {
         /// What the file asked for.
         found: KdfParams,
@@ -34,8 +38,8 @@ pub enum Error {
     },
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
-    Random(String),
+    Random(#[from] getrandom::Error),
     /// Argon2 refused to run.
     #[error("key derivation failed: {0}")]
-    Kdf(String),
+    Kdf(#[from] argon2::Error),
 }

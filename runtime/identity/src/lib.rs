@@ -67,30 +67,31 @@ impl Identity {
     /// A new identity from the operating system's random source.
     pub fn generate() -> Result<Self, Error> {
         let mut secrets = Zeroizing::new([0u8; 3 * SECRET_LEN]);
-        getrandom::fill(secrets.as_mut_slice()).map_err(|e| Error::Random(e.to_string()))?;
+        getrandom::fill(secrets.as_mut_slice())?;
         Ok(Self::from_secrets(&secrets))
     }
 
     /// The identity whose secrets are, in order, the Ed25519 seed, the X25519 secret and the
     /// X-Wing seed.
     pub(crate) fn from_secrets(secrets: &[u8; 3 * SECRET_LEN]) -> Self {
-        let part = |i: usize| -> [u8; SECRET_LEN] {
-            let mut s = [0u8; SECRET_LEN];
+        // Each part is wiped when dropped; the key types wipe their own copies.
+        let part = |i: usize| -> Zeroizing<[u8; SECRET_LEN]> {
+            let mut s = Zeroizing::new([0u8; SECRET_LEN]);
             s.copy_from_slice(&secrets[i * SECRET_LEN..(i + 1) * SECRET_LEN]);
             s
         };
         Self {
             signing: SigningKey::from_bytes(&part(0)),
-            exchange: StaticSecret::from(part(1)),
-            kem: x_wing::DecapsulationKey::from(part(2)),
+            exchange: StaticSecret::from(*part(1)),
+            kem: x_wing::DecapsulationKey::from(*part(2)),
         }
     }
 
     /// The secrets [`Self::from_secrets`] takes, in its order.
     pub(crate) fn secrets(&self) -> Zeroizing<[u8; 3 * SECRET_LEN]> {
         let mut out = Zeroizing::new([0u8; 3 * SECRET_LEN]);
-        out[..SECRET_LEN].copy_from_slice(&self.signing.to_bytes());
-        out[SECRET_LEN..2 * SECRET_LEN].copy_from_slice(&self.exchange.to_bytes());
+        out[..SECRET_LEN].copy_from_slice(self.signing.as_bytes());
+        out[SECRET_LEN..2 * SECRET_LEN].copy_from_slice(self.exchange.as_bytes());
         out[2 * SECRET_LEN..].copy_from_slice(self.kem.as_bytes());
         out
     }

@@ -16,12 +16,13 @@
 //!
 //! The key is Argon2id (version 0x13) of the passphrase and the salt, 32 bytes, under the
 //! header's parameters; the first 60 bytes (the header) are the associated data, so changing
-//! any of them fails the tag like a wrong passphrase does. The parameters are checked against
-//! [`KdfParams::FLOOR`] and [`KdfParams::CEILING`] before any work: a file whose header was
-//! edited to weaker parameters is refused, never opened (a weaker key would make a stolen file
-//! cheaper to attack), and a hostile file cannot ask for minutes of work or gigabytes of memory.
+//! any of them fails the tag like a wrong passphrase does. The parameters are checked before
+//! any work ([`KdfParams::check`]): nothing is sealed, or accepted, below
+//! [`KdfParams::FLOOR`], and a hostile file cannot ask for more than [`KdfParams::CEILING`] nor
+//! more than four times the default's work (memory × passes). Argon2's working memory is wiped
+//! after use, as are the key and every copy of the secrets this crate makes.
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
@@ -76,14 +77,21 @@ impl KdfParams {
         lanes: 1,
     };
 
-    /// The most accepted when opening: 1 GiB, 16 passes, 8 lanes.
+    /// The most accepted for each field: 1 GiB, 16 passes, 4 lanes (lanes run one after another
+    /// here, so more would only cost time). Memory × passes is bounded too:
+    /// [`Self::MAX_WORK`].
     pub const CEILING: Self = Self {
         memory_kib: 1024 * 1024,
         passes: 16,
-        lanes: 8,
+        lanes: 4,
     };
 
-    /// Refuses parameters outside [`Self::FLOOR`] and [`Self::CEILING`], each field on its own.
+    /// Most KiB × passes accepted: four times [`Self::DEFAULT`]'s, so that no file, whatever
+    /// its header, takes more than about four default opens.
+    pub const MAX_WORK: u64 = 4 * 64 * 1024 * 3;
+
+    /// Refuses parameters below [`Self::FLOOR`] or above [`Self::CEILING`] (each field on its
+    /// own), or above [`Self::MAX_WORK`].
     pub fn check(self) -> Result<Self, Error> {
         let (lo, hi) = (Self::FLOOR, Self::CEILING);
         if self.memory_kib < lo.memory_kib || self.passes < lo.passes || self.lanes < lo.lanes {
@@ -92,7 +100,12 @@ impl KdfParams {
                 floor: lo,
             });
         }
-        if self.memory_kib > hi.memory_kib || self.passes > hi.passes || self.lanes > hi.lanes {
+        let work = u64::from(self.memory_kib) * u64::from(self.passes);
+        if self.memory_kib > hi.memory_kib
+            || self.passes > hi.passes
+            || self.lanes > hi.lanes
+            || work > Self::MAX_WORK
+        {
             return Err(Error::ExcessiveParams {
                 found: self,
                 ceiling: hi,
@@ -101,40 +114,55 @@ impl KdfParams {
         Ok(self)
     }
 
-    fn key(self, passphrase: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error> {
-        let params = Params::new(self.memory_kib, self.passes, self.lanes, Some(32))
-            .map_err(|e| Error::Kdf(e.to_string()))?;
+    /// The cipher keyed by Argon2id of `passphrase` and `salt` under these parameters.
+    fn cipher(self, passphrase: &[u8], salt: &[u8]) -> Result<XChaCha20Poly1305, Error> {
+        let params = Params::new(self.memory_kib, self.passes, self.lanes, Some(32))?;
+        // Argon2 frees its own working memory without wiping it, and the last block of each
+        // lane is enough to recompute the key: give it memory that is wiped.
+        let mut memory = Zeroizing::new(vec![Block::default(); params.block_count()]);
         let mut key = Zeroizing::new([0u8; 32]);
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password_into(passphrase, salt, key.as_mut_slice())
-            .map_err(|e| Error::Kdf(e.to_string()))?;
-        Ok(key)
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into_with_memory(
+            passphrase,
+            salt,
+            key.as_mut_slice(),
+            memory.as_mut_slice(),
+        )?;
+        Ok(XChaCha20Poly1305::new(<&Key>::from(&*key)))
     }
 }
 
 /// Seals `identity` under `passphrase` with `params` (at least [`KdfParams::FLOOR`]), with a
 /// fresh random salt and nonce.
 pub fn seal(identity: &Identity, passphrase: &[u8], params: KdfParams) -> Result<Vec<u8>, Error> {
+    let mut salt = [0u8; SALT_LEN];
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut salt)?;
+    getrandom::fill(&mut nonce)?;
+    seal_with(identity, passphrase, params, &salt, &nonce)
+}
+
+/// [`seal`] with a given salt and nonce (the tests pin a whole file with it).
+fn seal_with(
+    identity: &Identity,
+    passphrase: &[u8],
+    params: KdfParams,
+    salt: &[u8; SALT_LEN],
+    nonce: &[u8; NONCE_LEN],
+) -> Result<Vec<u8>, Error> {
     let params = params.check()?;
-    let mut random = [0u8; SALT_LEN + NONCE_LEN];
-    getrandom::fill(&mut random).map_err(|e| Error::Random(e.to_string()))?;
     let mut out = Vec::with_capacity(SEALED_LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     for v in [params.memory_kib, params.passes, params.lanes] {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    out.extend_from_slice(&random);
-    let (salt, nonce) = random.split_at(SALT_LEN);
-    let key = params.key(passphrase, salt)?;
+    out.extend_from_slice(salt);
+    out.extend_from_slice(nonce);
     let mut body = identity.secrets();
-    let tag = XChaCha20Poly1305::new(&Key::from(*key))
-        .encrypt_inout_detached(
-            &XNonce::try_from(nonce).expect("24 bytes"),
-            &out,
-            body.as_mut_slice().into(),
-        )
-        .map_err(|_| Error::Kdf("encryption failed".into()))?;
+    let tag = params
+        .cipher(passphrase, salt)?
+        .encrypt_inout_detached(&XNonce::from(*nonce), &out, body.as_mut_slice().into())
+        .expect("96 bytes are far below XChaCha20-Poly1305's limit");
     out.extend_from_slice(body.as_slice());
     out.extend_from_slice(tag.as_slice());
     Ok(out)
@@ -169,10 +197,10 @@ pub fn unseal(sealed: &[u8], passphrase: &[u8]) -> Result<Identity, Error> {
     let nonce = XNonce::try_from(&header[20 + SALT_LEN..]).expect("24 bytes");
     let (body, tag) = rest.split_at(3 * SECRET_LEN);
     let tag = Tag::try_from(tag).expect("16 bytes");
-    let key = params.key(passphrase, salt)?;
+    let cipher = params.cipher(passphrase, salt)?;
     let mut secrets = Zeroizing::new([0u8; 3 * SECRET_LEN]);
     secrets.copy_from_slice(body);
-    XChaCha20Poly1305::new(&Key::from(*key))
+    cipher
         .decrypt_inout_detached(&nonce, header, secrets.as_mut_slice().into(), &tag)
         .map_err(|_| Error::WrongPassphrase)?;
     Ok(Identity::from_secrets(&secrets))
@@ -231,7 +259,10 @@ mod tests {
         let id = unseal(&bytes, b"correct horse").unwrap();
         let again = seal(&id, b"correct horse", P).unwrap();
         assert_eq!(again[..20], bytes[..20]);
-        assert_ne!(again[20..], bytes[20..]);
+        assert_ne!(again[20..36], bytes[20..36], "a fresh salt");
+        assert_ne!(again[36..60], bytes[36..60], "a fresh nonce");
+        assert_ne!(again[60..], bytes[60..]);
+        assert_eq!((HEADER_LEN, SEALED_LEN), (60, 172));
     }
 
     /// An edited header is refused before any key derivation when it weakens the parameters,
@@ -275,6 +306,61 @@ mod tests {
             unseal(&body, b"correct horse"),
             Err(Error::WrongPassphrase)
         ));
+    }
+
+    /// A whole version-1 file, pinned: secrets 0x01.., 0x21.., 0x41.. (each 32 counting bytes),
+    /// passphrase "zhtp", the floor's parameters, salt 16 × 0xaa, nonce 24 × 0xbb. A change to
+    /// the layout, the KDF or the cipher breaks every keystore there is.
+    #[test]
+    fn a_sealed_file_is_pinned() {
+        let secrets: [u8; 96] = core::array::from_fn(|i| i as u8 + 1);
+        let id = Identity::from_secrets(&secrets);
+        let bytes = seal_with(&id, b"zhtp", P, &[0xaa; 16], &[0xbb; 24]).unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, GOLDEN);
+        assert_eq!(*unseal(&bytes, b"zhtp").unwrap().secrets(), secrets);
+    }
+
+    /// Produced by this code when it was written (not an independent known answer: the
+    /// cipher and the KDF have their own in their crates); it pins the composition.
+    const GOLDEN: &str = concat!(
+        "5a4854504b455901004c00000200000001000000",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        "4b61a2b8f82d78499afaff9cb851816d3414f67e105c81a48a93887f22902a76",
+        "074722b6184b2fe088995e9711b2595eb5768068d934fd3c7d65b5ed8d0d6adf",
+        "958554e6e372bf453a03fa5ac394ca0e100508b239cb55594c3fc433d84824e8",
+        "6089889ce6c30ea2695bb818b953f713",
+    );
+
+    /// Each field under the ceiling is not enough: memory × passes has a budget too.
+    #[test]
+    fn a_hostile_header_cannot_ask_for_much_work() {
+        let (_, bytes) = sealed();
+        let mut heavy = bytes.clone();
+        heavy[8..12].copy_from_slice(&(512u32 * 1024).to_le_bytes());
+        heavy[12..16].copy_from_slice(&4u32.to_le_bytes());
+        assert!(matches!(
+            unseal(&heavy, b"correct horse"),
+            Err(Error::ExcessiveParams { .. })
+        ));
+        let mut lanes = bytes.clone();
+        lanes[16..20].copy_from_slice(&5u32.to_le_bytes());
+        assert!(matches!(
+            unseal(&lanes, b"correct horse"),
+            Err(Error::ExcessiveParams { .. })
+        ));
+        assert!(KdfParams::DEFAULT.check().is_ok());
+        let most = KdfParams {
+            memory_kib: 256 * 1024,
+            passes: 3,
+            lanes: 4,
+        };
+        assert_eq!(
+            most.check().unwrap(),
+            most,
+            "exactly the budget is accepted"
+        );
     }
 
     #[test]
