@@ -36,6 +36,9 @@ pub enum Error {
         /// The most accepted.
         ceiling: KdfParams,
     },
+    /// Not a valid public record (see [`crate::public`]).
+    #[error("not a valid zhtp public identity: {0}")]
+    BadPublicRecord(&'static str),
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
     Random(#[from] getrandom::Error),

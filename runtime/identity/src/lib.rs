@@ -7,12 +7,14 @@
 //!   keys are wrapped for it at the `quantum` level, so that breaking either half alone reveals
 //!   nothing.
 //!
+//! [`public`] is the signed record of an identity's public keys that others can check.
 //! [`sealed`] turns an identity into bytes that are safe to keep on disk: its secrets sealed
 //! under a passphrase (Argon2id, then XChaCha20-Poly1305 with the header as associated data).
 //! The layout and the limits on the key-derivation parameters are documented there. This crate
 //! does no I/O: where the sealed bytes live is the node's business.
 
 mod error;
+pub mod public;
 pub mod sealed;
 
 pub use error::Error;

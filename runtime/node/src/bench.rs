@@ -1,5 +1,5 @@
 //! Throughput of the local pipeline against same-run references: what `zhtp bench pipeline`
-//! and `benches/pipeline.rs` print.
+//! and `benches/pipeline.rs` print; and the keystore's cost (`zhtp bench identity`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -234,4 +234,59 @@ pub fn devnet(
         }
         Ok(())
     })
+}
+
+/// The keystore's cost: sealing and opening an identity with the default Argon2id parameters
+/// and with the floor's, next to a memcpy of the default's memory in the same run (Argon2 is
+/// bound by memory bandwidth). What `zhtp bench identity` prints; every command that signs or
+/// decrypts as an identity pays one open.
+pub fn identity() -> Result<(), zhtp_identity::Error> {
+    use zhtp_identity::{Identity, KdfParams, seal, unseal};
+    let id = Identity::generate()?;
+    let mem = KdfParams::DEFAULT.memory_kib as usize * 1024;
+    let (src, mut dst) = (mixed_data(mem), vec![0u8; mem]);
+    let memcpy = best_of(3, || {
+        let t = Instant::now();
+        dst.copy_from_slice(black_box(&src));
+        black_box(&dst);
+        t.elapsed()
+    });
+    println!(
+        "keystore: Argon2id then XChaCha20-Poly1305; reference: memcpy of {} MiB = {:.1} ms",
+        mem >> 20,
+        ms(memcpy)
+    );
+    println!("{:<56} {:>10} {:>10}", "", "best of 3", "/ memcpy");
+    for (what, params) in [("default", KdfParams::DEFAULT), ("floor", KdfParams::FLOOR)] {
+        let mut sealed = Vec::new();
+        let seal_t = best_of(3, || {
+            let t = Instant::now();
+            sealed = seal(&id, b"bench passphrase", params).expect("seal");
+            t.elapsed()
+        });
+        let mut err = None;
+        let open_t = best_of(3, || {
+            let t = Instant::now();
+            if let Err(e) = unseal(&sealed, b"bench passphrase") {
+                err = Some(e);
+            }
+            t.elapsed()
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        for (op, d) in [("seal", seal_t), ("open", open_t)] {
+            println!(
+                "{:<56} {:>7.1} ms {:>9.1}x",
+                format!("{op}, {what} {params}"),
+                ms(d),
+                d.as_secs_f64() / memcpy.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }

@@ -9,6 +9,7 @@ use zhtp::network::{GcReport, RepairReport};
 use zhtp::wire::NodeStatus;
 
 use crate::files::FilesCommand;
+use crate::identity::IdentityCommand;
 use crate::plugins::PluginCommand;
 use crate::quote::QuoteArgs;
 use crate::{files, plugins, quote};
@@ -53,6 +54,13 @@ pub enum Command {
     Plugin(PluginCommand),
     #[command(flatten)]
     Files(FilesCommand),
+    /// Create, list, show, export and import identities, and change their passphrases.
+    ///
+    /// An identity is an Ed25519 signing key, an X25519 key and an X-Wing (ML-KEM-768 +
+    /// X25519) key, kept in the data dir's keystore sealed under a passphrase (Argon2id, then
+    /// XChaCha20-Poly1305). Its id is its Ed25519 public key in hex.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
     /// Run a node, or ask a running one for its status.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -114,6 +122,8 @@ pub enum Bench {
     Pipeline,
     /// A get from a 6-node loopback network, against a get from one node.
     Devnet,
+    /// Sealing and opening an identity in the keystore (Argon2id), against memcpy.
+    Identity,
 }
 
 /// The data directory in force.
@@ -151,6 +161,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quote(args) => quote::run(&dir, node, args),
         Command::Plugin(cmd) => plugins::run(&dir, node, cmd),
         Command::Files(cmd) => files::run(&dir, node, cmd),
+        Command::Identity(cmd) => crate::identity::run(&dir, cmd),
         Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),
         Command::Node(NodeCommand::Status) => {
             let s: NodeStatus = need_node(node, "node status")?.get("/status")?;
@@ -195,6 +206,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let r: Result<()> = match what {
                 Bench::Pipeline => zhtp::bench::pipeline(mib.max(1), &tmp).map_err(Into::into),
                 Bench::Devnet => zhtp::bench::devnet(mib.max(1), 6, &tmp).map_err(Into::into),
+                Bench::Identity => zhtp::bench::identity().map_err(Into::into),
             };
             let _ = std::fs::remove_dir_all(&tmp);
             r

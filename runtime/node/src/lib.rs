@@ -11,10 +11,12 @@
 //!   client and `--json` output.
 //! - [`output`]: writing a content to a file with preallocation and direct I/O.
 //! - [`pipeline`]: the put pipeline both paths share, over a shard [`pipeline::Sink`].
-//! - [`private`]: files only this user may read (data dir, node key, API token).
+//! - [`keystore`]: identities in the data dir, sealed under passphrases.
+//! - [`private`]: files only this user may read (data dir, node key, API token, keystore).
 
 pub mod api;
 pub mod bench;
+pub mod keystore;
 pub mod local;
 pub mod network;
 pub mod output;

@@ -4,6 +4,7 @@ mod args;
 mod cli;
 mod client;
 mod files;
+mod identity;
 mod node;
 mod plugins;
 mod quote;

@@ -1,4 +1,5 @@
-//! Files only this user may read: the data dir (0700), the node key and the API token (0600).
+//! Files only this user may read: the data dir (0700), the node key, the API token and the
+//! keystore (0600).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -15,6 +16,24 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
 /// Writes `bytes` to `path` with mode 0600, durably and atomically (a temporary file renamed
 /// into place), creating the directory (0700) when needed.
 pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = write_tmp(path, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
+/// [`write_file`], but fails with `AlreadyExists` (writing nothing) when `path` exists, even
+/// when another process creates it at the same moment.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = write_tmp(path, bytes)?;
+    // A hard link never replaces its target: the one atomic "create with these contents".
+    let linked = std::fs::hard_link(&tmp, path);
+    std::fs::remove_file(&tmp)?;
+    linked?;
+    sync_parent(path)
+}
+
+/// Writes `bytes` durably to `path` + ".tmp" (mode 0600), creating the directory.
+fn write_tmp(path: &Path, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
     if let Some(dir) = path.parent() {
         create_dir(dir)?;
     }
@@ -28,6 +47,14 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = o.open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    Ok(tmp)
+}
+
+/// Makes a rename or link in `path`'s directory survive a crash.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        #[cfg(unix)]
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
