@@ -39,6 +39,16 @@ pub enum Error {
     /// Not a valid public record (see [`crate::public`]).
     #[error("not a valid zhtp public identity: {0}")]
     BadPublicRecord(&'static str),
+    /// A wrapped key that is malformed, or cannot be made for that recipient.
+    #[error("bad wrapped key: {0}")]
+    BadWrap(&'static str),
+    /// The wrapped key is for another identity.
+    #[error("the key is wrapped for another identity")]
+    NotForMe,
+    /// The wrapped key does not open with this identity's keys: altered, or not really made
+    /// for it.
+    #[error("the wrapped key does not open (altered, or not made for this identity)")]
+    Unwrap,
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
     Random(#[from] getrandom::Error),

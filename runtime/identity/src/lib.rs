@@ -8,6 +8,7 @@
 //!   nothing.
 //!
 //! [`public`] is the signed record of an identity's public keys that others can check.
+//! [`wrap`] wraps a content key for one identity (X25519 for `high`, X-Wing for `quantum`).
 //! [`sealed`] turns an identity into bytes that are safe to keep on disk: its secrets sealed
 //! under a passphrase (Argon2id, then XChaCha20-Poly1305 with the header as associated data).
 //! The layout and the limits on the key-derivation parameters are documented there. This crate
@@ -16,6 +17,7 @@
 mod error;
 pub mod public;
 pub mod sealed;
+pub mod wrap;
 
 pub use error::Error;
 pub use sealed::{KdfParams, seal, unseal};
@@ -61,8 +63,13 @@ pub struct PublicKeys {
 impl PublicKeys {
     /// The identity's name on the network: its Ed25519 verifying key in hex (64 characters).
     pub fn id(&self) -> String {
-        self.signing.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.signing)
     }
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Identity {
