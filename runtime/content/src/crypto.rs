@@ -2,12 +2,14 @@
 //!
 //! `Standard`: ChaCha20-Poly1305 with a random 256-bit key per content. The nonce of segment `i`
 //! is `i` (little-endian) padded to 12 bytes: unique per key because every content has its own
-//! key. The associated data binds the segment index and whether it was compressed, so segments
+//! key. `High` and `Quantum`: XChaCha20-Poly1305 the same way (nonce `i` padded to 24 bytes);
+//! what sets them apart is how the key is wrapped for its readers (X25519 or X-Wing,
+//! `zhtp-identity`), not the segment cipher. The associated data binds the segment index and whether it was compressed, so segments
 //! cannot be reordered, swapped between positions, or have their flags flipped unnoticed; a
 //! segment from another content fails authentication under this content's key.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -28,10 +30,10 @@ pub enum EncryptionLevel {
     /// ChaCha20-Poly1305 with a random per-content key.
     #[serde(alias = "Standard")]
     Standard,
-    /// XChaCha20-Poly1305 + per-recipient X25519 key wrapping (not yet supported).
+    /// XChaCha20-Poly1305; the key is wrapped per reader with X25519.
     #[serde(alias = "High")]
     High,
-    /// Hybrid X25519 + ML-KEM-768 key wrapping (not yet supported).
+    /// XChaCha20-Poly1305; the key is wrapped per reader with X-Wing (ML-KEM-768 + X25519).
     #[serde(rename = "quantum", alias = "QuantumResistant")]
     QuantumResistant,
 }
@@ -101,10 +103,10 @@ impl ContentKey {
     }
 }
 
-fn nonce(index: u32) -> Nonce {
-    let mut n = [0u8; 12];
+fn nonce<const N: usize>(index: u32) -> [u8; N] {
+    let mut n = [0u8; N];
     n[..4].copy_from_slice(&index.to_le_bytes());
-    n.into()
+    n
 }
 
 fn aad(index: u32, compressed: bool) -> [u8; 13] {
@@ -116,11 +118,24 @@ fn aad(index: u32, compressed: bool) -> [u8; 13] {
 }
 
 /// The cipher of one content.
-pub(crate) struct Cipher(ChaCha20Poly1305);
+pub(crate) enum Cipher {
+    /// Level `standard`.
+    ChaCha(ChaCha20Poly1305),
+    /// Levels `high` and `quantum`.
+    XChaCha(XChaCha20Poly1305),
+}
 
 impl Cipher {
-    pub(crate) fn new(key: &ContentKey) -> Self {
-        Self(ChaCha20Poly1305::new(&Key::from(key.0)))
+    /// The cipher of `level` (`None` at level `none`).
+    pub(crate) fn new(level: EncryptionLevel, key: &ContentKey) -> Option<Self> {
+        let k = Key::from(key.0);
+        match level {
+            EncryptionLevel::None => None,
+            EncryptionLevel::Standard => Some(Self::ChaCha(ChaCha20Poly1305::new(&k))),
+            EncryptionLevel::High | EncryptionLevel::QuantumResistant => {
+                Some(Self::XChaCha(XChaCha20Poly1305::new(&k)))
+            }
+        }
     }
 
     /// Encrypts `buf` in place and appends the tag.
@@ -130,14 +145,13 @@ impl Cipher {
         compressed: bool,
         buf: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        let tag = self
-            .0
-            .encrypt_inout_detached(
-                &nonce(index),
-                &aad(index, compressed),
-                buf.as_mut_slice().into(),
-            )
-            .map_err(|_| Error::Params("segment too large to encrypt".into()))?;
+        let aad = aad(index, compressed);
+        let data = buf.as_mut_slice().into();
+        let tag = match self {
+            Self::ChaCha(c) => c.encrypt_inout_detached(&Nonce::from(nonce(index)), &aad, data),
+            Self::XChaCha(c) => c.encrypt_inout_detached(&XNonce::from(nonce(index)), &aad, data),
+        }
+        .map_err(|_| Error::Params("segment too large to encrypt".into()))?;
         buf.extend_from_slice(tag.as_slice());
         Ok(())
     }
@@ -155,13 +169,16 @@ impl Cipher {
         let split = buf.len() - TAG_LEN;
         let tag = Tag::try_from(&buf[split..]).map_err(|_| Error::Decrypt(index))?;
         buf.truncate(split);
-        self.0
-            .decrypt_inout_detached(
-                &nonce(index),
-                &aad(index, compressed),
-                buf.as_mut_slice().into(),
-                &tag,
-            )
-            .map_err(|_| Error::Decrypt(index))
+        let aad = aad(index, compressed);
+        let data = buf.as_mut_slice().into();
+        match self {
+            Self::ChaCha(c) => {
+                c.decrypt_inout_detached(&Nonce::from(nonce(index)), &aad, data, &tag)
+            }
+            Self::XChaCha(c) => {
+                c.decrypt_inout_detached(&XNonce::from(nonce(index)), &aad, data, &tag)
+            }
+        }
+        .map_err(|_| Error::Decrypt(index))
     }
 }

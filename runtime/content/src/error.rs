@@ -7,9 +7,6 @@ pub enum Error {
     /// Bad pipeline parameters.
     #[error("invalid parameters: {0}")]
     Params(String),
-    /// The encryption level is defined but not implemented yet.
-    #[error("encryption level `{0}` is not yet supported (use `none` or `standard`)")]
-    Unsupported(&'static str),
     /// The manifest names an erasure code this reader does not implement.
     #[error("manifest uses erasure code #{0}, which this version does not implement")]
     UnsupportedCode(u8),

@@ -1,5 +1,7 @@
 //! The manifest: everything needed to find, verify and decode a content, postcard-encoded and
-//! versioned. It never holds the content key (only a commitment to it).
+//! versioned. It never holds the content key in the clear: only a commitment to it and, from
+//! version 2, the key wrapped for each of its readers (opaque here; `zhtp-identity` makes and
+//! opens them). Version 1 manifests (no readers) are still read.
 
 use serde::{Deserialize, Serialize};
 use zhtp_types::{Hash, StorageTier};
@@ -8,8 +10,12 @@ use crate::crypto::EncryptionLevel;
 use crate::erasure::CodeParams;
 use crate::error::Error;
 
-/// Current manifest format version.
-pub const MANIFEST_VERSION: u16 = 1;
+/// Current manifest format version: 2 added [`EncryptionHeader::readers`].
+pub const MANIFEST_VERSION: u16 = 2;
+/// Most readers a content's key is wrapped for.
+pub const MAX_READERS: usize = 256;
+/// Longest wrapped key accepted (the longest scheme's is 1,201 bytes).
+pub const MAX_WRAPPED_LEN: usize = 2048;
 /// Largest manifest accepted by [`Manifest::decode`]: 16 MiB (a 1 TiB file at 4 MiB segments
 /// and 4+2 is ~50 MiB of hashes, so that needs larger segments; a cap is what matters here).
 pub const MAX_MANIFEST_LEN: usize = 16 << 20;
@@ -46,6 +52,10 @@ pub struct EncryptionHeader {
     pub level: EncryptionLevel,
     /// Commitment to the content key (`None` at level `None`).
     pub key_check: Option<Hash>,
+    /// The content key wrapped for each reader, the owner first (empty when the key is kept
+    /// by the storing node instead). Opaque bytes here; `zhtp-identity`'s `wrap` module defines
+    /// them.
+    pub readers: Vec<Vec<u8>>,
 }
 
 /// One segment: how its stored bytes were made and the hash of each shard.
@@ -106,13 +116,18 @@ impl Manifest {
         // The version comes first; refuse a future format before trying to parse it as ours.
         let (version, _) =
             postcard::take_from_bytes::<u16>(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
-        if version != MANIFEST_VERSION {
-            return Err(Error::Manifest(format!(
-                "format version {version}; this version reads {MANIFEST_VERSION}"
-            )));
-        }
-        let m: Manifest =
-            postcard::from_bytes(bytes).map_err(|e| Error::Manifest(e.to_string()))?;
+        let bad = |e: postcard::Error| Error::Manifest(e.to_string());
+        let m = match version {
+            1 => postcard::from_bytes::<v1::Manifest>(bytes)
+                .map_err(bad)?
+                .into(),
+            MANIFEST_VERSION => postcard::from_bytes::<Manifest>(bytes).map_err(bad)?,
+            _ => {
+                return Err(Error::Manifest(format!(
+                    "format version {version}; this version reads 1 and {MANIFEST_VERSION}"
+                )));
+            }
+        };
         m.validate()?;
         Ok(m)
     }
@@ -129,6 +144,17 @@ impl Manifest {
         }
         if self.metadata.text_len() > MAX_METADATA_LEN {
             return Err(Error::Manifest("metadata too large".into()));
+        }
+        let readers = &self.encryption.readers;
+        if self.encryption.level == EncryptionLevel::None && !readers.is_empty() {
+            return Err(Error::Manifest(
+                "wrapped keys for a content that is not encrypted".into(),
+            ));
+        }
+        if readers.len() > MAX_READERS || readers.iter().any(|r| r.len() > MAX_WRAPPED_LEN) {
+            return Err(Error::Manifest(format!(
+                "more than {MAX_READERS} readers, or a wrapped key over {MAX_WRAPPED_LEN} bytes"
+            )));
         }
         // Every number a reader allocates from is pinned down by the others, as the encoder
         // derives them: a forged manifest cannot make a reader reserve more than a segment.
@@ -196,5 +222,156 @@ impl Manifest {
             .iter()
             .map(|s| s.shard_len as u64 * s.shards.len() as u64)
             .sum()
+    }
+}
+
+/// Version 1: the same, without readers.
+mod v1 {
+    use serde::Deserialize;
+    use zhtp_types::{Hash, StorageTier};
+
+    use crate::crypto::EncryptionLevel;
+    use crate::erasure::CodeParams;
+    use crate::manifest::{Metadata, SegmentInfo};
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub(super) struct Manifest {
+        version: u16,
+        content_hash: Hash,
+        size: u64,
+        tier: StorageTier,
+        code: CodeParams,
+        segment_size: u32,
+        encryption: EncryptionHeader,
+        segments: Vec<SegmentInfo>,
+        metadata: Metadata,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    struct EncryptionHeader {
+        level: EncryptionLevel,
+        key_check: Option<Hash>,
+    }
+
+    #[cfg(test)]
+    impl Manifest {
+        /// `m` as version 1 wrote it.
+        pub(super) fn from_current(m: &super::Manifest) -> Self {
+            Self {
+                version: 1,
+                content_hash: m.content_hash,
+                size: m.size,
+                tier: m.tier,
+                code: m.code,
+                segment_size: m.segment_size,
+                encryption: EncryptionHeader {
+                    level: m.encryption.level,
+                    key_check: m.encryption.key_check,
+                },
+                segments: m.segments.clone(),
+                metadata: m.metadata.clone(),
+            }
+        }
+    }
+
+    impl From<Manifest> for super::Manifest {
+        fn from(m: Manifest) -> Self {
+            debug_assert_eq!(m.version, 1);
+            Self {
+                version: super::MANIFEST_VERSION,
+                content_hash: m.content_hash,
+                size: m.size,
+                tier: m.tier,
+                code: m.code,
+                segment_size: m.segment_size,
+                encryption: super::EncryptionHeader {
+                    level: m.encryption.level,
+                    key_check: m.encryption.key_check,
+                    readers: Vec::new(),
+                },
+                segments: m.segments,
+                metadata: m.metadata,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(level: EncryptionLevel) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            content_hash: Hash([1; 32]),
+            size: 10,
+            tier: StorageTier::Warm,
+            code: CodeParams {
+                code: crate::CodeKind::ReedSolomonSimd.id(),
+                data: 4,
+                parity: 2,
+            },
+            segment_size: 1 << 20,
+            encryption: EncryptionHeader {
+                level,
+                key_check: None,
+                readers: Vec::new(),
+            },
+            segments: vec![SegmentInfo {
+                plain_len: 10,
+                compressed: false,
+                stored_len: 10
+                    + if level == EncryptionLevel::None {
+                        0
+                    } else {
+                        16
+                    },
+                shard_len: crate::segment::shard_len(
+                    10 + if level == EncryptionLevel::None {
+                        0
+                    } else {
+                        16
+                    },
+                    4,
+                ) as u32,
+                shards: vec![Hash([2; 32]); 6],
+            }],
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// A version-1 manifest (written before readers existed) still reads, with no readers.
+    #[test]
+    fn version_1_still_reads() {
+        let m = manifest(EncryptionLevel::Standard);
+        let old = v1::Manifest::from_current(&m);
+        let bytes = postcard::to_allocvec(&old).unwrap();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(Manifest::decode(&bytes).unwrap(), m);
+        assert_eq!(m.encode()[0], 2);
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        let mut future = m.encode();
+        future[0] = 3;
+        assert!(Manifest::decode(&future).is_err());
+    }
+
+    #[test]
+    fn readers_are_bounded_and_only_for_encrypted_content() {
+        let mut m = manifest(EncryptionLevel::High);
+        m.encryption.readers = vec![vec![0; 113]; 2];
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        m.encryption.readers = vec![vec![0; 113]; MAX_READERS + 1];
+        assert!(Manifest::decode(&m.encode()).is_err());
+        m.encryption.readers = vec![vec![0; MAX_WRAPPED_LEN + 1]];
+        assert!(Manifest::decode(&m.encode()).is_err());
+        let mut plain = manifest(EncryptionLevel::None);
+        assert!(Manifest::decode(&plain.encode()).is_ok());
+        plain.encryption.readers = vec![vec![0; 113]];
+        assert!(matches!(
+            Manifest::decode(&plain.encode()),
+            Err(Error::Manifest(e)) if e.contains("not encrypted")
+        ));
     }
 }

@@ -48,11 +48,7 @@ impl Params {
                 crate::MAX_SEGMENT_SIZE >> 20
             )));
         }
-        match self.encryption {
-            EncryptionLevel::None | EncryptionLevel::Standard => Ok(()),
-            EncryptionLevel::High => Err(Error::Unsupported("high")),
-            EncryptionLevel::QuantumResistant => Err(Error::Unsupported("quantum")),
-        }
+        Ok(())
     }
 }
 
@@ -116,7 +112,7 @@ impl Encoder {
         params.validate()?;
         let cipher = match (params.encryption, key) {
             (EncryptionLevel::None, _) => None,
-            (_, Some(k)) => Some(Cipher::new(k)),
+            (level, Some(k)) => Cipher::new(level, k),
             (_, None) => return Err(Error::Params("this encryption level needs a key".into())),
         };
         let key_check = cipher.as_ref().and(key).map(ContentKey::check);
@@ -208,6 +204,7 @@ impl Encoder {
             encryption: EncryptionHeader {
                 level: self.params.encryption,
                 key_check: self.key_check,
+                readers: Vec::new(),
             },
             segments,
             metadata,
@@ -246,15 +243,13 @@ impl Decoder {
         manifest.validate()?;
         let cipher = match (manifest.encryption.level, key) {
             (EncryptionLevel::None, _) => None,
-            (EncryptionLevel::Standard, Some(k)) => {
+            (level, Some(k)) => {
                 if Some(k.check()) != manifest.encryption.key_check {
                     return Err(Error::WrongKey);
                 }
-                Some(Cipher::new(k))
+                Cipher::new(level, k)
             }
-            (EncryptionLevel::Standard, None) => return Err(Error::WrongKey),
-            (EncryptionLevel::High, _) => return Err(Error::Unsupported("high")),
-            (EncryptionLevel::QuantumResistant, _) => return Err(Error::Unsupported("quantum")),
+            (_, None) => return Err(Error::WrongKey),
         };
         let code = erasure_code(manifest.code)?;
         Ok(Self {
@@ -459,6 +454,8 @@ mod tests {
             for (level, key) in [
                 (EncryptionLevel::None, None),
                 (EncryptionLevel::Standard, Some(&key)),
+                (EncryptionLevel::High, Some(&key)),
+                (EncryptionLevel::QuantumResistant, Some(&key)),
             ] {
                 for (k, m) in [(4, 2), (16, 8)] {
                     let (man, mut shards) = put(&params(level, kind, k, m), key, &data);
@@ -562,13 +559,43 @@ mod tests {
         assert!(get(&man, None, &mut shards).is_err());
     }
 
+    /// `high` and `quantum` encrypt with XChaCha20-Poly1305, `standard` with ChaCha20-Poly1305:
+    /// the same key under a manifest whose level was changed does not decrypt.
     #[test]
-    fn high_and_quantum_are_not_yet_supported() {
-        for level in [EncryptionLevel::High, EncryptionLevel::QuantumResistant] {
-            let p = params(level, CodeKind::ReedSolomonSimd, 4, 2);
-            let err = Encoder::new(p, None).unwrap_err();
-            assert!(err.to_string().contains("not yet supported"), "{err}");
+    fn the_level_chooses_the_cipher() {
+        let data = sample(100_000);
+        let key = ContentKey::random().unwrap();
+        for (from, to) in [
+            (EncryptionLevel::Standard, EncryptionLevel::High),
+            (EncryptionLevel::High, EncryptionLevel::Standard),
+        ] {
+            let (mut man, mut shards) = put(
+                &params(from, CodeKind::ReedSolomonSimd, 4, 2),
+                Some(&key),
+                &data,
+            );
+            man.encryption.level = to;
+            assert!(matches!(
+                get(&man, Some(&key), &mut shards),
+                Err(Error::Decrypt(0))
+            ));
         }
+        let (a, _) = put(
+            &params(EncryptionLevel::High, CodeKind::ReedSolomonSimd, 4, 2),
+            Some(&key),
+            &data,
+        );
+        let (b, _) = put(
+            &params(
+                EncryptionLevel::QuantumResistant,
+                CodeKind::ReedSolomonSimd,
+                4,
+                2,
+            ),
+            Some(&key),
+            &data,
+        );
+        assert_eq!(a.segments, b.segments, "one segment cipher for both");
     }
 
     #[test]

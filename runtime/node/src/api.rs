@@ -191,6 +191,14 @@ async fn put(
         code.validate().map_err(|e| bad(e.to_string()))?;
         opts.code = code;
     }
+    opts.readers = req
+        .readers
+        .iter()
+        .map(|r| {
+            let bytes = ::hex::decode(r).map_err(|e| bad(format!("a reader is not hex: {e}")))?;
+            zhtp_identity::PublicKeys::from_record(&bytes).map_err(|e| bad(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
     opts.metadata = Metadata {
         name: req.name,
         mime: req.mime,

@@ -8,9 +8,12 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use zhtp::api::PutRequest;
+use zhtp::keystore::Keystore;
 use zhtp::local::{LocalNode, PutOptions, write_atomically};
+use zhtp::readers;
 use zhtp::wire::{Listed, ManifestInfo, PutReply};
 use zhtp_content::{CodeParams, EncryptionLevel, Metadata};
+use zhtp_identity::Identity;
 use zhtp_store::Config;
 use zhtp_types::Hash;
 
@@ -43,6 +46,12 @@ pub enum FilesCommand {
             value_parser = args::content_key
         )]
         key: Option<Hash>,
+        /// Read as this identity of the keystore: its key is unwrapped from the manifest (asks
+        /// for the passphrase; see `zhtp identity`). Works through any node.
+        #[arg(long, value_name = "NAME", conflicts_with = "key")]
+        identity: Option<String>,
+        #[command(flatten)]
+        passphrase: crate::identity::PassphraseFile,
     },
     /// Remove a content put through this node.
     ///
@@ -93,9 +102,16 @@ pub struct PutArgs {
     /// Storage tier; chooses the erasure code (hot/warm 4+2, cold 8+4, archive 16+8).
     #[arg(long, value_enum, default_value_t = Tier::Warm)]
     pub tier: Tier,
-    /// Encryption: none, or standard (ChaCha20-Poly1305, random key kept by this node).
+    /// Encryption. With --identity the content key is wrapped for that identity in the
+    /// manifest and no node keeps it; without, a standard put's key is kept by the storing
+    /// node. high and quantum need --identity.
     #[arg(long, value_enum, default_value_t = Encryption::Standard)]
     pub encryption: Encryption,
+    /// The owner: an identity of this data dir's keystore (`zhtp identity new`). The content
+    /// key is wrapped for it (no passphrase needed: only its public keys are used), so it
+    /// reads the content through any node with `get --identity`.
+    #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
+    pub identity: Option<String>,
     /// Erasure code k+m instead of the tier's (k + m ≤ 255), e.g. 16+8.
     #[arg(long, value_name = "K+M")]
     pub code: Option<CodeParams>,
@@ -116,14 +132,18 @@ pub struct PutArgs {
     pub json: bool,
 }
 
-/// Encryption levels a put can use today (high and quantum are not implemented yet, so they
-/// are not offered).
+/// Encryption levels of a put.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Encryption {
     /// Stored as is (after compression): anyone holding the shards can read it.
     None,
     /// ChaCha20-Poly1305 with a random per-content key.
     Standard,
+    /// XChaCha20-Poly1305; the key wrapped for the owner with X25519.
+    High,
+    /// XChaCha20-Poly1305; the key wrapped for the owner with X-Wing (ML-KEM-768 + X25519),
+    /// so that breaking either alone reveals nothing.
+    Quantum,
 }
 
 impl From<Encryption> for EncryptionLevel {
@@ -131,6 +151,8 @@ impl From<Encryption> for EncryptionLevel {
         match e {
             Encryption::None => EncryptionLevel::None,
             Encryption::Standard => EncryptionLevel::Standard,
+            Encryption::High => EncryptionLevel::High,
+            Encryption::Quantum => EncryptionLevel::QuantumResistant,
         }
     }
 }
@@ -182,6 +204,12 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     if let Some(code) = args.code {
         opts.code = code;
     }
+    let mut owner_record = None;
+    if let Some(name) = &args.identity {
+        let (record, keys) = Keystore::new(dir).public_record(name)?;
+        opts.readers = vec![keys];
+        owner_record = Some(record);
+    }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
         name: args.name.clone().or_else(|| {
@@ -199,7 +227,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
         created: 0,
     };
     let stored = match remote {
-        Some(url) => put_remote(&Client::new(url)?, &args, opts)?,
+        Some(url) => put_remote(&Client::new(url)?, &args, opts, owner_record)?,
         None => put_local(dir, &args.file, opts)?,
     };
     if args.json {
@@ -209,6 +237,11 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     println!("{}", stored.content_hash);
     if let Some(k) = stored.key {
         eprintln!("content key (needed to get it through another node): {k}");
+    }
+    if let Some(name) = &args.identity {
+        eprintln!(
+            "content key wrapped for identity {name}; no node keeps it (read it with get --identity {name})"
+        );
     }
     eprintln!(
         "stored {} in {} segment(s) as {} of {} shards ({}, {} encryption){} in {:.2} s",
@@ -250,7 +283,12 @@ fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<PutReply> {
     Ok(PutReply::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
-fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<PutReply> {
+fn put_remote(
+    client: &Client,
+    args: &PutArgs,
+    opts: PutOptions,
+    owner: Option<Vec<u8>>,
+) -> Result<PutReply> {
     if args.file == Path::new("-") {
         bail!("put through --node takes a file, not standard input");
     }
@@ -264,6 +302,7 @@ fn put_remote(client: &Client, args: &PutArgs, opts: PutOptions) -> Result<PutRe
         mime: opts.metadata.mime,
         tags: opts.metadata.tags,
         description: opts.metadata.description,
+        readers: owner.into_iter().map(::hex::encode).collect(),
     };
     let header = serde_json::to_string(&req)?;
     client.post_file("/content", Some(("zhtp-put", header)), file)
@@ -311,15 +350,53 @@ impl std::io::Write for HashingWriter<'_> {
     }
 }
 
+/// `get --identity NAME`: the identity, opened with its passphrase.
+fn reader(dir: &Path, name: &str, pf: &crate::identity::PassphraseFile) -> Result<Identity> {
+    let ks = Keystore::new(dir);
+    ks.sealed(name)?;
+    let pw = crate::identity::passphrase(
+        pf.passphrase_file.as_deref(),
+        "ZHTP_PASSPHRASE",
+        &format!("Passphrase of {name}: "),
+        false,
+    )?;
+    Ok(ks.open(name, pw.as_bytes())?)
+}
+
 fn get(
     dir: &Path,
     remote: Option<&str>,
     hash: Hash,
     key: Option<Hash>,
+    identity: Option<(&str, &crate::identity::PassphraseFile)>,
     output: &Path,
 ) -> Result<()> {
     if let Some(url) = remote {
-        return get_remote(&Client::new(url)?, hash, key, output);
+        let client = Client::new(url)?;
+        let key = match identity {
+            None => key,
+            Some((name, pf)) => {
+                let me = reader(dir, name, pf)?;
+                // The wraps come from the node; a lying one can only make the unwrap fail
+                // (the key is checked against the manifest's commitment, and the content
+                // against its hash as it arrives).
+                let m: ManifestInfo = client.get(&format!("/content/{hash}/manifest"))?;
+                anyhow::ensure!(
+                    m.content_hash == hash,
+                    "the node sent the manifest of {}",
+                    m.content_hash
+                );
+                let wraps = m
+                    .readers
+                    .iter()
+                    .map(::hex::decode)
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("the node sent a wrapped key that is not hex")?;
+                let k = readers::unwrap_parts(&hash, m.encryption, m.key_check, &wraps, &me)?;
+                Some(Hash(k.0))
+            }
+        };
+        return get_remote(&client, hash, key, output);
     }
     if key.is_some() {
         bail!("--key is for getting through a node (--node); a local get uses the key kept here");
@@ -328,6 +405,10 @@ fn get(
     let manifest = node
         .manifest(&hash)?
         .with_context(|| format!("no content {hash} on this node"))?;
+    let given = match identity {
+        Some((name, pf)) => Some(readers::unwrap(&manifest, &reader(dir, name, pf)?)?),
+        None => None,
+    };
     let bar = progress(Some(manifest.size));
     let on_progress = |done: u64| {
         if let Some(b) = &bar {
@@ -336,10 +417,10 @@ fn get(
     };
     let report = if output == Path::new("-") {
         let mut out = std::io::stdout().lock();
-        node.get(&hash, &mut out, &on_progress)?
+        node.get_with_key(&hash, given, &mut out, &on_progress)?
     } else {
         write_atomically(output, Some(manifest.size), |w| {
-            node.get(&hash, w, &on_progress)
+            node.get_with_key(&hash, given.clone(), w, &on_progress)
         })?
     };
     if let Some(b) = bar {
@@ -452,6 +533,10 @@ fn info(dir: &Path, remote: Option<&str>, hash: Hash, json: bool) -> Result<()> 
         human_bytes(m.segment_size.into())
     );
     println!("encrypted {}", m.encryption);
+    for (i, r) in m.readers.iter().enumerate() {
+        let id = r.get(..64).unwrap_or(r);
+        println!("{}    {id}", if i == 0 { "owner " } else { "reader" });
+    }
     println!("lz4       {compressed} of {segments} segment(s) compressed");
     Ok(())
 }
@@ -483,7 +568,16 @@ fn urlencode(s: &str) -> String {
 pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
     match cmd {
         FilesCommand::Put(args) => put(dir, remote, args),
-        FilesCommand::Get { hash, output, key } => get(dir, remote, hash, key, &output),
+        FilesCommand::Get {
+            hash,
+            output,
+            key,
+            identity,
+            passphrase,
+        } => {
+            let identity = identity.as_deref().map(|n| (n, &passphrase));
+            get(dir, remote, hash, key, identity, &output)
+        }
         FilesCommand::Rm { hash, json } => rm(dir, remote, hash, json),
         FilesCommand::Ls { tag, json } => print_list(&list(dir, remote, tag.as_deref())?, json),
         FilesCommand::Search { text, json } => {

@@ -12,6 +12,7 @@
 //! - [`output`]: writing a content to a file with preallocation and direct I/O.
 //! - [`pipeline`]: the put pipeline both paths share, over a shard [`pipeline::Sink`].
 //! - [`keystore`]: identities in the data dir, sealed under passphrases.
+//! - [`readers`]: a content's key wrapped for its readers in the manifest.
 //! - [`private`]: files only this user may read (data dir, node key, API token, keystore).
 
 pub mod api;
@@ -22,4 +23,5 @@ pub mod network;
 pub mod output;
 pub mod pipeline;
 pub mod private;
+pub mod readers;
 pub mod wire;

@@ -51,8 +51,18 @@ pub enum Error {
     #[error("no content {0} on this node")]
     NotFound(Hash),
     /// The content is encrypted and this node does not hold its key.
-    #[error("content {0} is encrypted and this node does not hold its key")]
+    #[error(
+        "content {0} is encrypted and this node does not hold its key (a reader gets it with --identity NAME)"
+    )]
     NoKey(Hash),
+    /// `high` and `quantum` wrap the key for readers, and none was given.
+    #[error(
+        "encryption {0} wraps the content key for its owner: give an identity (--identity NAME)"
+    )]
+    NeedsReader(EncryptionLevel),
+    /// Wrapping the key for the readers failed.
+    #[error(transparent)]
+    Readers(#[from] crate::readers::Error),
 }
 
 /// What a put asks for.
@@ -68,6 +78,9 @@ pub struct PutOptions {
     pub segment_size: u32,
     /// Name, MIME type, tags, description (the creation time is set by put).
     pub metadata: Metadata,
+    /// Identities the content key is wrapped for in the manifest, the owner first. With any,
+    /// no node keeps the key; `high` and `quantum` need at least one.
+    pub readers: Vec<zhtp_identity::PublicKeys>,
 }
 
 impl PutOptions {
@@ -88,6 +101,19 @@ impl PutOptions {
     /// The encoder these options ask for, and the fresh random content key it encrypts with
     /// (`None` at encryption level none). Both puts, local and network, start here.
     pub fn encoder(&self) -> Result<(Encoder, Option<ContentKey>), Error> {
+        let level = self.encryption;
+        let wraps = matches!(
+            level,
+            EncryptionLevel::High | EncryptionLevel::QuantumResistant
+        );
+        if wraps && self.readers.is_empty() {
+            return Err(Error::NeedsReader(level));
+        }
+        if level == EncryptionLevel::None && !self.readers.is_empty() {
+            return Err(Error::Content(zhtp_content::Error::Params(
+                "content that is not encrypted has no key to wrap for an identity".into(),
+            )));
+        }
         let key = match self.encryption {
             EncryptionLevel::None => None,
             _ => Some(ContentKey::random()?),
@@ -101,6 +127,21 @@ impl PutOptions {
         Ok((Encoder::new(params, key.as_ref())?, key))
     }
 
+    /// Wraps `key` for the readers into `manifest`, and returns what the storing node keeps:
+    /// the key when there are no readers, else nothing. Both puts end here.
+    pub fn seal(
+        &self,
+        manifest: &mut Manifest,
+        key: Option<ContentKey>,
+    ) -> Result<Option<ContentKey>, Error> {
+        let (Some(k), false) = (&key, self.readers.is_empty()) else {
+            return Ok(key);
+        };
+        manifest.encryption.readers =
+            crate::readers::wrap(self.encryption, k, &manifest.content_hash, &self.readers)?;
+        Ok(None)
+    }
+
     /// Defaults for a tier: its code, `standard` encryption, 4 MiB segments.
     pub fn new(tier: StorageTier) -> Self {
         Self {
@@ -109,6 +150,7 @@ impl PutOptions {
             code: Self::code_for(tier),
             segment_size: DEFAULT_SEGMENT_SIZE,
             metadata: Metadata::default(),
+            readers: Vec::new(),
         }
     }
 }
@@ -252,11 +294,12 @@ impl LocalNode {
             written.extend(shards);
         }
         let (content_hash, size) = (encoded.content_hash, encoded.size);
-        let mut metadata = opts.metadata;
+        let mut metadata = opts.metadata.clone();
         metadata.created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let manifest = encoder.manifest(content_hash, size, infos, metadata);
+        let mut manifest = encoder.manifest(content_hash, size, infos, metadata);
+        let key = opts.seal(&mut manifest, key)?;
         self.commit(&manifest, key.as_ref(), written)?;
         Ok(manifest)
     }
@@ -473,9 +516,22 @@ impl LocalNode {
         out: &mut impl Write,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<GetReport, Error> {
+        self.get_with_key(hash, None, out, progress)
+    }
+
+    /// [`Self::get`] with the content key given (a reader's, unwrapped from the manifest)
+    /// instead of one kept here.
+    pub fn get_with_key(
+        &self,
+        hash: &Hash,
+        given: Option<ContentKey>,
+        out: &mut impl Write,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<GetReport, Error> {
         let manifest = self.manifest(hash)?.ok_or(Error::NotFound(*hash))?;
         let key = match manifest.encryption.level {
             EncryptionLevel::None => None,
+            _ if given.is_some() => given,
             _ => {
                 let bytes = self
                     .store

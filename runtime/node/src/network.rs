@@ -73,7 +73,9 @@ pub enum Error {
     #[error("content {0} not found (no manifest here or in the DHT)")]
     NotFound(Hash),
     /// Encrypted and no key given or held.
-    #[error("content {0} is encrypted: give its key (printed by put) with --key")]
+    #[error(
+        "content {0} is encrypted: read it as one of its readers (--identity NAME) or give its key with --key"
+    )]
     NoKey(Hash),
     /// Too few shards of a segment could be fetched.
     #[error("segment {segment}: only {have} of the {need} shards needed could be fetched")]
@@ -299,6 +301,7 @@ fn check_network_manifest(m: &Manifest, hash: &Hash) -> Result<(), String> {
             s.shard_len
         ));
     }
+    crate::readers::check(m).map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -101,6 +101,11 @@ pub struct PutRequest {
     pub tags: Vec<String>,
     /// Description.
     pub description: Option<String>,
+    /// Readers' signed public records (`zhtp identity export --public`), hex, the owner
+    /// first: the content key is wrapped for each in the manifest and the node keeps none.
+    /// Needed for `high` and `quantum`.
+    #[serde(default)]
+    pub readers: Vec<String>,
 }
 
 /// What a put stored (`POST /content`, `put --json`).
@@ -220,6 +225,10 @@ pub struct ManifestInfo {
     /// Hash that tells whether a key is this content's.
     #[serde(with = "hex::option")]
     pub key_check: Option<Hash>,
+    /// The content key wrapped for each reader, hex, the owner first (the first 64 characters
+    /// of each are the reader's id).
+    #[serde(default)]
+    pub readers: Vec<String>,
     /// Segments, in order.
     pub segments: Vec<SegmentDetail>,
     /// Name, tags and so on.
@@ -284,6 +293,7 @@ impl From<&Manifest> for ManifestInfo {
             segment_size: m.segment_size,
             encryption: m.encryption.level,
             key_check: m.encryption.key_check,
+            readers: m.encryption.readers.iter().map(::hex::encode).collect(),
             segments: m
                 .segments
                 .iter()

@@ -17,12 +17,6 @@ fn ok(out: std::process::Output) -> Vec<u8> {
     out.stdout
 }
 
-fn wait_for_peers(node: &NodeProcess, n: u64) {
-    node.wait_status(&format!("{} to see {n} peers", node.peer_id), |s| {
-        s["peers"].as_u64().unwrap() >= n
-    });
-}
-
 #[test]
 fn content_survives_two_sigkilled_nodes_and_a_restarted_one_serves_again() {
     let tmp = tempfile::tempdir().unwrap();
@@ -36,7 +30,7 @@ fn content_survives_two_sigkilled_nodes_and_a_restarted_one_serves_again() {
         ));
     }
     for n in &nodes {
-        wait_for_peers(n, 5);
+        n.wait_for_peers(5);
     }
     let mut bytes = vec![0u8; 6 << 20];
     blake3::Hasher::new()
@@ -65,7 +59,7 @@ fn content_survives_two_sigkilled_nodes_and_a_restarted_one_serves_again() {
     // A SIGKILLed node's store was never closed: it opens again, with what it held.
     let dir = nodes[1].dir.clone();
     nodes[1] = NodeProcess::start(&dir, &boot);
-    wait_for_peers(&nodes[1], 3);
+    nodes[1].wait_for_peers(3);
     let held = nodes[1].status()["shards"].as_u64().unwrap();
     assert!(held > 0, "the restarted node lost its shards");
     let out = tmp.path().join("out2.bin");

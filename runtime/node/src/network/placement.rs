@@ -273,9 +273,10 @@ impl Node {
         }
         let (infos, placement): (Vec<SegmentInfo>, Vec<Vec<PeerId>>) =
             encoded.segments.into_iter().unzip();
-        let mut metadata = opts.metadata;
+        let mut metadata = opts.metadata.clone();
         metadata.created = zhtp_dht::record::unix_now();
-        let manifest = encoder.manifest(content_hash, size, infos, metadata);
+        let mut manifest = encoder.manifest(content_hash, size, infos, metadata);
+        let key = opts.seal(&mut manifest, key)?;
         let (node, m, k) = (self.clone(), manifest.clone(), key.clone());
         blocking(move || {
             // A re-put drops the earlier manifest's shards: none may meanwhile gain a position.

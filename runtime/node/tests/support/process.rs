@@ -103,6 +103,13 @@ impl NodeProcess {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Waits until the node sees at least `n` peers.
+    pub fn wait_for_peers(&self, n: u64) {
+        self.wait_status(&format!("{} to see {n} peers", self.peer_id), |s| {
+            s["peers"].as_u64().unwrap() >= n
+        });
+    }
+
     /// Asks for the status until `settled` accepts it, and returns it; fails the test after
     /// 60 s naming `what` and the last status seen. A node process offers no event stream to
     /// wait on, so its status is asked again every 50 ms; `settled` may also assert what must

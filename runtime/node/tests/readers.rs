@@ -1,0 +1,292 @@
+//! Content keys wrapped for their owner in the manifest: the owner reads through any node, no
+//! node keeps the key, and nobody else gets it. Real nodes (libp2p on 127.0.0.1, RocksDB in
+//! temp dirs); the CLI and the API through `zhtp node run` processes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use zhtp::network::Node;
+use zhtp::readers;
+use zhtp_content::{EncryptionLevel, Manifest};
+use zhtp_identity::Identity;
+use zhtp_identity::wrap::Scheme;
+use zhtp_store::Cf;
+
+#[path = "support/net.rs"]
+mod net;
+#[path = "support/process.rs"]
+mod process;
+
+use net::{data, network, opts};
+
+async fn put_for(
+    node: &Node,
+    dir: &tempfile::TempDir,
+    bytes: &[u8],
+    level: EncryptionLevel,
+    owner: &Identity,
+) -> zhtp::network::Stored {
+    let path = dir.path().join(format!("in-{level}"));
+    std::fs::write(&path, bytes).unwrap();
+    let mut o = opts(level);
+    o.readers = vec![owner.public()];
+    node.put_file(&path, o).await.unwrap()
+}
+
+/// Every file under `dir` (RocksDB's log, tables and pack files included) searched for `key`.
+fn found_in(dir: &Path, key: &[u8; 32]) -> bool {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p)
+                && b.windows(32).any(|w| w == key)
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_reads_through_any_node_and_no_node_keeps_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 3).await;
+    let (alice, carol) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+    for (i, level) in [EncryptionLevel::High, EncryptionLevel::QuantumResistant]
+        .into_iter()
+        .enumerate()
+    {
+        let bytes = data(300_000, 11 + 2 * i as u64);
+        let stored = put_for(&nodes[0], &tmp, &bytes, level, &alice).await;
+        assert!(stored.key.is_none(), "no key handed out");
+        let hash = stored.manifest.content_hash;
+        for n in &nodes {
+            assert!(
+                n.local()
+                    .store()
+                    .get(Cf::Keys, hash.as_bytes())
+                    .unwrap()
+                    .is_none(),
+                "a node keeps the key"
+            );
+        }
+        // A node that never saw the put fetches the manifest from the DHT; alice unwraps it.
+        let m = nodes[2].manifest(&hash).await.unwrap();
+        assert_eq!(readers::ids(&m).unwrap(), [alice.public().id()]);
+        let want = readers::scheme(level).unwrap();
+        assert!(
+            readers::check(&m)
+                .unwrap()
+                .iter()
+                .all(|w| w.scheme() == want)
+        );
+        let key = readers::unwrap(&m, &alice).unwrap();
+        assert_eq!(
+            nodes[2].get_bytes(&hash, Some(key.clone())).await.unwrap(),
+            bytes
+        );
+        assert!(matches!(
+            nodes[0].get_bytes(&hash, None).await,
+            Err(zhtp::network::Error::NoKey(_))
+        ));
+        // Carol is not a reader: nothing to unwrap.
+        assert!(matches!(
+            readers::unwrap(&m, &carol),
+            Err(readers::Error::NotAReader { .. })
+        ));
+        // And the key is nowhere on any node's disk (the control below shows the search
+        // finds a key that is kept).
+        for i in 0..3 {
+            assert!(!found_in(&tmp.path().join(format!("node-{i}")), &key.0));
+        }
+    }
+    let bytes = data(200_000, 99);
+    let path = tmp.path().join("kept");
+    std::fs::write(&path, &bytes).unwrap();
+    let kept = nodes[0]
+        .put_file(&path, opts(EncryptionLevel::Standard))
+        .await
+        .unwrap();
+    assert!(found_in(&tmp.path().join("node-0"), &kept.key.unwrap().0));
+}
+
+/// Wraps someone could slip into a manifest: an altered one, one for another key (a valid wrap,
+/// made by someone who can write the manifest), a classical one in a quantum content, and one
+/// reader named twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_wraps_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 3).await;
+    let (alice, carol) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+    let bytes = data(100_000, 5);
+    let stored = put_for(
+        &nodes[0],
+        &tmp,
+        &bytes,
+        EncryptionLevel::QuantumResistant,
+        &alice,
+    )
+    .await;
+    let m = stored.manifest;
+    let hash = m.content_hash;
+
+    let mut altered = m.clone();
+    altered.encryption.readers[0][200] ^= 1;
+    assert!(matches!(
+        readers::unwrap(&altered, &alice),
+        Err(readers::Error::Identity(zhtp_identity::Error::Unwrap))
+    ));
+
+    // Carol wraps a key of her own for alice, validly, in the right scheme and context.
+    let ctx = [b"zhtp/content/v1/".as_slice(), hash.as_bytes()].concat();
+    let forged = zhtp_identity::wrap::wrap(&[9; 32], &alice.public(), Scheme::XWing, &ctx)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let mut other_key = m.clone();
+    other_key.encryption.readers = vec![forged];
+    assert!(matches!(
+        readers::unwrap(&other_key, &alice),
+        Err(readers::Error::Invalid { why, .. }) if why.contains("not the content's key")
+    ));
+
+    let key = readers::unwrap(&m, &alice).unwrap();
+    let classical = zhtp_identity::wrap::wrap(&key.0, &carol.public(), Scheme::X25519, &ctx)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let mut mixed = m.clone();
+    mixed.encryption.readers.push(classical);
+    assert!(matches!(
+        readers::check(&mixed),
+        Err(readers::Error::Invalid { why, .. }) if why.contains("at level quantum")
+    ));
+    let mut twice = m.clone();
+    twice
+        .encryption
+        .readers
+        .push(m.encryption.readers[0].clone());
+    assert!(matches!(
+        readers::check(&twice),
+        Err(readers::Error::Invalid { why, .. }) if why.contains("named twice")
+    ));
+    // The network refuses such a manifest as a record: it decodes, and then fails the check.
+    let bytes = mixed.encode();
+    assert!(Manifest::decode(&bytes).is_ok());
+    let record_key = [b"zhtp/m/".as_slice(), hash.as_bytes()].concat();
+    assert!(zhtp::network::validate_record(&record_key, &m.encode()).is_ok());
+    assert!(zhtp::network::validate_record(&record_key, &bytes).is_err());
+}
+
+fn zhtp(dir: &Path, node: &process::NodeProcess, pw: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zhtp"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--node", &node.api])
+        .args(args)
+        .env_remove("ZHTP_DATA_DIR")
+        .env_remove("ZHTP_IDENTITY")
+        .env("ZHTP_TOKEN", &node.token)
+        .env("ZHTP_PASSPHRASE", pw)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Through the CLI and the API: alice puts at the quantum level through one node and gets
+/// through another with her passphrase; bob, another identity, gets nothing.
+#[test]
+fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = process::NodeProcess::start(&tmp.path().join("node-0"), &[]);
+    let boot = first.listen.clone();
+    let mut nodes = vec![first];
+    for i in 1..3 {
+        nodes.push(process::NodeProcess::start(
+            &tmp.path().join(format!("node-{i}")),
+            &boot,
+        ));
+    }
+    for n in &nodes {
+        n.wait_for_peers(2);
+    }
+    let (alice, bob) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    ok(zhtp(&alice, &nodes[0], "a", &["identity", "new", "alice"]));
+    ok(zhtp(&bob, &nodes[0], "b", &["identity", "new", "bob"]));
+    let bytes = data(500_000, 3);
+    let file = tmp.path().join("in.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let f = file.to_str().unwrap();
+
+    let put = ok(zhtp(
+        &alice,
+        &nodes[0],
+        "",
+        &[
+            "put",
+            f,
+            "--encryption",
+            "quantum",
+            "--identity",
+            "alice",
+            "--json",
+        ],
+    ));
+    let put: serde_json::Value = serde_json::from_str(&put).unwrap();
+    assert!(put.get("key").is_none(), "no key handed out: {put}");
+    let hash = put["content_hash"].as_str().unwrap().to_owned();
+
+    let out = tmp.path().join("out.bin");
+    let o = out.to_str().unwrap();
+    ok(zhtp(
+        &alice,
+        &nodes[2],
+        "a",
+        &["get", &hash, "-o", o, "--identity", "alice"],
+    ));
+    assert!(std::fs::read(&out).unwrap() == bytes);
+    std::fs::remove_file(&out).unwrap();
+
+    let denied = zhtp(
+        &bob,
+        &nodes[1],
+        "b",
+        &["get", &hash, "-o", o, "--identity", "bob"],
+    );
+    assert!(!denied.status.success());
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(err.contains("is not a reader"), "{err}");
+    let no_key = zhtp(&bob, &nodes[1], "b", &["get", &hash, "-o", o]);
+    assert!(!no_key.status.success());
+    assert!(!out.exists(), "no output written");
+    // A wrong passphrase is one clear error.
+    let wrong = zhtp(
+        &alice,
+        &nodes[1],
+        "b",
+        &["get", &hash, "-o", o, "--identity", "alice"],
+    );
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+    // The manifest names its owner.
+    let info = ok(zhtp(&bob, &nodes[1], "", &["info", &hash]));
+    let alice_id = ok(zhtp(
+        &alice,
+        &nodes[0],
+        "",
+        &["identity", "show", "alice", "--json"],
+    ));
+    let alice_id: serde_json::Value = serde_json::from_str(&alice_id).unwrap();
+    assert!(info.contains(alice_id["id"].as_str().unwrap()), "{info}");
+}
