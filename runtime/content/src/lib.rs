@@ -26,7 +26,9 @@ mod segment;
 pub use crypto::{ContentKey, EncryptionLevel};
 pub use erasure::{CodeKind, CodeParams, ErasureCode, erasure_code};
 pub use error::Error;
-pub use manifest::{EncryptionHeader, MAX_MANIFEST_LEN, Manifest, Metadata, SegmentInfo};
+pub use manifest::{
+    EncryptionHeader, MAX_MANIFEST_LEN, Manifest, Metadata, SegmentInfo, open_private,
+};
 pub use segment::{Decoded, Decoder, EncodedSegment, Encoder, Params};
 
 /// Default segment size: 4 MiB.

@@ -6,9 +6,38 @@
 use serde::{Deserialize, Serialize};
 use zhtp_types::{Hash, StorageTier};
 
-use crate::crypto::EncryptionLevel;
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+
+use crate::crypto::{ContentKey, EncryptionLevel};
 use crate::erasure::CodeParams;
 use crate::error::Error;
+
+/// Decrypts the private metadata of content `content` ([`Manifest::seal_metadata`]); its
+/// creation time is the public one's.
+pub fn open_private(content: &Hash, private: &[u8], key: &ContentKey) -> Result<Metadata, Error> {
+    let bad = || Error::Manifest("the private metadata does not decrypt with this key".into());
+    if private.len() < 24 + 16 {
+        return Err(bad());
+    }
+    let (nonce, rest) = private.split_at(24);
+    let (body, tag) = rest.split_at(rest.len() - 16);
+    let mut body = body.to_vec();
+    metadata_cipher(key)
+        .decrypt_inout_detached(
+            &<[u8; 24]>::try_from(nonce).expect("24 bytes").into(),
+            content.as_bytes(),
+            body.as_mut_slice().into(),
+            &<[u8; 16]>::try_from(tag).expect("16 bytes").into(),
+        )
+        .map_err(|_| bad())?;
+    postcard::from_bytes(&body).map_err(|_| bad())
+}
+
+fn metadata_cipher(key: &ContentKey) -> XChaCha20Poly1305 {
+    let k = blake3::derive_key("zhtp private metadata v1", &key.0);
+    XChaCha20Poly1305::new(&k.into())
+}
 
 /// Current manifest format version: 2 added [`EncryptionHeader::readers`].
 pub const MANIFEST_VERSION: u16 = 2;
@@ -21,6 +50,9 @@ pub const MAX_WRAPPED_LEN: usize = 2048;
 pub const MAX_MANIFEST_LEN: usize = 16 << 20;
 /// Largest total size of the metadata strings.
 pub const MAX_METADATA_LEN: usize = 64 << 10;
+/// Largest encrypted metadata: the strings, their framing (up to 2 bytes of length per tag,
+/// and there cannot be more tags than bytes), nonce and tag.
+pub const MAX_PRIVATE_LEN: usize = 3 * MAX_METADATA_LEN + 64;
 
 /// Describes a stored content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +88,9 @@ pub struct EncryptionHeader {
     /// by the storing node instead). Opaque bytes here; `zhtp-identity`'s `wrap` module defines
     /// them.
     pub readers: Vec<Vec<u8>>,
+    /// The owner's metadata (name, MIME type, tags, description), encrypted under the
+    /// content key ([`Manifest::seal_metadata`]); empty when the metadata is public.
+    pub private: Vec<u8>,
 }
 
 /// One segment: how its stored bytes were made and the hash of each shard.
@@ -151,6 +186,18 @@ impl Manifest {
                 "wrapped keys for a content that is not encrypted".into(),
             ));
         }
+        let private = &self.encryption.private;
+        if self.encryption.level == EncryptionLevel::None && !private.is_empty() {
+            return Err(Error::Manifest(
+                "private metadata of a content that is not encrypted".into(),
+            ));
+        }
+        if private.len() > MAX_PRIVATE_LEN {
+            return Err(Error::Manifest(format!(
+                "private metadata of {} bytes (at most {MAX_PRIVATE_LEN})",
+                private.len()
+            )));
+        }
         if readers.len() > MAX_READERS || readers.iter().any(|r| r.len() > MAX_WRAPPED_LEN) {
             return Err(Error::Manifest(format!(
                 "more than {MAX_READERS} readers, or a wrapped key over {MAX_WRAPPED_LEN} bytes"
@@ -214,6 +261,41 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    /// Encrypts the metadata's strings under `key` into [`EncryptionHeader::private`] and
+    /// leaves only the creation time public. XChaCha20-Poly1305 under a key derived from the
+    /// content key (BLAKE3 `derive_key`, context `zhtp private metadata v1`), a random nonce
+    /// stored first, the content's address as associated data.
+    pub fn seal_metadata(&mut self, key: &ContentKey) -> Result<(), Error> {
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Params(format!("no OS randomness: {e}")))?;
+        // The creation time stays public (listing and age); the rest goes.
+        let created = self.metadata.created;
+        let mut private = std::mem::take(&mut self.metadata);
+        private.created = 0;
+        self.metadata.created = created;
+        let mut body = postcard::to_allocvec(&private).map_err(|e| Error::Params(e.to_string()))?;
+        let tag = metadata_cipher(key)
+            .encrypt_inout_detached(
+                &nonce.into(),
+                self.content_hash.as_bytes(),
+                body.as_mut_slice().into(),
+            )
+            .map_err(|_| Error::Params("metadata too large to encrypt".into()))?;
+        self.encryption.private = [nonce.as_slice(), &body, tag.as_slice()].concat();
+        Ok(())
+    }
+
+    /// The owner's metadata: decrypted from [`EncryptionHeader::private`] with `key` when
+    /// there is some, else the public one.
+    pub fn open_metadata(&self, key: &ContentKey) -> Result<Metadata, Error> {
+        if self.encryption.private.is_empty() {
+            return Ok(self.metadata.clone());
+        }
+        let mut m = open_private(&self.content_hash, &self.encryption.private, key)?;
+        m.created = self.metadata.created;
+        Ok(m)
     }
 
     /// Bytes stored for this content across all shards.
@@ -290,6 +372,7 @@ mod v1 {
                     level: m.encryption.level,
                     key_check: m.encryption.key_check,
                     readers: Vec::new(),
+                    private: Vec::new(),
                 },
                 segments: m.segments,
                 metadata: m.metadata,
@@ -318,6 +401,7 @@ mod tests {
                 level,
                 key_check: None,
                 readers: Vec::new(),
+                private: Vec::new(),
             },
             segments: vec![SegmentInfo {
                 plain_len: 10,
@@ -373,5 +457,42 @@ mod tests {
             Manifest::decode(&plain.encode()),
             Err(Error::Manifest(e)) if e.contains("not encrypted")
         ));
+    }
+
+    /// Sealed metadata leaves only the creation time public, opens with the content key only,
+    /// and is bound to the content.
+    #[test]
+    fn private_metadata() {
+        let mut m = manifest(EncryptionLevel::High);
+        m.metadata = Metadata {
+            name: Some("secret-plans.pdf".into()),
+            mime: Some("application/pdf".into()),
+            tags: vec!["merger".into()],
+            description: Some("do not share".into()),
+            created: 1_700_000_000,
+        };
+        let want = m.metadata.clone();
+        let key = ContentKey([3; 32]);
+        m.seal_metadata(&key).unwrap();
+        assert_eq!(
+            m.metadata,
+            Metadata {
+                created: 1_700_000_000,
+                ..Metadata::default()
+            }
+        );
+        let bytes = m.encode();
+        for s in ["secret-plans", "application/pdf", "merger", "do not share"] {
+            assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "{s}");
+        }
+        let back = Manifest::decode(&bytes).unwrap();
+        assert_eq!(back.open_metadata(&key).unwrap(), want);
+        assert!(back.open_metadata(&ContentKey([4; 32])).is_err());
+        let mut moved = back.clone();
+        moved.content_hash = Hash([9; 32]);
+        assert!(moved.open_metadata(&key).is_err(), "bound to its content");
+        let mut plain = manifest(EncryptionLevel::None);
+        plain.encryption.private = vec![0; 50];
+        assert!(Manifest::decode(&plain.encode()).is_err());
     }
 }

@@ -205,6 +205,7 @@ impl Encoder {
                 level: self.params.encryption,
                 key_check: self.key_check,
                 readers: Vec::new(),
+                private: Vec::new(),
             },
             segments,
             metadata,

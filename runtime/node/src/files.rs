@@ -91,6 +91,12 @@ pub enum FilesCommand {
         /// Print JSON (the whole manifest, shard hashes included).
         #[arg(long)]
         json: bool,
+        /// Show the owner's private metadata too, read as this identity (a reader of the
+        /// content; asks for its passphrase).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+        #[command(flatten)]
+        passphrase: crate::identity::PassphraseFile,
     },
 }
 
@@ -350,7 +356,31 @@ impl std::io::Write for HashingWriter<'_> {
     }
 }
 
-/// `get --identity NAME`: the identity, opened with its passphrase.
+/// The content key of the manifest `m` (as a node sent it), unwrapped by `me`. A lying node
+/// can only make this fail: the key is checked against the manifest's commitment, and the
+/// content against its hash as it arrives.
+fn key_of(m: &ManifestInfo, hash: Hash, me: &Identity) -> Result<zhtp_content::ContentKey> {
+    anyhow::ensure!(
+        m.content_hash == hash,
+        "the node sent the manifest of {}",
+        m.content_hash
+    );
+    let wraps = m
+        .readers
+        .iter()
+        .map(::hex::decode)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the node sent a wrapped key that is not hex")?;
+    Ok(readers::unwrap_parts(
+        &hash,
+        m.encryption,
+        m.key_check,
+        &wraps,
+        me,
+    )?)
+}
+
+/// `--identity NAME`: the identity, opened with its passphrase.
 fn reader(dir: &Path, name: &str, pf: &crate::identity::PassphraseFile) -> Result<Identity> {
     let ks = Keystore::new(dir);
     ks.sealed(name)?;
@@ -377,23 +407,8 @@ fn get(
             None => key,
             Some((name, pf)) => {
                 let me = reader(dir, name, pf)?;
-                // The wraps come from the node; a lying one can only make the unwrap fail
-                // (the key is checked against the manifest's commitment, and the content
-                // against its hash as it arrives).
                 let m: ManifestInfo = client.get(&format!("/content/{hash}/manifest"))?;
-                anyhow::ensure!(
-                    m.content_hash == hash,
-                    "the node sent the manifest of {}",
-                    m.content_hash
-                );
-                let wraps = m
-                    .readers
-                    .iter()
-                    .map(::hex::decode)
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("the node sent a wrapped key that is not hex")?;
-                let k = readers::unwrap_parts(&hash, m.encryption, m.key_check, &wraps, &me)?;
-                Some(Hash(k.0))
+                Some(Hash(key_of(&m, hash, &me)?.0))
             }
         };
         return get_remote(&client, hash, key, output);
@@ -500,8 +515,14 @@ fn print_list(items: &[Listed], json: bool) -> Result<()> {
     Ok(())
 }
 
-fn info(dir: &Path, remote: Option<&str>, hash: Hash, json: bool) -> Result<()> {
-    let m: ManifestInfo = match remote {
+fn info(
+    dir: &Path,
+    remote: Option<&str>,
+    hash: Hash,
+    json: bool,
+    identity: Option<(&str, &crate::identity::PassphraseFile)>,
+) -> Result<()> {
+    let mut m: ManifestInfo = match remote {
         Some(url) => Client::new(url)?.get(&format!("/content/{hash}/manifest"))?,
         None => ManifestInfo::from(
             &open(dir)?
@@ -509,6 +530,23 @@ fn info(dir: &Path, remote: Option<&str>, hash: Hash, json: bool) -> Result<()> 
                 .with_context(|| format!("no content {hash} on this node"))?,
         ),
     };
+    if let Some((name, pf)) = identity
+        && !m.private.is_empty()
+    {
+        let key = key_of(&m, hash, &reader(dir, name, pf)?)?;
+        let private =
+            ::hex::decode(&m.private).context("the node sent metadata that is not hex")?;
+        let md = zhtp_content::open_private(&hash, &private, &key)?;
+        m.metadata = zhtp::wire::MetadataInfo {
+            name: md.name,
+            mime: md.mime,
+            tags: md.tags,
+            description: md.description,
+            created: m.metadata.created,
+        };
+    } else if !m.private.is_empty() && !json {
+        eprintln!("name, type, tags and description are private: add --identity NAME (a reader)");
+    }
     if json {
         println!("{}", serde_json::to_string(&m)?);
         return Ok(());
@@ -590,6 +628,14 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
             };
             print_list(&items, json)
         }
-        FilesCommand::Info { hash, json } => info(dir, remote, hash, json),
+        FilesCommand::Info {
+            hash,
+            json,
+            identity,
+            passphrase,
+        } => {
+            let identity = identity.as_deref().map(|n| (n, &passphrase));
+            info(dir, remote, hash, json, identity)
+        }
     }
 }

@@ -127,8 +127,9 @@ impl PutOptions {
         Ok((Encoder::new(params, key.as_ref())?, key))
     }
 
-    /// Wraps `key` for the readers into `manifest`, and returns what the storing node keeps:
-    /// the key when there are no readers, else nothing. Both puts end here.
+    /// Wraps `key` for the readers into `manifest` and encrypts its metadata under it, and
+    /// returns what the storing node keeps: the key when there are no readers, else nothing.
+    /// Both puts end here.
     pub fn seal(
         &self,
         manifest: &mut Manifest,
@@ -139,6 +140,7 @@ impl PutOptions {
         };
         manifest.encryption.readers =
             crate::readers::wrap(self.encryption, k, &manifest.content_hash, &self.readers)?;
+        manifest.seal_metadata(k)?;
         Ok(None)
     }
 

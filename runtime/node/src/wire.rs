@@ -229,6 +229,9 @@ pub struct ManifestInfo {
     /// of each are the reader's id).
     #[serde(default)]
     pub readers: Vec<String>,
+    /// The owner's metadata encrypted under the content key, hex (empty when public).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub private: String,
     /// Segments, in order.
     pub segments: Vec<SegmentDetail>,
     /// Name, tags and so on.
@@ -294,6 +297,7 @@ impl From<&Manifest> for ManifestInfo {
             encryption: m.encryption.level,
             key_check: m.encryption.key_check,
             readers: m.encryption.readers.iter().map(::hex::encode).collect(),
+            private: ::hex::encode(&m.encryption.private),
             segments: m
                 .segments
                 .iter()

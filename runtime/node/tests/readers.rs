@@ -30,6 +30,8 @@ async fn put_for(
     std::fs::write(&path, bytes).unwrap();
     let mut o = opts(level);
     o.readers = vec![owner.public()];
+    o.metadata.name = Some(format!("secret-name-{level}"));
+    o.metadata.tags = vec!["secret-tag".into()];
     node.put_file(&path, o).await.unwrap()
 }
 
@@ -93,6 +95,25 @@ async fn the_owner_reads_through_any_node_and_no_node_keeps_the_key() {
             nodes[0].get_bytes(&hash, None).await,
             Err(zhtp::network::Error::NoKey(_))
         ));
+        // The name and tags are in the manifest only encrypted; alice reads them.
+        let record = m.encode();
+        for s in [format!("secret-name-{level}"), "secret-tag".to_owned()] {
+            assert!(!record.windows(s.len()).any(|w| w == s.as_bytes()), "{s}");
+        }
+        assert_eq!(m.metadata.name, None);
+        let md = m.open_metadata(&key).unwrap();
+        assert_eq!(
+            md.name.as_deref(),
+            Some(format!("secret-name-{level}").as_str())
+        );
+        assert_eq!(md.tags, ["secret-tag"]);
+        assert!(
+            nodes[0]
+                .local()
+                .list(Some("secret-tag"))
+                .unwrap()
+                .is_empty()
+        );
         // Carol is not a reader: nothing to unwrap.
         assert!(matches!(
             readers::unwrap(&m, &carol),
@@ -241,6 +262,10 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
             "quantum",
             "--identity",
             "alice",
+            "--name",
+            "plans.pdf",
+            "--description",
+            "the merger",
             "--json",
         ],
     ));
@@ -279,8 +304,7 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         &["get", &hash, "-o", o, "--identity", "alice"],
     );
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
-    // The manifest names its owner.
-    let info = ok(zhtp(&bob, &nodes[1], "", &["info", &hash]));
+    // The manifest names its owner, and only the owner sees the name and description.
     let alice_id = ok(zhtp(
         &alice,
         &nodes[0],
@@ -288,5 +312,30 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         &["identity", "show", "alice", "--json"],
     ));
     let alice_id: serde_json::Value = serde_json::from_str(&alice_id).unwrap();
+    for args in [
+        vec!["info", &hash],
+        vec!["info", &hash, "--json"],
+        vec!["ls", "--json"],
+    ] {
+        // Through the node the put went through: the one that indexed it.
+        let shown = ok(zhtp(&bob, &nodes[0], "", &args));
+        assert!(
+            !shown.contains("plans.pdf") && !shown.contains("the merger"),
+            "{shown}"
+        );
+    }
+    let info = ok(zhtp(&bob, &nodes[1], "", &["info", &hash]));
     assert!(info.contains(alice_id["id"].as_str().unwrap()), "{info}");
+    let mine = ok(zhtp(
+        &alice,
+        &nodes[2],
+        "a",
+        &["info", &hash, "--identity", "alice"],
+    ));
+    assert!(
+        mine.contains("plans.pdf") && mine.contains("the merger"),
+        "{mine}"
+    );
+    let denied = zhtp(&bob, &nodes[2], "b", &["info", &hash, "--identity", "bob"]);
+    assert!(!denied.status.success());
 }
