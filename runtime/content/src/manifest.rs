@@ -91,6 +91,12 @@ pub struct EncryptionHeader {
     /// The owner's metadata (name, MIME type, tags, description), encrypted under the
     /// content key ([`Manifest::seal_metadata`]); empty when the metadata is public.
     pub private: Vec<u8>,
+    /// Version of the access list (the readers): 0 as put, one more at each grant or revoke.
+    pub access_version: u64,
+    /// The owner's (the first reader's) Ed25519 signature of the access list, or empty. The
+    /// node checks it (`zhtp::readers`): any manifest with more than one reader, or a version
+    /// above 0, must carry it.
+    pub owner_sig: Vec<u8>,
 }
 
 /// One segment: how its stored bytes were made and the hash of each shard.
@@ -197,6 +203,11 @@ impl Manifest {
                 "private metadata of {} bytes (at most {MAX_PRIVATE_LEN})",
                 private.len()
             )));
+        }
+        if !matches!(self.encryption.owner_sig.len(), 0 | 64) {
+            return Err(Error::Manifest(
+                "an owner signature that is not 64 bytes".into(),
+            ));
         }
         if readers.len() > MAX_READERS || readers.iter().any(|r| r.len() > MAX_WRAPPED_LEN) {
             return Err(Error::Manifest(format!(
@@ -373,6 +384,8 @@ mod v1 {
                     key_check: m.encryption.key_check,
                     readers: Vec::new(),
                     private: Vec::new(),
+                    access_version: 0,
+                    owner_sig: Vec::new(),
                 },
                 segments: m.segments,
                 metadata: m.metadata,
@@ -402,6 +415,8 @@ mod tests {
                 key_check: None,
                 readers: Vec::new(),
                 private: Vec::new(),
+                access_version: 0,
+                owner_sig: Vec::new(),
             },
             segments: vec![SegmentInfo {
                 plain_len: 10,

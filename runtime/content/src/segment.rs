@@ -206,6 +206,8 @@ impl Encoder {
                 key_check: self.key_check,
                 readers: Vec::new(),
                 private: Vec::new(),
+                access_version: 0,
+                owner_sig: Vec::new(),
             },
             segments,
             metadata,

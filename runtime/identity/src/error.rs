@@ -49,6 +49,9 @@ pub enum Error {
     /// for it.
     #[error("the wrapped key does not open (altered, or not made for this identity)")]
     Unwrap,
+    /// A signature that is not the identity's.
+    #[error("the signature is not the identity's")]
+    BadSignature,
     /// The operating system's random source failed.
     #[error("no randomness: {0}")]
     Random(#[from] getrandom::Error),

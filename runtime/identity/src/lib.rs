@@ -67,6 +67,14 @@ impl PublicKeys {
     }
 }
 
+/// Checks an Ed25519 signature by the identity `id` (its verifying key), strictly (no
+/// malleable or small-order forms).
+pub fn verify(id: &[u8; 32], msg: &[u8], sig: &[u8]) -> Result<(), Error> {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(id).map_err(|_| Error::BadSignature)?;
+    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| Error::BadSignature)?;
+    vk.verify_strict(msg, &sig).map_err(|_| Error::BadSignature)
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -112,6 +120,12 @@ impl Identity {
             exchange: x25519_dalek::PublicKey::from(&self.exchange).to_bytes(),
             kem: self.kem.encapsulation_key().to_bytes().to_vec(),
         }
+    }
+
+    /// An Ed25519 signature of `msg`.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.signing.sign(msg).to_bytes()
     }
 
     /// The Ed25519 signing key.

@@ -48,8 +48,8 @@ use crate::local::PutOptions;
 use crate::network::{self, Node, RepairReport};
 pub use crate::wire::PutRequest;
 use crate::wire::{
-    ErrorBody, HolderMap, Installed, Listed, ManifestInfo, NodeStatus, PluginRow, Priced, PutReply,
-    SegmentHolders,
+    AccessUpdated, ErrorBody, HolderMap, Installed, Listed, ManifestInfo, NodeStatus, PluginRow,
+    Priced, PutReply, SegmentHolders,
 };
 
 /// Largest upload accepted through the API.
@@ -94,6 +94,9 @@ impl From<network::Error> for ApiError {
             network::Error::NotFound(_)
             | network::Error::Local(crate::local::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             network::Error::NoKey(_) => StatusCode::FORBIDDEN,
+            // An access update that breaks the rules (not signed by the owner, replayed, or
+            // changing more than the readers) is the client's to fix.
+            network::Error::Local(crate::local::Error::Readers(_)) => StatusCode::CONFLICT,
             network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
             network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -125,6 +128,12 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/content/{hash}", get(fetch).delete(remove))
         .route("/content/{hash}/manifest", get(manifest))
         .route("/content/{hash}/holders", get(holders))
+        .route(
+            "/content/{hash}/access",
+            get(access)
+                .post(update_access)
+                .layer(DefaultBodyLimit::max(zhtp_content::MAX_MANIFEST_LEN)),
+        )
         .route("/quote", post(quote))
         .route("/plugins", get(plugins))
         .route(
@@ -339,6 +348,38 @@ async fn manifest(
 ) -> Result<Json<ManifestInfo>, ApiError> {
     let m = st.node.manifest(&parse_hash(&hash)?).await?;
     Ok(Json(ManifestInfo::from(&m)))
+}
+
+/// The manifest as its bytes (postcard, version 2): what the owner signs a new access list
+/// over.
+async fn access(State(st): State<ApiState>, Path(hash): Path<String>) -> Result<Vec<u8>, ApiError> {
+    let m = st.node.manifest(&parse_hash(&hash)?).await?;
+    Ok(m.encode())
+}
+
+/// A new version of the access list of a content put through this node: the whole manifest,
+/// signed by its owner (see `zhtp::readers`), which the node checks and publishes.
+async fn update_access(
+    State(st): State<ApiState>,
+    Path(hash): Path<String>,
+    body: Bytes,
+) -> Result<Json<AccessUpdated>, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let m = zhtp_content::Manifest::decode(&body).map_err(|e| bad(e.to_string()))?;
+    if m.content_hash != hash {
+        return Err(bad(format!(
+            "the manifest is of {}, not {hash}",
+            m.content_hash
+        )));
+    }
+    let version = m.encryption.access_version;
+    let readers = crate::readers::ids(&m).map_err(|e| bad(e.to_string()))?;
+    let published = st.node.update_access(m).await?;
+    Ok(Json(AccessUpdated {
+        version,
+        readers,
+        published,
+    }))
 }
 
 async fn holders(

@@ -61,6 +61,12 @@ pub enum Command {
     /// XChaCha20-Poly1305). Its id is its Ed25519 public key in hex.
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// Let another identity read a content you own: its key is wrapped for the grantee in a
+    /// new version of the access list, signed by you.
+    Grant(crate::access::GrantArgs),
+    /// Take a reader's access away: a new access list without it, signed by you; by default
+    /// the content is also encrypted again under a fresh key (--lazy only drops the wrap).
+    Revoke(crate::access::RevokeArgs),
     /// Run a node, or ask a running one for its status.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -162,6 +168,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plugin(cmd) => plugins::run(&dir, node, cmd),
         Command::Files(cmd) => files::run(&dir, node, cmd),
         Command::Identity(cmd) => crate::identity::run(&dir, cmd),
+        Command::Grant(a) => crate::access::grant(&dir, node, a),
+        Command::Revoke(a) => crate::access::revoke(&dir, node, a),
         Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),
         Command::Node(NodeCommand::Status) => {
             let s: NodeStatus = need_node(node, "node status")?.get("/status")?;

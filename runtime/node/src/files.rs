@@ -233,7 +233,13 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
         created: 0,
     };
     let stored = match remote {
-        Some(url) => put_remote(&Client::new(url)?, &args, opts, owner_record)?,
+        Some(url) => put_remote(
+            &Client::new(url)?,
+            &args.file,
+            args.code.map(|_| opts.code),
+            opts,
+            owner_record,
+        )?,
         None => put_local(dir, &args.file, opts)?,
     };
     if args.json {
@@ -267,7 +273,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     Ok(())
 }
 
-fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<PutReply> {
+pub(crate) fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<PutReply> {
     let node = open(dir)?;
     let t = std::time::Instant::now();
     let manifest = if file == Path::new("-") {
@@ -289,21 +295,24 @@ fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<PutReply> {
     Ok(PutReply::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
-fn put_remote(
+/// A put through a node of `path`; `code` when not the tier's; `owner` is the owner's signed
+/// public record.
+pub(crate) fn put_remote(
     client: &Client,
-    args: &PutArgs,
+    path: &Path,
+    code: Option<CodeParams>,
     opts: PutOptions,
     owner: Option<Vec<u8>>,
 ) -> Result<PutReply> {
-    if args.file == Path::new("-") {
+    if path == Path::new("-") {
         bail!("put through --node takes a file, not standard input");
     }
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let req = PutRequest {
         tier: Some(opts.tier),
         encryption: Some(opts.encryption),
-        code: args.code.map(|_| opts.code),
+        code,
         name: opts.metadata.name,
         mime: opts.metadata.mime,
         tags: opts.metadata.tags,
@@ -314,7 +323,12 @@ fn put_remote(
     client.post_file("/content", Some(("zhtp-put", header)), file)
 }
 
-fn get_remote(client: &Client, hash: Hash, key: Option<Hash>, output: &Path) -> Result<()> {
+pub(crate) fn get_remote(
+    client: &Client,
+    hash: Hash,
+    key: Option<Hash>,
+    output: &Path,
+) -> Result<()> {
     let path = format!("/content/{hash}");
     // The key travels in a header: URLs end up in logs.
     let headers: Vec<(&str, String)> = key
@@ -381,7 +395,11 @@ fn key_of(m: &ManifestInfo, hash: Hash, me: &Identity) -> Result<zhtp_content::C
 }
 
 /// `--identity NAME`: the identity, opened with its passphrase.
-fn reader(dir: &Path, name: &str, pf: &crate::identity::PassphraseFile) -> Result<Identity> {
+pub(crate) fn reader(
+    dir: &Path,
+    name: &str,
+    pf: &crate::identity::PassphraseFile,
+) -> Result<Identity> {
     let ks = Keystore::new(dir);
     ks.sealed(name)?;
     let pw = crate::identity::passphrase(

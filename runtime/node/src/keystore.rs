@@ -195,6 +195,35 @@ impl Keystore {
         Ok((bytes, keys))
     }
 
+    /// Keeps another identity's public record (a grantee's), so that its keys are at hand
+    /// again (a revoke that re-encrypts wraps the new key for the readers it keeps). Returns
+    /// its keys.
+    pub fn remember(&self, record: &[u8]) -> Result<PublicKeys, Error> {
+        let keys = PublicKeys::from_record(record)?;
+        let path = self.dir.join("contacts").join(format!("{}.pub", keys.id()));
+        crate::private::write_file(&path, record)
+            .map_err(io(format!("writing {}", path.display())))?;
+        Ok(keys)
+    }
+
+    /// The public keys of the identity `id` (Ed25519 key), if known here: one of this
+    /// keystore's identities, or a remembered record.
+    pub fn find(&self, id: &[u8; 32]) -> Option<PublicKeys> {
+        let hex = hex::encode(id);
+        let contact = self.dir.join("contacts").join(format!("{hex}.pub"));
+        if let Ok(Some(b)) = read_bounded(&contact, RECORD_LEN)
+            && let Ok(k) = PublicKeys::from_record(&b)
+            && k.signing == *id
+        {
+            return Some(k);
+        }
+        self.list()
+            .ok()?
+            .into_iter()
+            .filter_map(|l| l.public)
+            .find(|k| k.signing == *id)
+    }
+
     /// `name`'s sealed bytes, as on disk (what `export` hands out: still sealed).
     pub fn sealed(&self, name: &str) -> Result<Vec<u8>, Error> {
         check_name(name)?;

@@ -245,6 +245,9 @@ impl crate::pipeline::Sink for ToStore<'_> {
 pub struct LocalNode {
     store: Arc<Store>,
     workers: usize,
+    /// Held while an access update reads the manifest and writes its next version, so two
+    /// updates cannot both build on the same version.
+    access: std::sync::Mutex<()>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -259,7 +262,11 @@ impl LocalNode {
         // Two per core: a worker waits for the disk (direct writes, reads) about as long as it
         // computes, so twice the cores keeps them busy.
         let workers = std::thread::available_parallelism().map_or(4, |n| 2 * n.get().clamp(1, 8));
-        Ok(Self { store, workers })
+        Ok(Self {
+            store,
+            workers,
+            access: std::sync::Mutex::new(()),
+        })
     }
 
     /// The store (for tests that damage shards on purpose).
@@ -444,6 +451,26 @@ impl LocalNode {
     /// own), not merely read and its manifest cached.
     pub fn is_own(&self, hash: &Hash) -> Result<bool, Error> {
         Ok(self.store.contains(Cf::Index, &summary_key(hash))?)
+    }
+
+    /// Takes `new` as the next version of the access list of a content put through this node
+    /// ([`crate::readers::apply`] says what is checked), and returns what it replaced.
+    pub fn update_access(&self, new: &Manifest) -> Result<Manifest, Error> {
+        let h = new.content_hash;
+        let _one_at_a_time = self
+            .access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.is_own(&h)? {
+            return Err(Error::NotFound(h));
+        }
+        let old = self.manifest(&h)?.ok_or(Error::NotFound(h))?;
+        crate::readers::apply(&old, new)?;
+        let mut b = self.store.batch();
+        self.store
+            .put(&mut b, Cf::Manifests, h.as_bytes(), &new.encode())?;
+        self.store.write(b)?;
+        Ok(old)
     }
 
     /// The manifest of `hash`, if stored here.

@@ -1,5 +1,6 @@
 //! `zhtp`: the node and its command-line client.
 
+mod access;
 mod args;
 mod cli;
 mod client;

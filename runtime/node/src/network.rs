@@ -305,10 +305,11 @@ fn check_network_manifest(m: &Manifest, hash: &Hash) -> Result<(), String> {
     Ok(())
 }
 
-/// Keeps a manifest from the network once the content it describes was verified against it.
+/// Keeps a manifest from the network once the content it describes was verified against it
+/// (replacing an older copy: the latest verified one is kept).
 async fn remember_manifest(store: Arc<Store>, hash: Hash, encoded: Vec<u8>) {
     let r = tokio::task::spawn_blocking(move || {
-        if store.get(Cf::Manifests, hash.as_bytes())?.is_some() {
+        if store.get(Cf::Manifests, hash.as_bytes())?.as_deref() == Some(encoded.as_slice()) {
             return Ok(());
         }
         let mut b = store.batch();

@@ -6,6 +6,13 @@
 //! wrap with X25519, `quantum` with X-Wing only (one classical wrap beside quantum ones would
 //! make the content only as strong as X25519). Each wrap is bound to the content's address, so
 //! it cannot be moved to another manifest.
+//!
+//! The first reader is the owner. The list of readers is the *access list*: as put it names
+//! the owner alone (version 0, unsigned: the putting node could have made no other); every
+//! grant or revoke makes a new version signed by the owner ([`statement`] is what is signed),
+//! and a manifest with more than one reader or a version above 0 is refused without that
+//! signature. A node takes a new version only from the same owner, one version later
+//! ([`apply`]), so an old update cannot be replayed.
 
 use zhtp_content::{ContentKey, EncryptionLevel, Manifest};
 use zhtp_identity::wrap::{Scheme, Wrapped};
@@ -19,6 +26,14 @@ pub enum Error {
     /// The identity is not among the content's readers.
     #[error("identity {id} is not a reader of content {content}")]
     NotAReader {
+        /// The identity's id.
+        id: String,
+        /// The content.
+        content: Hash,
+    },
+    /// Only the owner changes the access list.
+    #[error("identity {id} does not own content {content}")]
+    NotOwner {
         /// The identity's id.
         id: String,
         /// The content.
@@ -75,7 +90,9 @@ pub fn wrap(
 /// The wraps of `m`, checked: each is well formed, in the level's scheme, and for a reader
 /// named once. Manifests from the network go through this before anything uses them.
 pub fn check(m: &Manifest) -> Result<Vec<Wrapped>, Error> {
-    check_wraps(&m.content_hash, m.encryption.level, &m.encryption.readers)
+    let wraps = check_wraps(&m.content_hash, m.encryption.level, &m.encryption.readers)?;
+    check_signature(m, &wraps)?;
+    Ok(wraps)
 }
 
 fn check_wraps(
@@ -152,4 +169,210 @@ pub fn unwrap_parts(
         });
     }
     Ok(key)
+}
+
+/// The bytes the owner signs: the access list of `m` and what it is bound to.
+///
+/// `zhtp/access/v1` and a zero byte, the content's address (32 bytes), the key commitment
+/// (32 bytes, zeros when none), the version (u64 little-endian), the number of readers (u16
+/// little-endian), each wrapped key as a u16 little-endian length and its bytes, then the
+/// private metadata as a u32 little-endian length and its bytes.
+pub fn statement(m: &Manifest) -> Vec<u8> {
+    let e = &m.encryption;
+    let mut out = Vec::with_capacity(
+        128 + e.readers.iter().map(|r| 2 + r.len()).sum::<usize>() + e.private.len(),
+    );
+    out.extend_from_slice(b"zhtp/access/v1\0");
+    out.extend_from_slice(m.content_hash.as_bytes());
+    out.extend_from_slice(e.key_check.map_or([0; 32], |h| h.0).as_slice());
+    out.extend_from_slice(&e.access_version.to_le_bytes());
+    // The manifest's own bounds keep these within u16 and u32 (MAX_READERS, MAX_WRAPPED_LEN,
+    // MAX_PRIVATE_LEN).
+    out.extend_from_slice(&(e.readers.len() as u16).to_le_bytes());
+    for r in &e.readers {
+        out.extend_from_slice(&(r.len() as u16).to_le_bytes());
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(&(e.private.len() as u32).to_le_bytes());
+    out.extend_from_slice(&e.private);
+    out
+}
+
+/// Checks the owner's signature where one is needed (see the module's rules).
+fn check_signature(m: &Manifest, wraps: &[Wrapped]) -> Result<(), Error> {
+    let e = &m.encryption;
+    if wraps.len() <= 1 && e.access_version == 0 && e.owner_sig.is_empty() {
+        return Ok(());
+    }
+    let owner = wraps.first().ok_or_else(|| Error::Invalid {
+        content: m.content_hash,
+        why: "an access list without an owner".into(),
+    })?;
+    zhtp_identity::verify(owner.recipient(), &statement(m), &e.owner_sig).map_err(|_| {
+        Error::Invalid {
+            content: m.content_hash,
+            why: "the access list is not signed by its owner".into(),
+        }
+    })
+}
+
+/// The owner of `m`: its first reader's id.
+pub fn owner(m: &Manifest) -> Option<[u8; 32]> {
+    let first = m.encryption.readers.first()?;
+    Wrapped::decode(first).ok().map(|w| *w.recipient())
+}
+
+/// A new version of `m`'s access list, signed by `owner`: `edit` changes the readers (the
+/// owner stays first).
+fn update(
+    m: &Manifest,
+    owner: &Identity,
+    edit: impl FnOnce(&mut Vec<Vec<u8>>) -> Result<(), Error>,
+) -> Result<Manifest, Error> {
+    let me = owner.public();
+    if self::owner(m) != Some(me.signing) {
+        return Err(Error::NotOwner {
+            id: me.id(),
+            content: m.content_hash,
+        });
+    }
+    let mut next = m.clone();
+    edit(&mut next.encryption.readers)?;
+    next.encryption.access_version = m.encryption.access_version + 1;
+    next.encryption.owner_sig = owner.sign(&statement(&next)).to_vec();
+    check(&next)?;
+    Ok(next)
+}
+
+/// `m` with `grantee` added to its readers, signed by `owner`.
+pub fn grant(m: &Manifest, owner: &Identity, grantee: &PublicKeys) -> Result<Manifest, Error> {
+    let key = unwrap(m, owner)?;
+    let level = m.encryption.level;
+    if check(m)?.iter().any(|w| *w.recipient() == grantee.signing) {
+        return Err(Error::Invalid {
+            content: m.content_hash,
+            why: format!("{} is a reader already", grantee.id()),
+        });
+    }
+    let wrapped = wrap(level, &key, &m.content_hash, std::slice::from_ref(grantee))?;
+    update(m, owner, |readers| {
+        readers.extend(wrapped);
+        Ok(())
+    })
+}
+
+/// `m` without the reader `id` (its wrap removed; the content key stays the same), signed by
+/// `owner`.
+pub fn revoke(m: &Manifest, owner: &Identity, id: &[u8; 32]) -> Result<Manifest, Error> {
+    let at = check(m)?
+        .iter()
+        .position(|w| w.recipient() == id)
+        .ok_or_else(|| Error::NotAReader {
+            id: hex::encode(id),
+            content: m.content_hash,
+        })?;
+    if at == 0 {
+        return Err(Error::Invalid {
+            content: m.content_hash,
+            why: "the owner cannot be revoked".into(),
+        });
+    }
+    update(m, owner, |readers| {
+        readers.remove(at);
+        Ok(())
+    })
+}
+
+/// What a node checks before it takes `new` in place of `old`: same content and everything
+/// but the access list unchanged, the same owner, exactly the next version, and a valid
+/// signature.
+pub fn apply(old: &Manifest, new: &Manifest) -> Result<(), Error> {
+    let invalid = |why: &str| Error::Invalid {
+        content: old.content_hash,
+        why: why.into(),
+    };
+    let mut same = new.clone();
+    same.encryption.readers = old.encryption.readers.clone();
+    same.encryption.access_version = old.encryption.access_version;
+    same.encryption.owner_sig = old.encryption.owner_sig.clone();
+    if same != *old {
+        return Err(invalid("an access update changes only the readers"));
+    }
+    if owner(new).is_none() || owner(new) != owner(old) {
+        return Err(invalid("an access update keeps the owner"));
+    }
+    if new.encryption.access_version != old.encryption.access_version + 1 {
+        return Err(invalid(&format!(
+            "access list version {} after version {} (an old or replayed update)",
+            new.encryption.access_version, old.encryption.access_version
+        )));
+    }
+    check(new).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zhtp_content::{CodeKind, CodeParams, EncryptionHeader, Metadata, SegmentInfo};
+    use zhtp_types::StorageTier;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            version: 2,
+            content_hash: Hash([0xc0; 32]),
+            size: 10,
+            tier: StorageTier::Warm,
+            code: CodeParams {
+                code: CodeKind::ReedSolomonSimd.id(),
+                data: 4,
+                parity: 2,
+            },
+            segment_size: 1 << 20,
+            encryption: EncryptionHeader {
+                level: EncryptionLevel::High,
+                key_check: Some(Hash([0x4c; 32])),
+                readers: vec![vec![1; 3], vec![2; 2]],
+                private: vec![3; 4],
+                access_version: 7,
+                owner_sig: vec![9; 64],
+            },
+            segments: vec![SegmentInfo {
+                plain_len: 10,
+                compressed: false,
+                stored_len: 26,
+                shard_len: 7,
+                shards: vec![Hash([5; 32]); 6],
+            }],
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// The access list's signed bytes, byte for byte as documented on [`statement`]: what a
+    /// signer in another language must produce.
+    #[test]
+    fn the_statement_is_the_documented_layout() {
+        let golden = concat!(
+            "7a6874702f6163636573732f763100", // "zhtp/access/v1\0"
+            "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0", // address
+            "4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c4c", // key check
+            "0700000000000000",               // version 7
+            "0200",                           // 2 readers
+            "0300010101",                     // 3 bytes
+            "02000202",                       // 2 bytes
+            "04000000",                       // private metadata: 4 bytes
+            "03030303",
+        );
+        assert_eq!(hex::encode(statement(&manifest())), golden);
+        // The signature itself and everything outside the access list are not signed.
+        let mut m = manifest();
+        m.encryption.owner_sig = vec![8; 64];
+        m.metadata.created = 99;
+        assert_eq!(hex::encode(statement(&m)), golden);
+        m.encryption.key_check = None;
+        assert_eq!(
+            &hex::encode(statement(&m))[2 * 47..2 * 79],
+            "0".repeat(64),
+            "no key check: 32 zero bytes"
+        );
+    }
 }

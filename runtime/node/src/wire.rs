@@ -202,6 +202,17 @@ impl From<&Summary> for Listed {
     }
 }
 
+/// An access list taken (`POST /content/{hash}/access`, `grant` and `revoke --json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessUpdated {
+    /// Its version.
+    pub version: u64,
+    /// The readers' ids, the owner first.
+    pub readers: Vec<String>,
+    /// Whether the new manifest record reached another node.
+    pub published: bool,
+}
+
 /// A whole manifest (`GET /content/{hash}/manifest`, `info --json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestInfo {

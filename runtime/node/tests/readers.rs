@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use zhtp::keystore::Keystore;
 use zhtp::network::Node;
 use zhtp::readers;
 use zhtp_content::{EncryptionLevel, Manifest};
@@ -338,4 +339,226 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     );
     let denied = zhtp(&bob, &nodes[2], "b", &["info", &hash, "--identity", "bob"]);
     assert!(!denied.status.success());
+}
+
+/// Grant and revoke at the library level: the owner signs each new access list, the publishing
+/// node checks it, and every other node reads the latest from the DHT. What a node refuses:
+/// a replayed update, a list signed by someone else, a new owner, and any change besides the
+/// readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_revoke_and_what_a_node_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 3).await;
+    let [alice, bob, mallory] = [(); 3].map(|_| Identity::generate().unwrap());
+    let bytes = data(150_000, 21);
+    let stored = put_for(
+        &nodes[0],
+        &tmp,
+        &bytes,
+        EncryptionLevel::QuantumResistant,
+        &alice,
+    )
+    .await;
+    let v0 = stored.manifest;
+    let hash = v0.content_hash;
+
+    let v1 = readers::grant(&v0, &alice, &bob.public()).unwrap();
+    assert_eq!(v1.encryption.access_version, 1);
+    assert!(nodes[0].update_access(v1.clone()).await.unwrap());
+    let m = nodes[2].manifest(&hash).await.unwrap();
+    assert_eq!(m, v1, "node 2 reads the latest access list");
+    let key = readers::unwrap(&m, &bob).unwrap();
+    assert_eq!(nodes[2].get_bytes(&hash, Some(key)).await.unwrap(), bytes);
+
+    // Only the owner grants.
+    assert!(matches!(
+        readers::grant(&v1, &bob, &mallory.public()),
+        Err(readers::Error::NotOwner { .. })
+    ));
+    let refused = |r: Result<bool, zhtp::network::Error>, want: &str| {
+        let e = r.expect_err(want).to_string();
+        assert!(e.contains(want), "{e} lacks {want:?}");
+    };
+    // The same update again.
+    refused(
+        nodes[0].update_access(v1.clone()).await,
+        "an old or replayed update",
+    );
+    // Mallory's wrap added, the list signed by mallory (a valid signature, of the wrong key).
+    let key = readers::unwrap(&v1, &alice).unwrap();
+    let mut forged = v1.clone();
+    forged
+        .encryption
+        .readers
+        .extend(readers::wrap(forged.encryption.level, &key, &hash, &[mallory.public()]).unwrap());
+    forged.encryption.access_version = 2;
+    forged.encryption.owner_sig = mallory.sign(&readers::statement(&forged)).to_vec();
+    refused(
+        nodes[0].update_access(forged.clone()).await,
+        "not signed by its owner",
+    );
+    let record_key = [b"zhtp/m/".as_slice(), hash.as_bytes()].concat();
+    assert!(zhtp::network::validate_record(&record_key, &forged.encode()).is_err());
+    // Mallory as the owner of a list she signs.
+    let mut usurped = forged.clone();
+    usurped.encryption.readers.swap(0, 2);
+    usurped.encryption.owner_sig = mallory.sign(&readers::statement(&usurped)).to_vec();
+    assert!(readers::check(&usurped).is_ok(), "valid on its own");
+    refused(nodes[0].update_access(usurped).await, "keeps the owner");
+    // Signed by alice, but the tier changed too.
+    let mut other = readers::grant(&v1, &alice, &mallory.public()).unwrap();
+    other.tier = zhtp_types::StorageTier::Archive;
+    other.encryption.owner_sig = alice.sign(&readers::statement(&other)).to_vec();
+    refused(
+        nodes[0].update_access(other).await,
+        "changes only the readers",
+    );
+    // Another node does not take updates of a content it did not publish.
+    let v2 = readers::grant(&v1, &alice, &mallory.public()).unwrap();
+    assert!(nodes[1].update_access(v2).await.is_err());
+
+    // Revoke: bob's wrap goes; through any node he is no reader of the new version.
+    let v2 = readers::revoke(&v1, &alice, &bob.public().signing).unwrap();
+    assert!(nodes[0].update_access(v2.clone()).await.unwrap());
+    let m = nodes[2].manifest(&hash).await.unwrap();
+    assert_eq!(m.encryption.access_version, 2);
+    assert!(matches!(
+        readers::unwrap(&m, &bob),
+        Err(readers::Error::NotAReader { .. })
+    ));
+    assert!(matches!(
+        readers::revoke(&v2, &alice, &alice.public().signing),
+        Err(readers::Error::Invalid { why, .. }) if why.contains("owner cannot be revoked")
+    ));
+}
+
+/// Through the CLI: alice grants bob (from his exported public record), bob reads through
+/// another node; alice revokes him, the content is encrypted again, and neither bob's
+/// identity nor the key he had opens the new version.
+#[test]
+fn grant_and_revoke_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = process::NodeProcess::start(&tmp.path().join("node-0"), &[]);
+    let boot = first.listen.clone();
+    let mut nodes = vec![first];
+    for i in 1..3 {
+        nodes.push(process::NodeProcess::start(
+            &tmp.path().join(format!("node-{i}")),
+            &boot,
+        ));
+    }
+    for n in &nodes {
+        n.wait_for_peers(2);
+    }
+    let (alice, bob) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    ok(zhtp(&alice, &nodes[0], "a", &["identity", "new", "alice"]));
+    ok(zhtp(&bob, &nodes[0], "b", &["identity", "new", "bob"]));
+    let bob_pub = tmp.path().join("bob.pub");
+    let bp = bob_pub.to_str().unwrap();
+    ok(zhtp(
+        &bob,
+        &nodes[0],
+        "",
+        &["identity", "export", "bob", "--public", "-o", bp],
+    ));
+    let bytes = data(400_000, 8);
+    let file = tmp.path().join("in.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let f = file.to_str().unwrap();
+    let put = ok(zhtp(
+        &alice,
+        &nodes[0],
+        "",
+        &[
+            "put",
+            f,
+            "--encryption",
+            "high",
+            "--identity",
+            "alice",
+            "--tag",
+            "t",
+        ],
+    ));
+    let hash = put.trim().to_owned();
+
+    let out = tmp.path().join("out.bin");
+    let o = out.to_str().unwrap();
+    let before = zhtp(
+        &bob,
+        &nodes[2],
+        "b",
+        &["get", &hash, "-o", o, "--identity", "bob"],
+    );
+    assert!(!before.status.success(), "bob reads before the grant");
+    let granted = ok(zhtp(
+        &alice,
+        &nodes[0],
+        "a",
+        &["grant", &hash, bp, "--identity", "alice", "--json"],
+    ));
+    let granted: serde_json::Value = serde_json::from_str(&granted).unwrap();
+    assert_eq!(granted["version"], 1);
+    ok(zhtp(
+        &bob,
+        &nodes[2],
+        "b",
+        &["get", &hash, "-o", o, "--identity", "bob"],
+    ));
+    assert!(std::fs::read(&out).unwrap() == bytes);
+    std::fs::remove_file(&out).unwrap();
+    // The key bob could have noted while he was a reader.
+    let bob_id = Keystore::new(&bob).open("bob", b"b").unwrap();
+    let mut raw = Vec::new();
+    let m = {
+        let c = zhtp(&bob, &nodes[2], "", &["info", &hash, "--json"]);
+        let info: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
+        raw.extend(
+            info["readers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| hex::decode(r.as_str().unwrap()).unwrap()),
+        );
+        info
+    };
+    let old_key = readers::unwrap_parts(
+        &hash.parse().unwrap(),
+        EncryptionLevel::High,
+        Some(m["key_check"].as_str().unwrap().parse().unwrap()),
+        &raw,
+        &bob_id,
+    )
+    .unwrap();
+
+    let revoked = ok(zhtp(
+        &alice,
+        &nodes[0],
+        "a",
+        &["revoke", &hash, bp, "--identity", "alice", "--json"],
+    ));
+    let revoked: serde_json::Value = serde_json::from_str(&revoked).unwrap();
+    assert_eq!(revoked["readers"].as_array().unwrap().len(), 1);
+    let after = zhtp(
+        &bob,
+        &nodes[2],
+        "b",
+        &["get", &hash, "-o", o, "--identity", "bob"],
+    );
+    assert!(String::from_utf8_lossy(&after.stderr).contains("is not a reader"));
+    let old = zhtp(
+        &bob,
+        &nodes[1],
+        "",
+        &["get", &hash, "-o", o, "--key", &hex::encode(old_key.0)],
+    );
+    assert!(!old.status.success(), "the old key opens the new version");
+    assert!(!out.exists());
+    ok(zhtp(
+        &alice,
+        &nodes[1],
+        "a",
+        &["get", &hash, "-o", o, "--identity", "alice"],
+    ));
+    assert!(std::fs::read(&out).unwrap() == bytes);
 }

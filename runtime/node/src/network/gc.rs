@@ -236,6 +236,30 @@ impl Node {
         Ok(removed)
     }
 
+    /// Takes `new` as the next version of the access list of a content put through this node
+    /// ([`crate::readers::apply`]), and publishes it in place of the manifest record. Returns
+    /// whether the record reached another node (it is republished with the others if not).
+    pub async fn update_access(&self, new: Manifest) -> Result<bool, Error> {
+        let (node, m) = (self.clone(), new.clone());
+        blocking(move || node.inner.local.update_access(&m)).await??;
+        let hash = new.content_hash;
+        match self
+            .inner
+            .dht
+            .publish(&manifest_key(&hash), new.encode(), MANIFEST_TTL)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(zhtp_dht::Error::Record(e)) => Err(Error::Invalid(format!(
+                "the manifest record of {hash} cannot be replaced from here: {e}"
+            ))),
+            Err(e) => {
+                tracing::warn!(content = %hash, "access update not replicated yet: {e}");
+                Ok(false)
+            }
+        }
+    }
+
     /// Removes content `hash` that was put through this node: publishes a tombstone in place
     /// of its manifest record (so holders release its shards after their grace period), then
     /// deletes the local manifest, key and listing and the shards held here.

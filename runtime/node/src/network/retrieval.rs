@@ -122,17 +122,22 @@ impl FromNetwork {
 }
 
 impl Node {
-    /// The manifest of `hash`: local, else from the DHT. A manifest from the DHT is checked
-    /// (signature, internal consistency, shards the network can carry) but not trusted: it is
-    /// kept here only once a get has verified the whole content against it ([`Self::get`]).
+    /// The manifest of `hash`: this node's own (put through it), else the DHT's (the
+    /// publisher's latest: a grant or revoke changes it), else a copy kept here when the DHT
+    /// cannot be asked. A manifest from the DHT is checked (signature, internal consistency,
+    /// shards the network can carry) but not trusted: it is kept here only once a get has
+    /// verified the whole content against it ([`Self::get`]).
     pub async fn manifest(&self, hash: &Hash) -> Result<Manifest, Error> {
-        if let Some(m) = self.inner.local.manifest(hash)? {
-            return Ok(m);
+        let kept = self.inner.local.manifest(hash)?;
+        if let Some(m) = &kept
+            && self.inner.local.is_own(hash)?
+        {
+            return Ok(m.clone());
         }
         let rec = match self.inner.dht.get_record(&manifest_key(hash)).await {
             Ok(r) => r,
             Err(zhtp_dht::Error::NotFound) => return Err(Error::NotFound(*hash)),
-            Err(e) => return Err(e.into()),
+            Err(e) => return kept.ok_or_else(|| e.into()),
         };
         if rec.payload.is_empty() {
             return Err(Error::NotFound(*hash)); // removed by its publisher
