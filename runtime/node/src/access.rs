@@ -234,7 +234,9 @@ fn reencrypt(
                 n.get_with_key(&hash, Some(key.clone()), w, &|_| {})
             })?;
         }
-        Place::Remote(c) => crate::files::get_remote(c, hash, Some(Hash(key.0)), &tmp.0)?,
+        Place::Remote(c) => {
+            crate::files::get_remote(c, hash, Some(Hash(key.0)), Some(owner), &tmp.0)?
+        }
     }
     let mut opts = PutOptions::new(m.tier);
     opts.encryption = m.encryption.level;
@@ -243,9 +245,7 @@ fn reencrypt(
     opts.metadata = metadata;
     opts.readers = vec![owner.public()];
     let put = match place {
-        Place::Remote(c) => {
-            crate::files::put_remote(c, &tmp.0, Some(m.code), opts, Some(owner.public_record()))?
-        }
+        Place::Remote(c) => crate::files::put_remote(c, &tmp.0, Some(m.code), opts, Some(owner))?,
         Place::Local(n) => {
             let mut f = std::fs::File::open(&tmp.0)
                 .with_context(|| format!("reading {}", tmp.0.display()))?;

@@ -23,9 +23,15 @@
 //! limit, JSON by [`MAX_JSON`], an upload by [`MAX_UPLOAD`] (streamed to disk, never held in
 //! memory). Keys travel in headers, never in a URL (URLs end up in logs and shell histories).
 //!
+//! A request that writes or reads a content with readers must also be signed by the right
+//! identity ([`signed`]): a put for an owner by that owner, a get of such a content by one of
+//! its readers, its removal by its owner. Access-list updates carry the owner's signature in
+//! the manifest itself, with a version that must be the next one.
+//!
 //! Errors are `{"error": "..."}` with a 4xx/5xx status.
 
 pub mod auth;
+pub mod signed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +76,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Where uploads are spooled before they are stored.
     pub spool: PathBuf,
+    /// The nonces of signed requests seen within their window.
+    pub replay: Arc<signed::Replay>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -113,6 +121,53 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// The identity that signed this request ([`signed`]); 401 without a signature, 403 with one
+/// that does not verify or was seen before.
+fn signer(
+    st: &ApiState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    bound: &[u8],
+) -> Result<[u8; 32], ApiError> {
+    let h = headers.get(signed::HEADER).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{method} {path} needs a request signed by an identity (`{}` header)",
+                signed::HEADER
+            ),
+        )
+    })?;
+    let h = h
+        .to_str()
+        .map_err(|_| bad(format!("{}: not text", signed::HEADER)))?;
+    st.replay
+        .verify(h, method, path, bound)
+        .map_err(|e| ApiError(StatusCode::FORBIDDEN, e))
+}
+
+/// Refuses unless the request is signed by one of `allowed` (ids, hex).
+fn signed_by_one_of(
+    st: &ApiState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    bound: &[u8],
+    allowed: &[String],
+    who: &str,
+) -> Result<(), ApiError> {
+    let id = hex::encode(signer(st, headers, method, path, bound)?);
+    if allowed.contains(&id) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("{method} {path}: signed by {id}, who is not {who}"),
+        ))
+    }
 }
 
 fn parse_hash(s: &str) -> Result<Hash, ApiError> {
@@ -186,6 +241,7 @@ async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PutReply>, ApiError> {
+    let options = headers.get("zhtp-put").map_or(&[][..], |v| v.as_bytes());
     let req: PutRequest = match headers.get("zhtp-put") {
         Some(v) => serde_json::from_slice(v.as_bytes())
             .map_err(|e| bad(format!("zhtp-put header: {e}")))?,
@@ -208,6 +264,18 @@ async fn put(
             zhtp_identity::PublicKeys::from_record(&bytes).map_err(|e| bad(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
+    if let Some(owner) = opts.readers.first() {
+        // A put for an owner is the owner's: signed by it, bound to these options.
+        signed_by_one_of(
+            &st,
+            &headers,
+            "POST",
+            "/content",
+            options,
+            &[owner.id()],
+            "the owner",
+        )?;
+    }
     opts.metadata = Metadata {
         name: req.name,
         mime: req.mime,
@@ -325,6 +393,12 @@ async fn fetch(
         )),
         None => None,
     };
+    let m = st.node.manifest(&hash).await?;
+    if !m.encryption.readers.is_empty() {
+        let readers = crate::readers::ids(&m).map_err(|e| bad(e.to_string()))?;
+        let path = format!("/content/{hash}");
+        signed_by_one_of(&st, &headers, "GET", &path, b"", &readers, "a reader")?;
+    }
     let (manifest, stream) = st.node.get(&hash, key).await?;
     let body = Body::from_stream(stream.map(|r| {
         r.map(Bytes::from).map_err(|e| {
@@ -487,8 +561,24 @@ async fn rollback(
 async fn remove(
     State(st): State<ApiState>,
     Path(hash): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<network::RemoveReport>, ApiError> {
-    Ok(Json(st.node.remove(&parse_hash(&hash)?).await?))
+    let hash = parse_hash(&hash)?;
+    if let Some(m) = st.node.local().manifest(&hash).map_err(internal)?
+        && let Some(owner) = crate::readers::owner(&m)
+    {
+        let path = format!("/content/{hash}");
+        signed_by_one_of(
+            &st,
+            &headers,
+            "DELETE",
+            &path,
+            b"",
+            &[hex::encode(owner)],
+            "the owner",
+        )?;
+    }
+    Ok(Json(st.node.remove(&hash).await?))
 }
 
 async fn collect(State(st): State<ApiState>) -> Result<Json<network::GcReport>, ApiError> {

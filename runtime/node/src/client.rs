@@ -130,10 +130,13 @@ impl Client {
     }
 
     /// `DELETE path`.
-    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub fn delete<T: DeserializeOwned>(&self, path: &str, headers: &[(&str, String)]) -> Result<T> {
         let mut r = self.agent.delete(format!("{}{path}", self.base));
         if let Some(a) = &self.auth {
             r = r.header("authorization", a);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, v);
         }
         let resp = r.call().with_context(|| self.unreachable())?;
         self.read(path, resp)
@@ -143,12 +146,12 @@ impl Client {
     pub fn post_file<T: DeserializeOwned>(
         &self,
         path: &str,
-        header: Option<(&str, String)>,
+        headers: &[(&str, String)],
         file: std::fs::File,
     ) -> Result<T> {
         let mut req = self.post_req(path);
-        if let Some((k, v)) = header {
-            req = req.header(k, v);
+        for (k, v) in headers {
+            req = req.header(*k, v);
         }
         let resp = req.send(file).with_context(|| self.unreachable())?;
         self.read(path, resp)

@@ -65,6 +65,12 @@ pub enum FilesCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// The owner, for a content put with --identity through a node: the node takes its
+        /// removal only signed by the owner (asks for the passphrase).
+        #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
+        identity: Option<String>,
+        #[command(flatten)]
+        passphrase: crate::identity::PassphraseFile,
     },
     /// List stored contents, newest first.
     Ls {
@@ -114,10 +120,15 @@ pub struct PutArgs {
     #[arg(long, value_enum, default_value_t = Encryption::Standard)]
     pub encryption: Encryption,
     /// The owner: an identity of this data dir's keystore (`zhtp identity new`). The content
-    /// key is wrapped for it (no passphrase needed: only its public keys are used), so it
-    /// reads the content through any node with `get --identity`.
+    /// key is wrapped for it, so it reads the content through any node with `get --identity`.
+    /// A local put needs only its public keys; a put through a node is signed by it (asks for
+    /// its passphrase).
     #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
     pub identity: Option<String>,
+    /// With --identity through a node (--node), the put is signed by the identity: its
+    /// passphrase comes from FILE's first line, else $ZHTP_PASSPHRASE, else a prompt.
+    #[command(flatten)]
+    pub passphrase: crate::identity::PassphraseFile,
     /// Erasure code k+m instead of the tier's (k + m ≤ 255), e.g. 16+8.
     #[arg(long, value_name = "K+M")]
     pub code: Option<CodeParams>,
@@ -210,11 +221,14 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     if let Some(code) = args.code {
         opts.code = code;
     }
-    let mut owner_record = None;
+    let mut owner = None;
     if let Some(name) = &args.identity {
-        let (record, keys) = Keystore::new(dir).public_record(name)?;
+        let (_, keys) = Keystore::new(dir).public_record(name)?;
         opts.readers = vec![keys];
-        owner_record = Some(record);
+        if remote.is_some() {
+            // Through a node the put must be signed by the owner: its secret key is needed.
+            owner = Some(reader(dir, name, &args.passphrase)?);
+        }
     }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
@@ -238,7 +252,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
             &args.file,
             args.code.map(|_| opts.code),
             opts,
-            owner_record,
+            owner.as_ref(),
         )?,
         None => put_local(dir, &args.file, opts)?,
     };
@@ -295,14 +309,30 @@ pub(crate) fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<Put
     Ok(PutReply::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
-/// A put through a node of `path`; `code` when not the tier's; `owner` is the owner's signed
-/// public record.
+/// The `zhtp-signed` header of a request by `who` (none without an identity).
+pub(crate) fn signed_header(
+    who: Option<&Identity>,
+    method: &str,
+    path: &str,
+    bound: &[u8],
+) -> Result<Vec<(&'static str, String)>> {
+    Ok(match who {
+        Some(id) => vec![(
+            zhtp::api::signed::HEADER,
+            zhtp::api::signed::sign(id, method, path, bound).map_err(anyhow::Error::msg)?,
+        )],
+        None => Vec::new(),
+    })
+}
+
+/// A put through a node of `path`; `code` when not the tier's; `owner` signs the request and
+/// the key is wrapped for it.
 pub(crate) fn put_remote(
     client: &Client,
     path: &Path,
     code: Option<CodeParams>,
     opts: PutOptions,
-    owner: Option<Vec<u8>>,
+    owner: Option<&Identity>,
 ) -> Result<PutReply> {
     if path == Path::new("-") {
         bail!("put through --node takes a file, not standard input");
@@ -317,24 +347,30 @@ pub(crate) fn put_remote(
         mime: opts.metadata.mime,
         tags: opts.metadata.tags,
         description: opts.metadata.description,
-        readers: owner.into_iter().map(::hex::encode).collect(),
+        readers: owner
+            .map(|o| ::hex::encode(o.public_record()))
+            .into_iter()
+            .collect(),
     };
-    let header = serde_json::to_string(&req)?;
-    client.post_file("/content", Some(("zhtp-put", header)), file)
+    let options = serde_json::to_string(&req)?;
+    // The signature covers the options, readers included: a node cannot reuse it for a put
+    // with other options.
+    let mut headers = signed_header(owner, "POST", "/content", options.as_bytes())?;
+    headers.push(("zhtp-put", options));
+    client.post_file("/content", &headers, file)
 }
 
 pub(crate) fn get_remote(
     client: &Client,
     hash: Hash,
     key: Option<Hash>,
+    reader: Option<&Identity>,
     output: &Path,
 ) -> Result<()> {
     let path = format!("/content/{hash}");
     // The key travels in a header: URLs end up in logs.
-    let headers: Vec<(&str, String)> = key
-        .map(|k| (zhtp::api::KEY_HEADER, k.to_hex()))
-        .into_iter()
-        .collect();
+    let mut headers = signed_header(reader, "GET", &path, b"")?;
+    headers.extend(key.map(|k| (zhtp::api::KEY_HEADER, k.to_hex())));
     let fetch = |w: &mut dyn std::io::Write| -> Result<()> {
         // Check the bytes against the address here too: the node is not trusted blindly.
         let mut hashing = HashingWriter {
@@ -421,15 +457,15 @@ fn get(
 ) -> Result<()> {
     if let Some(url) = remote {
         let client = Client::new(url)?;
-        let key = match identity {
-            None => key,
+        let (key, me) = match identity {
+            None => (key, None),
             Some((name, pf)) => {
                 let me = reader(dir, name, pf)?;
                 let m: ManifestInfo = client.get(&format!("/content/{hash}/manifest"))?;
-                Some(Hash(key_of(&m, hash, &me)?.0))
+                (Some(Hash(key_of(&m, hash, &me)?.0)), Some(me))
             }
         };
-        return get_remote(&client, hash, key, output);
+        return get_remote(&client, hash, key, me.as_ref(), output);
     }
     if key.is_some() {
         bail!("--key is for getting through a node (--node); a local get uses the key kept here");
@@ -468,11 +504,18 @@ fn get(
     Ok(())
 }
 
-fn rm(dir: &Path, remote: Option<&str>, hash: Hash, json: bool) -> Result<()> {
+fn rm(
+    dir: &Path,
+    remote: Option<&str>,
+    hash: Hash,
+    json: bool,
+    owner: Option<&Identity>,
+) -> Result<()> {
     let (shards, bytes, withdrawn) = match remote {
         Some(url) => {
-            let r: zhtp::network::RemoveReport =
-                Client::new(url)?.delete(&format!("/content/{hash}"))?;
+            let path = format!("/content/{hash}");
+            let headers = signed_header(owner, "DELETE", &path, b"")?;
+            let r: zhtp::network::RemoveReport = Client::new(url)?.delete(&path, &headers)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
                 return Ok(());
@@ -634,7 +677,18 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
             let identity = identity.as_deref().map(|n| (n, &passphrase));
             get(dir, remote, hash, key, identity, &output)
         }
-        FilesCommand::Rm { hash, json } => rm(dir, remote, hash, json),
+        FilesCommand::Rm {
+            hash,
+            json,
+            identity,
+            passphrase,
+        } => {
+            let owner = match (remote, identity) {
+                (Some(_), Some(name)) => Some(reader(dir, &name, &passphrase)?),
+                _ => None,
+            };
+            rm(dir, remote, hash, json, owner.as_ref())
+        }
         FilesCommand::Ls { tag, json } => print_list(&list(dir, remote, tag.as_deref())?, json),
         FilesCommand::Search { text, json } => {
             if text.trim().is_empty() {

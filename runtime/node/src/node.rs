@@ -172,6 +172,7 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             node: node.clone(),
             registry,
             spool: dir.join("spool"),
+            replay: Default::default(),
         };
         let guard = zhtp::api::auth::Guard::new(&token, api);
         axum::serve(listener, router(state, guard))
@@ -445,7 +446,6 @@ pub fn demo() -> Result<()> {
         short(&owner.public().id()),
         t.elapsed().as_secs_f64()
     );
-    drop(owner);
     step(
         t0,
         &format!(
@@ -462,11 +462,12 @@ pub fn demo() -> Result<()> {
         readers: vec![hex::encode(&record)],
         ..PutRequest::default()
     };
-    let put: PutReply = c0.post_file(
-        "/content",
-        Some(("zhtp-put", serde_json::to_string(&opts)?)),
-        std::fs::File::open(&file)?,
-    )?;
+    // A put for an owner is signed by it (the node checks, and remembers the nonce).
+    let options = serde_json::to_string(&opts)?;
+    let mut headers =
+        crate::files::signed_header(Some(&owner), "POST", "/content", options.as_bytes())?;
+    headers.push(("zhtp-put", options));
+    let put: PutReply = c0.post_file("/content", &headers, std::fs::File::open(&file)?)?;
     let hash = put.content_hash;
     if put.key.is_some() {
         bail!("node 0 handed out a content key for a content wrapped for its owner");
@@ -520,11 +521,10 @@ pub fn demo() -> Result<()> {
     let t = Instant::now();
     let out = base.join("demo.out");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
-    c5.download(
-        &format!("/content/{hash}"),
-        &[(zhtp::api::KEY_HEADER, key.to_hex())],
-        &mut f,
-    )?;
+    let path = format!("/content/{hash}");
+    let mut headers = crate::files::signed_header(Some(&owner), "GET", &path, b"")?;
+    headers.push((zhtp::api::KEY_HEADER, key.to_hex()));
+    c5.download(&path, &headers, &mut f)?;
     use std::io::Write as _;
     f.flush()?;
     drop(f);
@@ -612,7 +612,9 @@ pub fn demo() -> Result<()> {
         t0,
         "removing the file through node 0: its manifest record becomes a tombstone",
     );
-    let removed: RemoveReport = c0.delete(&format!("/content/{hash}"))?;
+    let path = format!("/content/{hash}");
+    let headers = crate::files::signed_header(Some(&owner), "DELETE", &path, b"")?;
+    let removed: RemoveReport = c0.delete(&path, &headers)?;
     println!(
         "         node 0 deleted {} shard(s) ({}); tombstone replicated: {}",
         removed.shards_deleted,

@@ -3,8 +3,6 @@
 //! with a key in the URL, with an oversize body. Each is refused with its own status, and the
 //! node keeps serving the holder of the token.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::process::Command;
 
 use support::NodeProcess;
@@ -47,26 +45,7 @@ fn raw(
     headers: &[String],
     body: &[u8],
 ) -> (u16, String) {
-    let mut s = TcpStream::connect(&node.addr).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    // The server may answer before it has read an oversize body; a reset then is fine.
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    support::http(&node.addr, method, path, headers, body)
 }
 
 fn host(node: &RunningNode) -> String {

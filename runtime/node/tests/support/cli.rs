@@ -10,6 +10,8 @@ pub fn zhtp(dir: &Path, args: &[&str]) -> Output {
         .arg(dir)
         .args(args)
         .env_remove("ZHTP_DATA_DIR")
+        .env_remove("ZHTP_IDENTITY")
+        .env_remove("ZHTP_PASSPHRASE")
         .output()
         .expect("run zhtp")
 }

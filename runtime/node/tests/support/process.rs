@@ -45,6 +45,8 @@ impl NodeProcess {
             .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
             .args(["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])
             .env_remove("ZHTP_DATA_DIR")
+            .env_remove("ZHTP_IDENTITY")
+            .env_remove("ZHTP_PASSPHRASE")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for b in bootstrap {
@@ -88,6 +90,8 @@ impl NodeProcess {
             .args(["--node", &self.api, "--token", &self.token])
             .args(args)
             .env_remove("ZHTP_DATA_DIR")
+            .env_remove("ZHTP_IDENTITY")
+            .env_remove("ZHTP_PASSPHRASE")
             .output()
             .unwrap()
     }
@@ -132,4 +136,36 @@ impl NodeProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Sends one HTTP/1.1 request with exactly these header lines to `addr` (`host:port`) and
+/// returns the status and body, as a browser, a web page or curl would.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    // The server may answer before it has read an oversize body; a reset then is fine.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
 }
