@@ -39,7 +39,8 @@ fn metadata_cipher(key: &ContentKey) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(&k.into())
 }
 
-/// Current manifest format version: 2 added [`EncryptionHeader::readers`].
+/// Current manifest format version: 2 added the readers, the private metadata and the signed
+/// access list to [`EncryptionHeader`]. A manifest without them is still written as version 1.
 pub const MANIFEST_VERSION: u16 = 2;
 /// Most readers a content's key is wrapped for.
 pub const MAX_READERS: usize = 256;
@@ -142,7 +143,16 @@ impl Metadata {
 impl Manifest {
     /// postcard bytes.
     pub fn encode(&self) -> Vec<u8> {
+        let e = &self.encryption;
         // Encoding into a Vec cannot fail for these types.
+        if e.readers.is_empty()
+            && e.private.is_empty()
+            && e.access_version == 0
+            && e.owner_sig.is_empty()
+        {
+            // Nothing version 2 added: written as version 1, which nodes of before read too.
+            return postcard::to_allocvec(&v1::Manifest::from_current(self)).unwrap_or_default();
+        }
         postcard::to_allocvec(self).unwrap_or_default()
     }
 
@@ -327,8 +337,7 @@ mod v1 {
     use crate::erasure::CodeParams;
     use crate::manifest::{Metadata, SegmentInfo};
 
-    #[derive(Deserialize)]
-    #[cfg_attr(test, derive(serde::Serialize))]
+    #[derive(Deserialize, serde::Serialize)]
     pub(super) struct Manifest {
         version: u16,
         content_hash: Hash,
@@ -341,16 +350,14 @@ mod v1 {
         metadata: Metadata,
     }
 
-    #[derive(Deserialize)]
-    #[cfg_attr(test, derive(serde::Serialize))]
+    #[derive(Deserialize, serde::Serialize)]
     struct EncryptionHeader {
         level: EncryptionLevel,
         key_check: Option<Hash>,
     }
 
-    #[cfg(test)]
     impl Manifest {
-        /// `m` as version 1 wrote it.
+        /// `m` as version 1 wrote it (what version 2 added is dropped).
         pub(super) fn from_current(m: &super::Manifest) -> Self {
             Self {
                 version: 1,
@@ -449,9 +456,13 @@ mod tests {
         let bytes = postcard::to_allocvec(&old).unwrap();
         assert_eq!(bytes[0], 1);
         assert_eq!(Manifest::decode(&bytes).unwrap(), m);
-        assert_eq!(m.encode()[0], 2);
-        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
-        let mut future = m.encode();
+        // Without readers it is still written as version 1, for nodes of before.
+        assert_eq!(m.encode(), bytes);
+        let mut owned = m.clone();
+        owned.encryption.readers = vec![vec![0; 113]];
+        assert_eq!(owned.encode()[0], 2);
+        assert_eq!(Manifest::decode(&owned.encode()).unwrap(), owned);
+        let mut future = owned.encode();
         future[0] = 3;
         assert!(Manifest::decode(&future).is_err());
     }

@@ -5,7 +5,8 @@
 //! published the content checks that signature, that the owner is the same and that the
 //! version is the next one, and republishes the manifest ([`zhtp::readers`]).
 
-use std::path::{Path, PathBuf};
+use std::io::Seek as _;
+use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
@@ -32,7 +33,7 @@ pub struct GrantArgs {
     /// export --public`), or that record in hex.
     pub grantee: String,
     /// The owner: an identity of this keystore (asks for its passphrase).
-    #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
+    #[arg(long, value_name = "NAME")]
     pub identity: String,
     #[command(flatten)]
     pub passphrase: PassphraseFile,
@@ -51,7 +52,7 @@ pub struct RevokeArgs {
     /// public record file.
     pub reader: String,
     /// The owner: an identity of this keystore (asks for its passphrase).
-    #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
+    #[arg(long, value_name = "NAME")]
     pub identity: String,
     #[command(flatten)]
     pub passphrase: PassphraseFile,
@@ -60,15 +61,31 @@ pub struct RevokeArgs {
     /// under a fresh key.
     #[arg(long)]
     pub lazy: bool,
+    /// Re-encrypt even when some remaining readers' public keys are not known in this data dir
+    /// (they were granted from elsewhere): they lose access too.
+    #[arg(long, conflicts_with = "lazy")]
+    pub forget_unknown: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-/// A grantee's public keys and record: a keystore name, a record file, or hex.
+/// A grantee's public keys and record: a keystore name, a record file, the record in hex, or
+/// the id of an identity whose record is known here.
 fn public_keys(ks: &Keystore, who: &str) -> Result<(PublicKeys, Vec<u8>)> {
     if keystore::check_name(who).is_ok() && ks.key_path(who).exists() {
         let (record, keys) = ks.public_record(who)?;
+        return Ok((keys, record));
+    }
+    if who.len() == 64
+        && let Ok(Ok(id)) = hex::decode(who).map(<[u8; 32]>::try_from)
+    {
+        let (record, keys) = ks.find(&id).with_context(|| {
+            format!(
+                "the public keys of {who} are not known here: grant with its public record file \
+                 (`zhtp identity export NAME --public`)"
+            )
+        })?;
         return Ok((keys, record));
     }
     let path = Path::new(who);
@@ -203,7 +220,7 @@ pub fn revoke(dir: &Path, remote: Option<&str>, a: RevokeArgs) -> Result<()> {
             a.json,
         );
     }
-    reencrypt(dir, &place, &m, &owner, &id, a.json)
+    reencrypt(dir, &place, &m, &owner, &id, a.forget_unknown, a.json)
 }
 
 /// Revoke by re-encryption: the owner reads the content, stores it again under a fresh key
@@ -215,29 +232,47 @@ fn reencrypt(
     m: &Manifest,
     owner: &Identity,
     revoked: &[u8; 32],
+    forget_unknown: bool,
     json: bool,
 ) -> Result<()> {
     let hash = m.content_hash;
     let ks = Keystore::new(dir);
     let key = readers::unwrap(m, owner)?;
     let metadata = m.open_metadata(&key)?;
-    let keep: Vec<[u8; 32]> = readers::check(m)?
-        .iter()
-        .skip(1)
-        .map(|w| *w.recipient())
-        .filter(|r| r != revoked)
-        .collect();
-    let tmp = TempFile(dir.join(format!("revoke-{hash}.tmp")));
-    match place {
-        Place::Local(n) => {
-            zhtp::local::write_atomically(&tmp.0, Some(m.size), |w| {
-                n.get_with_key(&hash, Some(key.clone()), w, &|_| {})
-            })?;
+    // Every reader kept must be granted the new key: their public keys are needed before
+    // anything changes (the old manifest is the only list of them).
+    let mut keep = Vec::new();
+    let mut unknown = Vec::new();
+    for w in readers::check(m)?.iter().skip(1) {
+        let r = w.recipient();
+        if r == revoked {
+            continue;
         }
-        Place::Remote(c) => {
-            crate::files::get_remote(c, hash, Some(Hash(key.0)), Some(owner), &tmp.0)?
+        match ks.find(r) {
+            Some((_, k)) => keep.push(k),
+            None => unknown.push(hex::encode(r)),
         }
     }
+    if !unknown.is_empty() && !forget_unknown {
+        bail!(
+            "the public keys of readers {} are not known in this data dir (they were granted              from elsewhere): re-encrypting would take their access too. Revoke with --lazy,              or pass --forget-unknown to re-encrypt and drop them; nothing was changed",
+            unknown.join(", ")
+        );
+    }
+    // The plaintext passes through a file no one can open by name, gone with this process
+    // however it ends (O_TMPFILE), in the data dir (0700).
+    zhtp::private::create_dir(dir)?;
+    let mut tmp = tempfile::tempfile_in(dir)
+        .with_context(|| format!("a temporary file in {}", dir.display()))?;
+    match place {
+        Place::Local(n) => {
+            n.get_with_key(&hash, Some(key.clone()), &mut tmp, &|_| {})?;
+        }
+        Place::Remote(c) => {
+            crate::files::get_remote_into(c, hash, Some(Hash(key.0)), Some(owner), &mut tmp)?
+        }
+    }
+    tmp.seek(std::io::SeekFrom::Start(0))?;
     let mut opts = PutOptions::new(m.tier);
     opts.encryption = m.encryption.level;
     opts.code = m.code;
@@ -245,46 +280,42 @@ fn reencrypt(
     opts.metadata = metadata;
     opts.readers = vec![owner.public()];
     let put = match place {
-        Place::Remote(c) => crate::files::put_remote(c, &tmp.0, Some(m.code), opts, Some(owner))?,
-        Place::Local(n) => {
-            let mut f = std::fs::File::open(&tmp.0)
-                .with_context(|| format!("reading {}", tmp.0.display()))?;
-            PutReply::of(&n.put(&mut f, opts, &|_| {})?, 0.0)
-        }
+        Place::Remote(c) => crate::files::put_remote(c, tmp, Some(m.code), opts, Some(owner))?,
+        Place::Local(n) => PutReply::of(&n.put(&mut tmp, opts, &|_| {})?, 0.0),
     };
     anyhow::ensure!(
         put.content_hash == hash,
         "the content changed while re-encrypting"
     );
-    let mut last = None;
-    let mut lost = Vec::new();
-    for r in &keep {
-        let Some(keys) = ks.find(r) else {
-            lost.push(hex::encode(r));
-            continue;
-        };
-        let current = place.manifest(hash)?;
-        last = Some(place.publish(&readers::grant(&current, owner, &keys)?)?);
-    }
-    let r = match last {
-        Some(r) => r,
-        None => AccessUpdated {
-            version: 0,
-            readers: vec![owner.public().id()],
-            published: put.published.unwrap_or(false),
-        },
+    let mut r = AccessUpdated {
+        version: 0,
+        readers: vec![owner.public().id()],
+        published: put.published.unwrap_or(false),
     };
+    for (i, k) in keep.iter().enumerate() {
+        let granted = place
+            .manifest(hash)
+            .and_then(|current| Ok(readers::grant(&current, owner, k)?))
+            .and_then(|next| place.publish(&next));
+        r = granted.with_context(|| {
+            let left: Vec<String> = keep[i..].iter().map(PublicKeys::id).collect();
+            format!(
+                "re-encrypted, but granting the kept readers again stopped; grant these again                  (their records are in {}): {}",
+                ks.dir().join("contacts").display(),
+                left.join(", ")
+            )
+        })?;
+    }
     if !json {
         eprintln!(
             "re-encrypted under a fresh key: {} revoked; what it downloaded before, and the old \
              key, open none of the new shards",
             hex::encode(revoked)
         );
-        if !lost.is_empty() {
+        if !unknown.is_empty() {
             eprintln!(
-                "these readers' public keys are not known here, so they lost access too (grant \
-                 them again with their public records): {}",
-                lost.join(", ")
+                "dropped with it (public keys not known here): {}",
+                unknown.join(", ")
             );
         }
     }
@@ -293,13 +324,4 @@ fn reencrypt(
         &r,
         json,
     )
-}
-
-/// A temporary file removed when dropped (the plaintext of a re-encryption).
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }

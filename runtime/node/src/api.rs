@@ -102,9 +102,14 @@ impl From<network::Error> for ApiError {
             network::Error::NotFound(_)
             | network::Error::Local(crate::local::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             network::Error::NoKey(_) => StatusCode::FORBIDDEN,
-            // An access update that breaks the rules (not signed by the owner, replayed, or
-            // changing more than the readers) is the client's to fix.
-            network::Error::Local(crate::local::Error::Readers(_)) => StatusCode::CONFLICT,
+            // Readers that break the rules (a bad key, an access update not signed by the
+            // owner, replayed, or changing more than the readers), no owner for a level that
+            // needs one: the client's to fix.
+            network::Error::Local(
+                crate::local::Error::Readers(_) | crate::local::Error::NeedsReader(_),
+            ) => StatusCode::BAD_REQUEST,
+            // Someone else's content.
+            network::Error::Local(crate::local::Error::Owned { .. }) => StatusCode::FORBIDDEN,
             network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
             network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -264,6 +269,13 @@ async fn put(
             zhtp_identity::PublicKeys::from_record(&bytes).map_err(|e| bad(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
+    if opts.readers.len() > 1 {
+        // Version 0 of an access list is unsigned and names the owner alone: others are
+        // granted afterwards, each grant signed by the owner.
+        return Err(bad(
+            "a put names one reader, its owner; grant the others after the put",
+        ));
+    }
     if let Some(owner) = opts.readers.first() {
         // A put for an owner is the owner's: signed by it, bound to these options.
         signed_by_one_of(

@@ -67,7 +67,7 @@ pub enum FilesCommand {
         json: bool,
         /// The owner, for a content put with --identity through a node: the node takes its
         /// removal only signed by the owner (asks for the passphrase).
-        #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
+        #[arg(long, value_name = "NAME")]
         identity: Option<String>,
         #[command(flatten)]
         passphrase: crate::identity::PassphraseFile,
@@ -123,7 +123,7 @@ pub struct PutArgs {
     /// key is wrapped for it, so it reads the content through any node with `get --identity`.
     /// A local put needs only its public keys; a put through a node is signed by it (asks for
     /// its passphrase).
-    #[arg(long, value_name = "NAME", env = "ZHTP_IDENTITY")]
+    #[arg(long, value_name = "NAME")]
     pub identity: Option<String>,
     /// With --identity through a node (--node), the put is signed by the identity: its
     /// passphrase comes from FILE's first line, else $ZHTP_PASSPHRASE, else a prompt.
@@ -249,7 +249,13 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     let stored = match remote {
         Some(url) => put_remote(
             &Client::new(url)?,
-            &args.file,
+            {
+                if from_stdin {
+                    bail!("put through --node takes a file, not standard input");
+                }
+                std::fs::File::open(&args.file)
+                    .with_context(|| format!("cannot read {}", args.file.display()))?
+            },
             args.code.map(|_| opts.code),
             opts,
             owner.as_ref(),
@@ -325,20 +331,15 @@ pub(crate) fn signed_header(
     })
 }
 
-/// A put through a node of `path`; `code` when not the tier's; `owner` signs the request and
+/// A put through a node of `file`; `code` when not the tier's; `owner` signs the request and
 /// the key is wrapped for it.
 pub(crate) fn put_remote(
     client: &Client,
-    path: &Path,
+    file: std::fs::File,
     code: Option<CodeParams>,
     opts: PutOptions,
     owner: Option<&Identity>,
 ) -> Result<PutReply> {
-    if path == Path::new("-") {
-        bail!("put through --node takes a file, not standard input");
-    }
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let req = PutRequest {
         tier: Some(opts.tier),
         encryption: Some(opts.encryption),
@@ -367,27 +368,37 @@ pub(crate) fn get_remote(
     reader: Option<&Identity>,
     output: &Path,
 ) -> Result<()> {
+    if output == Path::new("-") {
+        return get_remote_into(client, hash, key, reader, &mut std::io::stdout().lock());
+    }
+    write_atomically(output, None, |w| {
+        get_remote_into(client, hash, key, reader, w)
+    })
+}
+
+/// Writes content `hash` from the node into `w`, checked against its hash as it arrives (the
+/// node is not trusted blindly); `reader` signs the request.
+pub(crate) fn get_remote_into(
+    client: &Client,
+    hash: Hash,
+    key: Option<Hash>,
+    reader: Option<&Identity>,
+    w: &mut dyn std::io::Write,
+) -> Result<()> {
     let path = format!("/content/{hash}");
     // The key travels in a header: URLs end up in logs.
     let mut headers = signed_header(reader, "GET", &path, b"")?;
     headers.extend(key.map(|k| (zhtp::api::KEY_HEADER, k.to_hex())));
-    let fetch = |w: &mut dyn std::io::Write| -> Result<()> {
-        // Check the bytes against the address here too: the node is not trusted blindly.
-        let mut hashing = HashingWriter {
-            inner: w,
-            hasher: blake3::Hasher::new(),
-        };
-        client.download(&path, &headers, &mut hashing)?;
-        let actual = Hash(*hashing.hasher.finalize().as_bytes());
-        if actual != hash {
-            bail!("the node sent content hashing to {actual}, not {hash}");
-        }
-        Ok(())
+    let mut hashing = HashingWriter {
+        inner: w,
+        hasher: blake3::Hasher::new(),
     };
-    if output == Path::new("-") {
-        return fetch(&mut std::io::stdout().lock());
+    client.download(&path, &headers, &mut hashing)?;
+    let actual = Hash(*hashing.hasher.finalize().as_bytes());
+    if actual != hash {
+        bail!("the node sent content hashing to {actual}, not {hash}");
     }
-    write_atomically(output, None, |w| fetch(w))
+    Ok(())
 }
 
 struct HashingWriter<'a> {

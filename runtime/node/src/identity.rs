@@ -1,11 +1,11 @@
 //! `zhtp identity new | list | show | export | import | passphrase`.
 //!
 //! Passphrases come from `--passphrase-file FILE` (its first line), else the environment
-//! (`ZHTP_PASSPHRASE`, and `ZHTP_NEW_PASSPHRASE` for a new one), else a prompt on the terminal
-//! that does not echo. Never from a flag's value: other users of the machine can read a
+//! (`ZHTP_PASSPHRASE`; `identity passphrase` reads the replacement from `ZHTP_NEW_PASSPHRASE`
+//! or `--new-passphrase-file`), else a prompt on the terminal that does not echo. Never from a flag's value: other users of the machine can read a
 //! command line.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -118,6 +118,9 @@ pub fn passphrase(
             v.into_string()
                 .map_err(|_| anyhow::anyhow!("{env} is not UTF-8"))?,
         )
+    } else if !std::io::stdin().is_terminal() {
+        // No one to ask (a script, a pipe, a test): fail now rather than wait on the terminal.
+        bail!("no passphrase: set {env}, pass --passphrase-file FILE, or run in a terminal");
     } else {
         let ask = |p: &str| {
             rpassword::prompt_password(p).map(Zeroizing::new).with_context(|| {

@@ -206,22 +206,24 @@ impl Keystore {
         Ok(keys)
     }
 
-    /// The public keys of the identity `id` (Ed25519 key), if known here: one of this
-    /// keystore's identities, or a remembered record.
-    pub fn find(&self, id: &[u8; 32]) -> Option<PublicKeys> {
-        let hex = hex::encode(id);
-        let contact = self.dir.join("contacts").join(format!("{hex}.pub"));
+    /// The public record and keys of the identity `id` (Ed25519 key), if known here: a
+    /// remembered record, or one of this keystore's identities.
+    pub fn find(&self, id: &[u8; 32]) -> Option<(Vec<u8>, PublicKeys)> {
+        let contact = self
+            .dir
+            .join("contacts")
+            .join(format!("{}.pub", hex::encode(id)));
         if let Ok(Some(b)) = read_bounded(&contact, RECORD_LEN)
             && let Ok(k) = PublicKeys::from_record(&b)
             && k.signing == *id
         {
-            return Some(k);
+            return Some((b, k));
         }
         self.list()
             .ok()?
             .into_iter()
-            .filter_map(|l| l.public)
-            .find(|k| k.signing == *id)
+            .filter(|l| l.public.as_ref().is_some_and(|k| k.signing == *id))
+            .find_map(|l| self.public_record(&l.name).ok())
     }
 
     /// `name`'s sealed bytes, as on disk (what `export` hands out: still sealed).

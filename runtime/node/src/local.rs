@@ -60,6 +60,14 @@ pub enum Error {
         "encryption {0} wraps the content key for its owner: give an identity (--identity NAME)"
     )]
     NeedsReader(EncryptionLevel),
+    /// The content has an owner, and this put is not for it.
+    #[error("content {content} is owned by identity {owner}: only a put for its owner replaces it")]
+    Owned {
+        /// The content.
+        content: Hash,
+        /// Its owner's id.
+        owner: String,
+    },
     /// Wrapping the key for the readers failed.
     #[error(transparent)]
     Readers(#[from] crate::readers::Error),
@@ -322,6 +330,13 @@ impl LocalNode {
         shards: Vec<WrittenShard>,
     ) -> Result<(), Error> {
         let h = manifest.content_hash;
+        // One writer of a manifest at a time: an access update must not write back a version
+        // that a re-put has just replaced.
+        let _one_at_a_time = self
+            .access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.may_replace(&h, crate::readers::owner(manifest))?;
         let mut b = self.store.batch();
         for shard in shards {
             self.store.index_shard(&mut b, shard)?;
@@ -471,6 +486,40 @@ impl LocalNode {
             .put(&mut b, Cf::Manifests, h.as_bytes(), &new.encode())?;
         self.store.write(b)?;
         Ok(old)
+    }
+
+    /// Refuses to store content `hash` again for anyone but its owner, when it has one: a
+    /// content with an owner is stored again only for it (a re-encrypting revoke), or anyone
+    /// with the plaintext could take it over or drop its readers.
+    pub fn may_replace(&self, hash: &Hash, owner: Option<[u8; 32]>) -> Result<(), Error> {
+        if let Some(old) = self.manifest(hash)?
+            && let Some(was) = crate::readers::owner(&old)
+            && owner != Some(was)
+        {
+            return Err(Error::Owned {
+                content: *hash,
+                owner: hex::encode(was),
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts `old` back after an access update whose new version could not be published (so
+    /// that the owner's retry is the next version again), unless the manifest changed since.
+    pub fn restore_access(&self, old: &Manifest, new: &Manifest) -> Result<(), Error> {
+        let h = old.content_hash;
+        let _one_at_a_time = self
+            .access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.manifest(&h)?.as_ref() != Some(new) {
+            return Ok(());
+        }
+        let mut b = self.store.batch();
+        self.store
+            .put(&mut b, Cf::Manifests, h.as_bytes(), &old.encode())?;
+        self.store.write(b)?;
+        Ok(())
     }
 
     /// The manifest of `hash`, if stored here.

@@ -309,8 +309,19 @@ fn check_network_manifest(m: &Manifest, hash: &Hash) -> Result<(), String> {
 /// (replacing an older copy: the latest verified one is kept).
 async fn remember_manifest(store: Arc<Store>, hash: Hash, encoded: Vec<u8>) {
     let r = tokio::task::spawn_blocking(move || {
-        if store.get(Cf::Manifests, hash.as_bytes())?.as_deref() == Some(encoded.as_slice()) {
-            return Ok(());
+        if let Some(kept) = store.get(Cf::Manifests, hash.as_bytes())? {
+            // The same, or an older access list of the same encryption than the one kept (a
+            // peer serving a stale or replayed version): the kept one stays.
+            let older = match (Manifest::decode(&kept), Manifest::decode(&encoded)) {
+                (Ok(k), Ok(n)) => {
+                    k.encryption.key_check == n.encryption.key_check
+                        && n.encryption.access_version < k.encryption.access_version
+                }
+                _ => false,
+            };
+            if kept == encoded || older {
+                return Ok(());
+            }
         }
         let mut b = store.batch();
         store.put(&mut b, Cf::Manifests, hash.as_bytes(), &encoded)?;

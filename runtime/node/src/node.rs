@@ -400,10 +400,10 @@ fn short(p: &str) -> &str {
     p.get(p.len().saturating_sub(8)..).unwrap_or(p)
 }
 
-/// `zhtp demo`: what `make demo` shows.
 /// The demo owner's passphrase (a demo has no one to ask).
 const DEMO_PASSPHRASE: &[u8] = b"zhtp demo passphrase";
 
+/// `zhtp demo`: what `make demo` shows.
 pub fn demo() -> Result<()> {
     let t0 = Instant::now();
     let base = std::env::temp_dir().join(format!("zhtp-demo-{}", std::process::id()));

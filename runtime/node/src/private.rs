@@ -17,7 +17,10 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
 /// into place), creating the directory (0700) when needed.
 pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = write_tmp(path, bytes)?;
-    std::fs::rename(&tmp, path)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     sync_parent(path)
 }
 
@@ -27,26 +30,33 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = write_tmp(path, bytes)?;
     // A hard link never replaces its target: the one atomic "create with these contents".
     let linked = std::fs::hard_link(&tmp, path);
-    std::fs::remove_file(&tmp)?;
+    let removed = std::fs::remove_file(&tmp);
     linked?;
+    removed?;
     sync_parent(path)
 }
 
-/// Writes `bytes` durably to `path` + ".tmp" (mode 0600), creating the directory.
+/// Writes `bytes` durably to a new file beside `path` (mode 0600, a random name created
+/// exclusively, never through a symlink), creating the directory; returns its path.
 fn write_tmp(path: &Path, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
     if let Some(dir) = path.parent() {
         create_dir(dir)?;
     }
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", hex::encode(suffix)));
     let tmp = std::path::PathBuf::from(tmp);
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    // create_new: O_EXCL, which also refuses a symlink planted at that name.
+    o.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     let mut f = o.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(tmp)
 }
 

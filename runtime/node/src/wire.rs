@@ -104,7 +104,7 @@ pub struct PutRequest {
     /// Readers' signed public records (`zhtp identity export --public`), hex, the owner
     /// first: the content key is wrapped for each in the manifest and the node keeps none.
     /// Needed for `high` and `quantum`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub readers: Vec<String>,
 }
 

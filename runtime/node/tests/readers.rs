@@ -496,6 +496,21 @@ async fn grant_revoke_and_what_a_node_refuses() {
         Err(zhtp::network::Error::Local(zhtp::local::Error::NotFound(_)))
     ));
 
+    // Stored again by someone with the plaintext: not without an owner, not for another.
+    let path = tmp.path().join("again");
+    std::fs::write(&path, &bytes).unwrap();
+    let mut for_bob = opts(EncryptionLevel::QuantumResistant);
+    for_bob.readers = vec![bob.public()];
+    for o in [opts(EncryptionLevel::Standard), for_bob] {
+        assert!(matches!(
+            nodes[0].put_file(&path, o).await,
+            Err(zhtp::network::Error::Local(
+                zhtp::local::Error::Owned { .. }
+            ))
+        ));
+    }
+    assert_eq!(nodes[0].manifest(&hash).await.unwrap(), v1, "unchanged");
+
     // Revoke: bob's wrap goes; through any node he is no reader of the new version.
     let v2 = readers::revoke(&v1, &alice, &bob.public().signing).unwrap();
     assert!(nodes[0].update_access(v2.clone()).await.unwrap());

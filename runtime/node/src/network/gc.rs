@@ -241,7 +241,7 @@ impl Node {
     /// whether the record reached another node (it is republished with the others if not).
     pub async fn update_access(&self, new: Manifest) -> Result<bool, Error> {
         let (node, m) = (self.clone(), new.clone());
-        blocking(move || node.inner.local.update_access(&m)).await??;
+        let old = blocking(move || node.inner.local.update_access(&m)).await??;
         let hash = new.content_hash;
         match self
             .inner
@@ -250,9 +250,14 @@ impl Node {
             .await
         {
             Ok(()) => Ok(true),
-            Err(zhtp_dht::Error::Record(e)) => Err(Error::Invalid(format!(
-                "the manifest record of {hash} cannot be replaced from here: {e}"
-            ))),
+            Err(zhtp_dht::Error::Record(e)) => {
+                // Refused for good: the old version stays, so the owner can try again.
+                let node = self.clone();
+                blocking(move || node.inner.local.restore_access(&old, &new)).await??;
+                Err(Error::Invalid(format!(
+                    "the manifest record of {hash} cannot be replaced from here: {e}"
+                )))
+            }
             Err(e) => {
                 tracing::warn!(content = %hash, "access update not replicated yet: {e}");
                 Ok(false)

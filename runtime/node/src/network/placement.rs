@@ -224,6 +224,10 @@ impl Node {
             )));
         }
         self.check_owner(&content_hash).await?;
+        // Checked again at the commit; here so that nothing is placed for a refused put.
+        let owner = opts.readers.first().map(|r| r.signing);
+        let node = self.clone();
+        blocking(move || node.inner.local.may_replace(&content_hash, owner)).await??;
         let peers = self.live_peers().await?;
         let sink = ToNetwork {
             node: self.clone(),

@@ -136,7 +136,9 @@ impl Node {
         }
         let rec = match self.inner.dht.get_record(&manifest_key(hash)).await {
             Ok(r) => r,
-            Err(zhtp_dht::Error::NotFound) => return Err(Error::NotFound(*hash)),
+            // No record found now (none reached, or not yet republished): the kept copy, verified
+            // against the content, is still good. A tombstone is a record: it ends below.
+            Err(zhtp_dht::Error::NotFound) => return kept.ok_or(Error::NotFound(*hash)),
             Err(e) => return kept.ok_or_else(|| e.into()),
         };
         if rec.payload.is_empty() {
