@@ -153,7 +153,11 @@ impl Manifest {
             // Nothing version 2 added: written as version 1, which nodes of before read too.
             return postcard::to_allocvec(&v1::Manifest::from_current(self)).unwrap_or_default();
         }
-        postcard::to_allocvec(self).unwrap_or_default()
+        let mut m = std::borrow::Cow::Borrowed(self);
+        if m.version != MANIFEST_VERSION {
+            m.to_mut().version = MANIFEST_VERSION;
+        }
+        postcard::to_allocvec(&*m).unwrap_or_default()
     }
 
     /// Decodes and validates a manifest from untrusted bytes.

@@ -375,6 +375,81 @@ mod tests {
         assert_eq!(dk.decapsulate(&ct), ss);
     }
 
+    /// The quantum level with its X25519 half broken: the recipient's X-Wing key with its
+    /// X25519 part replaced by a key whose secret the attacker knows. The attacker then has
+    /// X25519's shared secret, and still cannot open the wrap without the ML-KEM secret; with
+    /// both (the control, computed here from X-Wing's definition) it opens, which shows the
+    /// test's own decapsulation is right. And the other way round: ML-KEM's secret without
+    /// X25519's opens nothing either.
+    #[test]
+    fn quantum_needs_both_halves() {
+        use ml_kem::Decapsulate as _;
+        use sha3::digest::Update as _;
+        use shake::{ExtendableOutput as _, XofReader as _};
+
+        let secrets: [u8; 96] = core::array::from_fn(|i| (i as u8).wrapping_mul(7));
+        let victim = Identity::from_secrets(&secrets);
+        // X-Wing's key expansion (draft-connolly-cfrg-xwing-kem-06): SHAKE256 of the seed gives
+        // ML-KEM-768's d and z, then the X25519 secret.
+        let mut expanded = [0u8; 96];
+        let mut xof = shake::Shake256::default();
+        xof.update(&secrets[64..]);
+        xof.finalize_xof().read(&mut expanded);
+        let dk_m = ml_kem::DecapsulationKey768::from_seed(
+            ml_kem::Seed::try_from(&expanded[..64]).unwrap(),
+        );
+        let real_x = StaticSecret::from(<[u8; 32]>::try_from(&expanded[64..]).unwrap());
+        assert_eq!(
+            PublicKey::from(&real_x).as_bytes(),
+            &victim.public().kem[1184..],
+            "the expansion is X-Wing's"
+        );
+
+        // The X25519 part replaced by a key the attacker knows.
+        let known = StaticSecret::from([0x5a; 32]);
+        let known_pk = PublicKey::from(&known);
+        let mut to = victim.public();
+        to.kem[1184..].copy_from_slice(known_pk.as_bytes());
+        let w = wrap(&KEY, &to, Scheme::XWing, CTX).unwrap();
+        let b = w.as_bytes();
+        let (ct, rest) = b[HEAD_LEN..].split_at(x_wing::CIPHERTEXT_SIZE);
+        let (ct_m, ct_x) = ct.split_at(1088);
+        let ct_m = ml_kem::ml_kem_768::Ciphertext::try_from(ct_m).unwrap();
+        let ct_x = PublicKey::from(<[u8; 32]>::try_from(ct_x).unwrap());
+        // Opens the wrap from the two shared secrets, as X-Wing then this module would.
+        let opens = |ss_m: &[u8], ss_x: &[u8]| -> bool {
+            let mut h = sha3::Sha3_256::default();
+            let label: &[u8] = br"\.//^\";
+            for part in [ss_m, ss_x, ct_x.as_bytes(), known_pk.as_bytes(), label] {
+                sha3::Digest::update(&mut h, part);
+            }
+            let ss = sha3::Digest::finalize(h);
+            let mut k = rest[..KEY_LEN].to_vec();
+            let tag = Tag::try_from(&rest[KEY_LEN..]).unwrap();
+            kek(&ss, None, INFO_XWING)
+                .decrypt_inout_detached(
+                    &XNonce::default(),
+                    &aad(&b[..HEAD_LEN], CTX),
+                    k.as_mut_slice().into(),
+                    &tag,
+                )
+                .is_ok()
+                && k == KEY
+        };
+        let ss_m = dk_m.decapsulate(&ct_m);
+        let ss_x = known.diffie_hellman(&ct_x);
+        assert!(opens(&ss_m, ss_x.as_bytes()), "with both halves it opens");
+        // X25519 broken, ML-KEM not: the attacker's best ML-KEM answer is its own key's.
+        let own = ml_kem::DecapsulationKey768::from_seed(ml_kem::Seed::from([9u8; 64]));
+        assert!(!opens(&own.decapsulate(&ct_m), ss_x.as_bytes()));
+        assert!(!opens(&[0u8; 32], ss_x.as_bytes()));
+        // ML-KEM broken, X25519 not.
+        let guess = StaticSecret::from([7u8; 32]).diffie_hellman(&ct_x);
+        assert!(!opens(&ss_m, guess.as_bytes()));
+        // And the victim's own identity does not open a wrap to a key that is not its own.
+        assert!(matches!(unwrap(&w, &victim, CTX), Err(Error::Unwrap)));
+    }
+
     fn hex32(s: &str) -> [u8; 32] {
         core::array::from_fn(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
     }

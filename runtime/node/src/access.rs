@@ -255,7 +255,9 @@ fn reencrypt(
     }
     if !unknown.is_empty() && !forget_unknown {
         bail!(
-            "the public keys of readers {} are not known in this data dir (they were granted              from elsewhere): re-encrypting would take their access too. Revoke with --lazy,              or pass --forget-unknown to re-encrypt and drop them; nothing was changed",
+            "the public keys of readers {} are not known in this data dir (they were granted \
+             from elsewhere): re-encrypting would take their access too. Revoke with --lazy, \
+             or pass --forget-unknown to re-encrypt and drop them; nothing was changed",
             unknown.join(", ")
         );
     }
@@ -300,7 +302,8 @@ fn reencrypt(
         r = granted.with_context(|| {
             let left: Vec<String> = keep[i..].iter().map(PublicKeys::id).collect();
             format!(
-                "re-encrypted, but granting the kept readers again stopped; grant these again                  (their records are in {}): {}",
+                "re-encrypted, but granting the kept readers again stopped; grant these again \
+                 (their records are in {}): {}",
                 ks.dir().join("contacts").display(),
                 left.join(", ")
             )

@@ -128,15 +128,16 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-/// The identity that signed this request ([`signed`]); 401 without a signature, 403 with one
-/// that does not verify or was seen before.
-fn signer(
+/// Refuses unless the request carries a valid, fresh `zhtp-signed` header ([`signed`]) by one
+/// of `allowed` (ids, hex): 401 without one, 403 otherwise.
+fn signed_by_one_of(
     st: &ApiState,
     headers: &HeaderMap,
-    method: &str,
-    path: &str,
+    (method, path): (&str, &str),
     bound: &[u8],
-) -> Result<[u8; 32], ApiError> {
+    allowed: &[String],
+    who: &str,
+) -> Result<(), ApiError> {
     let h = headers.get(signed::HEADER).ok_or_else(|| {
         ApiError(
             StatusCode::UNAUTHORIZED,
@@ -149,30 +150,24 @@ fn signer(
     let h = h
         .to_str()
         .map_err(|_| bad(format!("{}: not text", signed::HEADER)))?;
+    // The guard has checked that Host names this API: the node the request was signed for.
+    let node = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let to = signed::Target { method, node, path };
+    let allowed = |id: &[u8; 32]| {
+        let id = hex::encode(id);
+        if allowed.contains(&id) {
+            Ok(())
+        } else {
+            Err(format!("{method} {path}: signed by {id}, who is not {who}"))
+        }
+    };
     st.replay
-        .verify(h, method, path, bound)
+        .verify(h, to, bound, allowed)
+        .map(|_| ())
         .map_err(|e| ApiError(StatusCode::FORBIDDEN, e))
-}
-
-/// Refuses unless the request is signed by one of `allowed` (ids, hex).
-fn signed_by_one_of(
-    st: &ApiState,
-    headers: &HeaderMap,
-    method: &str,
-    path: &str,
-    bound: &[u8],
-    allowed: &[String],
-    who: &str,
-) -> Result<(), ApiError> {
-    let id = hex::encode(signer(st, headers, method, path, bound)?);
-    if allowed.contains(&id) {
-        Ok(())
-    } else {
-        Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("{method} {path}: signed by {id}, who is not {who}"),
-        ))
-    }
 }
 
 fn parse_hash(s: &str) -> Result<Hash, ApiError> {
@@ -278,15 +273,8 @@ async fn put(
     }
     if let Some(owner) = opts.readers.first() {
         // A put for an owner is the owner's: signed by it, bound to these options.
-        signed_by_one_of(
-            &st,
-            &headers,
-            "POST",
-            "/content",
-            options,
-            &[owner.id()],
-            "the owner",
-        )?;
+        let to = ("POST", "/content");
+        signed_by_one_of(&st, &headers, to, options, &[owner.id()], "the owner")?;
     }
     opts.metadata = Metadata {
         name: req.name,
@@ -409,7 +397,7 @@ async fn fetch(
     if !m.encryption.readers.is_empty() {
         let readers = crate::readers::ids(&m).map_err(|e| bad(e.to_string()))?;
         let path = format!("/content/{hash}");
-        signed_by_one_of(&st, &headers, "GET", &path, b"", &readers, "a reader")?;
+        signed_by_one_of(&st, &headers, ("GET", &path), b"", &readers, "a reader")?;
     }
     let (manifest, stream) = st.node.get(&hash, key).await?;
     let body = Body::from_stream(stream.map(|r| {
@@ -580,15 +568,8 @@ async fn remove(
         && let Some(owner) = crate::readers::owner(&m)
     {
         let path = format!("/content/{hash}");
-        signed_by_one_of(
-            &st,
-            &headers,
-            "DELETE",
-            &path,
-            b"",
-            &[hex::encode(owner)],
-            "the owner",
-        )?;
+        let owner = [hex::encode(owner)];
+        signed_by_one_of(&st, &headers, ("DELETE", &path), b"", &owner, "the owner")?;
     }
     Ok(Json(st.node.remove(&hash).await?))
 }

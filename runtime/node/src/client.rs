@@ -111,6 +111,12 @@ impl Client {
     }
 
     /// `GET path`, a JSON answer.
+    /// The node's `host:port`, as its API's `Host` header names it (what a signed request is
+    /// signed for).
+    pub fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self
             .get_req(path)

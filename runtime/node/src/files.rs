@@ -315,17 +315,23 @@ pub(crate) fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<Put
     Ok(PutReply::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
-/// The `zhtp-signed` header of a request by `who` (none without an identity).
+/// The `zhtp-signed` header of the request `method` `path` to the node of `client`, by `who`
+/// (none without an identity).
 pub(crate) fn signed_header(
+    client: &Client,
     who: Option<&Identity>,
-    method: &str,
-    path: &str,
+    (method, path): (&str, &str),
     bound: &[u8],
 ) -> Result<Vec<(&'static str, String)>> {
+    let to = zhtp::api::signed::Target {
+        method,
+        node: client.authority(),
+        path,
+    };
     Ok(match who {
         Some(id) => vec![(
             zhtp::api::signed::HEADER,
-            zhtp::api::signed::sign(id, method, path, bound).map_err(anyhow::Error::msg)?,
+            zhtp::api::signed::sign(id, to, bound).map_err(anyhow::Error::msg)?,
         )],
         None => Vec::new(),
     })
@@ -356,7 +362,7 @@ pub(crate) fn put_remote(
     let options = serde_json::to_string(&req)?;
     // The signature covers the options, readers included: a node cannot reuse it for a put
     // with other options.
-    let mut headers = signed_header(owner, "POST", "/content", options.as_bytes())?;
+    let mut headers = signed_header(client, owner, ("POST", "/content"), options.as_bytes())?;
     headers.push(("zhtp-put", options));
     client.post_file("/content", &headers, file)
 }
@@ -387,7 +393,7 @@ pub(crate) fn get_remote_into(
 ) -> Result<()> {
     let path = format!("/content/{hash}");
     // The key travels in a header: URLs end up in logs.
-    let mut headers = signed_header(reader, "GET", &path, b"")?;
+    let mut headers = signed_header(client, reader, ("GET", &path), b"")?;
     headers.extend(key.map(|k| (zhtp::api::KEY_HEADER, k.to_hex())));
     let mut hashing = HashingWriter {
         inner: w,
@@ -525,8 +531,9 @@ fn rm(
     let (shards, bytes, withdrawn) = match remote {
         Some(url) => {
             let path = format!("/content/{hash}");
-            let headers = signed_header(owner, "DELETE", &path, b"")?;
-            let r: zhtp::network::RemoveReport = Client::new(url)?.delete(&path, &headers)?;
+            let client = Client::new(url)?;
+            let headers = signed_header(&client, owner, ("DELETE", &path), b"")?;
+            let r: zhtp::network::RemoveReport = client.delete(&path, &headers)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
                 return Ok(());

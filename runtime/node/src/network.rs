@@ -305,23 +305,15 @@ fn check_network_manifest(m: &Manifest, hash: &Hash) -> Result<(), String> {
     Ok(())
 }
 
-/// Keeps a manifest from the network once the content it describes was verified against it
-/// (replacing an older copy: the latest verified one is kept).
+/// Keeps a manifest from the network once the content it describes was verified against it,
+/// when none is kept yet. A kept one is never replaced from here: it may be this node's own
+/// (put through it, changed only by its owner), and a get that started before a grant or a
+/// revoke ends with the manifest of before. [`Node::manifest`] asks the DHT for the latest of
+/// others' contents; the kept copy is its fallback.
 async fn remember_manifest(store: Arc<Store>, hash: Hash, encoded: Vec<u8>) {
     let r = tokio::task::spawn_blocking(move || {
-        if let Some(kept) = store.get(Cf::Manifests, hash.as_bytes())? {
-            // The same, or an older access list of the same encryption than the one kept (a
-            // peer serving a stale or replayed version): the kept one stays.
-            let older = match (Manifest::decode(&kept), Manifest::decode(&encoded)) {
-                (Ok(k), Ok(n)) => {
-                    k.encryption.key_check == n.encryption.key_check
-                        && n.encryption.access_version < k.encryption.access_version
-                }
-                _ => false,
-            };
-            if kept == encoded || older {
-                return Ok(());
-            }
+        if store.get(Cf::Manifests, hash.as_bytes())?.is_some() {
+            return Ok(());
         }
         let mut b = store.batch();
         store.put(&mut b, Cf::Manifests, hash.as_bytes(), &encoded)?;

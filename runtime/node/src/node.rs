@@ -465,7 +465,7 @@ pub fn demo() -> Result<()> {
     // A put for an owner is signed by it (the node checks, and remembers the nonce).
     let options = serde_json::to_string(&opts)?;
     let mut headers =
-        crate::files::signed_header(Some(&owner), "POST", "/content", options.as_bytes())?;
+        crate::files::signed_header(&c0, Some(&owner), ("POST", "/content"), options.as_bytes())?;
     headers.push(("zhtp-put", options));
     let put: PutReply = c0.post_file("/content", &headers, std::fs::File::open(&file)?)?;
     let hash = put.content_hash;
@@ -522,7 +522,7 @@ pub fn demo() -> Result<()> {
     let out = base.join("demo.out");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&out)?);
     let path = format!("/content/{hash}");
-    let mut headers = crate::files::signed_header(Some(&owner), "GET", &path, b"")?;
+    let mut headers = crate::files::signed_header(&c5, Some(&owner), ("GET", &path), b"")?;
     headers.push((zhtp::api::KEY_HEADER, key.to_hex()));
     c5.download(&path, &headers, &mut f)?;
     use std::io::Write as _;
@@ -613,7 +613,7 @@ pub fn demo() -> Result<()> {
         "removing the file through node 0: its manifest record becomes a tombstone",
     );
     let path = format!("/content/{hash}");
-    let headers = crate::files::signed_header(Some(&owner), "DELETE", &path, b"")?;
+    let headers = crate::files::signed_header(&c0, Some(&owner), ("DELETE", &path), b"")?;
     let removed: RemoveReport = c0.delete(&path, &headers)?;
     println!(
         "         node 0 deleted {} shard(s) ({}); tombstone replicated: {}",

@@ -381,19 +381,36 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     };
     let (code, body) = process::http(&n.addr, "GET", &path, &with(None), b"");
     assert_eq!(code, 401, "{body}");
-    let by_alice = signed::sign(&me, "GET", &path, b"").unwrap();
+    let get = signed::Target {
+        method: "GET",
+        node: &n.addr,
+        path: &path,
+    };
+    let by_alice = signed::sign(&me, get, b"").unwrap();
     let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(by_alice.clone())), b"");
     assert_eq!(code, 200, "{}", &body[..body.len().min(200)]);
     let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(by_alice)), b"");
     assert_eq!((code, body.contains("a replay")), (403, true), "{body}");
-    let by_bob = signed::sign(&bob_id, "GET", &path, b"").unwrap();
+    let by_bob = signed::sign(&bob_id, get, b"").unwrap();
     let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(by_bob)), b"");
     assert_eq!(
         (code, body.contains("is not a reader")),
         (403, true),
         "{body}"
     );
-    let elsewhere = signed::sign(&me, "GET", "/content/other", b"").unwrap();
+    let other = signed::Target {
+        path: "/content/other",
+        ..get
+    };
+    let elsewhere = signed::sign(&me, other, b"").unwrap();
+    let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(elsewhere)), b"");
+    assert_eq!((code, body.contains("signature")), (403, true), "{body}");
+    // Signed for another node: not taken here.
+    let node0 = signed::Target {
+        node: &nodes[0].addr,
+        ..get
+    };
+    let elsewhere = signed::sign(&me, node0, b"").unwrap();
     let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(elsewhere)), b"");
     assert_eq!((code, body.contains("signature")), (403, true), "{body}");
     // Its removal is the owner's: not bob's, and not unsigned.
@@ -407,13 +424,18 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         process::http(&n0.addr, "DELETE", &path, &h, b"")
     };
     assert_eq!(del(None).0, 401);
-    let (code, body) = del(Some(signed::sign(&bob_id, "DELETE", &path, b"").unwrap()));
+    let delete = signed::Target {
+        method: "DELETE",
+        node: &n0.addr,
+        path: &path,
+    };
+    let (code, body) = del(Some(signed::sign(&bob_id, delete, b"").unwrap()));
     assert_eq!(
         (code, body.contains("is not the owner")),
         (403, true),
         "{body}"
     );
-    let (code, body) = del(Some(signed::sign(&me, "DELETE", &path, b"").unwrap()));
+    let (code, body) = del(Some(signed::sign(&me, delete, b"").unwrap()));
     assert_eq!(code, 200, "{body}");
 }
 
