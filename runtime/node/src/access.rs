@@ -30,7 +30,8 @@ pub struct GrantArgs {
     #[arg(value_parser = args::content_hash)]
     pub hash: Hash,
     /// Who gets access: an identity of this keystore, a public record file (`zhtp identity
-    /// export --public`), or that record in hex.
+    /// export --public`), that record in hex, or the id of an identity whose record is known
+    /// here.
     pub grantee: String,
     /// The owner: an identity of this keystore (asks for its passphrase).
     #[arg(long, value_name = "NAME")]

@@ -7,10 +7,12 @@
 //! | POST | `/content` | store the body; options in the `zhtp-put` header (JSON [`PutRequest`]) |
 //! | GET | `/content?tag=T` | list, newest first |
 //! | GET | `/search?q=TEXT` | search names, tags, descriptions |
-//! | GET | `/content/{hash}` | the content's bytes, streamed, verified; key in `zhtp-key` |
+//! | GET | `/content/{hash}` | the content's bytes, streamed, verified; key in `zhtp-key`; a reader's signature when it has readers |
 //! | DELETE | `/content/{hash}` | remove a content put through this node (tombstone, shards) |
 //! | GET | `/content/{hash}/manifest` | the manifest as JSON |
 //! | GET | `/content/{hash}/holders` | live shards per segment |
+//! | GET | `/content/{hash}/access` | the manifest's bytes (what an owner signs a new access list over) |
+//! | POST | `/content/{hash}/access` | a new version of the access list: the whole manifest, owner-signed |
 //! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
 //! | GET | `/plugins` | installed plugins |
 //! | POST | `/plugins/pricing` | install the body (.wasm) live |
@@ -271,8 +273,15 @@ async fn put(
             "a put names one reader, its owner; grant the others after the put",
         ));
     }
+    let expected = req.content_hash;
     if let Some(owner) = opts.readers.first() {
-        // A put for an owner is the owner's: signed by it, bound to these options.
+        // A put for an owner is the owner's: signed by it, bound to these options, which name
+        // the bytes (so the signature cannot be used for other bytes).
+        if expected.is_none() {
+            return Err(bad(
+                "a put for an owner names its content_hash in zhtp-put (BLAKE3 of the body)",
+            ));
+        }
         let to = ("POST", "/content");
         signed_by_one_of(&st, &headers, to, options, &[owner.id()], "the owner")?;
     }
@@ -315,6 +324,14 @@ async fn put(
         drop(file);
         let t = std::time::Instant::now();
         let hashed = (Hash(*hasher.finalize().as_bytes()), total);
+        if let Some(h) = expected
+            && h != hashed.0
+        {
+            return Err(bad(format!(
+                "the upload hashes to {}, not to the content_hash {h} of zhtp-put",
+                hashed.0
+            )));
+        }
         let stored = st.node.put_hashed(&path, hashed, opts).await?;
         let mut out = PutReply::of(&stored.manifest, t.elapsed().as_secs_f64());
         out.key = stored.key.as_ref().map(|k| Hash(k.0));
@@ -424,8 +441,8 @@ async fn manifest(
     Ok(Json(ManifestInfo::from(&m)))
 }
 
-/// The manifest as its bytes (postcard, version 2): what the owner signs a new access list
-/// over.
+/// The manifest as its bytes (postcard; written as version 1 while it has no readers): what
+/// the owner signs a new access list over.
 async fn access(State(st): State<ApiState>, Path(hash): Path<String>) -> Result<Vec<u8>, ApiError> {
     let m = st.node.manifest(&parse_hash(&hash)?).await?;
     Ok(m.encode())

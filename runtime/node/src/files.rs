@@ -315,6 +315,16 @@ pub(crate) fn put_local(dir: &Path, file: &Path, opts: PutOptions) -> Result<Put
     Ok(PutReply::of(&manifest, t.elapsed().as_secs_f64()))
 }
 
+/// BLAKE3 of what is left of `file`, which is then back where it was.
+fn hash_file(file: &mut std::fs::File) -> Result<Hash> {
+    use std::io::Seek as _;
+    let start = file.stream_position()?;
+    let mut h = blake3::Hasher::new();
+    h.update_reader(&mut *file)?;
+    file.seek(std::io::SeekFrom::Start(start))?;
+    Ok(Hash(*h.finalize().as_bytes()))
+}
+
 /// The `zhtp-signed` header of the request `method` `path` to the node of `client`, by `who`
 /// (none without an identity).
 pub(crate) fn signed_header(
@@ -341,7 +351,7 @@ pub(crate) fn signed_header(
 /// the key is wrapped for it.
 pub(crate) fn put_remote(
     client: &Client,
-    file: std::fs::File,
+    mut file: std::fs::File,
     code: Option<CodeParams>,
     opts: PutOptions,
     owner: Option<&Identity>,
@@ -358,6 +368,11 @@ pub(crate) fn put_remote(
             .map(|o| ::hex::encode(o.public_record()))
             .into_iter()
             .collect(),
+        // Named when signed, so that the signature covers the bytes: read once more for it.
+        content_hash: match owner {
+            Some(_) => Some(hash_file(&mut file)?),
+            None => None,
+        },
     };
     let options = serde_json::to_string(&req)?;
     // The signature covers the options, readers included: a node cannot reuse it for a put

@@ -460,6 +460,7 @@ pub fn demo() -> Result<()> {
         name: Some("demo.bin".into()),
         tags: vec!["demo".into()],
         readers: vec![hex::encode(&record)],
+        content_hash: Some(expected),
         ..PutRequest::default()
     };
     // A put for an owner is signed by it (the node checks, and remembers the nonce).

@@ -106,6 +106,11 @@ pub struct PutRequest {
     /// Needed for `high` and `quantum`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub readers: Vec<String>,
+    /// BLAKE3 of the body, when the client states it: the node refuses an upload that hashes
+    /// to anything else. Required with `readers`: the owner's signature covers these options,
+    /// so it then covers the bytes too.
+    #[serde(default, with = "hex::option", skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<Hash>,
 }
 
 /// What a put stored (`POST /content`, `put --json`).

@@ -437,6 +437,48 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     );
     let (code, body) = del(Some(signed::sign(&me, delete, b"").unwrap()));
     assert_eq!(code, 200, "{body}");
+
+    // A signed put names the bytes: other bytes under the same signed options are refused,
+    // and so are signed options that name none.
+    let put = |req: &zhtp::wire::PutRequest, body: &[u8]| {
+        let options = serde_json::to_string(req).unwrap();
+        let to = signed::Target {
+            method: "POST",
+            node: &n0.addr,
+            path: "/content",
+        };
+        let sig = signed::sign(&me, to, options.as_bytes()).unwrap();
+        let h = vec![
+            format!("Host: {}", n0.addr),
+            format!("Authorization: Bearer {}", n0.token),
+            format!("zhtp-put: {options}"),
+            format!("{}: {sig}", signed::HEADER),
+        ];
+        process::http(&n0.addr, "POST", "/content", &h, body)
+    };
+    let mut req = zhtp::wire::PutRequest {
+        encryption: Some(EncryptionLevel::QuantumResistant),
+        readers: vec![hex::encode(me.public_record())],
+        content_hash: Some(zhtp_types::Hash(
+            *blake3::hash(b"what alice signed").as_bytes(),
+        )),
+        ..Default::default()
+    };
+    let (code, body) = put(&req, b"something else");
+    assert_eq!(
+        (code, body.contains("the upload hashes to")),
+        (400, true),
+        "{body}"
+    );
+    let (code, body) = put(&req, b"what alice signed");
+    assert_eq!(code, 200, "{body}");
+    req.content_hash = None;
+    let (code, body) = put(&req, b"what alice signed");
+    assert_eq!(
+        (code, body.contains("names its content_hash")),
+        (400, true),
+        "{body}"
+    );
 }
 
 /// Grant and revoke at the library level: the owner signs each new access list, the publishing
