@@ -379,6 +379,12 @@ impl LocalNode {
     ///
     /// Cost: one scan of the manifests and held positions, to know which shards are shared.
     pub fn remove(&self, hash: &Hash) -> Result<Removed, Error> {
+        // Under the manifest lock: an access update that passed its checks must not write its
+        // manifest back after the removal.
+        let _one_at_a_time = self
+            .access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(summary) = self.summary(hash)? else {
             return Err(Error::NotFound(*hash));
         };
