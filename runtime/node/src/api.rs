@@ -416,7 +416,7 @@ async fn fetch(
         let path = format!("/content/{hash}");
         signed_by_one_of(&st, &headers, ("GET", &path), b"", &readers, "a reader")?;
     }
-    let (manifest, stream) = st.node.get(&hash, key).await?;
+    let (manifest, stream) = st.node.get_from(m, key).await?;
     let body = Body::from_stream(stream.map(|r| {
         r.map(Bytes::from).map_err(|e| {
             tracing::error!("get failed mid-stream: {e}");

@@ -454,6 +454,24 @@ impl Node {
         Error,
     > {
         let manifest = self.manifest(hash).await?;
+        self.get_from(manifest, key).await
+    }
+
+    /// [`Self::get`] of the content `manifest` describes, already looked up (the API checks a
+    /// reader's signature against it first: one lookup, and the manifest checked is the one
+    /// read).
+    pub async fn get_from(
+        &self,
+        manifest: Manifest,
+        key: Option<ContentKey>,
+    ) -> Result<
+        (
+            Manifest,
+            impl Stream<Item = Result<Vec<u8>, Error>> + Send + 'static,
+        ),
+        Error,
+    > {
+        let hash = &manifest.content_hash;
         let key = self.known_key(&manifest, key)?;
         let decoder = Decoder::new(manifest.clone(), key.as_ref())?;
         let k = manifest.code.data as usize;
