@@ -187,7 +187,7 @@ pub fn grant(dir: &Path, remote: Option<&str>, a: GrantArgs) -> Result<()> {
     let (grantee, record) = public_keys(&ks, &a.grantee)?;
     let place = Place::new(dir, remote)?;
     let m = place.manifest(a.hash)?;
-    let owner = crate::files::reader(dir, &a.identity, &a.passphrase)?;
+    let owner = crate::identity::open(dir, &a.identity, &a.passphrase)?;
     let new = readers::grant(&m, &owner, &grantee)?;
     let r = place.publish(&new)?;
     // Kept so that a revoke that re-encrypts can wrap the new key for this reader again.
@@ -204,7 +204,7 @@ pub fn revoke(dir: &Path, remote: Option<&str>, a: RevokeArgs) -> Result<()> {
     let id = reader_id(&ks, &a.reader)?;
     let place = Place::new(dir, remote)?;
     let m = place.manifest(a.hash)?;
-    let owner = crate::files::reader(dir, &a.identity, &a.passphrase)?;
+    let owner = crate::identity::open(dir, &a.identity, &a.passphrase)?;
     // Checks ownership and that `id` is a reader before anything is re-encrypted.
     let lazy = readers::revoke(&m, &owner, &id)?;
     if a.lazy {

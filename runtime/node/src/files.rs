@@ -227,7 +227,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
         opts.readers = vec![keys];
         if remote.is_some() {
             // Through a node the put must be signed by the owner: its secret key is needed.
-            owner = Some(reader(dir, name, &args.passphrase)?);
+            owner = Some(crate::identity::open(dir, name, &args.passphrase)?);
         }
     }
     let from_stdin = args.file == Path::new("-");
@@ -438,47 +438,6 @@ impl std::io::Write for HashingWriter<'_> {
     }
 }
 
-/// The content key of the manifest `m` (as a node sent it), unwrapped by `me`. A lying node
-/// can only make this fail: the key is checked against the manifest's commitment, and the
-/// content against its hash as it arrives.
-fn key_of(m: &ManifestInfo, hash: Hash, me: &Identity) -> Result<zhtp_content::ContentKey> {
-    anyhow::ensure!(
-        m.content_hash == hash,
-        "the node sent the manifest of {}",
-        m.content_hash
-    );
-    let wraps = m
-        .readers
-        .iter()
-        .map(::hex::decode)
-        .collect::<Result<Vec<_>, _>>()
-        .context("the node sent a wrapped key that is not hex")?;
-    Ok(readers::unwrap_parts(
-        &hash,
-        m.encryption,
-        m.key_check,
-        &wraps,
-        me,
-    )?)
-}
-
-/// `--identity NAME`: the identity, opened with its passphrase.
-pub(crate) fn reader(
-    dir: &Path,
-    name: &str,
-    pf: &crate::identity::PassphraseFile,
-) -> Result<Identity> {
-    let ks = Keystore::new(dir);
-    ks.sealed(name)?;
-    let pw = crate::identity::passphrase(
-        pf.passphrase_file.as_deref(),
-        "ZHTP_PASSPHRASE",
-        &format!("Passphrase of {name}: "),
-        false,
-    )?;
-    Ok(ks.open(name, pw.as_bytes())?)
-}
-
 fn get(
     dir: &Path,
     remote: Option<&str>,
@@ -492,9 +451,12 @@ fn get(
         let (key, me) = match identity {
             None => (key, None),
             Some((name, pf)) => {
-                let me = reader(dir, name, pf)?;
+                let me = crate::identity::open(dir, name, pf)?;
                 let m: ManifestInfo = client.get(&format!("/content/{hash}/manifest"))?;
-                (Some(Hash(key_of(&m, hash, &me)?.0)), Some(me))
+                (
+                    Some(Hash(readers::unwrap_info(&m, &hash, &me)?.0)),
+                    Some(me),
+                )
             }
         };
         return get_remote(&client, hash, key, me.as_ref(), output);
@@ -507,7 +469,10 @@ fn get(
         .manifest(&hash)?
         .with_context(|| format!("no content {hash} on this node"))?;
     let given = match identity {
-        Some((name, pf)) => Some(readers::unwrap(&manifest, &reader(dir, name, pf)?)?),
+        Some((name, pf)) => Some(readers::unwrap(
+            &manifest,
+            &crate::identity::open(dir, name, pf)?,
+        )?),
         None => None,
     };
     let bar = progress(Some(manifest.size));
@@ -627,7 +592,7 @@ fn info(
     if let Some((name, pf)) = identity
         && !m.private.is_empty()
     {
-        let key = key_of(&m, hash, &reader(dir, name, pf)?)?;
+        let key = readers::unwrap_info(&m, &hash, &crate::identity::open(dir, name, pf)?)?;
         let private =
             ::hex::decode(&m.private).context("the node sent metadata that is not hex")?;
         let md = zhtp_content::open_private(&hash, &private, &key)?;
@@ -717,7 +682,7 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
             passphrase,
         } => {
             let owner = match (remote, identity) {
-                (Some(_), Some(name)) => Some(reader(dir, &name, &passphrase)?),
+                (Some(_), Some(name)) => Some(crate::identity::open(dir, &name, &passphrase)?),
                 _ => None,
             };
             rm(dir, remote, hash, json, owner.as_ref())

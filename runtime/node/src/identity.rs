@@ -141,6 +141,20 @@ pub fn passphrase(
     Ok(p)
 }
 
+/// The identity `name` of the keystore in `dir`, opened with its passphrase (`--identity NAME`
+/// of the commands that sign or decrypt).
+pub fn open(dir: &Path, name: &str, pf: &PassphraseFile) -> Result<Identity> {
+    let ks = Keystore::new(dir);
+    ks.sealed(name)?;
+    let pw = passphrase(
+        pf.passphrase_file.as_deref(),
+        "ZHTP_PASSPHRASE",
+        &format!("Passphrase of {name}: "),
+        false,
+    )?;
+    Ok(ks.open(name, pw.as_bytes())?)
+}
+
 /// An identity's public side, as `show --json` and `list --json` print it.
 #[derive(Debug, Serialize)]
 struct Shown {
@@ -178,11 +192,7 @@ pub fn run(dir: &Path, cmd: IdentityCommand) -> Result<()> {
             passphrase: pf,
             json,
         } => {
-            keystore::check_name(&name)?;
-            anyhow::ensure!(
-                !ks.key_path(&name).exists(),
-                keystore::Error::Exists(name.clone())
-            );
+            ks.check_free(&name)?;
             let pw = passphrase(
                 pf.passphrase_file.as_deref(),
                 "ZHTP_PASSPHRASE",
@@ -289,17 +299,13 @@ pub fn run(dir: &Path, cmd: IdentityCommand) -> Result<()> {
                     .context("cannot name the identity after the file: pass --name")?
                     .to_owned(),
             };
-            keystore::check_name(&name)?;
+            ks.check_free(&name)?;
             let sealed = keystore::read_bounded(&file, SEALED_LEN)
                 .with_context(|| format!("reading {}", file.display()))?
                 .with_context(|| format!("{} is not a keystore file (too long)", file.display()))?;
             let params = zhtp_identity::sealed::params(&sealed)
                 .with_context(|| format!("reading {}", file.display()))?;
             eprintln!("{}: sealed with Argon2id {params}", file.display());
-            anyhow::ensure!(
-                !ks.key_path(&name).exists(),
-                keystore::Error::Exists(name.clone())
-            );
             let pw = passphrase(
                 pf.passphrase_file.as_deref(),
                 "ZHTP_PASSPHRASE",

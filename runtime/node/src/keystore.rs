@@ -116,6 +116,16 @@ impl Keystore {
         self.dir.join(format!("{name}.pub"))
     }
 
+    /// Refuses a name that is not one ([`check_name`]) or is in use: what adding an identity
+    /// checks first (the CLI too, before it asks for a passphrase).
+    pub fn check_free(&self, name: &str) -> Result<(), Error> {
+        check_name(name)?;
+        if self.key_path(name).exists() {
+            return Err(Error::Exists(name.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Adds `identity` as `name`, sealed under `passphrase` with `params`. Refuses a name in
     /// use.
     pub fn create(
@@ -125,10 +135,7 @@ impl Keystore {
         passphrase: &[u8],
         params: KdfParams,
     ) -> Result<PublicKeys, Error> {
-        check_name(name)?;
-        if self.key_path(name).exists() {
-            return Err(Error::Exists(name.to_owned()));
-        }
+        self.check_free(name)?;
         let sealed = zhtp_identity::seal(identity, passphrase, params)?;
         self.add(name, &sealed, identity)
     }
@@ -261,10 +268,7 @@ impl Keystore {
         sealed: &[u8],
         passphrase: &[u8],
     ) -> Result<PublicKeys, Error> {
-        check_name(name)?;
-        if self.key_path(name).exists() {
-            return Err(Error::Exists(name.to_owned()));
-        }
+        self.check_free(name)?;
         let identity = zhtp_identity::unseal(sealed, passphrase)?;
         self.add(name, sealed, &identity)
     }

@@ -507,12 +507,7 @@ pub fn demo() -> Result<()> {
     // fetched from the DHT; node 5 gets the key for this one read and keeps nothing.
     let owner = keystore.open("owner", DEMO_PASSPHRASE)?;
     let m: zhtp::wire::ManifestInfo = c5.get(&format!("/content/{hash}/manifest"))?;
-    let wraps = m
-        .readers
-        .iter()
-        .map(hex::decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = zhtp::readers::unwrap_parts(&hash, m.encryption, m.key_check, &wraps, &owner)?;
+    let key = zhtp::readers::unwrap_info(&m, &hash, &owner)?;
     let key = zhtp_types::Hash(key.0);
     println!(
         "         the owner opened its keystore and unwrapped the key (X-Wing) in {:.2} s; the public manifest names no file: {:?}",

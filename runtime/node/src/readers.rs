@@ -143,8 +143,34 @@ pub fn unwrap(m: &Manifest, me: &Identity) -> Result<ContentKey, Error> {
     )
 }
 
-/// [`unwrap`] from a manifest's parts (what `GET /content/{hash}/manifest` shows).
-pub fn unwrap_parts(
+/// [`unwrap`] from the manifest a node showed (`GET /content/{hash}/manifest`) for content
+/// `content`. A lying node can only make this fail: the key is checked against the manifest's
+/// commitment (and the content, as it arrives, against its address).
+pub fn unwrap_info(
+    m: &crate::wire::ManifestInfo,
+    content: &Hash,
+    me: &Identity,
+) -> Result<ContentKey, Error> {
+    let invalid = |why: String| Error::Invalid {
+        content: *content,
+        why,
+    };
+    if m.content_hash != *content {
+        return Err(invalid(format!(
+            "the node sent the manifest of {}",
+            m.content_hash
+        )));
+    }
+    let wraps = m
+        .readers
+        .iter()
+        .map(hex::decode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| invalid("the node sent a wrapped key that is not hex".into()))?;
+    unwrap_parts(content, m.encryption, m.key_check, &wraps, me)
+}
+
+fn unwrap_parts(
     content: &Hash,
     level: EncryptionLevel,
     key_check: Option<Hash>,

@@ -20,18 +20,8 @@ fn ok(out: std::process::Output) -> Vec<u8> {
 #[test]
 fn content_survives_two_sigkilled_nodes_and_a_restarted_one_serves_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = NodeProcess::start(&tmp.path().join("node-0"), &[]);
-    let boot = first.listen.clone();
-    let mut nodes = vec![first];
-    for i in 1..6 {
-        nodes.push(NodeProcess::start(
-            &tmp.path().join(format!("node-{i}")),
-            &boot,
-        ));
-    }
-    for n in &nodes {
-        n.wait_for_peers(5);
-    }
+    let mut nodes = support::network(tmp.path(), 6);
+    let boot = nodes[0].listen.clone();
     let mut bytes = vec![0u8; 6 << 20];
     blake3::Hasher::new()
         .update(b"sigkill")

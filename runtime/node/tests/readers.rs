@@ -228,26 +228,33 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `info --json` of `hash` through `node`.
+fn info_of(dir: &Path, node: &process::NodeProcess, hash: &str) -> zhtp::wire::ManifestInfo {
+    serde_json::from_str(&ok(zhtp(dir, node, "", &["info", hash, "--json"]))).unwrap()
+}
+
+/// Three `zhtp node run` processes, and the data dirs of alice (passphrase "a") and bob ("b"),
+/// each with its identity.
+fn alice_and_bob(
+    tmp: &tempfile::TempDir,
+) -> (
+    Vec<process::NodeProcess>,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let nodes = process::network(tmp.path(), 3);
+    let (alice, bob) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    ok(zhtp(&alice, &nodes[0], "a", &["identity", "new", "alice"]));
+    ok(zhtp(&bob, &nodes[0], "b", &["identity", "new", "bob"]));
+    (nodes, alice, bob)
+}
+
 /// Through the CLI and the API: alice puts at the quantum level through one node and gets
 /// through another with her passphrase; bob, another identity, gets nothing.
 #[test]
 fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = process::NodeProcess::start(&tmp.path().join("node-0"), &[]);
-    let boot = first.listen.clone();
-    let mut nodes = vec![first];
-    for i in 1..3 {
-        nodes.push(process::NodeProcess::start(
-            &tmp.path().join(format!("node-{i}")),
-            &boot,
-        ));
-    }
-    for n in &nodes {
-        n.wait_for_peers(2);
-    }
-    let (alice, bob) = (tmp.path().join("alice"), tmp.path().join("bob"));
-    ok(zhtp(&alice, &nodes[0], "a", &["identity", "new", "alice"]));
-    ok(zhtp(&bob, &nodes[0], "b", &["identity", "new", "bob"]));
+    let (nodes, alice, bob) = alice_and_bob(&tmp);
     let bytes = data(500_000, 3);
     let file = tmp.path().join("in.bin");
     std::fs::write(&file, &bytes).unwrap();
@@ -350,20 +357,9 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     // signed request, taken once.
     let me = Keystore::new(&alice).open("alice", b"a").unwrap();
     let bob_id = Keystore::new(&bob).open("bob", b"b").unwrap();
-    let info: serde_json::Value =
-        serde_json::from_str(&ok(zhtp(&bob, &nodes[1], "", &["info", &hash, "--json"]))).unwrap();
-    let wraps: Vec<Vec<u8>> = info["readers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| hex::decode(r.as_str().unwrap()).unwrap())
-        .collect();
-    let h: zhtp_types::Hash = hash.parse().unwrap();
-    let key = readers::unwrap_parts(
-        &h,
-        EncryptionLevel::QuantumResistant,
-        Some(info["key_check"].as_str().unwrap().parse().unwrap()),
-        &wraps,
+    let key = readers::unwrap_info(
+        &info_of(&bob, &nodes[1], &hash),
+        &hash.parse().unwrap(),
         &me,
     )
     .unwrap();
@@ -596,21 +592,7 @@ async fn grant_revoke_and_what_a_node_refuses() {
 #[test]
 fn grant_and_revoke_through_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
-    let first = process::NodeProcess::start(&tmp.path().join("node-0"), &[]);
-    let boot = first.listen.clone();
-    let mut nodes = vec![first];
-    for i in 1..3 {
-        nodes.push(process::NodeProcess::start(
-            &tmp.path().join(format!("node-{i}")),
-            &boot,
-        ));
-    }
-    for n in &nodes {
-        n.wait_for_peers(2);
-    }
-    let (alice, bob) = (tmp.path().join("alice"), tmp.path().join("bob"));
-    ok(zhtp(&alice, &nodes[0], "a", &["identity", "new", "alice"]));
-    ok(zhtp(&bob, &nodes[0], "b", &["identity", "new", "bob"]));
+    let (nodes, alice, bob) = alice_and_bob(&tmp);
     let bob_pub = tmp.path().join("bob.pub");
     let bp = bob_pub.to_str().unwrap();
     ok(zhtp(
@@ -668,24 +650,9 @@ fn grant_and_revoke_through_the_cli() {
     std::fs::remove_file(&out).unwrap();
     // The key bob could have noted while he was a reader.
     let bob_id = Keystore::new(&bob).open("bob", b"b").unwrap();
-    let mut raw = Vec::new();
-    let m = {
-        let c = zhtp(&bob, &nodes[2], "", &["info", &hash, "--json"]);
-        let info: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
-        raw.extend(
-            info["readers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| hex::decode(r.as_str().unwrap()).unwrap()),
-        );
-        info
-    };
-    let old_key = readers::unwrap_parts(
+    let old_key = readers::unwrap_info(
+        &info_of(&bob, &nodes[2], &hash),
         &hash.parse().unwrap(),
-        EncryptionLevel::High,
-        Some(m["key_check"].as_str().unwrap().parse().unwrap()),
-        &raw,
         &bob_id,
     )
     .unwrap();

@@ -138,6 +138,20 @@ impl NodeProcess {
     }
 }
 
+/// `n` nodes in `dir/node-I`, all bootstrapped from the first, each seeing every other.
+pub fn network(dir: &Path, n: usize) -> Vec<NodeProcess> {
+    let first = NodeProcess::start(&dir.join("node-0"), &[]);
+    let boot = first.listen.clone();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        nodes.push(NodeProcess::start(&dir.join(format!("node-{i}")), &boot));
+    }
+    for node in &nodes {
+        node.wait_for_peers(n as u64 - 1);
+    }
+    nodes
+}
+
 /// Sends one HTTP/1.1 request with exactly these header lines to `addr` (`host:port`) and
 /// returns the status and body, as a browser, a web page or curl would.
 pub fn http(
