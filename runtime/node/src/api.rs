@@ -47,7 +47,7 @@ use axum::{Json, Router};
 use futures::StreamExt as _;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
-use zhtp_content::{ContentKey, Metadata};
+use zhtp_content::{ContentKey, EncryptionLevel, Metadata};
 use zhtp_host::Registry;
 use zhtp_host::abi::pricing::QuoteRequest;
 use zhtp_types::{Hash, StorageTier};
@@ -273,6 +273,16 @@ async fn put(
             "a put names one reader, its owner; grant the others after the put",
         ));
     }
+    if opts.encryption != EncryptionLevel::None && opts.readers.is_empty() {
+        // Before the upload is spooled: no node keeps a content key, so encrypted content
+        // without an owner could never be read.
+        return Err(bad(format!(
+            "encryption {} wraps the content key for its owner, and no node keeps it: name the \
+             owner's public record in zhtp-put `readers` and sign the put, or ask for \
+             \"encryption\": \"none\" (public content)",
+            opts.encryption
+        )));
+    }
     let expected = req.content_hash;
     if let Some(owner) = opts.readers.first() {
         // A put for an owner is the owner's: signed by it, bound to these options, which name
@@ -334,7 +344,6 @@ async fn put(
         }
         let stored = st.node.put_hashed(&path, hashed, opts).await?;
         let mut out = PutReply::of(&stored.manifest, t.elapsed().as_secs_f64());
-        out.key = stored.key.as_ref().map(|k| Hash(k.0));
         out.published = Some(stored.published);
         out.placement = stored
             .placement

@@ -8,11 +8,6 @@ pub fn content_hash(s: &str) -> Result<Hash, String> {
     Hash::from_hex(s.trim()).map_err(|e| format!("not a content hash: {e}"))
 }
 
-/// A content key argument: 64 hex characters.
-pub fn content_key(s: &str) -> Result<Hash, String> {
-    Hash::from_hex(s.trim()).map_err(|e| format!("not a content key: {e}"))
-}
-
 /// A storage tier on the command line: the same names as everywhere else
 /// ([`StorageTier::as_str`]), listed by `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

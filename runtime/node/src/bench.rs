@@ -76,9 +76,9 @@ pub fn pipeline(mib: usize, dir: &std::path::Path) -> Result<(), crate::local::E
     };
     row("memcpy (reference)", &mut [memcpy]);
     row("blake3 hash, 1 thread (reference)", &mut [hash]);
-    // high and quantum wrap the content key for an owner: a throwaway identity here. The wrap
-    // is per content and the get unwraps once, so they should cost what standard costs, give
-    // or take XChaCha20's extra HChaCha20 per segment.
+    // Every encrypted level wraps the content key for an owner: a throwaway identity here. The
+    // wrap is per content and the get unwraps once, so high and quantum should cost what
+    // standard costs, give or take XChaCha20's extra HChaCha20 per segment.
     let owner = zhtp_identity::Identity::generate().map_err(crate::readers::Error::from)?;
     let cases = [
         ("none", EncryptionLevel::None, 4, 2),
@@ -96,10 +96,7 @@ pub fn pipeline(mib: usize, dir: &std::path::Path) -> Result<(), crate::local::E
             let mut opts = PutOptions::new(StorageTier::Warm);
             opts.encryption = level;
             opts.code = CodeParams::new(CodeKind::ReedSolomonSimd, k, m)?;
-            let wraps = matches!(
-                level,
-                EncryptionLevel::High | EncryptionLevel::QuantumResistant
-            );
+            let wraps = level != EncryptionLevel::None;
             if wraps {
                 opts.readers = vec![owner.public()];
             }
@@ -203,9 +200,14 @@ pub fn devnet(
             );
         };
         row("memcpy (reference)", memcpy);
+        let owner = zhtp_identity::Identity::generate()
+            .map_err(|e| crate::network::Error::Invalid(e.to_string()))?;
         for level in [EncryptionLevel::None, EncryptionLevel::Standard] {
             let mut opts = PutOptions::new(StorageTier::Hot);
             opts.encryption = level;
+            if level != EncryptionLevel::None {
+                opts.readers = vec![owner.public()];
+            }
             let t = Instant::now();
             let stored = net[0].put_file(&file, opts).await?;
             row(
@@ -215,9 +217,15 @@ pub fn devnet(
             let reader = &net[nodes - 1];
             let before = peak_rss_kib(true);
             let t = Instant::now();
-            let (_, stream) = reader
-                .get(&stored.manifest.content_hash, stored.key.clone())
-                .await?;
+            // The owner reads through the last node: it unwraps the key and hands it over.
+            let key = match level {
+                EncryptionLevel::None => None,
+                _ => Some(
+                    crate::readers::unwrap(&stored.manifest, &owner)
+                        .map_err(|e| crate::network::Error::Invalid(e.to_string()))?,
+                ),
+            };
+            let (_, stream) = reader.get(&stored.manifest.content_hash, key).await?;
             let mut stream = Box::pin(stream);
             let mut got = 0usize;
             while let Some(chunk) = stream.next().await {

@@ -35,20 +35,10 @@ pub enum FilesCommand {
         /// renamed into place only when complete and verified.
         #[arg(short, long)]
         output: PathBuf,
-        /// The content key (64 hex characters, printed by `put` through a node), needed to
-        /// read encrypted content through a node other than the one it was stored through.
-        /// Prefer ZHTP_KEY: other users of the machine can read a command line.
-        #[arg(
-            long,
-            env = "ZHTP_KEY",
-            hide_env_values = true,
-            value_name = "HEX",
-            value_parser = args::content_key
-        )]
-        key: Option<Hash>,
-        /// Read as this identity of the keystore: its key is unwrapped from the manifest (asks
-        /// for the passphrase; see `zhtp identity`). Works through any node.
-        #[arg(long, value_name = "NAME", conflicts_with = "key")]
+        /// Encrypted content is read as one of its readers, an identity of this keystore:
+        /// the content key is unwrapped from the manifest (asks for the passphrase; see `zhtp
+        /// identity`). Works through any node. Default: the keystore's only identity.
+        #[arg(long, env = "ZHTP_IDENTITY", value_name = "NAME")]
         identity: Option<String>,
         #[command(flatten)]
         passphrase: crate::identity::PassphraseFile,
@@ -65,9 +55,10 @@ pub enum FilesCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// The owner, for a content put with --identity through a node: the node takes its
-        /// removal only signed by the owner (asks for the passphrase).
-        #[arg(long, value_name = "NAME")]
+        /// The owner, for an owned content (every encrypted one) through a node: the node
+        /// takes its removal only signed by the owner (asks for the passphrase). Default: the
+        /// keystore's only identity.
+        #[arg(long, env = "ZHTP_IDENTITY", value_name = "NAME")]
         identity: Option<String>,
         #[command(flatten)]
         passphrase: crate::identity::PassphraseFile,
@@ -99,7 +90,7 @@ pub enum FilesCommand {
         json: bool,
         /// Show the owner's private metadata too, read as this identity (a reader of the
         /// content; asks for its passphrase).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long, env = "ZHTP_IDENTITY", value_name = "NAME")]
         identity: Option<String>,
         #[command(flatten)]
         passphrase: crate::identity::PassphraseFile,
@@ -114,16 +105,15 @@ pub struct PutArgs {
     /// Storage tier; chooses the erasure code (hot/warm 4+2, cold 8+4, archive 16+8).
     #[arg(long, value_enum, default_value_t = Tier::Warm)]
     pub tier: Tier,
-    /// Encryption. With --identity the content key is wrapped for that identity in the
-    /// manifest and no node keeps it; without, a standard put's key is kept by the storing
-    /// node. high and quantum need --identity.
+    /// Encryption. Every level but none wraps the content key for its owner (--identity) in
+    /// the manifest, and no node keeps it: only the owner and those it grants can read.
     #[arg(long, value_enum, default_value_t = Encryption::Standard)]
     pub encryption: Encryption,
-    /// The owner: an identity of this data dir's keystore (`zhtp identity new`). The content
-    /// key is wrapped for it, so it reads the content through any node with `get --identity`.
-    /// A local put needs only its public keys; a put through a node is signed by it (asks for
-    /// its passphrase).
-    #[arg(long, value_name = "NAME")]
+    /// The owner of encrypted content: an identity of this data dir's keystore (`zhtp
+    /// identity new`); default: the keystore's only identity. The content key is wrapped for
+    /// it, so it reads the content through any node. A local put needs only its public keys; a
+    /// put through a node is signed by it (asks for its passphrase).
+    #[arg(long, env = "ZHTP_IDENTITY", value_name = "NAME")]
     pub identity: Option<String>,
     /// With --identity through a node (--node), the put is signed by the identity: its
     /// passphrase comes from FILE's first line, else $ZHTP_PASSPHRASE, else a prompt.
@@ -221,14 +211,31 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
     if let Some(code) = args.code {
         opts.code = code;
     }
+    if args.file != Path::new("-") {
+        // Before any passphrase is asked for: a mistyped path should not cost one.
+        std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+    }
     let mut owner = None;
-    if let Some(name) = &args.identity {
+    let owner_name = match opts.encryption {
+        EncryptionLevel::None => None,
+        level => Some(crate::identity::choose(
+            dir,
+            args.identity.clone(),
+            &format!(
+                "encryption {level} wraps the content key for its owner (or use --encryption none for public content)"
+            ),
+        )?),
+    };
+    if let Some(name) = &owner_name {
         let (_, keys) = Keystore::new(dir).public_record(name)?;
         opts.readers = vec![keys];
         if remote.is_some() {
             // Through a node the put must be signed by the owner: its secret key is needed.
             owner = Some(crate::identity::open(dir, name, &args.passphrase)?);
         }
+    } else if args.identity.is_some() {
+        bail!("content put with --encryption none is public and has no owner: drop --identity");
     }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
@@ -267,10 +274,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
         return Ok(());
     }
     println!("{}", stored.content_hash);
-    if let Some(k) = stored.key {
-        eprintln!("content key (needed to get it through another node): {k}");
-    }
-    if let Some(name) = &args.identity {
+    if let Some(name) = &owner_name {
         eprintln!(
             "content key wrapped for identity {name}; no node keeps it (read it with get --identity {name})"
         );
@@ -442,17 +446,19 @@ fn get(
     dir: &Path,
     remote: Option<&str>,
     hash: Hash,
-    key: Option<Hash>,
-    identity: Option<(&str, &crate::identity::PassphraseFile)>,
+    identity: Option<String>,
+    pf: &crate::identity::PassphraseFile,
     output: &Path,
 ) -> Result<()> {
+    let why = format!("content {hash} is encrypted: it is read as one of its readers");
     if let Some(url) = remote {
         let client = Client::new(url)?;
-        let (key, me) = match identity {
-            None => (key, None),
-            Some((name, pf)) => {
-                let me = crate::identity::open(dir, name, pf)?;
-                let m: ManifestInfo = client.get(&format!("/content/{hash}/manifest"))?;
+        let m: ManifestInfo = client.get(&format!("/content/{hash}/manifest"))?;
+        let (key, me) = match m.encryption {
+            EncryptionLevel::None => (None, None),
+            _ => {
+                let name = crate::identity::choose(dir, identity, &why)?;
+                let me = crate::identity::open(dir, &name, pf)?;
                 (
                     Some(Hash(readers::unwrap_info(&m, &hash, &me)?.0)),
                     Some(me),
@@ -461,19 +467,19 @@ fn get(
         };
         return get_remote(&client, hash, key, me.as_ref(), output);
     }
-    if key.is_some() {
-        bail!("--key is for getting through a node (--node); a local get uses the key kept here");
-    }
     let node = open(dir)?;
     let manifest = node
         .manifest(&hash)?
         .with_context(|| format!("no content {hash} on this node"))?;
-    let given = match identity {
-        Some((name, pf)) => Some(readers::unwrap(
-            &manifest,
-            &crate::identity::open(dir, name, pf)?,
-        )?),
-        None => None,
+    let given = match manifest.encryption.level {
+        EncryptionLevel::None => None,
+        _ => {
+            let name = crate::identity::choose(dir, identity, &why)?;
+            Some(readers::unwrap(
+                &manifest,
+                &crate::identity::open(dir, &name, pf)?,
+            )?)
+        }
     };
     let bar = progress(Some(manifest.size));
     let on_progress = |done: u64| {
@@ -668,22 +674,30 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: FilesCommand) -> Result<()> {
         FilesCommand::Get {
             hash,
             output,
-            key,
             identity,
             passphrase,
-        } => {
-            let identity = identity.as_deref().map(|n| (n, &passphrase));
-            get(dir, remote, hash, key, identity, &output)
-        }
+        } => get(dir, remote, hash, identity, &passphrase, &output),
         FilesCommand::Rm {
             hash,
             json,
             identity,
             passphrase,
         } => {
-            let owner = match (remote, identity) {
-                (Some(_), Some(name)) => Some(crate::identity::open(dir, &name, &passphrase)?),
-                _ => None,
+            let owner = match remote {
+                Some(url) => {
+                    // Owned content (every encrypted one) goes only at its owner's word.
+                    let m: ManifestInfo =
+                        Client::new(url)?.get(&format!("/content/{hash}/manifest"))?;
+                    match (identity, m.readers.is_empty()) {
+                        (None, true) => None,
+                        (given, _) => {
+                            let why = format!("content {hash} is owned: its owner removes it");
+                            let name = crate::identity::choose(dir, given, &why)?;
+                            Some(crate::identity::open(dir, &name, &passphrase)?)
+                        }
+                    }
+                }
+                None => None,
             };
             rm(dir, remote, hash, json, owner.as_ref())
         }

@@ -155,6 +155,33 @@ pub fn open(dir: &Path, name: &str, pf: &PassphraseFile) -> Result<Identity> {
     Ok(ks.open(name, pw.as_bytes())?)
 }
 
+/// The identity a command acts as: `given` (--identity or $ZHTP_IDENTITY), else the keystore's
+/// only identity. `why` says what it is needed for, in the error when there is none to choose.
+pub fn choose(dir: &Path, given: Option<String>, why: &str) -> Result<String> {
+    if let Some(name) = given {
+        return Ok(name);
+    }
+    let names: Vec<String> = Keystore::new(dir)
+        .list()?
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    match &names[..] {
+        [one] => {
+            eprintln!("as identity {one}, the only one in this keystore");
+            Ok(one.clone())
+        }
+        [] => bail!(
+            "{why}, and this data dir's keystore has no identity: `zhtp identity new NAME` makes one"
+        ),
+        many => bail!(
+            "{why}: choose one of the {} identities of this keystore ({}) with --identity NAME or $ZHTP_IDENTITY",
+            many.len(),
+            many.join(", ")
+        ),
+    }
+}
+
 /// An identity's public side, as `show --json` and `list --json` print it.
 #[derive(Debug, Serialize)]
 struct Shown {

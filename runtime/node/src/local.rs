@@ -3,8 +3,8 @@
 //! Put runs the shared pipeline ([`crate::pipeline`]): the calling thread reads and hashes (the
 //! content address is BLAKE3 of the plaintext), worker threads compress, encrypt, erasure-code,
 //! hash and write shards to the store's pack files (this module's sink). The commit makes the packs durable and then writes
-//! one synced batch with every shard's index entry, the manifest, the content key and the index
-//! entries, so a content becomes visible atomically and only once all of its shards are
+//! one synced batch with every shard's index entry, the manifest and the index entries (no
+//! content key: the manifest carries it wrapped for its readers), so a content becomes visible atomically and only once all of its shards are
 //! durable. A crash before that leaves only unreferenced pack bytes, never a half-stored
 //! content.
 //!
@@ -50,14 +50,14 @@ pub enum Error {
     /// No content with this hash on this node.
     #[error("no content {0} on this node")]
     NotFound(Hash),
-    /// The content is encrypted and this node does not hold its key.
+    /// The content is encrypted, and no key was given: no node keeps one.
     #[error(
-        "content {0} is encrypted and this node does not hold its key (a reader gets it with --identity NAME)"
+        "content {0} is encrypted and only its readers hold its key: read it as one (--identity NAME)"
     )]
     NoKey(Hash),
-    /// `high` and `quantum` wrap the key for readers, and none was given.
+    /// Every level above `none` wraps the key for its owner, and no owner was given.
     #[error(
-        "encryption {0} wraps the content key for its owner: give an identity (--identity NAME)"
+        "encryption {0} wraps the content key for its owner, and no node keeps it: give an identity (--identity NAME; `zhtp identity new NAME` makes one), or --encryption none for public content"
     )]
     NeedsReader(EncryptionLevel),
     /// The content has an owner, and this put is not for it.
@@ -86,8 +86,8 @@ pub struct PutOptions {
     pub segment_size: u32,
     /// Name, MIME type, tags, description (the creation time is set by put).
     pub metadata: Metadata,
-    /// Identities the content key is wrapped for in the manifest, the owner first. With any,
-    /// no node keeps the key; `high` and `quantum` need at least one.
+    /// Identities the content key is wrapped for in the manifest, the owner first. Every
+    /// level above `none` needs one: no node keeps a content key.
     pub readers: Vec<zhtp_identity::PublicKeys>,
 }
 
@@ -110,11 +110,7 @@ impl PutOptions {
     /// (`None` at encryption level none). Both puts, local and network, start here.
     pub fn encoder(&self) -> Result<(Encoder, Option<ContentKey>), Error> {
         let level = self.encryption;
-        let wraps = matches!(
-            level,
-            EncryptionLevel::High | EncryptionLevel::QuantumResistant
-        );
-        if wraps && self.readers.is_empty() {
+        if level != EncryptionLevel::None && self.readers.is_empty() {
             return Err(Error::NeedsReader(level));
         }
         if level == EncryptionLevel::None && !self.readers.is_empty() {
@@ -135,21 +131,19 @@ impl PutOptions {
         Ok((Encoder::new(params, key.as_ref())?, key))
     }
 
-    /// Wraps `key` for the readers into `manifest` and encrypts its metadata under it, and
-    /// returns what the storing node keeps: the key when there are no readers, else nothing.
-    /// Both puts end here.
-    pub fn seal(
-        &self,
-        manifest: &mut Manifest,
-        key: Option<ContentKey>,
-    ) -> Result<Option<ContentKey>, Error> {
-        let (Some(k), false) = (&key, self.readers.is_empty()) else {
-            return Ok(key);
+    /// Wraps `key` for the readers into `manifest` and encrypts its metadata under it; the key
+    /// itself goes nowhere else. Both puts end here.
+    pub fn seal(&self, manifest: &mut Manifest, key: Option<ContentKey>) -> Result<(), Error> {
+        let Some(k) = key else {
+            return Ok(());
         };
+        if self.readers.is_empty() {
+            return Err(Error::NeedsReader(self.encryption));
+        }
         manifest.encryption.readers =
-            crate::readers::wrap(self.encryption, k, &manifest.content_hash, &self.readers)?;
-        manifest.seal_metadata(k)?;
-        Ok(None)
+            crate::readers::wrap(self.encryption, &k, &manifest.content_hash, &self.readers)?;
+        manifest.seal_metadata(&k)?;
+        Ok(())
     }
 
     /// Defaults for a tier: its code, `standard` encryption, 4 MiB segments.
@@ -316,17 +310,16 @@ impl LocalNode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut manifest = encoder.manifest(content_hash, size, infos, metadata);
-        let key = opts.seal(&mut manifest, key)?;
-        self.commit(&manifest, key.as_ref(), written)?;
+        opts.seal(&mut manifest, key)?;
+        self.commit(&manifest, written)?;
         Ok(manifest)
     }
 
     /// The commit point: one synced batch with the shards' index entries (their pack bytes made
-    /// durable first, by [`Store::write`]), the manifest, the key and the index entries.
+    /// durable first, by [`Store::write`]), the manifest and the index entries.
     pub(crate) fn commit(
         &self,
         manifest: &Manifest,
-        key: Option<&ContentKey>,
         shards: Vec<WrittenShard>,
     ) -> Result<(), Error> {
         let h = manifest.content_hash;
@@ -358,10 +351,8 @@ impl LocalNode {
         }
         self.store
             .put(&mut b, Cf::Manifests, h.as_bytes(), &manifest.encode())?;
-        match key {
-            Some(k) => self.store.put(&mut b, Cf::Keys, h.as_bytes(), &k.0)?,
-            None => self.store.delete(&mut b, Cf::Keys, h.as_bytes())?,
-        }
+        // Data dirs of earlier versions kept content keys here; a re-put drops its old one.
+        self.store.delete(&mut b, Cf::Keys, h.as_bytes())?;
         let summary = postcard::to_allocvec(&Summary::of(manifest))
             .map_err(|e| zhtp_store::Error::Db(e.to_string()))?;
         self.store
@@ -373,7 +364,7 @@ impl LocalNode {
         Ok(())
     }
 
-    /// Removes content `hash` put through this node: its manifest, key and index entries, and
+    /// Removes content `hash` put through this node: its manifest and index entries, and
     /// its shards that no other content and no held position uses. [`Error::NotFound`] when it
     /// was not put here. The disk space comes back when the packs are compacted.
     ///
@@ -603,8 +594,8 @@ impl LocalNode {
         self.get_with_key(hash, None, out, progress)
     }
 
-    /// [`Self::get`] with the content key given (a reader's, unwrapped from the manifest)
-    /// instead of one kept here.
+    /// [`Self::get`] with the content key given: a reader's, unwrapped from the manifest.
+    /// Encrypted content needs it.
     pub fn get_with_key(
         &self,
         hash: &Hash,
@@ -615,15 +606,7 @@ impl LocalNode {
         let manifest = self.manifest(hash)?.ok_or(Error::NotFound(*hash))?;
         let key = match manifest.encryption.level {
             EncryptionLevel::None => None,
-            _ if given.is_some() => given,
-            _ => {
-                let bytes = self
-                    .store
-                    .get(Cf::Keys, hash.as_bytes())?
-                    .ok_or(Error::NoKey(*hash))?;
-                let k: [u8; 32] = bytes.try_into().map_err(|_| Error::NoKey(*hash))?;
-                Some(ContentKey(k))
-            }
+            _ => Some(given.ok_or(Error::NoKey(*hash))?),
         };
         let decoder = Decoder::new(manifest, key.as_ref())?;
         let mut write = |plain: Vec<u8>| out.write_all(&plain).map_err(io("writing the output"));

@@ -29,7 +29,7 @@ use std::time::Duration;
 use libp2p::kad::KBucketKey;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use zhtp_content::{ContentKey, Manifest};
+use zhtp_content::Manifest;
 use zhtp_dht::protocol::MAX_SHARD;
 use zhtp_dht::{Dht, Held, Keypair, PeerId};
 use zhtp_store::{Cf, Store};
@@ -183,8 +183,6 @@ pub struct RepairReport {
 pub struct Stored {
     /// The manifest.
     pub manifest: Manifest,
-    /// The content key (to give to whoever should read it).
-    pub key: Option<ContentKey>,
     /// Which node got each shard, per segment.
     pub placement: Vec<Vec<PeerId>>,
     /// Whether the manifest record reached at least one other node.

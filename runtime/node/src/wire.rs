@@ -119,10 +119,6 @@ pub struct PutReply {
     /// The content's address.
     #[serde(with = "hex")]
     pub content_hash: Hash,
-    /// The content key, needed to read it through another node (network puts of encrypted
-    /// content only: a local put keeps it in the data dir).
-    #[serde(default, with = "hex::option", skip_serializing_if = "Option::is_none")]
-    pub key: Option<Hash>,
     /// Plaintext bytes.
     pub size: u64,
     /// Bytes stored across all shards.
@@ -150,7 +146,6 @@ impl PutReply {
     pub fn of(m: &Manifest, seconds: f64) -> Self {
         Self {
             content_hash: m.content_hash,
-            key: None,
             size: m.size,
             stored: m.stored_bytes(),
             segments: m.segments.len(),

@@ -63,6 +63,48 @@ fn current_plugin(node: &RunningNode) -> String {
     v[0]["hash"].as_str().unwrap().to_owned()
 }
 
+/// curl's put: no owner means public content or nothing. An encrypted put without an owner
+/// is refused before the body is read (no node would keep its key, so nobody could read it).
+#[test]
+fn a_put_without_an_owner_stores_public_content_only() {
+    let node = start();
+    let (h, auth) = (host(&node), bearer(&node));
+    for options in [
+        None,
+        Some(r#"{"encryption":"standard"}"#),
+        Some(r#"{"encryption":"quantum"}"#),
+    ] {
+        let mut headers = vec![h.clone(), auth.clone()];
+        headers.extend(options.map(|o| format!("zhtp-put: {o}")));
+        let (code, body) = raw(&node, "POST", "/content", &headers, b"hello");
+        assert_eq!(code, 400, "{options:?}: {body}");
+        assert!(
+            body.contains("wraps the content key for its owner"),
+            "{body}"
+        );
+    }
+    let (code, body) = raw(&node, "GET", "/content", &[h.clone(), auth.clone()], b"");
+    assert_eq!((code, body.as_str()), (200, "[]"));
+    let public = r#"zhtp-put: {"encryption":"none","name":"hello.txt"}"#.to_owned();
+    let (code, body) = raw(
+        &node,
+        "POST",
+        "/content",
+        &[h.clone(), auth.clone(), public],
+        b"hello",
+    );
+    assert_eq!(code, 200, "{body}");
+    let put: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        put["content_hash"],
+        blake3::hash(b"hello").to_hex().as_str()
+    );
+    let path = format!("/content/{}", blake3::hash(b"hello").to_hex());
+    let (code, body) = raw(&node, "GET", &path, &[h, auth], b"");
+    assert_eq!(code, 200);
+    assert!(body.contains("hello"), "{body}"); // chunked: the length comes first
+}
+
 #[test]
 fn the_api_serves_only_the_token_holder_at_its_own_address() {
     let node = start();

@@ -2,14 +2,16 @@
 
 #[path = "support/cli.rs"]
 mod support;
-use support::zhtp;
+use support::{owner_in, zhtp, zhtp_owner};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use zhtp::local::{LocalNode, PutOptions};
 use zhtp_content::EncryptionLevel;
+use zhtp_identity::Identity;
 use zhtp_store::Config;
 use zhtp_types::{Hash, StorageTier};
 
@@ -29,18 +31,50 @@ fn bytes(seed: u64, len: usize, compressible: bool) -> Vec<u8> {
         .collect()
 }
 
-fn put(node: &LocalNode, data: &[u8], level: EncryptionLevel) -> Hash {
-    let mut opts = PutOptions::new(StorageTier::Warm);
+/// The owner of the encrypted contents put through the library (no node keeps a key); a child
+/// process of a test gets its parent's, sealed in the file `ZHTP_TEST_OWNER` names.
+fn owner() -> &'static Identity {
+    static OWNER: OnceLock<Identity> = OnceLock::new();
+    OWNER.get_or_init(|| match std::env::var_os("ZHTP_TEST_OWNER") {
+        Some(f) => zhtp_identity::unseal(&std::fs::read(f).unwrap(), b"owner").unwrap(),
+        None => Identity::generate().unwrap(),
+    })
+}
+
+/// `owner()` sealed into a file under `dir`, for a child process (`ZHTP_TEST_OWNER`).
+fn owner_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("owner.sealed");
+    let sealed = zhtp_identity::seal(owner(), b"owner", zhtp_identity::KdfParams::FLOOR).unwrap();
+    std::fs::write(&path, sealed).unwrap();
+    path
+}
+
+/// Options for a put at `level` in `tier`, owned by [`owner`] when encrypted.
+fn opts(tier: StorageTier, level: EncryptionLevel) -> PutOptions {
+    let mut opts = PutOptions::new(tier);
     opts.encryption = level;
     opts.segment_size = 1 << 20;
-    node.put(&mut &data[..], opts, &|_| {})
+    if level != EncryptionLevel::None {
+        opts.readers = vec![owner().public()];
+    }
+    opts
+}
+
+fn put(node: &LocalNode, data: &[u8], level: EncryptionLevel) -> Hash {
+    node.put(&mut &data[..], opts(StorageTier::Warm, level), &|_| {})
         .unwrap()
         .content_hash
 }
 
+/// A get as [`owner`]: the key unwrapped from the manifest when encrypted.
 fn get(node: &LocalNode, h: &Hash) -> Result<(Vec<u8>, usize), zhtp::local::Error> {
+    let m = node.manifest(h)?.ok_or(zhtp::local::Error::NotFound(*h))?;
+    let key = match m.encryption.level {
+        EncryptionLevel::None => None,
+        _ => Some(zhtp::readers::unwrap(&m, owner())?),
+    };
     let mut out = Vec::new();
-    let r = node.get(h, &mut out, &|_| {})?;
+    let r = node.get_with_key(h, key, &mut out, &|_| {})?;
     Ok((out, r.repaired))
 }
 
@@ -51,6 +85,8 @@ fn random_64_mib_file_roundtrips_through_the_cli_with_standard_encryption() {
     let input = d.join("in.bin");
     let data = bytes(64, 64 << 20, false);
     std::fs::write(&input, &data).unwrap();
+    // The keystore's only identity owns it.
+    let me = owner_in(d);
     let out = zhtp(
         d,
         &[
@@ -74,7 +110,7 @@ fn random_64_mib_file_roundtrips_through_the_cli_with_standard_encryption() {
     assert_eq!(v["segments"], 16);
 
     let output = d.join("out.bin");
-    let out = zhtp(d, &["get", &hash, "-o", output.to_str().unwrap()]);
+    let out = zhtp_owner(d, &["get", &hash, "-o", output.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -85,14 +121,29 @@ fn random_64_mib_file_roundtrips_through_the_cli_with_standard_encryption() {
         "get returned other bytes"
     );
 
-    let ls: serde_json::Value =
-        serde_json::from_slice(&zhtp(d, &["ls", "--tag", "big", "--json"]).stdout).unwrap();
+    // Name and tags are the owner's, encrypted: the node lists the content without them.
+    let ls: serde_json::Value = serde_json::from_slice(&zhtp(d, &["ls", "--json"]).stdout).unwrap();
     assert_eq!(ls[0]["content_hash"], hash.as_str());
-    assert_eq!(ls[0]["name"], "in.bin");
+    assert_eq!(ls[0]["name"], serde_json::Value::Null);
+    let tagged = zhtp(d, &["ls", "--tag", "big", "--json"]).stdout;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&tagged).unwrap(),
+        serde_json::json!([])
+    );
+    let info: serde_json::Value = serde_json::from_slice(
+        &zhtp_owner(d, &["info", &hash, "--json", "--identity", "owner"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(info["metadata"]["name"], "in.bin");
+    assert_eq!(info["metadata"]["tags"][0], "big");
     let info: serde_json::Value =
         serde_json::from_slice(&zhtp(d, &["info", &hash, "--json"]).stdout).unwrap();
     assert_eq!(info["encryption"], "standard");
     assert_eq!(info["code"]["kind"], "reed-solomon-simd");
+    // Wrapped for the owner, and the data dir holds no key: without the passphrase, no bytes.
+    assert_eq!(info["readers"][0].as_str().unwrap()[..64], me.id());
+    let out = zhtp(d, &["get", &hash, "-o", output.to_str().unwrap()]);
+    assert!(!out.status.success());
 }
 
 #[test]
@@ -101,11 +152,12 @@ fn every_level_and_tier_roundtrips_and_metadata_is_searchable() {
     let node = LocalNode::open(dir.path(), Config::default()).unwrap();
     let mut hashes = Vec::new();
     for (i, tier) in StorageTier::ALL.into_iter().enumerate() {
-        for level in [EncryptionLevel::None, EncryptionLevel::Standard] {
-            let data = bytes(i as u64, 3 << 20 | 12345, true);
-            let mut opts = PutOptions::new(tier);
-            opts.encryption = level;
-            opts.segment_size = 1 << 20;
+        for (j, level) in [EncryptionLevel::None, EncryptionLevel::Standard]
+            .into_iter()
+            .enumerate()
+        {
+            let data = bytes((2 * i + j) as u64, 3 << 20 | 12345, true);
+            let mut opts = opts(tier, level);
             opts.metadata.name = Some(format!("file-{tier}.bin"));
             opts.metadata.tags = vec![tier.to_string()];
             opts.metadata.description = Some("Quarterly REPORT".into());
@@ -115,6 +167,9 @@ fn every_level_and_tier_roundtrips_and_metadata_is_searchable() {
             hashes.push(m.content_hash);
         }
     }
+    // The metadata of encrypted content is its owner's (encrypted): only the public half is
+    // listed by tag and found by search.
+    assert_eq!(node.list(None).unwrap().len(), 8);
     let archive = node.list(Some("archive")).unwrap();
     assert_eq!(archive.len(), 1);
     assert_eq!(
@@ -169,7 +224,11 @@ fn corrupt_and_missing_shards_are_rebuilt_and_written_back() {
     }
     store.write(b).unwrap();
     let dest = dir.path().join("out.bin");
-    let err = zhtp::local::write_atomically(&dest, None, |w| node.get(&h, w, &|_| {})).unwrap_err();
+    let key = zhtp::readers::unwrap(&m, owner()).unwrap();
+    let err = zhtp::local::write_atomically(&dest, None, |w| {
+        node.get_with_key(&h, Some(key.clone()), w, &|_| {})
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("segment 1"), "{err}");
     assert!(!dest.exists(), "a failed get must leave nothing behind");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -206,6 +265,7 @@ fn sigkill_during_a_stream_of_puts_loses_no_acknowledged_write() {
         crash_child_writer(&dir);
     }
     let dir = tempfile::tempdir().unwrap();
+    let owner_dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -215,6 +275,7 @@ fn sigkill_during_a_stream_of_puts_loses_no_acknowledged_write() {
             "1",
         ])
         .env("ZHTP_CRASH_CHILD_DIR", dir.path())
+        .env("ZHTP_TEST_OWNER", owner_file(owner_dir.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -278,11 +339,19 @@ fn clear_errors_for_bad_input_and_a_locked_data_dir() {
 
     let f = d.join("f.txt");
     std::fs::write(&f, "hello").unwrap();
-    // high and quantum wrap the key for an owner: without one, nothing is stored.
-    let out = zhtp(d, &["put", f.to_str().unwrap(), "--encryption", "quantum"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("give an identity (--identity NAME)"), "{err}");
+    // Every encrypted level wraps the key for an owner: without one, nothing is stored.
+    for level in ["standard", "high", "quantum"] {
+        let out = zhtp(d, &["put", f.to_str().unwrap(), "--encryption", level]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "encryption {level} wraps the content key for its owner"
+            )) && err.contains("`zhtp identity new NAME` makes one")
+                && err.lines().count() == 1,
+            "{err}"
+        );
+    }
     let out = zhtp(d, &["put", f.to_str().unwrap(), "--identity", "nobody"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no identity named \"nobody\""), "{err}");
@@ -318,13 +387,13 @@ fn a_full_disk_is_one_clear_error_stores_nothing_and_keeps_no_space() {
     // a file so that it can be checked line by line.
     let script = r#"mount -t tmpfs -o size=16m tmpfs "$1" || exit 90
 df --output=avail -B1 "$1" | tail -1
-"$0" --data-dir "$1/data" put "$2" 2>"$1/err"
+"$0" --data-dir "$1/data" put "$2" --encryption none 2>"$1/err"
 echo "put exit $?"
 cat "$1/err"
 "$0" --data-dir "$1/data" ls --json
 df --output=avail -B1 "$1" | tail -1
 "$0" --data-dir "$1/data" compact
-"$0" --data-dir "$1/data" put "$3" >/dev/null && echo "small put ok""#;
+"$0" --data-dir "$1/data" put "$3" --encryption none >/dev/null && echo "small put ok""#;
     let out = Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
         .arg(env!("CARGO_BIN_EXE_zhtp"))
@@ -390,7 +459,11 @@ fn a_put_whose_every_shard_write_fails_ends_with_the_error() {
     let (tx, rx) = std::sync::mpsc::channel();
     // Not a scoped thread: a hung put must fail the test, not keep the scope waiting.
     std::thread::spawn(move || {
-        let r = node.put(&mut &input[..], PutOptions::new(StorageTier::Hot), &|_| {});
+        let r = node.put(
+            &mut &input[..],
+            opts(StorageTier::Hot, EncryptionLevel::Standard),
+            &|_| {},
+        );
         let _ = tx.send((r, node));
     });
     let (r, node) = rx

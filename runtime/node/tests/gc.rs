@@ -114,7 +114,10 @@ async fn junk_no_manifest_references_is_released_after_the_grace_period_and_real
     let r = victim.collect().await.unwrap();
     assert_eq!((r.unreferenced, r.released), (0, 0), "{r:?}");
     // The real content is whole, read through the victim.
-    let got = victim.get_bytes(&content, real.key.clone()).await.unwrap();
+    let got = victim
+        .get_bytes(&content, support::key(&real))
+        .await
+        .unwrap();
     assert!(got == bytes);
 
     // The running node gives the junk's disk space back, its own packs included.
@@ -123,7 +126,10 @@ async fn junk_no_manifest_references_is_released_after_the_grace_period_and_real
     let c = store.compact_packs(1.0).unwrap();
     assert!(c.packs_removed >= 1, "{c:?}");
     assert!(pack_bytes(&victim_dir) < packs_before, "{c:?}");
-    let got = victim.get_bytes(&content, real.key.clone()).await.unwrap();
+    let got = victim
+        .get_bytes(&content, support::key(&real))
+        .await
+        .unwrap();
     assert!(got == bytes);
 }
 
@@ -175,7 +181,7 @@ async fn a_removed_content_is_withdrawn_and_every_holder_releases_its_shards() {
         assert_eq!(shard_count(n.local()), 0);
         // The tombstone reads as "not found", not as a manifest.
         assert!(matches!(
-            n.get_bytes(&hash, stored.key.clone()).await,
+            n.get_bytes(&hash, support::key(&stored)).await,
             Err(zhtp::network::Error::NotFound(h)) if h == hash
         ));
     }
@@ -208,7 +214,10 @@ async fn a_reput_with_a_new_key_leaves_no_old_shard_behind_on_any_holder() {
         assert_eq!(shard_count(n.local()), n.inventory(&hash).unwrap().len());
     }
     assert_eq!(held, total);
-    let got = nodes[2].get_bytes(&hash, second.key.clone()).await.unwrap();
+    let got = nodes[2]
+        .get_bytes(&hash, support::key(&second))
+        .await
+        .unwrap();
     assert!(got == bytes);
 }
 
@@ -241,6 +250,7 @@ fn a_local_rm_keeps_shards_another_content_shares_and_a_reput_drops_the_old_ones
     // A re-put with a new key makes new shards; the old ones go in the same commit.
     let mut enc = opts.clone();
     enc.encryption = EncryptionLevel::Standard;
+    enc.readers = vec![support::owner().public()];
     node.put(&mut &b[..], enc.clone(), &|_| {}).unwrap();
     assert_eq!(shard_count(&node), 12);
     node.put(&mut &b[..], enc, &|_| {}).unwrap();
@@ -280,7 +290,7 @@ async fn a_reput_is_placed_when_every_node_holds_an_earlier_shard_at_some_place(
         n.collect().await.unwrap();
     }
     let got = nodes[1]
-        .get_bytes(&second.manifest.content_hash, second.key.clone())
+        .get_bytes(&second.manifest.content_hash, support::key(&second))
         .await
         .unwrap();
     assert!(got == bytes);
@@ -357,6 +367,9 @@ async fn a_put_of_content_another_node_published_is_refused_and_stores_nothing()
         let r = n.collect().await.unwrap();
         assert_eq!(r.unreferenced, 0, "{r:?}");
     }
-    let got = nodes[2].get_bytes(&hash, first.key.clone()).await.unwrap();
+    let got = nodes[2]
+        .get_bytes(&hash, support::key(&first))
+        .await
+        .unwrap();
     assert!(got == bytes);
 }

@@ -3,7 +3,7 @@
 
 #[path = "support/cli.rs"]
 mod support;
-use support::zhtp;
+use support::{owner_in, zhtp, zhtp_owner};
 
 use std::path::Path;
 
@@ -43,7 +43,7 @@ fn put_get(d: &Path, name: &str, size: usize) {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hash = v["content_hash"].as_str().unwrap().to_owned();
     let output = d.join(format!("{name}.back"));
-    let out = zhtp(d, &["get", &hash, "-o", output.to_str().unwrap()]);
+    let out = zhtp_owner(d, &["get", &hash, "-o", output.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -56,6 +56,8 @@ fn put_get(d: &Path, name: &str, size: usize) {
 fn memory_does_not_grow_with_the_file_size() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Encrypted (the default), for the keystore's only identity.
+    owner_in(d);
     put_get(d, "small.bin", 32 << 20);
     let small = children_peak_rss();
     put_get(d, "big.bin", 256 << 20);

@@ -46,7 +46,7 @@ async fn with_six_nodes_any_two_can_be_down() {
             }
             let reader = (0..6).find(|i| *i != a && *i != b).unwrap();
             let reader = nodes[reader].as_ref().unwrap();
-            match reader.get_bytes(&hash, stored.key.clone()).await {
+            match reader.get_bytes(&hash, support::key(&stored)).await {
                 Ok(got) => assert!(got == bytes, "nodes {a} and {b} down: wrong bytes"),
                 Err(e) => panic!("nodes {a} and {b} down: {e}"),
             }
@@ -70,7 +70,7 @@ async fn content_survives_nodes_going_down_and_repair_restores_redundancy() {
     let bytes = data(6 << 20, 1);
     let stored = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
     let hash = stored.manifest.content_hash;
-    let key = stored.key.clone();
+    let key = support::key(&stored);
     assert!(
         stored.published,
         "the manifest record reached no other node"
@@ -252,7 +252,10 @@ async fn a_network_get_places_a_lost_shard_again() {
 
     let reader = nodes.iter().find(|n| n.peer_id() != holder).unwrap();
     assert_eq!(
-        reader.get_bytes(&hash, stored.key.clone()).await.unwrap(),
+        reader
+            .get_bytes(&hash, support::key(&stored))
+            .await
+            .unwrap(),
         bytes
     );
     // Placed in the background once the content verified.

@@ -29,21 +29,21 @@ fn content_survives_two_sigkilled_nodes_and_a_restarted_one_serves_again() {
         .fill(&mut bytes);
     let file = tmp.path().join("in.bin");
     std::fs::write(&file, &bytes).unwrap();
-    let put: serde_json::Value = serde_json::from_slice(&ok(nodes[0].cli(&[
-        "put",
-        file.to_str().unwrap(),
-        "--tier",
-        "hot",
-        "--json",
-    ])))
+    // The owner's data dir holds its identity and nothing else: it reads through any node.
+    let me = tmp.path().join("owner");
+    ok(nodes[0].cli_in(&me, "pw", &["identity", "new", "me"]));
+    let put: serde_json::Value = serde_json::from_slice(&ok(nodes[0].cli_in(
+        &me,
+        "pw",
+        &["put", file.to_str().unwrap(), "--tier", "hot", "--json"],
+    )))
     .unwrap();
     let hash = put["content_hash"].as_str().unwrap().to_owned();
-    let key = put["key"].as_str().unwrap().to_owned();
 
     nodes[1].kill();
     nodes[2].kill();
     let out = tmp.path().join("out.bin");
-    ok(nodes[5].cli(&["get", &hash, "--key", &key, "-o", out.to_str().unwrap()]));
+    ok(nodes[5].cli_in(&me, "pw", &["get", &hash, "-o", out.to_str().unwrap()]));
     assert!(std::fs::read(&out).unwrap() == bytes, "wrong bytes back");
 
     // A SIGKILLed node's store was never closed: it opens again, with what it held.
@@ -53,7 +53,7 @@ fn content_survives_two_sigkilled_nodes_and_a_restarted_one_serves_again() {
     let held = nodes[1].status()["shards"].as_u64().unwrap();
     assert!(held > 0, "the restarted node lost its shards");
     let out = tmp.path().join("out2.bin");
-    ok(nodes[1].cli(&["get", &hash, "--key", &key, "-o", out.to_str().unwrap()]));
+    ok(nodes[1].cli_in(&me, "pw", &["get", &hash, "-o", out.to_str().unwrap()]));
     assert!(
         std::fs::read(&out).unwrap() == bytes,
         "wrong bytes back after the restart"

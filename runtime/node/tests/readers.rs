@@ -3,7 +3,7 @@
 //! temp dirs); the CLI and the API through `zhtp node run` processes.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use zhtp::api::signed;
 use zhtp::keystore::Keystore;
@@ -60,13 +60,14 @@ async fn the_owner_reads_through_any_node_and_no_node_keeps_the_key() {
     let tmp = tempfile::tempdir().unwrap();
     let (nodes, _) = network(&tmp, 3).await;
     let (alice, carol) = (Identity::generate().unwrap(), Identity::generate().unwrap());
-    for (i, level) in [EncryptionLevel::High, EncryptionLevel::QuantumResistant]
-        .into_iter()
-        .enumerate()
-    {
+    let levels = [
+        EncryptionLevel::Standard,
+        EncryptionLevel::High,
+        EncryptionLevel::QuantumResistant,
+    ];
+    for (i, level) in levels.into_iter().enumerate() {
         let bytes = data(300_000, 11 + 2 * i as u64);
         let stored = put_for(&nodes[0], &tmp, &bytes, level, &alice).await;
-        assert!(stored.key.is_none(), "no key handed out");
         let hash = stored.manifest.content_hash;
         for n in &nodes {
             assert!(
@@ -121,20 +122,30 @@ async fn the_owner_reads_through_any_node_and_no_node_keeps_the_key() {
             readers::unwrap(&m, &carol),
             Err(readers::Error::NotAReader { .. })
         ));
-        // And the key is nowhere on any node's disk (the control below shows the search
-        // finds a key that is kept).
+        // And the key is nowhere on any node's disk, while the search does find 32 bytes
+        // the storing node keeps (a shard hash, in its manifest).
         for i in 0..3 {
             assert!(!found_in(&tmp.path().join(format!("node-{i}")), &key.0));
         }
+        let shard = m.segments[0].shards[0];
+        assert!(found_in(&tmp.path().join("node-0"), shard.as_bytes()));
     }
-    let bytes = data(200_000, 99);
-    let path = tmp.path().join("kept");
-    std::fs::write(&path, &bytes).unwrap();
-    let kept = nodes[0]
-        .put_file(&path, opts(EncryptionLevel::Standard))
-        .await
-        .unwrap();
-    assert!(found_in(&tmp.path().join("node-0"), &kept.key.unwrap().0));
+    // Without an owner no encrypted put starts: nobody could ever read it.
+    let path = tmp.path().join("no-owner");
+    std::fs::write(&path, data(10_000, 99)).unwrap();
+    for level in levels {
+        let mut o = opts(level);
+        o.readers.clear();
+        let e = nodes[0].put_file(&path, o).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                zhtp::network::Error::Local(zhtp::local::Error::NeedsReader(l)) if l == level
+            ),
+            "{e}"
+        );
+    }
+    assert!(nodes[0].local().list(None).unwrap().len() == levels.len());
 }
 
 /// Wraps someone could slip into a manifest: an altered one, one for another key (a valid wrap,
@@ -205,18 +216,24 @@ async fn tampered_wraps_are_refused() {
     assert!(zhtp::network::validate_record(&record_key, &bytes).is_err());
 }
 
+/// `GET /content/HASH` on `node` with its token and `extra` headers, unsigned.
+fn unsigned_get(node: &process::NodeProcess, hash: &str, extra: &[String]) -> (u16, String) {
+    let mut headers = vec![
+        format!("Host: {}", node.addr),
+        format!("Authorization: Bearer {}", node.token),
+    ];
+    headers.extend_from_slice(extra);
+    process::http(
+        &node.addr,
+        "GET",
+        &format!("/content/{hash}"),
+        &headers,
+        b"",
+    )
+}
+
 fn zhtp(dir: &Path, node: &process::NodeProcess, pw: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zhtp"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--node", &node.api])
-        .args(args)
-        .env_remove("ZHTP_DATA_DIR")
-        .env_remove("ZHTP_IDENTITY")
-        .env("ZHTP_TOKEN", &node.token)
-        .env("ZHTP_PASSPHRASE", pw)
-        .output()
-        .unwrap()
+    node.cli_in(dir, pw, args)
 }
 
 fn ok(out: Output) -> String {
@@ -303,11 +320,16 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     assert!(!denied.status.success());
     let err = String::from_utf8_lossy(&denied.stderr);
     assert!(err.contains("is not a reader"), "{err}");
-    let no_key = zhtp(&bob, &nodes[1], "b", &["get", &hash, "-o", o]);
-    let err = String::from_utf8_lossy(&no_key.stderr);
+    // Without --identity the CLI reads as the keystore's only identity: bob again.
+    let as_bob = zhtp(&bob, &nodes[1], "b", &["get", &hash, "-o", o]);
+    let err = String::from_utf8_lossy(&as_bob.stderr);
+    assert!(err.contains("is not a reader"), "{err}");
+    // And the node itself refuses an unsigned read with the token alone (as curl would ask).
+    let (status, body) = unsigned_get(&nodes[1], &hash, &[]);
+    assert_eq!(status, 401, "{body}");
     assert!(
-        err.contains("needs a request signed by an identity"),
-        "{err}"
+        body.contains("needs a request signed by an identity"),
+        "{body}"
     );
     assert!(!out.exists(), "no output written");
     // A wrong passphrase is one clear error.
@@ -672,17 +694,13 @@ fn grant_and_revoke_through_the_cli() {
         &["get", &hash, "-o", o, "--identity", "bob"],
     );
     assert!(String::from_utf8_lossy(&after.stderr).contains("is not a reader"));
-    let old = zhtp(
-        &bob,
-        &nodes[1],
-        "",
-        &["get", &hash, "-o", o, "--key", &hex::encode(old_key.0)],
-    );
     // The node asks a reader's signature before it tries any key.
-    let err = String::from_utf8_lossy(&old.stderr);
+    let key = format!("zhtp-key: {}", hex::encode(old_key.0));
+    let (status, body) = unsigned_get(&nodes[1], &hash, &[key]);
+    assert_eq!(status, 401, "{body}");
     assert!(
-        err.contains("needs a request signed by an identity"),
-        "{err}"
+        body.contains("needs a request signed by an identity"),
+        "{body}"
     );
     assert!(!out.exists());
     // And the content is under a new key: the old one is not what the manifest commits to.

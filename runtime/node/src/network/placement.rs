@@ -135,7 +135,7 @@ impl Node {
     ) -> Result<Vec<(usize, PeerId)>, Error> {
         let used = Mutex::new(avoid.clone());
         let down = Mutex::new(HashSet::<PeerId>::new());
-        let tasks = shards.into_iter().map(|(index, hash, data)| {
+        let place_one = |(index, hash, data): (usize, Hash, Vec<u8>)| {
             let (used, down) = (&used, &down);
             async move {
                 let ranked = by_distance(peers, hash.as_bytes());
@@ -175,9 +175,26 @@ impl Node {
                     reason: last,
                 })
             }
-        });
-        let results: Vec<_> = futures::future::join_all(tasks).await;
-        results.into_iter().collect()
+        };
+        // Shards with equal bytes (the zero padding of a small content) have one hash, and a
+        // node takes one write of a hash at a time: the n-th shard of a hash goes in round n.
+        let mut rounds: Vec<Vec<(usize, Hash, Vec<u8>)>> = Vec::new();
+        let mut seen = std::collections::HashMap::<Hash, usize>::new();
+        for shard in shards {
+            let n = seen.entry(shard.1).or_default();
+            if rounds.len() <= *n {
+                rounds.push(Vec::new());
+            }
+            rounds[*n].push(shard);
+            *n += 1;
+        }
+        let mut placed = Vec::new();
+        for round in rounds {
+            for r in futures::future::join_all(round.into_iter().map(place_one)).await {
+                placed.push(r?);
+            }
+        }
+        Ok(placed)
     }
 
     /// Stores the file at `path` on the network. The content address (BLAKE3 of the plaintext,
@@ -280,8 +297,8 @@ impl Node {
         let mut metadata = opts.metadata.clone();
         metadata.created = zhtp_dht::record::unix_now();
         let mut manifest = encoder.manifest(content_hash, size, infos, metadata);
-        let key = opts.seal(&mut manifest, key)?;
-        let (node, m, k) = (self.clone(), manifest.clone(), key.clone());
+        opts.seal(&mut manifest, key)?;
+        let (node, m) = (self.clone(), manifest.clone());
         blocking(move || {
             // A re-put drops the earlier manifest's shards: none may meanwhile gain a position.
             let _positions = node
@@ -289,7 +306,7 @@ impl Node {
                 .positions
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            node.inner.local.commit(&m, k.as_ref(), Vec::new())
+            node.inner.local.commit(&m, Vec::new())
         })
         .await??;
         let published = match self
@@ -321,7 +338,6 @@ impl Node {
         };
         Ok(Stored {
             manifest,
-            key,
             placement,
             published,
         })

@@ -2,13 +2,15 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tempfile::TempDir;
 use zhtp::local::PutOptions;
 use zhtp::network::{Node, RepairConfig};
-use zhtp_content::EncryptionLevel;
+use zhtp_content::{ContentKey, EncryptionLevel};
 use zhtp_dht::{Config, Multiaddr};
+use zhtp_identity::Identity;
 use zhtp_types::StorageTier;
 
 pub fn config(bootstrap: Vec<Multiaddr>) -> Config {
@@ -81,10 +83,27 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The owner of every encrypted content these tests put (no node keeps a content key).
+pub fn owner() -> &'static Identity {
+    static OWNER: OnceLock<Identity> = OnceLock::new();
+    OWNER.get_or_init(|| Identity::generate().unwrap())
+}
+
+/// The content key of what `stored` put, as [`owner`] unwraps it (`None` when not encrypted).
+pub fn key(stored: &zhtp::network::Stored) -> Option<ContentKey> {
+    match stored.manifest.encryption.level {
+        EncryptionLevel::None => None,
+        _ => Some(zhtp::readers::unwrap(&stored.manifest, owner()).unwrap()),
+    }
+}
+
 pub fn opts(encryption: EncryptionLevel) -> PutOptions {
     let mut o = PutOptions::new(StorageTier::Hot); // 4+2
     o.encryption = encryption;
     o.segment_size = 1 << 20;
+    if encryption != EncryptionLevel::None {
+        o.readers = vec![owner().public()];
+    }
     o
 }
 

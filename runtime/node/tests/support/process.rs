@@ -96,6 +96,22 @@ impl NodeProcess {
             .unwrap()
     }
 
+    /// `zhtp --data-dir DIR --node API ARGS...`, the token in `ZHTP_TOKEN` and `passphrase` in
+    /// `ZHTP_PASSPHRASE`: a user of the data dir `dir` (its keystore) talking to this node.
+    pub fn cli_in(&self, dir: &Path, passphrase: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_zhtp"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--node", &self.api])
+            .args(args)
+            .env_remove("ZHTP_DATA_DIR")
+            .env_remove("ZHTP_IDENTITY")
+            .env("ZHTP_TOKEN", &self.token)
+            .env("ZHTP_PASSPHRASE", passphrase)
+            .output()
+            .unwrap()
+    }
+
     /// `GET /status` through the CLI.
     pub fn status(&self) -> serde_json::Value {
         let out = self.cli(&["node", "status"]);
