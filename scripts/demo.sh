@@ -44,19 +44,28 @@ printf 'not wasm' > "$dir/bad.wasm"
 if zhtp plugin install pricing "$dir/bad.wasm"; then echo "unexpectedly installed" >&2; exit 1; fi
 zhtp plugin list
 
+step "an identity owns what it stores encrypted (its passphrase from ZHTP_PASSPHRASE here; a prompt otherwise)"
+export ZHTP_PASSPHRASE="demo passphrase"
+zhtp identity new demo
 step "store a 32 MiB file (half text, half random) with standard encryption, warm tier (4+2)"
 head -c $((16 << 20)) /dev/urandom > "$dir/demo.bin"
 { yes "zhtp keeps content encrypted and erasure-coded" || true; } | head -c $((16 << 20)) >> "$dir/demo.bin"
 hash=$(zhtp put "$dir/demo.bin" --encryption standard --tag demo --description "demo upload")
 echo "content hash: $hash"
+step "what the node sees: sizes, code, shards; name, tags and description are the owner's, encrypted"
 zhtp info "$hash"
-step "read it back and compare"
+step "what the owner sees"
+zhtp info "$hash" --identity demo | head -n 5
+step "read it back as the owner and compare"
 zhtp get "$hash" -o "$dir/back.bin"
 cmp "$dir/demo.bin" "$dir/back.bin" && echo "byte-identical"
-step "list and search"
+step "public content (--encryption none): listed and searchable by anyone"
+echo "a public notice" > "$dir/notice.txt"
+public=$(zhtp put "$dir/notice.txt" --encryption none --tag demo --description "public notice")
 zhtp ls --tag demo
-zhtp search "DEMO upload"
-step "remove it: the manifest, the key and every shard go; compaction gives the space back"
+zhtp search "PUBLIC notice"
+zhtp rm "$public"
+step "remove it: the manifest and every shard go; compaction gives the space back"
 zhtp rm "$hash"
 zhtp compact --max-live 1
 if zhtp get "$hash" -o "$dir/gone.bin" 2>/dev/null; then echo "still readable after rm" >&2; exit 1; fi
