@@ -1,0 +1,884 @@
+//! A double-entry ledger of integer µZHTP in RocksDB.
+//!
+//! Every movement is a [`Transfer`] that debits one account and credits another by the same
+//! amount; each account keeps the totals of its debits and credits, and its balance is credits
+//! minus debits. A write (one transfer, or the legs of one escrow step, with the escrow's state
+//! and the history entries) is one atomic RocksDB batch, so a crash leaves either all of it or
+//! none. One writer at a time: a transfer reads the balances it changes, and no other write may
+//! come between the read and the batch.
+//!
+//! The supply is fixed at genesis: [`Account::Genesis`] is debited once, on a devnet, to fill the
+//! faucet ([`Genesis::Devnet`]), and never again; it is the only account whose debits may exceed
+//! its credits. A node started without a devnet genesis has no faucet and never mints. So at
+//! every point the balances of all other accounts add up to the supply ([`Ledger::audit`]
+//! recounts it, and the tests call it after every step).
+//!
+//! Transfer ids are idempotency keys: a transfer sent again with the same id and the same
+//! fields is a no-op that answers with the first one's receipt (a client that does not know
+//! whether its request landed before a crash just sends it again); the same id with other
+//! fields is refused. Escrow steps derive their ids from the storage contract and the period,
+//! so a period is paid out at most once, whoever retries.
+//!
+//! Layout in the `ledger` column family (accounts are 33 bytes: a kind byte and 32 id bytes):
+//!
+//! | key | value |
+//! |---|---|
+//! | `m/seq` | sequence number of the last transfer (u64 LE) |
+//! | `m/supply` | the supply set at genesis (u64 LE) |
+//! | `m/devnet` | present on a devnet ledger (a faucet exists) |
+//! | `a/<account>` | [`Totals`]: debits and credits (postcard) |
+//! | `t/<id>` | the [`Transfer`] (postcard) |
+//! | `h/<account><seq u64 BE>` | the id of a transfer touching the account (its history) |
+//! | `e/<contract>` | the [`Escrow`] of a storage contract (postcard) |
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use zhtp_store::{Batch, Cf, Store};
+use zhtp_types::{MICRO_PER_TOKEN, MicroZhtp};
+
+/// An account of the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Account {
+    /// A user or a node: its Ed25519 public key.
+    Key([u8; 32]),
+    /// The escrow of one storage contract, by the contract's id.
+    Escrow([u8; 32]),
+    /// Fees the network keeps.
+    Treasury,
+    /// Pays performance bonuses to providers; the network fee feeds it.
+    Incentives,
+    /// The devnet faucet: the whole supply at a devnet's genesis; empty on any other ledger.
+    Faucet,
+    /// Where the supply comes from: debited once, at genesis.
+    Genesis,
+}
+
+impl Account {
+    /// Bytes of an account in keys.
+    pub const LEN: usize = 33;
+
+    fn bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        let (kind, id) = match self {
+            Account::Key(k) => (0, Some(k)),
+            Account::Escrow(c) => (1, Some(c)),
+            Account::Treasury => (2, None),
+            Account::Incentives => (3, None),
+            Account::Faucet => (4, None),
+            Account::Genesis => (5, None),
+        };
+        out[0] = kind;
+        if let Some(id) = id {
+            out[1..].copy_from_slice(id);
+        }
+        out
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (&kind, id) = b.split_first()?;
+        let id: [u8; 32] = id.try_into().ok()?;
+        let singleton = |a: Account| (id == [0; 32]).then_some(a);
+        match kind {
+            0 => Some(Account::Key(id)),
+            1 => Some(Account::Escrow(id)),
+            2 => singleton(Account::Treasury),
+            3 => singleton(Account::Incentives),
+            4 => singleton(Account::Faucet),
+            5 => singleton(Account::Genesis),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Account::Key(k) => write!(f, "{}", hex(k)),
+            Account::Escrow(c) => write!(f, "escrow of storage contract {}", hex(c)),
+            Account::Treasury => f.write_str("treasury"),
+            Account::Incentives => f.write_str("incentive pool"),
+            Account::Faucet => f.write_str("faucet"),
+            Account::Genesis => f.write_str("genesis"),
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// µZHTP as tokens, for messages: `1.5 ZHTP`.
+pub fn tokens(amount: MicroZhtp) -> String {
+    let (whole, frac) = (amount / MICRO_PER_TOKEN, amount % MICRO_PER_TOKEN);
+    if frac == 0 {
+        format!("{whole} ZHTP")
+    } else {
+        let frac = format!("{frac:06}");
+        format!("{whole}.{} ZHTP", frac.trim_end_matches('0'))
+    }
+}
+
+/// Why a transfer was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// The supply, into the faucet, at a devnet's genesis.
+    Genesis,
+    /// From the devnet faucet.
+    Faucet,
+    /// From one account to another.
+    Transfer,
+    /// A client's payment into a storage contract's escrow.
+    EscrowLock,
+    /// From escrow to a provider, for one period.
+    EscrowRelease,
+    /// From escrow back to the client, for one period (a penalty).
+    EscrowRefund,
+    /// What is left in escrow, back to the client when the contract is settled.
+    EscrowSettle,
+}
+
+/// One movement: `amount` from `debit` to `credit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The idempotency key.
+    pub id: [u8; 32],
+    /// Position in the ledger's order of writes (from 1).
+    pub seq: u64,
+    /// The account paying.
+    pub debit: Account,
+    /// The account paid.
+    pub credit: Account,
+    /// µZHTP, never zero.
+    pub amount: MicroZhtp,
+    /// Why.
+    pub kind: Kind,
+    /// When it was written (Unix seconds).
+    pub at: u64,
+}
+
+/// What a write did: the transfer, and whether it had been written before (same id, same
+/// fields: nothing moved this time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The transfer as the ledger holds it.
+    pub transfer: Transfer,
+    /// An earlier write with this id and these fields; this one changed nothing.
+    pub replayed: bool,
+}
+
+/// The escrow of one storage contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escrow {
+    /// Who paid in, and gets refunds and the remainder.
+    pub client: Account,
+    /// µZHTP paid in.
+    pub funded: MicroZhtp,
+    /// µZHTP paid out to providers.
+    pub released: MicroZhtp,
+    /// µZHTP paid back to the client before settlement (penalties).
+    pub refunded: MicroZhtp,
+    /// Settled: the remainder went back to the client and nothing moves any more.
+    pub settled: bool,
+}
+
+impl Escrow {
+    /// µZHTP still held.
+    pub fn remaining(&self) -> MicroZhtp {
+        self.funded - self.released - self.refunded
+    }
+}
+
+/// Debits and credits of one account, in µZHTP, since genesis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Paid out.
+    pub debits: u128,
+    /// Paid in.
+    pub credits: u128,
+}
+
+impl Totals {
+    /// Credits minus debits; `None` when the debits are larger (only ever [`Account::Genesis`]).
+    pub fn balance(&self) -> Option<MicroZhtp> {
+        self.credits
+            .checked_sub(self.debits)
+            .and_then(|b| u64::try_from(b).ok())
+    }
+}
+
+/// How a ledger starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Genesis {
+    /// A devnet: `supply` µZHTP in the faucet, which funds accounts on request.
+    Devnet {
+        /// The whole supply, ever.
+        supply: MicroZhtp,
+    },
+}
+
+/// What went wrong.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The paying account has less than the amount.
+    #[error("{account} has {} and cannot pay {}", tokens(*balance), tokens(*amount))]
+    InsufficientFunds {
+        /// The paying account.
+        account: Account,
+        /// Its balance.
+        balance: MicroZhtp,
+        /// The amount asked.
+        amount: MicroZhtp,
+    },
+    /// A transfer of nothing.
+    #[error("a transfer moves at least 1 µZHTP")]
+    ZeroAmount,
+    /// From an account to itself.
+    #[error("a transfer from {0} to itself")]
+    SameAccount(Account),
+    /// Only genesis may debit the genesis account, and nobody may credit it.
+    #[error("the genesis account only ever pays the supply into the faucet, at genesis")]
+    GenesisAccount,
+    /// The id names an earlier transfer with other fields.
+    #[error("transfer id {} is taken by another transfer", hex(.0))]
+    IdReused([u8; 32]),
+    /// The faucet exists only on a devnet.
+    #[error("this ledger has no faucet: only a node started as a devnet (--devnet) mints tokens")]
+    NotDevnet,
+    /// A devnet genesis on a ledger that already moved money without one.
+    #[error("this ledger already has transfers without a devnet genesis; a faucet cannot be added")]
+    LateGenesis,
+    /// No escrow for this storage contract.
+    #[error("no escrow for storage contract {}", hex(.0))]
+    NoEscrow([u8; 32]),
+    /// The storage contract already has an escrow.
+    #[error("storage contract {} already has an escrow", hex(.0))]
+    EscrowExists([u8; 32]),
+    /// The escrow was settled: nothing moves any more.
+    #[error("the escrow of storage contract {} is settled", hex(.0))]
+    Settled([u8; 32]),
+    /// The escrow holds less than a release or refund asks.
+    #[error("the escrow of storage contract {} holds {}, not {}", hex(contract), tokens(*remaining), tokens(*amount))]
+    EscrowShort {
+        /// The storage contract.
+        contract: [u8; 32],
+        /// What the escrow holds.
+        remaining: MicroZhtp,
+        /// What was asked.
+        amount: MicroZhtp,
+    },
+    /// An escrow pays its own client or itself through release.
+    #[error("an escrow release pays a provider, not the contract's client or an escrow")]
+    BadPayee,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] zhtp_store::Error),
+    /// Something in the ledger does not decode or does not add up.
+    #[error("the ledger is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+const SEQ: &[u8] = b"m/seq";
+const SUPPLY: &[u8] = b"m/supply";
+const DEVNET: &[u8] = b"m/devnet";
+
+fn key(prefix: u8, rest: &[&[u8]]) -> Vec<u8> {
+    let mut k = vec![prefix, b'/'];
+    for r in rest {
+        k.extend_from_slice(r);
+    }
+    k
+}
+
+fn account_key(a: &Account) -> Vec<u8> {
+    key(b'a', &[&a.bytes()])
+}
+
+fn transfer_key(id: &[u8; 32]) -> Vec<u8> {
+    key(b't', &[id])
+}
+
+fn history_key(a: &Account, seq: u64) -> Vec<u8> {
+    key(b'h', &[&a.bytes(), &seq.to_be_bytes()])
+}
+
+fn escrow_key(contract: &[u8; 32]) -> Vec<u8> {
+    key(b'e', &[contract])
+}
+
+/// The id of an escrow step: what (`lock`, `release`, `refund`, `settle`), the contract, the
+/// period and the account paid. At most one transfer per step and payee, whoever retries.
+pub fn escrow_step_id(step: &str, contract: &[u8; 32], period: u32, payee: &Account) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("zhtp ledger escrow step v1");
+    h.update(step.as_bytes());
+    h.update(&[0]);
+    h.update(contract);
+    h.update(&period.to_le_bytes());
+    h.update(&payee.bytes());
+    *h.finalize().as_bytes()
+}
+
+fn decode<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, Error> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("ledger values encode")
+}
+
+fn u64_of(what: &str, bytes: Option<Vec<u8>>) -> Result<u64, Error> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => Ok(u64::from_le_bytes(b.as_slice().try_into().map_err(
+            |_| Error::Corrupt(format!("{what} is {} bytes, not 8", b.len())),
+        )?)),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A transfer to write.
+struct Leg {
+    id: [u8; 32],
+    debit: Account,
+    credit: Account,
+    amount: MicroZhtp,
+    kind: Kind,
+}
+
+/// What [`Ledger::audit`] found (every invariant held, or it returns an error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Audit {
+    /// The supply.
+    pub supply: MicroZhtp,
+    /// Accounts with any movement.
+    pub accounts: usize,
+    /// Transfers written.
+    pub transfers: u64,
+    /// Escrows, and how many of them are settled.
+    pub escrows: (usize, usize),
+}
+
+/// The ledger of one node, in its store.
+#[derive(Debug)]
+pub struct Ledger {
+    store: Arc<Store>,
+    /// One writer at a time (see the module docs).
+    write: Mutex<()>,
+}
+
+impl Ledger {
+    /// The ledger in `store` (an empty one when nothing was ever written).
+    pub fn open(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            write: Mutex::new(()),
+        }
+    }
+
+    /// Starts a devnet: the faucet gets the whole supply. Once: a ledger that has it already
+    /// keeps its supply (and this returns it); a ledger that moved money without it refuses.
+    pub fn genesis(&self, genesis: Genesis) -> Result<MicroZhtp, Error> {
+        let Genesis::Devnet { supply } = genesis;
+        let _w = self.lock();
+        if self.is_devnet()? {
+            return self.supply();
+        }
+        if self.seq()? > 0 {
+            return Err(Error::LateGenesis);
+        }
+        let leg = Leg {
+            id: escrow_step_id("genesis", &[0; 32], 0, &Account::Faucet),
+            debit: Account::Genesis,
+            credit: Account::Faucet,
+            amount: supply,
+            kind: Kind::Genesis,
+        };
+        let mut b = self.store.batch();
+        self.store.put(&mut b, Cf::Ledger, DEVNET, &[1])?;
+        self.store
+            .put(&mut b, Cf::Ledger, SUPPLY, &supply.to_le_bytes())?;
+        if supply > 0 {
+            self.write_legs(b, &[leg], None)?;
+        } else {
+            self.store.write(b)?;
+        }
+        Ok(supply)
+    }
+
+    /// Whether this ledger has a faucet.
+    pub fn is_devnet(&self) -> Result<bool, Error> {
+        Ok(self.store.contains(Cf::Ledger, DEVNET)?)
+    }
+
+    /// All the µZHTP there are.
+    pub fn supply(&self) -> Result<MicroZhtp, Error> {
+        u64_of("the supply", self.store.get(Cf::Ledger, SUPPLY)?)
+    }
+
+    fn seq(&self) -> Result<u64, Error> {
+        u64_of("the sequence number", self.store.get(Cf::Ledger, SEQ)?)
+    }
+
+    /// An account's debits and credits.
+    pub fn totals(&self, account: &Account) -> Result<Totals, Error> {
+        match self.store.get(Cf::Ledger, &account_key(account))? {
+            None => Ok(Totals::default()),
+            Some(b) => decode("an account", &b),
+        }
+    }
+
+    /// An account's balance.
+    pub fn balance(&self, account: &Account) -> Result<MicroZhtp, Error> {
+        self.totals(account)?
+            .balance()
+            .ok_or_else(|| Error::Corrupt(format!("{account} paid out more than it got")))
+    }
+
+    /// The transfer with this id.
+    pub fn transfer_by_id(&self, id: &[u8; 32]) -> Result<Option<Transfer>, Error> {
+        self.store
+            .get(Cf::Ledger, &transfer_key(id))?
+            .map(|b| decode("a transfer", &b))
+            .transpose()
+    }
+
+    /// The last `limit` transfers touching `account`, newest first.
+    pub fn history(&self, account: &Account, limit: usize) -> Result<Vec<Transfer>, Error> {
+        let mut ids = std::collections::VecDeque::new();
+        for e in self
+            .store
+            .scan(Cf::Ledger, &key(b'h', &[&account.bytes()]))?
+        {
+            let (_, id) = e?;
+            ids.push_back(id);
+            if ids.len() > limit {
+                ids.pop_front();
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids.iter().rev() {
+            let id: [u8; 32] = id[..]
+                .try_into()
+                .map_err(|_| Error::Corrupt("a history entry is not an id".into()))?;
+            out.push(
+                self.transfer_by_id(&id)?
+                    .ok_or_else(|| Error::Corrupt(format!("transfer {} is gone", hex(&id))))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The escrow of storage contract `contract`.
+    pub fn escrow(&self, contract: &[u8; 32]) -> Result<Option<Escrow>, Error> {
+        self.store
+            .get(Cf::Ledger, &escrow_key(contract))?
+            .map(|b| decode("an escrow", &b))
+            .transpose()
+    }
+
+    /// Moves `amount` from `from` to `to` (users, treasury, incentive pool), under the
+    /// idempotency key `id`.
+    pub fn transfer(
+        &self,
+        id: [u8; 32],
+        from: Account,
+        to: Account,
+        amount: MicroZhtp,
+    ) -> Result<Receipt, Error> {
+        for a in [from, to] {
+            if matches!(a, Account::Escrow(_) | Account::Faucet) {
+                // Escrows move only through their steps, the faucet only through `fund`.
+                return Err(Error::BadPayee);
+            }
+        }
+        let leg = Leg {
+            id,
+            debit: from,
+            credit: to,
+            amount,
+            kind: Kind::Transfer,
+        };
+        let _w = self.lock();
+        if let Some(r) = self.replayed(&leg)? {
+            return Ok(r);
+        }
+        self.write_one(leg, None)
+    }
+
+    /// Pays `amount` from the devnet faucet to `to`.
+    pub fn fund(&self, id: [u8; 32], to: Account, amount: MicroZhtp) -> Result<Receipt, Error> {
+        let leg = Leg {
+            id,
+            debit: Account::Faucet,
+            credit: to,
+            amount,
+            kind: Kind::Faucet,
+        };
+        let _w = self.lock();
+        if let Some(r) = self.replayed(&leg)? {
+            return Ok(r);
+        }
+        if !self.is_devnet()? {
+            return Err(Error::NotDevnet);
+        }
+        if matches!(to, Account::Escrow(_)) {
+            return Err(Error::BadPayee);
+        }
+        self.write_one(leg, None)
+    }
+
+    /// Opens the escrow of storage contract `contract`: `client` pays `amount` into it.
+    pub fn lock_escrow(
+        &self,
+        contract: [u8; 32],
+        client: Account,
+        amount: MicroZhtp,
+    ) -> Result<Receipt, Error> {
+        let leg = Leg {
+            id: escrow_step_id("lock", &contract, 0, &Account::Escrow(contract)),
+            debit: client,
+            credit: Account::Escrow(contract),
+            amount,
+            kind: Kind::EscrowLock,
+        };
+        let _w = self.lock();
+        if let Some(r) = self.replayed(&leg)? {
+            return Ok(r);
+        }
+        if self.escrow(&contract)?.is_some() {
+            return Err(Error::EscrowExists(contract));
+        }
+        if !matches!(client, Account::Key(_)) {
+            return Err(Error::BadPayee);
+        }
+        let escrow = Escrow {
+            client,
+            funded: amount,
+            released: 0,
+            refunded: 0,
+            settled: false,
+        };
+        self.write_one(leg, Some((contract, escrow)))
+    }
+
+    /// Pays `amount` of the escrow to provider `to` for `period` (at most once per period and
+    /// provider).
+    pub fn release(
+        &self,
+        contract: [u8; 32],
+        period: u32,
+        to: Account,
+        amount: MicroZhtp,
+    ) -> Result<Receipt, Error> {
+        self.escrow_step(contract, period, Some(to), amount)
+    }
+
+    /// Pays `amount` of the escrow back to the client for `period` (a penalty; at most once
+    /// per period).
+    pub fn refund(
+        &self,
+        contract: [u8; 32],
+        period: u32,
+        amount: MicroZhtp,
+    ) -> Result<Receipt, Error> {
+        self.escrow_step(contract, period, None, amount)
+    }
+
+    fn escrow_step(
+        &self,
+        contract: [u8; 32],
+        period: u32,
+        provider: Option<Account>,
+        amount: MicroZhtp,
+    ) -> Result<Receipt, Error> {
+        let _w = self.lock();
+        let mut escrow = self.escrow(&contract)?.ok_or(Error::NoEscrow(contract))?;
+        let (step, credit, kind) = match provider {
+            Some(p) => ("release", p, Kind::EscrowRelease),
+            None => ("refund", escrow.client, Kind::EscrowRefund),
+        };
+        let leg = Leg {
+            id: escrow_step_id(step, &contract, period, &credit),
+            debit: Account::Escrow(contract),
+            credit,
+            amount,
+            kind,
+        };
+        if let Some(r) = self.replayed(&leg)? {
+            return Ok(r);
+        }
+        if escrow.settled {
+            return Err(Error::Settled(contract));
+        }
+        if provider.is_some() && (credit == escrow.client || !matches!(credit, Account::Key(_))) {
+            return Err(Error::BadPayee);
+        }
+        if amount > escrow.remaining() {
+            return Err(Error::EscrowShort {
+                contract,
+                remaining: escrow.remaining(),
+                amount,
+            });
+        }
+        match provider {
+            Some(_) => escrow.released += amount,
+            None => escrow.refunded += amount,
+        }
+        self.write_one(leg, Some((contract, escrow)))
+    }
+
+    /// Settles the escrow: what is left goes back to the client and nothing moves any more.
+    /// Returns what went back (a second settle answers with the first one's figure).
+    pub fn settle(&self, contract: [u8; 32]) -> Result<MicroZhtp, Error> {
+        let _w = self.lock();
+        let mut escrow = self.escrow(&contract)?.ok_or(Error::NoEscrow(contract))?;
+        let id = escrow_step_id("settle", &contract, 0, &escrow.client);
+        if escrow.settled {
+            return Ok(self.transfer_by_id(&id)?.map_or(0, |t| t.amount));
+        }
+        let left = escrow.remaining();
+        escrow.refunded += left;
+        escrow.settled = true;
+        let legs = match left {
+            0 => Vec::new(),
+            _ => vec![Leg {
+                id,
+                debit: Account::Escrow(contract),
+                credit: escrow.client,
+                amount: left,
+                kind: Kind::EscrowSettle,
+            }],
+        };
+        self.write_legs(self.store.batch(), &legs, Some((contract, escrow)))?;
+        Ok(left)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The receipt of an earlier write of `leg`'s id: replayed when the fields match, refused
+    /// when they do not.
+    fn replayed(&self, leg: &Leg) -> Result<Option<Receipt>, Error> {
+        let Some(t) = self.transfer_by_id(&leg.id)? else {
+            return Ok(None);
+        };
+        if (t.debit, t.credit, t.amount, t.kind) != (leg.debit, leg.credit, leg.amount, leg.kind) {
+            return Err(Error::IdReused(leg.id));
+        }
+        Ok(Some(Receipt {
+            transfer: t,
+            replayed: true,
+        }))
+    }
+
+    fn write_one(&self, leg: Leg, escrow: Option<([u8; 32], Escrow)>) -> Result<Receipt, Error> {
+        let mut written = self.write_legs(self.store.batch(), &[leg], escrow)?;
+        Ok(Receipt {
+            transfer: written.pop().expect("one leg written"),
+            replayed: false,
+        })
+    }
+
+    /// Writes `legs` (checked: amounts, accounts, balances) and the escrow's new state in
+    /// `batch`, as one atomic write. The caller holds the writer lock.
+    fn write_legs(
+        &self,
+        mut batch: Batch,
+        legs: &[Leg],
+        escrow: Option<([u8; 32], Escrow)>,
+    ) -> Result<Vec<Transfer>, Error> {
+        let mut seq = self.seq()?;
+        let at = now();
+        let mut totals: HashMap<Account, Totals> = HashMap::new();
+        let mut out = Vec::with_capacity(legs.len());
+        for leg in legs {
+            if leg.amount == 0 {
+                return Err(Error::ZeroAmount);
+            }
+            if leg.debit == leg.credit {
+                return Err(Error::SameAccount(leg.debit));
+            }
+            if leg.credit == Account::Genesis
+                || (leg.debit == Account::Genesis) != (leg.kind == Kind::Genesis)
+            {
+                return Err(Error::GenesisAccount);
+            }
+            for a in [leg.debit, leg.credit] {
+                if let std::collections::hash_map::Entry::Vacant(v) = totals.entry(a) {
+                    v.insert(self.totals(&a)?);
+                }
+            }
+            let d = totals[&leg.debit];
+            if leg.debit != Account::Genesis {
+                let balance = d.balance().unwrap_or(0);
+                if balance < leg.amount {
+                    return Err(Error::InsufficientFunds {
+                        account: leg.debit,
+                        balance,
+                        amount: leg.amount,
+                    });
+                }
+            }
+            totals.get_mut(&leg.debit).expect("loaded").debits += u128::from(leg.amount);
+            totals.get_mut(&leg.credit).expect("loaded").credits += u128::from(leg.amount);
+            seq += 1;
+            let t = Transfer {
+                id: leg.id,
+                seq,
+                debit: leg.debit,
+                credit: leg.credit,
+                amount: leg.amount,
+                kind: leg.kind,
+                at,
+            };
+            self.store
+                .put(&mut batch, Cf::Ledger, &transfer_key(&t.id), &encode(&t))?;
+            for a in [t.debit, t.credit] {
+                self.store
+                    .put(&mut batch, Cf::Ledger, &history_key(&a, seq), &t.id)?;
+            }
+            out.push(t);
+        }
+        for (a, t) in &totals {
+            self.store
+                .put(&mut batch, Cf::Ledger, &account_key(a), &encode(t))?;
+        }
+        self.store
+            .put(&mut batch, Cf::Ledger, SEQ, &seq.to_le_bytes())?;
+        if let Some((contract, e)) = escrow {
+            self.store
+                .put(&mut batch, Cf::Ledger, &escrow_key(&contract), &encode(&e))?;
+        }
+        self.store.write(batch)?;
+        Ok(out)
+    }
+
+    /// Recounts everything from the transfers and checks every invariant: debits equal credits
+    /// overall; each account's totals equal its transfers; no account but genesis paid out more
+    /// than it got; the balances outside genesis add up to the supply; each escrow holds what
+    /// its steps leave, and a settled one holds nothing; the sequence numbers are 1..=seq.
+    pub fn audit(&self) -> Result<Audit, Error> {
+        let _w = self.lock();
+        let corrupt = |s: String| Error::Corrupt(s);
+        let mut recount: HashMap<Account, Totals> = HashMap::new();
+        let mut seqs = Vec::new();
+        for e in self.store.scan(Cf::Ledger, b"t/")? {
+            let (_, v) = e?;
+            let t: Transfer = decode("a transfer", &v)?;
+            recount.entry(t.debit).or_default().debits += u128::from(t.amount);
+            recount.entry(t.credit).or_default().credits += u128::from(t.amount);
+            seqs.push(t.seq);
+        }
+        seqs.sort_unstable();
+        let transfers = self.seq()?;
+        if seqs.iter().copied().ne(1..=transfers) {
+            return Err(corrupt(format!(
+                "{} transfers for sequence numbers 1..={transfers}",
+                seqs.len()
+            )));
+        }
+        let mut stored = HashMap::new();
+        for e in self.store.scan(Cf::Ledger, b"a/")? {
+            let (k, v) = e?;
+            let a = Account::from_bytes(&k[2..])
+                .ok_or_else(|| corrupt(format!("account key {}", hex(&k))))?;
+            stored.insert(a, decode::<Totals>("an account", &v)?);
+        }
+        if stored != recount {
+            return Err(corrupt("account totals differ from their transfers".into()));
+        }
+        let (mut debits, mut credits, mut held) = (0u128, 0u128, 0u128);
+        for (a, t) in &stored {
+            debits += t.debits;
+            credits += t.credits;
+            if *a != Account::Genesis {
+                held += u128::from(
+                    t.balance()
+                        .ok_or_else(|| corrupt(format!("{a} paid out more than it got")))?,
+                );
+            }
+        }
+        if debits != credits {
+            return Err(corrupt(format!("{debits} debited, {credits} credited")));
+        }
+        let supply = self.supply()?;
+        if held != u128::from(supply) {
+            return Err(corrupt(format!(
+                "{held} µZHTP held, the supply is {supply}"
+            )));
+        }
+        let (mut escrows, mut settled) = (0, 0);
+        for e in self.store.scan(Cf::Ledger, b"e/")? {
+            let (k, v) = e?;
+            let contract: [u8; 32] = k[2..]
+                .try_into()
+                .map_err(|_| corrupt(format!("escrow key {}", hex(&k))))?;
+            let escrow: Escrow = decode("an escrow", &v)?;
+            let balance = stored
+                .get(&Account::Escrow(contract))
+                .and_then(Totals::balance)
+                .unwrap_or(0);
+            let left = escrow
+                .funded
+                .checked_sub(escrow.released + escrow.refunded)
+                .ok_or_else(|| {
+                    corrupt(format!("escrow {} paid out more than in", hex(&contract)))
+                })?;
+            if balance != left || (escrow.settled && left != 0) {
+                return Err(corrupt(format!(
+                    "escrow {} holds {balance}, its steps leave {left}",
+                    hex(&contract)
+                )));
+            }
+            escrows += 1;
+            settled += usize::from(escrow.settled);
+        }
+        Ok(Audit {
+            supply,
+            accounts: stored.len(),
+            transfers,
+            escrows: (escrows, settled),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_round_trip_through_their_key_bytes() {
+        for a in [
+            Account::Key([7; 32]),
+            Account::Escrow([9; 32]),
+            Account::Treasury,
+            Account::Incentives,
+            Account::Faucet,
+            Account::Genesis,
+        ] {
+            assert_eq!(Account::from_bytes(&a.bytes()), Some(a));
+        }
+        let mut bad = Account::Treasury.bytes();
+        bad[5] = 1;
+        assert_eq!(Account::from_bytes(&bad), None);
+        assert_eq!(Account::from_bytes(&[9; 33]), None);
+    }
+
+    #[test]
+    fn tokens_are_shown_without_floats() {
+        assert_eq!(tokens(0), "0 ZHTP");
+        assert_eq!(tokens(1_500_000), "1.5 ZHTP");
+        assert_eq!(tokens(1), "0.000001 ZHTP");
+        assert_eq!(tokens(117_000_000), "117 ZHTP");
+    }
+}

@@ -1,0 +1,619 @@
+//! The ledger on a real RocksDB: named errors, a property test against a shadow model with
+//! reopens in between, and SIGKILLed writer processes. After every step the ledger recounts
+//! itself ([`Ledger::audit`]): the supply never changes, no balance goes negative, no escrow
+//! pays out twice or more than it holds.
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use zhtp_economy::{Account, Error, Escrow, Genesis, Kind, Ledger, escrow_step_id};
+use zhtp_store::{Config, Store};
+
+const SUPPLY: u64 = 20_000;
+
+fn open(dir: &Path, sync: bool) -> Ledger {
+    let store = Store::open(dir, Config::default().with_sync(sync)).unwrap();
+    Ledger::open(Arc::new(store))
+}
+
+fn user(i: u8) -> Account {
+    Account::Key([i + 1; 32])
+}
+
+fn id(i: u8) -> [u8; 32] {
+    [i; 32]
+}
+
+#[test]
+fn each_refusal_is_named_and_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = open(dir.path(), true);
+    // No faucet without a devnet genesis.
+    assert!(matches!(l.fund(id(1), user(0), 5), Err(Error::NotDevnet)));
+    assert_eq!(
+        l.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap(),
+        SUPPLY
+    );
+    // Once: a second genesis keeps the first supply.
+    assert_eq!(l.genesis(Genesis::Devnet { supply: 1 }).unwrap(), SUPPLY);
+    let (alice, bob) = (user(0), user(1));
+    l.fund(id(1), alice, 1_000).unwrap();
+    match l.transfer(id(2), alice, bob, 1_001) {
+        Err(Error::InsufficientFunds {
+            account,
+            balance: 1_000,
+            amount: 1_001,
+        }) => assert_eq!(account, alice),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        l.transfer(id(2), alice, bob, 0),
+        Err(Error::ZeroAmount)
+    ));
+    assert!(matches!(
+        l.transfer(id(2), alice, alice, 1),
+        Err(Error::SameAccount(_))
+    ));
+    assert!(matches!(
+        l.transfer(id(2), Account::Genesis, bob, 1),
+        Err(Error::GenesisAccount)
+    ));
+    assert!(matches!(
+        l.transfer(id(2), Account::Faucet, bob, 1),
+        Err(Error::BadPayee)
+    ));
+    // An id is an idempotency key: the same transfer again moves nothing, another is refused.
+    let first = l.transfer(id(2), alice, bob, 300).unwrap();
+    assert!(!first.replayed);
+    let again = l.transfer(id(2), alice, bob, 300).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.transfer, first.transfer);
+    assert!(matches!(
+        l.transfer(id(2), alice, bob, 301),
+        Err(Error::IdReused(_))
+    ));
+    assert_eq!(
+        (l.balance(&alice).unwrap(), l.balance(&bob).unwrap()),
+        (700, 300)
+    );
+
+    // An escrow: lock, release per period and provider, refund, settle once.
+    let c = [42u8; 32];
+    let carol = user(2);
+    assert!(matches!(l.release(c, 0, carol, 1), Err(Error::NoEscrow(_))));
+    l.lock_escrow(c, alice, 500).unwrap();
+    assert!(matches!(l.lock_escrow(c, bob, 10), Err(Error::IdReused(_))));
+    assert!(l.lock_escrow(c, alice, 500).unwrap().replayed);
+    assert!(matches!(l.release(c, 0, alice, 1), Err(Error::BadPayee)));
+    l.release(c, 0, carol, 100).unwrap();
+    l.release(c, 0, bob, 100).unwrap();
+    assert!(l.release(c, 0, carol, 100).unwrap().replayed);
+    assert!(matches!(
+        l.release(c, 0, carol, 99),
+        Err(Error::IdReused(_))
+    ));
+    l.refund(c, 0, 50).unwrap();
+    assert!(matches!(
+        l.release(c, 1, carol, 251),
+        Err(Error::EscrowShort {
+            remaining: 250,
+            amount: 251,
+            ..
+        })
+    ));
+    assert_eq!(l.settle(c).unwrap(), 250);
+    assert_eq!(l.settle(c).unwrap(), 250, "a second settle moves nothing");
+    assert!(matches!(l.release(c, 1, carol, 1), Err(Error::Settled(_))));
+    assert!(matches!(l.refund(c, 1, 1), Err(Error::Settled(_))));
+    assert_eq!(
+        l.escrow(&c).unwrap().unwrap(),
+        Escrow {
+            client: alice,
+            funded: 500,
+            released: 200,
+            refunded: 300,
+            settled: true
+        }
+    );
+    assert_eq!(l.balance(&alice).unwrap(), 700 - 500 + 50 + 250);
+    assert_eq!(l.balance(&carol).unwrap(), 100);
+    assert_eq!(l.balance(&Account::Escrow(c)).unwrap(), 0);
+    let audit = l.audit().unwrap();
+    assert_eq!(audit.supply, SUPPLY);
+    assert_eq!(audit.escrows, (1, 1));
+    // History: newest first, both sides see each transfer.
+    let h = l.history(&carol, 10).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!((h[0].kind, h[0].amount), (Kind::EscrowRelease, 100));
+    let h = l.history(&alice, 2).unwrap();
+    assert_eq!(
+        h.iter().map(|t| t.kind).collect::<Vec<_>>(),
+        [Kind::EscrowSettle, Kind::EscrowRefund]
+    );
+}
+
+#[test]
+fn a_node_without_a_devnet_genesis_never_mints() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = open(dir.path(), true);
+    assert_eq!(l.supply().unwrap(), 0);
+    assert!(matches!(l.fund(id(1), user(0), 1), Err(Error::NotDevnet)));
+    // Nothing to move either; the audit holds on the empty ledger.
+    assert!(matches!(
+        l.transfer(id(2), user(0), user(1), 1),
+        Err(Error::InsufficientFunds { balance: 0, .. })
+    ));
+    assert_eq!(l.audit().unwrap().transfers, 0);
+}
+
+/// One random step.
+#[derive(Clone, Debug)]
+enum Op {
+    Fund {
+        id: u8,
+        to: u8,
+        amount: u64,
+    },
+    Transfer {
+        id: u8,
+        from: u8,
+        to: u8,
+        amount: u64,
+    },
+    Lock {
+        contract: u8,
+        client: u8,
+        amount: u64,
+    },
+    Release {
+        contract: u8,
+        period: u8,
+        to: u8,
+        amount: u64,
+    },
+    Refund {
+        contract: u8,
+        period: u8,
+        amount: u64,
+    },
+    Settle {
+        contract: u8,
+    },
+    Reopen,
+}
+
+/// Users 0..4, then the treasury and the incentive pool.
+fn party(i: u8) -> Account {
+    match i {
+        4 => Account::Treasury,
+        5 => Account::Incentives,
+        i => user(i),
+    }
+}
+
+fn contract(i: u8) -> [u8; 32] {
+    [0xC0 + i; 32]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let amount = prop_oneof![1 => Just(0u64), 8 => 1u64..3_000];
+    prop_oneof![
+        3 => (0u8..6, 0u8..4, amount.clone()).prop_map(|(id, to, amount)| Op::Fund { id, to, amount }),
+        6 => (0u8..12, 0u8..6, 0u8..6, amount.clone())
+            .prop_map(|(id, from, to, amount)| Op::Transfer { id, from, to, amount }),
+        3 => (0u8..4, 0u8..4, amount.clone())
+            .prop_map(|(contract, client, amount)| Op::Lock { contract, client, amount }),
+        4 => (0u8..4, 0u8..3, 0u8..6, amount.clone())
+            .prop_map(|(contract, period, to, amount)| Op::Release { contract, period, to, amount }),
+        2 => (0u8..4, 0u8..3, amount).prop_map(|(contract, period, amount)| Op::Refund { contract, period, amount }),
+        2 => (0u8..4).prop_map(|contract| Op::Settle { contract }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// What an operation must answer.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Replayed,
+    Insufficient,
+    Zero,
+    Same,
+    IdReused,
+    NoEscrow,
+    Settled,
+    Short,
+    BadPayee,
+}
+
+fn outcome(r: Result<zhtp_economy::Receipt, Error>) -> Outcome {
+    match r {
+        Ok(r) if r.replayed => Outcome::Replayed,
+        Ok(_) => Outcome::Done,
+        Err(Error::InsufficientFunds { .. }) => Outcome::Insufficient,
+        Err(Error::ZeroAmount) => Outcome::Zero,
+        Err(Error::SameAccount(_)) => Outcome::Same,
+        Err(Error::IdReused(_)) => Outcome::IdReused,
+        Err(Error::NoEscrow(_)) => Outcome::NoEscrow,
+        Err(Error::Settled(_)) => Outcome::Settled,
+        Err(Error::EscrowShort { .. }) => Outcome::Short,
+        Err(Error::BadPayee) => Outcome::BadPayee,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// The shadow model: balances, escrows and transfers by id, kept by hand.
+#[derive(Default)]
+struct Model {
+    balance: HashMap<Account, u64>,
+    escrows: HashMap<[u8; 32], Escrow>,
+    transfers: HashMap<[u8; 32], (Account, Account, u64, Kind)>,
+}
+
+impl Model {
+    fn bal(&self, a: &Account) -> u64 {
+        self.balance.get(a).copied().unwrap_or(0)
+    }
+
+    /// A transfer as the ledger does it: replay, then zero, same account, funds.
+    fn apply(
+        &mut self,
+        id: [u8; 32],
+        debit: Account,
+        credit: Account,
+        amount: u64,
+        kind: Kind,
+    ) -> Outcome {
+        if let Some(t) = self.transfers.get(&id) {
+            return if *t == (debit, credit, amount, kind) {
+                Outcome::Replayed
+            } else {
+                Outcome::IdReused
+            };
+        }
+        self.checked(id, debit, credit, amount, kind)
+    }
+
+    fn checked(
+        &mut self,
+        id: [u8; 32],
+        debit: Account,
+        credit: Account,
+        amount: u64,
+        kind: Kind,
+    ) -> Outcome {
+        if amount == 0 {
+            return Outcome::Zero;
+        }
+        if debit == credit {
+            return Outcome::Same;
+        }
+        if self.bal(&debit) < amount {
+            return Outcome::Insufficient;
+        }
+        *self.balance.entry(debit).or_default() -= amount;
+        *self.balance.entry(credit).or_default() += amount;
+        self.transfers.insert(id, (debit, credit, amount, kind));
+        Outcome::Done
+    }
+
+    fn step(&mut self, c: u8, period: u8, to: Option<u8>, amount: u64) -> Outcome {
+        let c = contract(c);
+        let Some(e) = self.escrows.get(&c).cloned() else {
+            return Outcome::NoEscrow;
+        };
+        let (credit, step, kind) = match to {
+            Some(p) => (party(p), "release", Kind::EscrowRelease),
+            None => (e.client, "refund", Kind::EscrowRefund),
+        };
+        let id = escrow_step_id(step, &c, period.into(), &credit);
+        if let Some(t) = self.transfers.get(&id) {
+            return if *t == (Account::Escrow(c), credit, amount, kind) {
+                Outcome::Replayed
+            } else {
+                Outcome::IdReused
+            };
+        }
+        if e.settled {
+            return Outcome::Settled;
+        }
+        if to.is_some() && (credit == e.client || !matches!(credit, Account::Key(_))) {
+            return Outcome::BadPayee;
+        }
+        if amount > e.remaining() {
+            return Outcome::Short;
+        }
+        let r = self.checked(id, Account::Escrow(c), credit, amount, kind);
+        if r == Outcome::Done {
+            let e = self.escrows.get_mut(&c).unwrap();
+            match to {
+                Some(_) => e.released += amount,
+                None => e.refunded += amount,
+            }
+        }
+        r
+    }
+
+    /// Runs `op` on the model, returning what the ledger must answer (`None`: settle, which
+    /// answers with an amount, checked by the caller).
+    fn run(&mut self, op: &Op) -> Option<Outcome> {
+        Some(match *op {
+            Op::Fund { id, to, amount } => self.apply(
+                [0xF0 + id; 32],
+                Account::Faucet,
+                user(to),
+                amount,
+                Kind::Faucet,
+            ),
+            Op::Transfer {
+                id,
+                from,
+                to,
+                amount,
+            } => self.apply([id; 32], party(from), party(to), amount, Kind::Transfer),
+            Op::Lock {
+                contract: c,
+                client,
+                amount,
+            } => {
+                let c = contract(c);
+                let id = escrow_step_id("lock", &c, 0, &Account::Escrow(c));
+                let r = self.apply(
+                    id,
+                    user(client),
+                    Account::Escrow(c),
+                    amount,
+                    Kind::EscrowLock,
+                );
+                if r == Outcome::Done {
+                    self.escrows.insert(
+                        c,
+                        Escrow {
+                            client: user(client),
+                            funded: amount,
+                            released: 0,
+                            refunded: 0,
+                            settled: false,
+                        },
+                    );
+                }
+                r
+            }
+            Op::Release {
+                contract,
+                period,
+                to,
+                amount,
+            } => self.step(contract, period, Some(to), amount),
+            Op::Refund {
+                contract,
+                period,
+                amount,
+            } => self.step(contract, period, None, amount),
+            Op::Settle { .. } | Op::Reopen => return None,
+        })
+    }
+}
+
+fn run_on_ledger(l: &Ledger, op: &Op) -> Result<zhtp_economy::Receipt, Error> {
+    match *op {
+        Op::Fund { id, to, amount } => l.fund([0xF0 + id; 32], user(to), amount),
+        Op::Transfer {
+            id,
+            from,
+            to,
+            amount,
+        } => l.transfer([id; 32], party(from), party(to), amount),
+        Op::Lock {
+            contract: c,
+            client,
+            amount,
+        } => l.lock_escrow(contract(c), user(client), amount),
+        Op::Release {
+            contract: c,
+            period,
+            to,
+            amount,
+        } => l.release(contract(c), period.into(), party(to), amount),
+        Op::Refund {
+            contract: c,
+            period,
+            amount,
+        } => l.refund(contract(c), period.into(), amount),
+        Op::Settle { .. } | Op::Reopen => unreachable!("handled by the caller"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Thousands of random steps (24 cases of up to 250) against the shadow model, the store
+    /// closed and opened again now and then: every answer is the model's, every balance and
+    /// escrow is the model's, and the audit holds after every step.
+    #[test]
+    fn random_operations_keep_the_supply_and_match_the_model(ops in prop::collection::vec(op(), 50..250)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = open(dir.path(), false);
+        l.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+        let mut model = Model::default();
+        model.balance.insert(Account::Faucet, SUPPLY);
+        for op in &ops {
+            match op {
+                Op::Reopen => {
+                    drop(l);
+                    l = open(dir.path(), false);
+                }
+                Op::Settle { contract: c } => {
+                    let c = contract(*c);
+                    let got = l.settle(c);
+                    match model.escrows.get_mut(&c) {
+                        None => prop_assert!(matches!(got, Err(Error::NoEscrow(_)))),
+                        Some(e) => {
+                            let left = e.remaining();
+                            let was = e.settled;
+                            if !was {
+                                e.refunded += left;
+                                e.settled = true;
+                                let client = e.client;
+                                *model.balance.entry(Account::Escrow(c)).or_default() -= left;
+                                *model.balance.entry(client).or_default() += left;
+                                if left > 0 {
+                                    let id = escrow_step_id("settle", &c, 0, &client);
+                                    model.transfers.insert(id, (Account::Escrow(c), client, left, Kind::EscrowSettle));
+                                }
+                            }
+                            let settle_id = escrow_step_id("settle", &c, 0, &e.client);
+                            let first = model.transfers.get(&settle_id).map_or(0, |t| t.2);
+                            prop_assert_eq!(got.unwrap(), first);
+                        }
+                    }
+                }
+                op => {
+                    let want = model.run(op).unwrap();
+                    let got = outcome(run_on_ledger(&l, op));
+                    prop_assert_eq!(got, want, "{:?}", op);
+                }
+            }
+            let audit = l.audit().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(audit.supply, SUPPLY);
+            for a in (0..6).map(party).chain([Account::Faucet]) {
+                prop_assert_eq!(l.balance(&a).unwrap(), model.bal(&a), "{}", a);
+            }
+            for (c, e) in &model.escrows {
+                prop_assert_eq!(&l.escrow(c).unwrap().unwrap(), e);
+                prop_assert_eq!(l.balance(&Account::Escrow(*c)).unwrap(), e.remaining());
+            }
+        }
+    }
+}
+
+/// xorshift: the crash child's steps, reproducible from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u8 {
+        (self.next() % n) as u8
+    }
+}
+
+/// The child half of the crash test: random steps forever on the ledger in `dir`, printing
+/// `ACK <hex id> <amount>` after each transfer that was written. Transfer ids are fresh (from
+/// the seed), so every write is new.
+fn crash_child(dir: &str, seed: u64) -> ! {
+    let l = open(Path::new(dir), true);
+    l.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    let mut rng = Rng(seed | 1);
+    let fresh = |rng: &mut Rng| *blake3::hash(&rng.next().to_le_bytes()).as_bytes();
+    loop {
+        let amount = 1 + rng.next() % 2_000;
+        // Contracts and periods from a space large enough for every round to find new ones.
+        let c = *blake3::hash(&[0xC0, rng.below(200)]).as_bytes();
+        let period = u32::from(rng.below(50));
+        let r = match rng.below(8) {
+            0 => l.fund(fresh(&mut rng), user(rng.below(4)), amount),
+            1..=3 => l.transfer(
+                fresh(&mut rng),
+                party(rng.below(6)),
+                party(rng.below(6)),
+                amount,
+            ),
+            4 => l.lock_escrow(c, user(rng.below(4)), amount),
+            5 | 6 => l.release(c, period, party(rng.below(6)), amount),
+            _ => l.refund(c, period, amount),
+        };
+        if let Ok(r) = r
+            && !r.replayed
+        {
+            let t = r.transfer;
+            println!("ACK {} {}", hex(&t.id), t.amount);
+        }
+        if rng.below(40) == 0 {
+            let _ = l.settle(c);
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn sigkilled_writers_lose_no_acknowledged_transfer_and_keep_the_supply() {
+    if let (Ok(dir), Ok(seed)) = (
+        std::env::var("ZHTP_LEDGER_CRASH_DIR"),
+        std::env::var("ZHTP_LEDGER_CRASH_SEED"),
+    ) {
+        crash_child(&dir, seed.parse().unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = Vec::new();
+    // Four writers one after another on the same ledger, each killed mid-stream.
+    for (round, wanted) in [(1u64, 150usize), (2, 60), (3, 300), (4, 20)] {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sigkilled_writers_lose_no_acknowledged_transfer_and_keep_the_supply",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("ZHTP_LEDGER_CRASH_DIR", dir.path())
+            .env("ZHTP_LEDGER_CRASH_SEED", (round * 7919).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Read on a thread: a writer that stops writing fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = 0;
+        while got < wanted {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("the writer stopped writing");
+            if let Some(rest) = line.strip_prefix("ACK ") {
+                let (id, amount) = rest.split_once(' ').unwrap();
+                acked.push((id.to_owned(), amount.parse::<u64>().unwrap()));
+                got += 1;
+            }
+        }
+        // Most likely in the middle of a write.
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let l = open(dir.path(), true);
+        let audit = l
+            .audit()
+            .unwrap_or_else(|e| panic!("after crash {round}: {e}"));
+        assert_eq!(audit.supply, SUPPLY);
+        for (id, amount) in &acked {
+            let mut raw = [0u8; 32];
+            for (i, b) in raw.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap();
+            }
+            let t = l
+                .transfer_by_id(&raw)
+                .unwrap()
+                .unwrap_or_else(|| panic!("acknowledged transfer {id} lost in crash {round}"));
+            assert_eq!(t.amount, *amount);
+        }
+    }
+    assert!(acked.len() >= 530);
+}
