@@ -122,8 +122,9 @@ pub fn tokens(amount: MicroZhtp) -> String {
     }
 }
 
-/// Why a transfer was made.
+/// Why a transfer was made. (Postcard stores the variant's number; the names are for JSON.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// The supply, into the faucet, at a devnet's genesis.
     Genesis,

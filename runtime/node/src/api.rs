@@ -14,6 +14,8 @@
 //! | GET | `/content/{hash}/access` | the manifest's bytes (what an owner signs a new access list over) |
 //! | POST | `/content/{hash}/access` | a new version of the access list: the whole manifest, owner-signed |
 //! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
+//! | GET | `/accounts/{id}` | an account of the node's ledger: balance, supply, last transfers |
+//! | POST | `/accounts/{id}/fund` | pay a JSON [`FundRequest`] from a devnet's faucet (`node run --devnet`) |
 //! | GET | `/plugins` | installed plugins |
 //! | POST | `/plugins/pricing` | install the body (.wasm) live |
 //! | POST | `/plugins/pricing/rollback` | the previous plugin again |
@@ -56,8 +58,8 @@ use crate::local::PutOptions;
 use crate::network::{self, Node, RepairReport};
 pub use crate::wire::PutRequest;
 use crate::wire::{
-    AccessUpdated, ErrorBody, HolderMap, Installed, Listed, ManifestInfo, NodeStatus, PluginRow,
-    Priced, PutReply, SegmentHolders,
+    AccessUpdated, AccountInfo, ErrorBody, FundRequest, HolderMap, Installed, Listed, ManifestInfo,
+    NodeStatus, PluginRow, Priced, PutReply, SegmentHolders, TransferInfo,
 };
 
 /// Largest upload accepted through the API.
@@ -120,6 +122,63 @@ impl From<network::Error> for ApiError {
         };
         ApiError(code, e.to_string())
     }
+}
+
+impl From<zhtp_economy::Error> for ApiError {
+    fn from(e: zhtp_economy::Error) -> Self {
+        use zhtp_economy::Error as E;
+        let code = match &e {
+            // Only a devnet mints.
+            E::NotDevnet => StatusCode::FORBIDDEN,
+            // The ledger's state says no: not enough money, an id or escrow already used.
+            E::InsufficientFunds { .. }
+            | E::IdReused(_)
+            | E::EscrowExists(_)
+            | E::Settled(_)
+            | E::EscrowShort { .. } => StatusCode::CONFLICT,
+            E::Store(_) | E::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+/// Runs ledger work (RocksDB reads and synced writes) off the async workers.
+async fn ledger<T: Send + 'static>(
+    st: &ApiState,
+    f: impl FnOnce(&zhtp_economy::Ledger) -> Result<T, zhtp_economy::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let node = st.node.clone();
+    tokio::task::spawn_blocking(move || f(node.local().ledger()))
+        .await
+        .map_err(internal)?
+        .map_err(ApiError::from)
+}
+
+async fn account(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<AccountInfo>, ApiError> {
+    let key = crate::accounts::parse_id(&id).map_err(bad)?;
+    Ok(Json(
+        ledger(&st, move |l| crate::accounts::info(l, key)).await?,
+    ))
+}
+
+async fn fund(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+    Json(req): Json<FundRequest>,
+) -> Result<Json<TransferInfo>, ApiError> {
+    let key = crate::accounts::parse_id(&id).map_err(bad)?;
+    let tid = req
+        .id
+        .as_deref()
+        .map(crate::accounts::parse_id)
+        .transpose()
+        .map_err(|e| bad(format!("id: {e}")))?;
+    let t = ledger(&st, move |l| crate::accounts::fund(l, key, req.amount, tid)).await?;
+    Ok(Json(t))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -192,6 +251,8 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
                 .layer(DefaultBodyLimit::max(zhtp_content::MAX_MANIFEST_LEN)),
         )
         .route("/quote", post(quote))
+        .route("/accounts/{id}", get(account))
+        .route("/accounts/{id}/fund", post(fund))
         .route("/plugins", get(plugins))
         .route(
             "/plugins/{kind}",

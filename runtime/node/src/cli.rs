@@ -61,6 +61,9 @@ pub enum Command {
     /// XChaCha20-Poly1305). Its id is its Ed25519 public key in hex.
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// Accounts of the ledger: new, show, fund (a devnet's faucet). Also through --node.
+    #[command(subcommand)]
+    Account(crate::account::AccountCommand),
     /// Let another identity read a content you own: its key is wrapped for the grantee in a
     /// new version of the access list, signed by you.
     Grant(crate::access::GrantArgs),
@@ -168,6 +171,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plugin(cmd) => plugins::run(&dir, node, cmd),
         Command::Files(cmd) => files::run(&dir, node, cmd),
         Command::Identity(cmd) => crate::identity::run(&dir, cmd),
+        Command::Account(cmd) => crate::account::run(&dir, node, cmd),
         Command::Grant(a) => crate::access::grant(&dir, node, a),
         Command::Revoke(a) => crate::access::revoke(&dir, node, a),
         Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),

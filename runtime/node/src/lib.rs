@@ -15,6 +15,7 @@
 //! - [`readers`]: a content's key wrapped for its readers in the manifest.
 //! - [`private`]: files only this user may read (data dir, node key, API token, keystore).
 
+pub mod accounts;
 pub mod api;
 pub mod bench;
 pub mod keystore;

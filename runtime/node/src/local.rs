@@ -246,6 +246,7 @@ impl crate::pipeline::Sink for ToStore<'_> {
 #[derive(Debug)]
 pub struct LocalNode {
     store: Arc<Store>,
+    ledger: zhtp_economy::Ledger,
     workers: usize,
     /// Held while an access update reads the manifest and writes its next version, so two
     /// updates cannot both build on the same version.
@@ -265,6 +266,7 @@ impl LocalNode {
         // computes, so twice the cores keeps them busy.
         let workers = std::thread::available_parallelism().map_or(4, |n| 2 * n.get().clamp(1, 8));
         Ok(Self {
+            ledger: zhtp_economy::Ledger::open(store.clone()),
             store,
             workers,
             access: std::sync::Mutex::new(()),
@@ -274,6 +276,11 @@ impl LocalNode {
     /// The store (for tests that damage shards on purpose).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The ledger, in the same store.
+    pub fn ledger(&self) -> &zhtp_economy::Ledger {
+        &self.ledger
     }
 
     /// The store, shared (the network node's record store and shard server use it too).

@@ -1,6 +1,7 @@
 //! `zhtp`: the node and its command-line client.
 
 mod access;
+mod account;
 mod args;
 mod cli;
 mod client;

@@ -44,7 +44,15 @@ pub struct RunArgs {
     /// Seconds between pack compactions of the running node (0: only when it starts).
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub compact_interval: u64,
+    /// This node's ledger is a devnet's: at its first start the faucet gets the whole supply
+    /// (1,000,000,000 ZHTP) and `zhtp account fund` pays from it. Refused on a ledger that
+    /// already moved money without it. A node started without it never mints.
+    #[arg(long)]
+    pub devnet: bool,
 }
+
+/// The supply of a devnet's ledger, all in its faucet at genesis: 10^9 ZHTP.
+pub const DEVNET_SUPPLY: u64 = 1_000_000_000 * zhtp_types::MICRO_PER_TOKEN;
 
 async fn shutdown_signal() {
     let term = async {
@@ -78,7 +86,7 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
-                "data dir {} is open to other users (mode {:o}): they may read content keys \
+                "data dir {} is open to other users (mode {:o}): they may read the node key \
                  and the API token; `chmod 700 {}`",
                 dir.display(),
                 mode & 0o777,
@@ -102,6 +110,15 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         let node = Node::start(dir, cfg, repair)
             .await
             .with_context(|| format!("cannot start a node on {}", dir.display()))?;
+        if args.devnet {
+            let supply = node
+                .local()
+                .ledger()
+                .genesis(zhtp_economy::Genesis::Devnet {
+                    supply: DEVNET_SUPPLY,
+                })?;
+            tracing::info!("devnet ledger: {} in all", zhtp_economy::tokens(supply));
+        }
         let registry = Arc::new(plugins::open_registry(dir)?);
         let listener = tokio::net::TcpListener::bind(args.api)
             .await
@@ -261,6 +278,8 @@ fn spawn_node(dir: &Path, bootstrap: &[String]) -> Result<DevNode> {
             // Collection runs only on request here (`POST /gc`), never during a put.
             "--gc-grace",
             "0",
+            // Each node's ledger has a faucet: accounts are funded for puts.
+            "--devnet",
         ])
         .args([
             "--listen",

@@ -511,6 +511,65 @@ pub struct Ready {
     pub listen: Vec<String>,
 }
 
+/// An account of the node's ledger (`GET /accounts/{id}`, `account show --json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// The account: an identity's id (its Ed25519 key, hex).
+    pub account: String,
+    /// µZHTP.
+    pub balance: MicroZhtp,
+    /// All the µZHTP of this ledger.
+    pub supply: MicroZhtp,
+    /// Whether this ledger has a faucet (`node run --devnet`).
+    pub devnet: bool,
+    /// Its last transfers, newest first.
+    pub history: Vec<TransferInfo>,
+}
+
+/// One transfer of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// Its idempotency key (hex).
+    pub id: String,
+    /// Its place in the ledger's order.
+    pub seq: u64,
+    /// Who paid: an id (hex), or `faucet`, `treasury`, `incentive pool`, `escrow of ...`.
+    pub from: String,
+    /// Who was paid.
+    pub to: String,
+    /// µZHTP.
+    pub amount: MicroZhtp,
+    /// Why: `faucet`, `transfer`, `escrow-lock`, `escrow-release`, ...
+    pub kind: zhtp_economy::Kind,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+impl From<&zhtp_economy::Transfer> for TransferInfo {
+    fn from(t: &zhtp_economy::Transfer) -> Self {
+        Self {
+            id: ::hex::encode(t.id),
+            seq: t.seq,
+            from: t.debit.to_string(),
+            to: t.credit.to_string(),
+            amount: t.amount,
+            kind: t.kind,
+            at: t.at,
+        }
+    }
+}
+
+/// `POST /accounts/{id}/fund`: µZHTP from a devnet's faucet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundRequest {
+    /// µZHTP.
+    pub amount: MicroZhtp,
+    /// An idempotency key (64 hex characters): the same request sent again pays once. The node
+    /// picks a fresh one when there is none.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,11 @@ impl NodeProcess {
     /// Starts a node on `dir` listening on 127.0.0.1 (TCP and QUIC), joining through
     /// `bootstrap`; returns once it printed its ready line.
     pub fn start(dir: &Path, bootstrap: &[String]) -> Self {
+        Self::start_with(dir, bootstrap, &[])
+    }
+
+    /// [`Self::start`] with more `node run` arguments.
+    pub fn start_with(dir: &Path, bootstrap: &[String], extra: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zhtp"));
         cmd.arg("--data-dir")
             .arg(dir)
@@ -44,6 +49,7 @@ impl NodeProcess {
             ])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
             .args(["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])
+            .args(extra)
             .env_remove("ZHTP_DATA_DIR")
             .env_remove("ZHTP_IDENTITY")
             .env_remove("ZHTP_PASSPHRASE")

@@ -1,0 +1,146 @@
+//! Accounts of a node's ledger through `zhtp account` and the API: a devnet's faucet funds an
+//! identity's account; a node started without `--devnet` never mints, through any door.
+
+use std::process::Output;
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/process.rs"]
+mod process;
+
+use process::NodeProcess;
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+#[test]
+fn a_devnet_faucet_funds_an_identity_and_the_total_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_with(&tmp.path().join("node"), &[], &["--devnet"]);
+    let me = tmp.path().join("me");
+    ok(node.cli_in(&me, "pw", &["account", "new", "alice"]));
+    let paid = json(&ok(node.cli_in(
+        &me,
+        "",
+        &["account", "fund", "alice", "12.5", "--json"],
+    )));
+    assert_eq!(paid["amount"], 12_500_000);
+    assert_eq!(paid["from"], "faucet");
+    assert_eq!(paid["kind"], "faucet");
+    ok(node.cli_in(&me, "", &["account", "fund", "alice", "500000u"]));
+    // `show` needs no passphrase, and with one identity no name either.
+    let shown = json(&ok(node.cli_in(&me, "", &["account", "show", "--json"])));
+    assert_eq!(shown["balance"], 13_000_000);
+    assert_eq!(shown["supply"], 1_000_000_000_000_000u64);
+    assert_eq!(shown["devnet"], true);
+    assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["history"][0]["amount"], 500_000, "newest first");
+    let id = shown["account"].as_str().unwrap().to_owned();
+    // The faucet holds the rest: nothing was minted on the way.
+    let text = ok(node.cli_in(&me, "", &["account", "show", &id]));
+    assert!(text.contains("balance   13 ZHTP"), "{text}");
+
+    // Bad input, each with its own line; nothing moves.
+    for (args, want) in [
+        (
+            vec!["account", "fund", "alice", "1.0000001"],
+            "is not an amount",
+        ),
+        (vec!["account", "fund", "alice", "0"], "at least 1 µZHTP"),
+        (
+            vec!["account", "fund", "bob", "1"],
+            "no identity named \"bob\"",
+        ),
+        (
+            vec!["account", "fund", "alice", "1000000001"],
+            "faucet has 999999987 ZHTP and cannot pay 1000000001 ZHTP",
+        ),
+    ] {
+        let out = node.cli_in(&me, "", &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        // The first line says it (clap adds a hint for a bad argument).
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    let shown = json(&ok(node.cli_in(
+        &me,
+        "",
+        &["account", "show", &id, "--json"],
+    )));
+    assert_eq!(shown["balance"], 13_000_000);
+
+    // The API as curl would use it: the same request id pays once.
+    let body = format!(r#"{{"amount":7,"id":"{}"}}"#, "ab".repeat(32));
+    let headers = [
+        format!("Host: {}", node.addr),
+        format!("Authorization: Bearer {}", node.token),
+        "Content-Type: application/json".to_owned(),
+    ];
+    let path = format!("/accounts/{id}/fund");
+    for _ in 0..2 {
+        let (code, reply) = process::http(&node.addr, "POST", &path, &headers, body.as_bytes());
+        assert_eq!(code, 200, "{reply}");
+    }
+    let shown = json(&ok(node.cli_in(
+        &me,
+        "",
+        &["account", "show", &id, "--json"],
+    )));
+    assert_eq!(shown["balance"], 13_000_007);
+    // Another request under that id is refused.
+    let other = format!(r#"{{"amount":8,"id":"{}"}}"#, "ab".repeat(32));
+    let (code, reply) = process::http(&node.addr, "POST", &path, &headers, other.as_bytes());
+    assert_eq!(code, 409, "{reply}");
+    assert!(reply.contains("is taken by another transfer"), "{reply}");
+}
+
+#[test]
+fn a_node_started_without_devnet_never_mints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&tmp.path().join("node"), &[]);
+    let me = tmp.path().join("me");
+    ok(node.cli_in(&me, "pw", &["account", "new", "alice"]));
+    let out = node.cli_in(&me, "", &["account", "fund", "alice", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this ledger has no faucet"), "{err}");
+    let shown = json(&ok(node.cli_in(&me, "", &["account", "show", "--json"])));
+    assert_eq!(
+        (shown["balance"].as_u64(), shown["supply"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(shown["devnet"], false);
+    // The API says so too (403), and a local data dir without a devnet genesis as well.
+    let (code, reply) = process::http(
+        &node.addr,
+        "POST",
+        &format!("/accounts/{}/fund", shown["account"].as_str().unwrap()),
+        &[
+            format!("Host: {}", node.addr),
+            format!("Authorization: Bearer {}", node.token),
+            "Content-Type: application/json".to_owned(),
+        ],
+        br#"{"amount":1}"#,
+    );
+    assert_eq!(code, 403, "{reply}");
+    let out = cli::zhtp(&me, &["account", "fund", &"cd".repeat(32), "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("this ledger has no faucet"),
+        "{err}"
+    );
+}
