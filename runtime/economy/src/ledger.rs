@@ -16,8 +16,10 @@
 //! Transfer ids are idempotency keys: a transfer sent again with the same id and the same
 //! fields is a no-op that answers with the first one's receipt (a client that does not know
 //! whether its request landed before a crash just sends it again); the same id with other
-//! fields is refused. Escrow steps derive their ids from the storage contract and the period,
-//! so a period is paid out at most once, whoever retries.
+//! fields is refused. Escrow steps (and genesis) derive their ids from the storage contract,
+//! the period and the payee, so a period is paid out at most once, whoever retries. Derived
+//! ids live in a key space of their own: an id a caller picks can never take a step's place.
+//! No write ever replaces a transfer.
 //!
 //! Layout in the `ledger` column family (accounts are 33 bytes: a kind byte and 32 id bytes):
 //!
@@ -26,9 +28,10 @@
 //! | `m/seq` | sequence number of the last transfer (u64 LE) |
 //! | `m/supply` | the supply set at genesis (u64 LE) |
 //! | `m/devnet` | present on a devnet ledger (a faucet exists) |
+//! | `m/network` | present on a ledger first used without a devnet genesis: none can come later |
 //! | `a/<account>` | [`Totals`]: debits and credits (postcard) |
-//! | `t/<id>` | the [`Transfer`] (postcard) |
-//! | `h/<account><seq u64 BE>` | the id of a transfer touching the account (its history) |
+//! | `t/<space><id>` | the [`Transfer`] (postcard); space 0: ids callers chose, 1: derived ids |
+//! | `h/<account><seq u64 BE>` | `<space><id>` of a transfer touching the account (its history) |
 //! | `e/<contract>` | the [`Escrow`] of a storage contract (postcard) |
 
 use std::collections::HashMap;
@@ -147,6 +150,8 @@ pub enum Kind {
 pub struct Transfer {
     /// The idempotency key.
     pub id: [u8; 32],
+    /// The ledger derived the id (escrow steps, genesis) rather than a caller choosing it.
+    pub derived: bool,
     /// Position in the ledger's order of writes (from 1).
     pub seq: u64,
     /// The account paying.
@@ -187,9 +192,11 @@ pub struct Escrow {
 }
 
 impl Escrow {
-    /// µZHTP still held.
-    pub fn remaining(&self) -> MicroZhtp {
-        self.funded - self.released - self.refunded
+    /// µZHTP still held; `None` when the steps add up to more than was paid in (a damaged
+    /// record: the ledger never writes one).
+    pub fn remaining(&self) -> Option<MicroZhtp> {
+        self.funded
+            .checked_sub(self.released.checked_add(self.refunded)?)
     }
 }
 
@@ -250,8 +257,10 @@ pub enum Error {
     /// The faucet exists only on a devnet.
     #[error("this ledger has no faucet: only a node started as a devnet (--devnet) mints tokens")]
     NotDevnet,
-    /// A devnet genesis on a ledger that already moved money without one.
-    #[error("this ledger already has transfers without a devnet genesis; a faucet cannot be added")]
+    /// A devnet genesis on a ledger first used without one.
+    #[error(
+        "this ledger was started without --devnet, so it has no faucet and never will: a devnet needs a new data dir"
+    )]
     LateGenesis,
     /// No escrow for this storage contract.
     #[error("no escrow for storage contract {}", hex(.0))]
@@ -286,6 +295,7 @@ pub enum Error {
 const SEQ: &[u8] = b"m/seq";
 const SUPPLY: &[u8] = b"m/supply";
 const DEVNET: &[u8] = b"m/devnet";
+const NETWORK: &[u8] = b"m/network";
 
 fn key(prefix: u8, rest: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![prefix, b'/'];
@@ -299,8 +309,16 @@ fn account_key(a: &Account) -> Vec<u8> {
     key(b'a', &[&a.bytes()])
 }
 
-fn transfer_key(id: &[u8; 32]) -> Vec<u8> {
-    key(b't', &[id])
+/// A transfer's key and its history value: the id's space, then the id.
+fn transfer_ref(id: &[u8; 32], derived: bool) -> [u8; 33] {
+    let mut r = [0u8; 33];
+    r[0] = u8::from(derived);
+    r[1..].copy_from_slice(id);
+    r
+}
+
+fn transfer_key(id: &[u8; 32], derived: bool) -> Vec<u8> {
+    key(b't', &[&transfer_ref(id, derived)])
 }
 
 fn history_key(a: &Account, seq: u64) -> Vec<u8> {
@@ -349,6 +367,7 @@ fn now() -> u64 {
 /// A transfer to write.
 struct Leg {
     id: [u8; 32],
+    derived: bool,
     debit: Account,
     credit: Account,
     amount: MicroZhtp,
@@ -393,11 +412,12 @@ impl Ledger {
         if self.is_devnet()? {
             return self.supply();
         }
-        if self.seq()? > 0 {
+        if self.seq()? > 0 || self.store.contains(Cf::Ledger, NETWORK)? {
             return Err(Error::LateGenesis);
         }
         let leg = Leg {
             id: escrow_step_id("genesis", &[0; 32], 0, &Account::Faucet),
+            derived: true,
             debit: Account::Genesis,
             credit: Account::Faucet,
             amount: supply,
@@ -413,6 +433,18 @@ impl Ledger {
             self.store.write(b)?;
         }
         Ok(supply)
+    }
+
+    /// Marks a ledger without a devnet genesis as a network's for good: no faucet can be added
+    /// later (a node started once without `--devnet` never mints). No-op on a devnet ledger.
+    pub fn seal_network(&self) -> Result<(), Error> {
+        let _w = self.lock();
+        if !self.is_devnet()? && !self.store.contains(Cf::Ledger, NETWORK)? {
+            let mut b = self.store.batch();
+            self.store.put(&mut b, Cf::Ledger, NETWORK, &[1])?;
+            self.store.write(b)?;
+        }
+        Ok(())
     }
 
     /// Whether this ledger has a faucet.
@@ -444,10 +476,15 @@ impl Ledger {
             .ok_or_else(|| Error::Corrupt(format!("{account} paid out more than it got")))
     }
 
-    /// The transfer with this id.
-    pub fn transfer_by_id(&self, id: &[u8; 32]) -> Result<Option<Transfer>, Error> {
+    /// The transfer with id `id`, from the space of ids callers choose or (`derived`) of those
+    /// the ledger derives.
+    pub fn transfer_by_id(&self, id: &[u8; 32], derived: bool) -> Result<Option<Transfer>, Error> {
+        self.transfer_at(&transfer_key(id, derived))
+    }
+
+    fn transfer_at(&self, key: &[u8]) -> Result<Option<Transfer>, Error> {
         self.store
-            .get(Cf::Ledger, &transfer_key(id))?
+            .get(Cf::Ledger, key)?
             .map(|b| decode("a transfer", &b))
             .transpose()
     }
@@ -466,13 +503,10 @@ impl Ledger {
             }
         }
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids.iter().rev() {
-            let id: [u8; 32] = id[..]
-                .try_into()
-                .map_err(|_| Error::Corrupt("a history entry is not an id".into()))?;
+        for r in ids.iter().rev() {
             out.push(
-                self.transfer_by_id(&id)?
-                    .ok_or_else(|| Error::Corrupt(format!("transfer {} is gone", hex(&id))))?,
+                self.transfer_at(&key(b't', &[r]))?
+                    .ok_or_else(|| Error::Corrupt(format!("transfer {} is gone", hex(r))))?,
             );
         }
         Ok(out)
@@ -503,6 +537,7 @@ impl Ledger {
         }
         let leg = Leg {
             id,
+            derived: false,
             debit: from,
             credit: to,
             amount,
@@ -519,17 +554,18 @@ impl Ledger {
     pub fn fund(&self, id: [u8; 32], to: Account, amount: MicroZhtp) -> Result<Receipt, Error> {
         let leg = Leg {
             id,
+            derived: false,
             debit: Account::Faucet,
             credit: to,
             amount,
             kind: Kind::Faucet,
         };
         let _w = self.lock();
-        if let Some(r) = self.replayed(&leg)? {
-            return Ok(r);
-        }
         if !self.is_devnet()? {
             return Err(Error::NotDevnet);
+        }
+        if let Some(r) = self.replayed(&leg)? {
+            return Ok(r);
         }
         if matches!(to, Account::Escrow(_)) {
             return Err(Error::BadPayee);
@@ -546,6 +582,7 @@ impl Ledger {
     ) -> Result<Receipt, Error> {
         let leg = Leg {
             id: escrow_step_id("lock", &contract, 0, &Account::Escrow(contract)),
+            derived: true,
             debit: client,
             credit: Account::Escrow(contract),
             amount,
@@ -609,6 +646,7 @@ impl Ledger {
         };
         let leg = Leg {
             id: escrow_step_id(step, &contract, period, &credit),
+            derived: true,
             debit: Account::Escrow(contract),
             credit,
             amount,
@@ -623,10 +661,13 @@ impl Ledger {
         if provider.is_some() && (credit == escrow.client || !matches!(credit, Account::Key(_))) {
             return Err(Error::BadPayee);
         }
-        if amount > escrow.remaining() {
+        let remaining = escrow
+            .remaining()
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex(&contract))))?;
+        if amount > remaining {
             return Err(Error::EscrowShort {
                 contract,
-                remaining: escrow.remaining(),
+                remaining,
                 amount,
             });
         }
@@ -644,15 +685,18 @@ impl Ledger {
         let mut escrow = self.escrow(&contract)?.ok_or(Error::NoEscrow(contract))?;
         let id = escrow_step_id("settle", &contract, 0, &escrow.client);
         if escrow.settled {
-            return Ok(self.transfer_by_id(&id)?.map_or(0, |t| t.amount));
+            return Ok(self.transfer_by_id(&id, true)?.map_or(0, |t| t.amount));
         }
-        let left = escrow.remaining();
+        let left = escrow
+            .remaining()
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex(&contract))))?;
         escrow.refunded += left;
         escrow.settled = true;
         let legs = match left {
             0 => Vec::new(),
             _ => vec![Leg {
                 id,
+                derived: true,
                 debit: Account::Escrow(contract),
                 credit: escrow.client,
                 amount: left,
@@ -670,7 +714,7 @@ impl Ledger {
     /// The receipt of an earlier write of `leg`'s id: replayed when the fields match, refused
     /// when they do not.
     fn replayed(&self, leg: &Leg) -> Result<Option<Receipt>, Error> {
-        let Some(t) = self.transfer_by_id(&leg.id)? else {
+        let Some(t) = self.transfer_by_id(&leg.id, leg.derived)? else {
             return Ok(None);
         };
         if (t.debit, t.credit, t.amount, t.kind) != (leg.debit, leg.credit, leg.amount, leg.kind) {
@@ -719,9 +763,18 @@ impl Ledger {
                     v.insert(self.totals(&a)?);
                 }
             }
+            let tkey = transfer_key(&leg.id, leg.derived);
+            if self.store.contains(Cf::Ledger, &tkey)?
+                || out.iter().any(|t: &Transfer| t.id == leg.id)
+            {
+                // Callers check for replays first; nothing ever replaces a transfer.
+                return Err(Error::IdReused(leg.id));
+            }
             let d = totals[&leg.debit];
             if leg.debit != Account::Genesis {
-                let balance = d.balance().unwrap_or(0);
+                let balance = d.balance().ok_or_else(|| {
+                    Error::Corrupt(format!("{} paid out more than it got", leg.debit))
+                })?;
                 if balance < leg.amount {
                     return Err(Error::InsufficientFunds {
                         account: leg.debit,
@@ -735,6 +788,7 @@ impl Ledger {
             seq += 1;
             let t = Transfer {
                 id: leg.id,
+                derived: leg.derived,
                 seq,
                 debit: leg.debit,
                 credit: leg.credit,
@@ -742,11 +796,14 @@ impl Ledger {
                 kind: leg.kind,
                 at,
             };
-            self.store
-                .put(&mut batch, Cf::Ledger, &transfer_key(&t.id), &encode(&t))?;
+            self.store.put(&mut batch, Cf::Ledger, &tkey, &encode(&t))?;
             for a in [t.debit, t.credit] {
-                self.store
-                    .put(&mut batch, Cf::Ledger, &history_key(&a, seq), &t.id)?;
+                self.store.put(
+                    &mut batch,
+                    Cf::Ledger,
+                    &history_key(&a, seq),
+                    &transfer_ref(&t.id, t.derived),
+                )?;
             }
             out.push(t);
         }
@@ -829,12 +886,9 @@ impl Ledger {
                 .get(&Account::Escrow(contract))
                 .and_then(Totals::balance)
                 .unwrap_or(0);
-            let left = escrow
-                .funded
-                .checked_sub(escrow.released + escrow.refunded)
-                .ok_or_else(|| {
-                    corrupt(format!("escrow {} paid out more than in", hex(&contract)))
-                })?;
+            let left = escrow.remaining().ok_or_else(|| {
+                corrupt(format!("escrow {} paid out more than in", hex(&contract)))
+            })?;
             if balance != left || (escrow.settled && left != 0) {
                 return Err(corrupt(format!(
                     "escrow {} holds {balance}, its steps leave {left}",

@@ -3,7 +3,11 @@
 //! [`ledger`]: a double-entry ledger of integer µZHTP in RocksDB, with an escrow account per
 //! storage contract, a treasury, an incentive pool and (on a devnet) a faucet. Every movement is
 //! one atomic batch; the total supply is fixed at genesis and never changes.
+//!
+//! [`contract`]: storage contracts, their signed terms (SLA, penalty rates, price, holders) and
+//! the only moves between their states.
 
+pub mod contract;
 pub mod ledger;
 
 pub use ledger::{

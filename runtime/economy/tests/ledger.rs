@@ -136,6 +136,39 @@ fn each_refusal_is_named_and_moves_nothing() {
     );
 }
 
+/// Escrow steps' ids are public (anyone can compute them): a caller who picks one for its own
+/// transfer neither blocks the step nor overwrites it.
+#[test]
+fn a_caller_cannot_take_an_escrow_steps_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = open(dir.path(), true);
+    l.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    let (alice, mallory, carol) = (user(0), user(1), user(2));
+    let c = [7u8; 32];
+    l.fund(id(1), alice, 1_000).unwrap();
+    for (step, payee) in [
+        ("lock", Account::Escrow(c)),
+        ("release", carol),
+        ("refund", alice),
+        ("settle", alice),
+    ] {
+        let taken = escrow_step_id(step, &c, 0, &payee);
+        l.fund(taken, mallory, 1).unwrap();
+    }
+    l.lock_escrow(c, alice, 600).unwrap();
+    l.release(c, 0, carol, 100).unwrap();
+    l.refund(c, 0, 50).unwrap();
+    assert_eq!(l.settle(c).unwrap(), 450);
+    assert_eq!(l.balance(&mallory).unwrap(), 4);
+    assert_eq!(l.audit().unwrap().escrows, (1, 1));
+    let settle = escrow_step_id("settle", &c, 0, &alice);
+    assert_eq!(
+        l.transfer_by_id(&settle, true).unwrap().unwrap().amount,
+        450
+    );
+    assert_eq!(l.transfer_by_id(&settle, false).unwrap().unwrap().amount, 1);
+}
+
 #[test]
 fn a_node_without_a_devnet_genesis_never_mints() {
     let dir = tempfile::tempdir().unwrap();
@@ -148,6 +181,14 @@ fn a_node_without_a_devnet_genesis_never_mints() {
         Err(Error::InsufficientFunds { balance: 0, .. })
     ));
     assert_eq!(l.audit().unwrap().transfers, 0);
+    // Once a node ran without --devnet, no faucet can come later.
+    l.seal_network().unwrap();
+    assert!(matches!(
+        l.genesis(Genesis::Devnet { supply: 1 }),
+        Err(Error::LateGenesis)
+    ));
+    assert!(matches!(l.fund(id(1), user(0), 1), Err(Error::NotDevnet)));
+    assert_eq!(l.supply().unwrap(), 0);
 }
 
 /// One random step.
@@ -324,7 +365,7 @@ impl Model {
         if to.is_some() && (credit == e.client || !matches!(credit, Account::Key(_))) {
             return Outcome::BadPayee;
         }
-        if amount > e.remaining() {
+        if amount > e.remaining().unwrap() {
             return Outcome::Short;
         }
         let r = self.checked(id, Account::Escrow(c), credit, amount, kind);
@@ -453,7 +494,7 @@ proptest! {
                     match model.escrows.get_mut(&c) {
                         None => prop_assert!(matches!(got, Err(Error::NoEscrow(_)))),
                         Some(e) => {
-                            let left = e.remaining();
+                            let left = e.remaining().unwrap();
                             let was = e.settled;
                             if !was {
                                 e.refunded += left;
@@ -485,7 +526,7 @@ proptest! {
             }
             for (c, e) in &model.escrows {
                 prop_assert_eq!(&l.escrow(c).unwrap().unwrap(), e);
-                prop_assert_eq!(l.balance(&Account::Escrow(*c)).unwrap(), e.remaining());
+                prop_assert_eq!(l.balance(&Account::Escrow(*c)).unwrap(), e.remaining().unwrap());
             }
         }
     }
@@ -535,7 +576,7 @@ fn crash_child(dir: &str, seed: u64) -> ! {
             && !r.replayed
         {
             let t = r.transfer;
-            println!("ACK {} {}", hex(&t.id), t.amount);
+            println!("ACK {} {} {}", hex(&t.id), t.derived, t.amount);
         }
         if rng.below(40) == 0 {
             let _ = l.settle(c);
@@ -589,8 +630,17 @@ fn sigkilled_writers_lose_no_acknowledged_transfer_and_keep_the_supply() {
                 .recv_timeout(std::time::Duration::from_secs(120))
                 .expect("the writer stopped writing");
             if let Some(rest) = line.strip_prefix("ACK ") {
-                let (id, amount) = rest.split_once(' ').unwrap();
-                acked.push((id.to_owned(), amount.parse::<u64>().unwrap()));
+                let mut parts = rest.split(' ');
+                let (id, derived, amount) = (
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                );
+                acked.push((
+                    id.to_owned(),
+                    derived == "true",
+                    amount.parse::<u64>().unwrap(),
+                ));
                 got += 1;
             }
         }
@@ -603,13 +653,13 @@ fn sigkilled_writers_lose_no_acknowledged_transfer_and_keep_the_supply() {
             .audit()
             .unwrap_or_else(|e| panic!("after crash {round}: {e}"));
         assert_eq!(audit.supply, SUPPLY);
-        for (id, amount) in &acked {
+        for (id, derived, amount) in &acked {
             let mut raw = [0u8; 32];
             for (i, b) in raw.iter_mut().enumerate() {
                 *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap();
             }
             let t = l
-                .transfer_by_id(&raw)
+                .transfer_by_id(&raw, *derived)
                 .unwrap()
                 .unwrap_or_else(|| panic!("acknowledged transfer {id} lost in crash {round}"));
             assert_eq!(t.amount, *amount);

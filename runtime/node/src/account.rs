@@ -58,7 +58,7 @@ fn resolve(dir: &Path, who: &str) -> Result<[u8; 32]> {
     }
     Ok(Keystore::new(dir)
         .public(who)
-        .with_context(|| format!("{who:?} is neither an account id (64 hex) nor"))?
+        .with_context(|| format!("{who:?} is not an account id (64 hex characters)"))?
         .signing)
 }
 
@@ -79,7 +79,11 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: AccountCommand) -> Result<()> 
         AccountCommand::Show { who, json } => {
             let who = match who {
                 Some(w) => w,
-                None => crate::identity::choose(dir, None, "show which account")?,
+                None => crate::identity::choose(
+                    dir,
+                    std::env::var("ZHTP_IDENTITY").ok(),
+                    "show which account",
+                )?,
             };
             let key = resolve(dir, &who)?;
             let info: AccountInfo = match remote {

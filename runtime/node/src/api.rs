@@ -176,7 +176,7 @@ async fn fund(
         .as_deref()
         .map(crate::accounts::parse_id)
         .transpose()
-        .map_err(|e| bad(format!("id: {e}")))?;
+        .map_err(|_| bad("id: a transfer id is 64 hex characters"))?;
     let t = ledger(&st, move |l| crate::accounts::fund(l, key, req.amount, tid)).await?;
     Ok(Json(t))
 }

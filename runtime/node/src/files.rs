@@ -234,8 +234,9 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
             // Through a node the put must be signed by the owner: its secret key is needed.
             owner = Some(crate::identity::open(dir, name, &args.passphrase)?);
         }
-    } else if args.identity.is_some() {
-        bail!("content put with --encryption none is public and has no owner: drop --identity");
+    } else if let Some(name) = &args.identity {
+        // Also from $ZHTP_IDENTITY, which should not stop public puts: a warning.
+        eprintln!("content put with --encryption none is public and has no owner ({name} is not)");
     }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
@@ -598,17 +599,22 @@ fn info(
     if let Some((name, pf)) = identity
         && !m.private.is_empty()
     {
-        let key = readers::unwrap_info(&m, &hash, &crate::identity::open(dir, name, pf)?)?;
-        let private =
-            ::hex::decode(&m.private).context("the node sent metadata that is not hex")?;
-        let md = zhtp_content::open_private(&hash, &private, &key)?;
-        m.metadata = zhtp::wire::MetadataInfo {
-            name: md.name,
-            mime: md.mime,
-            tags: md.tags,
-            description: md.description,
-            created: m.metadata.created,
-        };
+        // Not a reader (an identity from $ZHTP_IDENTITY, say): the public manifest still shows.
+        match readers::unwrap_info(&m, &hash, &crate::identity::open(dir, name, pf)?) {
+            Ok(key) => {
+                let private =
+                    ::hex::decode(&m.private).context("the node sent metadata that is not hex")?;
+                let md = zhtp_content::open_private(&hash, &private, &key)?;
+                m.metadata = zhtp::wire::MetadataInfo {
+                    name: md.name,
+                    mime: md.mime,
+                    tags: md.tags,
+                    description: md.description,
+                    created: m.metadata.created,
+                };
+            }
+            Err(e) => eprintln!("the private name, type, tags and description stay hidden: {e}"),
+        }
     } else if !m.private.is_empty() && !json {
         eprintln!("name, type, tags and description are private: add --identity NAME (a reader)");
     }

@@ -74,7 +74,7 @@ pub enum Error {
     NotFound(Hash),
     /// Encrypted and no key given or held.
     #[error(
-        "content {0} is encrypted: read it as one of its readers (--identity NAME) or give its key with --key"
+        "content {0} is encrypted and no node keeps its key: read it as one of its readers (--identity NAME)"
     )]
     NoKey(Hash),
     /// Too few shards of a segment could be fetched.

@@ -45,8 +45,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub compact_interval: u64,
     /// This node's ledger is a devnet's: at its first start the faucet gets the whole supply
-    /// (1,000,000,000 ZHTP) and `zhtp account fund` pays from it. Refused on a ledger that
-    /// already moved money without it. A node started without it never mints.
+    /// (1,000,000,000 ZHTP) and `zhtp account fund` pays from it. A node started once without
+    /// it never mints: it refuses to start with it later.
     #[arg(long)]
     pub devnet: bool,
 }
@@ -110,14 +110,15 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         let node = Node::start(dir, cfg, repair)
             .await
             .with_context(|| format!("cannot start a node on {}", dir.display()))?;
+        let ledger = node.local().ledger();
         if args.devnet {
-            let supply = node
-                .local()
-                .ledger()
-                .genesis(zhtp_economy::Genesis::Devnet {
-                    supply: DEVNET_SUPPLY,
-                })?;
+            let supply = ledger.genesis(zhtp_economy::Genesis::Devnet {
+                supply: DEVNET_SUPPLY,
+            })?;
             tracing::info!("devnet ledger: {} in all", zhtp_economy::tokens(supply));
+        } else {
+            // Started once without --devnet: a network's ledger, which never gets a faucet.
+            ledger.seal_network()?;
         }
         let registry = Arc::new(plugins::open_registry(dir)?);
         let listener = tokio::net::TcpListener::bind(args.api)

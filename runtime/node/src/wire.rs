@@ -88,7 +88,8 @@ pub struct ErrorBody {
 pub struct PutRequest {
     /// Tier (default warm).
     pub tier: Option<StorageTier>,
-    /// Encryption (default standard).
+    /// Encryption (default standard, which needs an owner in `readers`; `none` for public
+    /// content).
     pub encryption: Option<EncryptionLevel>,
     /// Erasure code instead of the tier's.
     pub code: Option<CodeParams>,
@@ -103,7 +104,7 @@ pub struct PutRequest {
     pub description: Option<String>,
     /// Readers' signed public records (`zhtp identity export --public`), hex, the owner
     /// first: the content key is wrapped for each in the manifest and the node keeps none.
-    /// Needed for `high` and `quantum`.
+    /// Every level but `none` needs the owner's (a put names only the owner).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub readers: Vec<String>,
     /// BLAKE3 of the body, when the client states it: the node refuses an upload that hashes

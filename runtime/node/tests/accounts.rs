@@ -143,4 +143,24 @@ fn a_node_started_without_devnet_never_mints() {
         !out.status.success() && err.contains("this ledger has no faucet"),
         "{err}"
     );
+    // Nor can it become a devnet later: the node refuses to start with --devnet.
+    let mut node = node;
+    node.kill();
+    let out = cli::zhtp(
+        &node.dir,
+        &[
+            "node",
+            "run",
+            "--devnet",
+            "--api",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("started without --devnet"),
+        "{err}"
+    );
 }

@@ -140,6 +140,31 @@ fn random_64_mib_file_roundtrips_through_the_cli_with_standard_encryption() {
         serde_json::from_slice(&zhtp(d, &["info", &hash, "--json"]).stdout).unwrap();
     assert_eq!(info["encryption"], "standard");
     assert_eq!(info["code"]["kind"], "reed-solomon-simd");
+    // The owner's key is nowhere in the data dir (RocksDB's log and tables, the packs).
+    let me_id = zhtp::keystore::Keystore::new(d)
+        .open("owner", support::PASSPHRASE.as_bytes())
+        .unwrap();
+    let m = LocalNode::open(d, Config::default())
+        .unwrap()
+        .manifest(&Hash::from_hex(&hash).unwrap())
+        .unwrap()
+        .unwrap();
+    let key = zhtp::readers::unwrap(&m, &me_id).unwrap();
+    let mut stack = vec![d.join("store")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                assert!(
+                    !b.windows(32).any(|w| w == key.0),
+                    "the key is in {}",
+                    p.display()
+                );
+            }
+        }
+    }
     // Wrapped for the owner, and the data dir holds no key: without the passphrase, no bytes.
     assert_eq!(info["readers"][0].as_str().unwrap()[..64], me.id());
     let out = zhtp(d, &["get", &hash, "-o", output.to_str().unwrap()]);

@@ -372,8 +372,14 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         mine.contains("plans.pdf") && mine.contains("the merger"),
         "{mine}"
     );
+    // Bob sees the public manifest and is told the rest stays hidden.
     let denied = zhtp(&bob, &nodes[2], "b", &["info", &hash, "--identity", "bob"]);
     assert!(String::from_utf8_lossy(&denied.stderr).contains("is not a reader"));
+    let shown = String::from_utf8_lossy(&denied.stdout);
+    assert!(
+        shown.contains(&hash) && !shown.contains("plans.pdf"),
+        "{shown}"
+    );
 
     // The API itself, as curl would speak it: a get of private content needs a reader's
     // signed request, taken once.

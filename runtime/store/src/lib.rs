@@ -85,7 +85,9 @@ pub enum Cf {
     Manifests,
     /// Secondary indexes (tags, names) for listing and search.
     Index,
-    /// Content keys by content hash. Local secrets, never sent anywhere.
+    /// Retired: data dirs of earlier versions kept content keys here. Nothing writes it now
+    /// (every encrypted content's key is wrapped for its owner in the manifest); a re-put or
+    /// removal deletes the old entry. Kept so that older data dirs still open.
     Keys,
     /// DHT records (for the network).
     Records,

@@ -24,6 +24,10 @@ use zhtp_types::Hash;
 
 const OWNER: &[u8] = b"owner/";
 
+/// How a refusal of a shard whose bytes another request is writing reads: the sender places
+/// that shard elsewhere and still counts on the node for others.
+pub(crate) const IN_FLIGHT: &str = "is being written by another request";
+
 /// How much one peer may store on this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Quota {
@@ -63,7 +67,7 @@ pub enum Refusal {
         quota: Quota,
     },
     /// Another store of the same shard is being written right now.
-    #[error("shard {0} is being written by another request; try again")]
+    #[error("shard {0} {IN_FLIGHT}; try again")]
     InFlight(Hash),
 }
 

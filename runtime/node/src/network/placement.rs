@@ -12,6 +12,7 @@ use zhtp_dht::protocol::MAX_SHARD;
 use zhtp_dht::{PeerId, Request, Response};
 use zhtp_types::Hash;
 
+use super::admission::IN_FLIGHT;
 use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
 use crate::local::PutOptions;
 
@@ -99,8 +100,9 @@ impl Node {
                 .keep(None, content, segment, index, hash, data)
                 .await
                 .map_err(|e| {
-                    let only_this = matches!(e, Error::Invalid(_));
-                    (e.to_string(), only_this)
+                    let why = e.to_string();
+                    let only_this = matches!(e, Error::Invalid(_)) || why.contains(IN_FLIGHT);
+                    (why, only_this)
                 });
         }
         let req = Request::Store {
@@ -114,7 +116,11 @@ impl Node {
             Ok(Response::Stored) => Ok(()),
             // Another shard at this place (an earlier put of the content with another key,
             // not yet collected): refused for this shard only.
-            Ok(Response::Refused(why)) if why.contains(super::serve::OTHER_SHARD) => {
+            // The same bytes being written there by another request (equal shards of other
+            // segments or puts): that node is fine, this shard goes elsewhere.
+            Ok(Response::Refused(why))
+                if why.contains(super::serve::OTHER_SHARD) || why.contains(IN_FLIGHT) =>
+            {
                 Err((why, true))
             }
             Ok(Response::Refused(why)) => Err((why, false)),
