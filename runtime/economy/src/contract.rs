@@ -21,6 +21,16 @@ use zhtp_types::{Hash, MicroZhtp};
 /// Basis points: 10,000 = 100%.
 pub const BP: u32 = 10_000;
 
+/// Most shards one contract covers (a 1 TiB content at 4 MiB segments, 4+2).
+pub const MAX_SHARDS: usize = 1_600_000;
+
+/// Most distinct providers one contract names (each signs it).
+pub const MAX_PROVIDERS: usize = 1_024;
+
+/// What a party signs: this, then the contract's id. The prefix keeps a contract signature
+/// from meaning anything in another protocol, and the reverse.
+pub const SIGNING_CONTEXT: &[u8] = b"zhtp/storage-contract/v1\0";
+
 /// The service a contract promises; the seed's quality targets by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sla {
@@ -153,38 +163,61 @@ impl Terms {
 
     /// The providers, each once, in the order they first hold a shard.
     pub fn providers(&self) -> Vec<[u8; 32]> {
-        let mut out: Vec<[u8; 32]> = Vec::new();
-        for p in &self.shards {
-            if !out.contains(&p.holder) {
-                out.push(p.holder);
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.shards
+            .iter()
+            .filter(|p| seen.insert(p.holder))
+            .map(|p| p.holder)
+            .collect()
     }
 
-    /// What period `n` (from 0) pays: the price split evenly, the remainder in the last period.
+    /// The bytes each party signs: [`SIGNING_CONTEXT`], then the id.
+    pub fn signing_message(&self) -> Vec<u8> {
+        [SIGNING_CONTEXT, self.id().as_bytes()].concat()
+    }
+
+    /// What period `n` (from 0) pays: the price split evenly, the remainder in the last
+    /// period; nothing for a period outside the term.
     pub fn period_payment(&self, n: u32) -> MicroZhtp {
-        let periods = u64::from(self.periods.max(1));
+        if n >= self.periods {
+            return 0;
+        }
+        let periods = u64::from(self.periods);
         let each = self.price / periods;
-        if u64::from(n) + 1 == periods {
+        if n + 1 == self.periods {
             self.price - each * (periods - 1)
         } else {
             each
         }
     }
 
-    /// What violation `v` in period `n` costs: its rate of that period's payment, rounded down.
-    pub fn penalty(&self, n: u32, v: Violation) -> MicroZhtp {
-        let rate = u128::from(self.penalties.rate(v).min(BP));
-        (u128::from(self.period_payment(n)) * rate / u128::from(BP)) as MicroZhtp
+    /// What `holder` earns in period `n`: its share of the period's payment, by the shards it
+    /// holds, rounded down (the dust stays in escrow and goes back to the client at
+    /// settlement).
+    pub fn holder_payment(&self, n: u32, holder: &[u8; 32]) -> MicroZhtp {
+        let held = self.shards.iter().filter(|p| p.holder == *holder).count() as u128;
+        let all = self.shards.len().max(1) as u128;
+        // ≤ the period's payment: the cast cannot truncate.
+        (u128::from(self.period_payment(n)) * held / all) as MicroZhtp
     }
 
-    /// Checks what makes terms unusable: no shards, no periods, a zero price, rates above 100%,
-    /// the client as its own provider.
+    /// What violation `v` by `holder` in period `n` costs it: its rate of what the holder
+    /// earns that period, rounded down. Never more than that: the others are paid in full.
+    pub fn penalty(&self, n: u32, holder: &[u8; 32], v: Violation) -> MicroZhtp {
+        let rate = u128::from(self.penalties.rate(v).min(BP));
+        // ≤ the holder's payment: the cast cannot truncate.
+        (u128::from(self.holder_payment(n, holder)) * rate / u128::from(BP)) as MicroZhtp
+    }
+
+    /// Checks what makes terms unusable: no shards or too many, no periods, a zero price or
+    /// latency, rates above 100%, the client as its own provider, too many providers.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |why: &str| Err(Error::Terms(why.to_owned()));
         if self.shards.is_empty() {
             return bad("no shards");
+        }
+        if self.shards.len() > MAX_SHARDS {
+            return bad("more shards than one contract covers");
         }
         if self.periods == 0 || self.period_secs == 0 {
             return bad("no settlement period");
@@ -200,11 +233,23 @@ impl Terms {
             p.degradation_bp,
             p.breach_bp,
         ];
-        if rates.iter().any(|&r| r > BP) || self.sla.uptime_bp > BP || self.sla.integrity_bp > BP {
+        let sla = self.sla;
+        if rates
+            .into_iter()
+            .chain([sla.uptime_bp, sla.integrity_bp, sla.bandwidth_bp])
+            .any(|r| r > BP)
+        {
             return bad("a rate above 100%");
         }
-        if self.providers().contains(&self.client) {
+        if sla.latency_ms == 0 {
+            return bad("a retrieval time of zero");
+        }
+        let providers = self.providers();
+        if providers.contains(&self.client) {
             return bad("the client holds its own shards");
+        }
+        if providers.len() > MAX_PROVIDERS {
+            return bad("more providers than one contract names");
         }
         Ok(())
     }
@@ -272,7 +317,7 @@ pub fn next(state: State, event: Event) -> Option<State> {
 }
 
 /// What went wrong.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// An event the contract's state does not allow.
@@ -299,16 +344,40 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// A storage contract: terms, the parties' signatures, its state and the periods settled.
+/// Its fields change only through [`Self::sign`] and [`Self::apply`], and one decoded from
+/// bytes is checked ([`Self::verify`]) before it exists: no state without its signatures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Unchecked")]
 pub struct StorageContract {
-    /// What was agreed.
-    pub terms: Terms,
-    /// `(party, Ed25519 signature over the id)`, each party once.
-    pub signatures: Vec<([u8; 32], Vec<u8>)>,
-    /// Where it stands.
-    pub state: State,
-    /// Periods settled so far.
-    pub periods_settled: u32,
+    terms: Terms,
+    /// `(party, Ed25519 signature over the signing message)`, each party once.
+    signatures: Vec<([u8; 32], Vec<u8>)>,
+    state: State,
+    periods_settled: u32,
+}
+
+/// A contract as decoded, before [`StorageContract::verify`].
+#[derive(Deserialize)]
+struct Unchecked {
+    terms: Terms,
+    signatures: Vec<([u8; 32], Vec<u8>)>,
+    state: State,
+    periods_settled: u32,
+}
+
+impl TryFrom<Unchecked> for StorageContract {
+    type Error = Error;
+
+    fn try_from(u: Unchecked) -> Result<Self, Error> {
+        let c = Self {
+            terms: u.terms,
+            signatures: u.signatures,
+            state: u.state,
+            periods_settled: u.periods_settled,
+        };
+        c.verify()?;
+        Ok(c)
+    }
 }
 
 impl StorageContract {
@@ -328,6 +397,26 @@ impl StorageContract {
         self.terms.id()
     }
 
+    /// What was agreed.
+    pub fn terms(&self) -> &Terms {
+        &self.terms
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Periods settled so far.
+    pub fn periods_settled(&self) -> u32 {
+        self.periods_settled
+    }
+
+    /// The signatures so far, `(party, signature)`.
+    pub fn signatures(&self) -> &[([u8; 32], Vec<u8>)] {
+        &self.signatures
+    }
+
     /// The parties who must sign: the client, then each provider.
     pub fn parties(&self) -> Vec<[u8; 32]> {
         let mut out = vec![self.terms.client];
@@ -335,8 +424,15 @@ impl StorageContract {
         out
     }
 
-    /// Adds `party`'s signature `sig` (checked); once every party has signed, the contract is
-    /// [`State::Signed`]. A party signing again replaces nothing.
+    fn all_signed(&self, parties: &[[u8; 32]]) -> bool {
+        parties
+            .iter()
+            .all(|p| self.signatures.iter().any(|(s, _)| s == p))
+    }
+
+    /// Adds `party`'s signature `sig` over [`Terms::signing_message`] (checked); once every
+    /// party has signed, the contract is [`State::Signed`]. A party signing again changes
+    /// nothing.
     pub fn sign(&mut self, party: [u8; 32], sig: &[u8]) -> Result<State, Error> {
         if self.state != State::Quoted {
             return Err(Error::Transition {
@@ -344,49 +440,62 @@ impl StorageContract {
                 event: Event::Sign,
             });
         }
-        if !self.parties().contains(&party) {
+        let parties = self.parties();
+        if !parties.contains(&party) {
             return Err(Error::NotAParty(party));
         }
-        zhtp_identity::verify(&party, self.id().as_bytes(), sig)
+        zhtp_identity::verify(&party, &self.terms.signing_message(), sig)
             .map_err(|_| Error::BadSignature(party))?;
         if !self.signatures.iter().any(|(p, _)| *p == party) {
             self.signatures.push((party, sig.to_vec()));
         }
-        if self
-            .parties()
-            .iter()
-            .all(|p| self.signatures.iter().any(|(s, _)| s == p))
-        {
+        if self.all_signed(&parties) {
             self.state = State::Signed;
         }
         Ok(self.state)
     }
 
-    /// Checks every signature again (a contract read from disk or the network).
+    /// Checks a contract read from disk or the network: its terms, every signature (each by
+    /// a party, each party once), every party's signature unless it is still quoted, and
+    /// periods settled within the term and consistent with the state.
     pub fn verify(&self) -> Result<(), Error> {
         self.terms.check()?;
-        let id = self.id();
+        let parties = self.parties();
+        let message = self.terms.signing_message();
+        let mut seen = std::collections::HashSet::new();
         for (party, sig) in &self.signatures {
-            if !self.parties().contains(party) {
+            if !parties.contains(party) {
                 return Err(Error::NotAParty(*party));
             }
-            zhtp_identity::verify(party, id.as_bytes(), sig)
-                .map_err(|_| Error::BadSignature(*party))?;
+            if !seen.insert(*party) {
+                return Err(Error::Terms(format!("{} signed twice", hex(party))));
+            }
+            zhtp_identity::verify(party, &message, sig).map_err(|_| Error::BadSignature(*party))?;
         }
-        let all = self
-            .parties()
-            .iter()
-            .all(|p| self.signatures.iter().any(|(s, _)| s == p));
-        if self.state != State::Quoted && !all {
+        let signed = self.all_signed(&parties);
+        if (self.state == State::Quoted) == signed {
             return Err(Error::Terms(format!(
-                "{:?} without every party's signature",
-                self.state
+                "{:?} with {} of {} signatures",
+                self.state,
+                self.signatures.len(),
+                parties.len()
+            )));
+        }
+        let before_active = matches!(self.state, State::Quoted | State::Signed);
+        if self.periods_settled > self.terms.periods || (before_active && self.periods_settled > 0)
+        {
+            return Err(Error::Terms(format!(
+                "{:?} with {} of {} periods settled",
+                self.state, self.periods_settled, self.terms.periods
             )));
         }
         Ok(())
     }
 
-    /// Moves the contract by `event` (signing goes through [`Self::sign`]).
+    /// Moves the contract by `event` (signing goes through [`Self::sign`]). Beyond the moves
+    /// [`next`] allows: a period passes only within the term, a violation is found only
+    /// within it, and the term ends only once every period was settled. When a period is
+    /// over is the node's to say (it keeps the clock), not the contract's.
     pub fn apply(&mut self, event: Event) -> Result<State, Error> {
         let refused = Error::Transition {
             state: self.state,
@@ -395,14 +504,14 @@ impl StorageContract {
         if event == Event::Sign {
             return Err(refused);
         }
-        let to = next(self.state, event).ok_or(refused)?;
+        let to = next(self.state, event).ok_or(refused.clone())?;
+        let within_term = self.periods_settled < self.terms.periods;
+        match event {
+            Event::PeriodPassed | Event::ViolationFound(_) if !within_term => return Err(refused),
+            Event::TermEnded if within_term => return Err(refused),
+            _ => {}
+        }
         if event == Event::PeriodPassed {
-            if self.periods_settled >= self.terms.periods {
-                return Err(Error::Transition {
-                    state: self.state,
-                    event,
-                });
-            }
             self.periods_settled += 1;
         }
         self.state = to;
@@ -492,18 +601,31 @@ mod tests {
     }
 
     #[test]
-    fn periods_and_penalties_are_integer_shares_that_add_up() {
+    fn periods_holder_shares_and_penalties_are_integer_and_add_up() {
         let t = terms([9; 32], &[[3; 32], [4; 32], [3; 32]]);
         assert_eq!(t.providers(), [[3; 32], [4; 32]]);
         let paid: u64 = (0..4).map(|n| t.period_payment(n)).sum();
         assert_eq!(paid, t.price, "the remainder goes to the last period");
-        assert_eq!(t.period_payment(0), 250_000);
-        assert_eq!(t.period_payment(3), 250_003);
-        assert_eq!(t.penalty(0, Violation::DataLoss), 125_000);
-        assert_eq!(t.penalty(0, Violation::Unavailability), 25_000);
-        assert_eq!(t.penalty(0, Violation::SlowResponse), 12_500);
-        assert_eq!(t.penalty(0, Violation::Degradation), 50_000);
-        assert_eq!(t.penalty(3, Violation::Breach), 250_003);
+        assert_eq!(
+            (t.period_payment(0), t.period_payment(3)),
+            (250_000, 250_003)
+        );
+        assert_eq!(t.period_payment(4), 0, "no period after the term");
+        // [3; 32] holds two of the three shards.
+        assert_eq!(t.holder_payment(0, &[3; 32]), 166_666);
+        assert_eq!(t.holder_payment(0, &[4; 32]), 83_333);
+        assert_eq!(t.holder_payment(0, &[5; 32]), 0);
+        let h = [4; 32];
+        assert_eq!(t.penalty(0, &h, Violation::DataLoss), 41_666);
+        assert_eq!(t.penalty(0, &h, Violation::Unavailability), 8_333);
+        assert_eq!(t.penalty(0, &h, Violation::SlowResponse), 4_166);
+        assert_eq!(t.penalty(0, &h, Violation::Degradation), 16_666);
+        assert_eq!(
+            t.penalty(0, &h, Violation::Breach),
+            83_333,
+            "never above its share"
+        );
+        assert_eq!(t.penalty(4, &h, Violation::Breach), 0);
         let sla = Sla::default();
         assert_eq!(
             (
@@ -514,11 +636,29 @@ mod tests {
             ),
             (9_500, 5_000, 9_900, 8_000)
         );
-        let mut bad = t.clone();
-        bad.penalties.breach_bp = BP + 1;
-        assert!(matches!(bad.check(), Err(Error::Terms(_))));
-        let mut own = t.clone();
-        own.client = [3; 32];
-        assert!(matches!(own.check(), Err(Error::Terms(_))));
+    }
+
+    #[test]
+    fn unusable_terms_are_refused_each_with_its_reason() {
+        let t = terms([9; 32], &[[3; 32], [4; 32]]);
+        t.check().unwrap();
+        type Spoil = fn(&mut Terms);
+        let cases: [(&str, Spoil); 10] = [
+            ("no shards", |t| t.shards.clear()),
+            ("no settlement period", |t| t.periods = 0),
+            ("no settlement period", |t| t.period_secs = 0),
+            ("a price of zero", |t| t.price = 0),
+            ("a rate above 100%", |t| t.penalties.breach_bp = BP + 1),
+            ("a rate above 100%", |t| t.penalties.data_loss_bp = BP + 1),
+            ("a rate above 100%", |t| t.sla.uptime_bp = BP + 1),
+            ("a rate above 100%", |t| t.sla.bandwidth_bp = BP + 1),
+            ("a retrieval time of zero", |t| t.sla.latency_ms = 0),
+            ("the client holds its own shards", |t| t.client = [3; 32]),
+        ];
+        for (why, spoil) in cases {
+            let mut bad = t.clone();
+            spoil(&mut bad);
+            assert_eq!(bad.check(), Err(Error::Terms(why.into())));
+        }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! The supply is fixed at genesis: [`Account::Genesis`] is debited once, on a devnet, to fill the
 //! faucet ([`Genesis::Devnet`]), and never again; it is the only account whose debits may exceed
-//! its credits. A node started without a devnet genesis has no faucet and never mints. So at
+//! its credits. A node started without a devnet genesis has no faucet and never mints, and
+//! once it ran so it never can ([`Ledger::seal_network`]). So at
 //! every point the balances of all other accounts add up to the supply ([`Ledger::audit`]
 //! recounts it, and the tests call it after every step).
 //!
@@ -17,7 +18,8 @@
 //! fields is a no-op that answers with the first one's receipt (a client that does not know
 //! whether its request landed before a crash just sends it again); the same id with other
 //! fields is refused. Escrow steps (and genesis) derive their ids from the storage contract,
-//! the period and the payee, so a period is paid out at most once, whoever retries. Derived
+//! the period and the payee, so each payee is paid at most once per period, whoever retries
+//! (what it is owed, and which periods exist, the caller takes from the storage contract). Derived
 //! ids live in a key space of their own: an id a caller picks can never take a step's place.
 //! No write ever replaces a transfer.
 //!
@@ -764,9 +766,10 @@ impl Ledger {
                 }
             }
             let tkey = transfer_key(&leg.id, leg.derived);
-            if self.store.contains(Cf::Ledger, &tkey)?
-                || out.iter().any(|t: &Transfer| t.id == leg.id)
-            {
+            let in_batch = out
+                .iter()
+                .any(|t: &Transfer| (t.id, t.derived) == (leg.id, leg.derived));
+            if in_batch || self.store.contains(Cf::Ledger, &tkey)? {
                 // Callers check for replays first; nothing ever replaces a transfer.
                 return Err(Error::IdReused(leg.id));
             }
@@ -927,6 +930,40 @@ mod tests {
         bad[5] = 1;
         assert_eq!(Account::from_bytes(&bad), None);
         assert_eq!(Account::from_bytes(&[9; 33]), None);
+    }
+
+    /// Callers look for replays first; the batch writer refuses an existing transfer anyway,
+    /// so no path can ever replace one.
+    #[test]
+    fn no_write_replaces_a_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), Default::default()).unwrap());
+        let l = Ledger::open(store.clone());
+        l.genesis(Genesis::Devnet { supply: 100 }).unwrap();
+        l.fund([1; 32], Account::Key([2; 32]), 10).unwrap();
+        let again = |derived| Leg {
+            id: [1; 32],
+            derived,
+            debit: Account::Faucet,
+            credit: Account::Key([3; 32]),
+            amount: 5,
+            kind: Kind::Faucet,
+        };
+        {
+            let _w = l.lock();
+            assert!(matches!(
+                l.write_legs(store.batch(), &[again(false)], None),
+                Err(Error::IdReused(_))
+            ));
+            // Twice in one batch, too; the other space is another id.
+            assert!(matches!(
+                l.write_legs(store.batch(), &[again(true), again(true)], None),
+                Err(Error::IdReused(_))
+            ));
+            l.write_legs(store.batch(), &[again(true)], None).unwrap();
+        }
+        assert_eq!(l.balance(&Account::Key([3; 32])).unwrap(), 5);
+        l.audit().unwrap();
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Storage contracts signed by real Ed25519 identities, and one contract's life with its money
-//! in a real ledger: escrow, a payment per period, a penalty refunded, settlement.
+//! in a real ledger: escrow, a payment per period and holder, a penalty refunded, settlement.
 
 use std::sync::Arc;
 
@@ -35,7 +35,17 @@ fn terms(client: &Identity, holders: &[&Identity]) -> Terms {
 }
 
 fn sign(c: &StorageContract, who: &Identity) -> ([u8; 32], Vec<u8>) {
-    (who.public().signing, who.sign(c.id().as_bytes()).to_vec())
+    let message = c.terms().signing_message();
+    (who.public().signing, who.sign(&message).to_vec())
+}
+
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+/// `c` as JSON, changed by `f`, decoded again: what a peer could send.
+fn tampered(c: &StorageContract, f: Edit) -> Result<StorageContract, String> {
+    let mut v = serde_json::to_value(c).unwrap();
+    f(&mut v);
+    serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -48,33 +58,77 @@ fn every_party_signs_and_a_forgery_or_a_changed_term_is_refused() {
     // Carol's signature is valid, but she is no party.
     let (k, s) = sign(&c, carol);
     assert_eq!(c.sign(k, &s), Err(Error::NotAParty(k)));
+    // A signature over the bare id (no context) is not one over the contract.
+    let bare = client.sign(c.id().as_bytes()).to_vec();
+    let ck = client.public().signing;
+    assert_eq!(c.sign(ck, &bare), Err(Error::BadSignature(ck)));
     // p1 signs in p2's name: a valid signature of another key.
     let (_, forged) = sign(&c, p1);
     let p2_key = p2.public().signing;
     assert_eq!(c.sign(p2_key, &forged), Err(Error::BadSignature(p2_key)));
-    // Activating before every signature is there.
-    assert!(matches!(
-        c.apply(Event::EscrowLocked),
-        Err(Error::Transition {
-            state: State::Quoted,
-            ..
-        })
-    ));
+    // Signing is no event anyone can apply, and nothing activates an unsigned contract.
+    for e in [Event::Sign, Event::EscrowLocked] {
+        assert!(matches!(
+            c.apply(e),
+            Err(Error::Transition {
+                state: State::Quoted,
+                ..
+            })
+        ));
+    }
     for who in [client, p1] {
         let (k, s) = sign(&c, who);
         assert_eq!(c.sign(k, &s), Ok(State::Quoted));
     }
+    // Decoded before the last signature, a contract claiming to be signed is refused.
+    let early = tampered(&c, Box::new(|v| v["state"] = "signed".into()));
+    assert!(
+        early
+            .as_ref()
+            .is_err_and(|e| e.contains("Signed with 2 of 3 signatures")),
+        "{early:?}"
+    );
     let (k, s) = sign(&c, p2);
     assert_eq!(c.sign(k, &s), Ok(State::Signed));
     c.verify().unwrap();
+    assert_eq!(tampered(&c, Box::new(|_| {})).unwrap(), c);
 
-    // One term changed after signing voids the signatures.
-    let mut changed = c.clone();
-    changed.terms.price -= 1;
-    assert!(matches!(changed.verify(), Err(Error::BadSignature(_))));
-    let mut moved = c.clone();
-    moved.terms.shards[1].holder = carol.public().signing;
-    assert!(moved.verify().is_err());
+    // One term changed after signing voids the signatures; so does a signature dropped or
+    // doubled, or a period count the contract never reached.
+    let price = c.terms().price;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "price",
+            Box::new(move |v| v["terms"]["price"] = (price - 1).into()),
+        ),
+        (
+            "holder",
+            Box::new(|v| {
+                v["terms"]["shards"][1]["holder"] = serde_json::to_value([7u8; 32]).unwrap()
+            }),
+        ),
+        (
+            "dropped",
+            Box::new(|v| {
+                v["signatures"].as_array_mut().unwrap().pop();
+            }),
+        ),
+        (
+            "doubled",
+            Box::new(|v| {
+                let first = v["signatures"][0].clone();
+                v["signatures"].as_array_mut().unwrap().push(first);
+            }),
+        ),
+        ("periods", Box::new(|v| v["periods_settled"] = 9.into())),
+        (
+            "before active",
+            Box::new(|v| v["periods_settled"] = 1.into()),
+        ),
+    ];
+    for (what, f) in edits {
+        assert!(tampered(&c, f).is_err(), "{what}");
+    }
 }
 
 #[test]
@@ -96,16 +150,22 @@ fn a_contract_lives_through_its_states_with_its_money_in_the_ledger() {
     ledger.fund([1; 32], key(client), 2_000_000).unwrap();
 
     let id = *c.id().as_bytes();
-    ledger.lock_escrow(id, key(client), c.terms.price).unwrap();
+    let t = c.terms().clone();
+    ledger.lock_escrow(id, key(client), t.price).unwrap();
     assert_eq!(c.apply(Event::EscrowLocked), Ok(State::Active));
-    // Period 0: both providers paid their half.
+    assert!(
+        matches!(c.apply(Event::TermEnded), Err(Error::Transition { .. })),
+        "the term ends after its periods, not before"
+    );
+    // Period 0: each provider paid its share (one shard each: half).
     let pay = |n: u32, who: &Identity, amount| ledger.release(id, n, key(who), amount).unwrap();
-    let half = c.terms.period_payment(0) / 2;
-    pay(0, p1, half);
-    pay(0, p2, half);
+    let (k1, k2) = (p1.public().signing, p2.public().signing);
+    assert_eq!(t.holder_payment(0, &k1), t.period_payment(0) / 2);
+    pay(0, p1, t.holder_payment(0, &k1));
+    pay(0, p2, t.holder_payment(0, &k2));
     c.apply(Event::PeriodPassed).unwrap();
-    // Period 1: p2 lost data: the penalty (50% of the period) goes back to the client, p2 gets
-    // what is left of its half, p1 its half.
+    // Period 1: p2 lost data: the penalty (50% of p2's share) goes back to the client, p2 gets
+    // the rest of its share, p1 all of its own.
     assert_eq!(
         c.apply(Event::ViolationFound(Violation::DataLoss)),
         Ok(State::Violation)
@@ -117,24 +177,23 @@ fn a_contract_lives_through_its_states_with_its_money_in_the_ledger() {
             ..
         })
     ));
-    let penalty = c.terms.penalty(1, Violation::DataLoss);
+    let penalty = t.penalty(1, &k2, Violation::DataLoss);
     ledger.refund(id, 1, penalty).unwrap();
     c.apply(Event::PenaltyPaid).unwrap();
     c.apply(Event::Resolved).unwrap();
-    pay(1, p1, half);
-    // The penalty here is p2's whole half: nothing is left to pay it (a zero transfer is
-    // refused, so none is made).
-    assert_eq!(half - penalty, 0);
+    pay(1, p1, t.holder_payment(1, &k1));
+    pay(1, p2, t.holder_payment(1, &k2) - penalty);
     assert_eq!(c.apply(Event::PeriodPassed), Ok(State::Active));
-    // Period 2, then the end.
-    let last = c.terms.period_payment(2);
-    pay(2, p1, last / 2);
-    pay(2, p2, last - last / 2);
+    // Period 2, then the end: no period, and no violation, after the term.
+    pay(2, p1, t.holder_payment(2, &k1));
+    pay(2, p2, t.holder_payment(2, &k2));
     c.apply(Event::PeriodPassed).unwrap();
-    assert!(matches!(
-        c.apply(Event::PeriodPassed),
-        Err(Error::Transition { .. })
-    ));
+    for e in [
+        Event::PeriodPassed,
+        Event::ViolationFound(Violation::Breach),
+    ] {
+        assert!(matches!(c.apply(e), Err(Error::Transition { .. })), "{e:?}");
+    }
     assert_eq!(c.apply(Event::TermEnded), Ok(State::Completed));
     let back = ledger.settle(id).unwrap();
     assert_eq!(c.apply(Event::EscrowSettled), Ok(State::Settled));
@@ -146,14 +205,15 @@ fn a_contract_lives_through_its_states_with_its_money_in_the_ledger() {
         })
     ));
 
-    // 1.2 ZHTP escrowed: 0.4 per period; the client got the penalty and the rest back.
-    assert_eq!(penalty, 200_000);
+    // 1.2 ZHTP escrowed, 0.4 per period: the client got the penalty back, and nothing was
+    // left to settle.
+    assert_eq!(penalty, 100_000);
     assert_eq!(back, 0, "every period was paid out or refunded");
     assert_eq!(ledger.balance(&key(p1)).unwrap(), 600_000);
-    assert_eq!(ledger.balance(&key(p2)).unwrap(), 600_000 - 200_000);
+    assert_eq!(ledger.balance(&key(p2)).unwrap(), 600_000 - 100_000);
     assert_eq!(
         ledger.balance(&key(client)).unwrap(),
-        2_000_000 - 1_200_000 + 200_000
+        2_000_000 - 1_200_000 + 100_000
     );
     let audit = ledger.audit().unwrap();
     assert_eq!((audit.supply, audit.escrows), (10_000_000, (1, 1)));

@@ -116,6 +116,11 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                 supply: DEVNET_SUPPLY,
             })?;
             tracing::info!("devnet ledger: {} in all", zhtp_economy::tokens(supply));
+        } else if ledger.is_devnet()? {
+            // A faucet stays: a devnet's data dir runs as one, said out loud.
+            anyhow::bail!(
+                "this data dir's ledger is a devnet's (it has a faucet): start it with --devnet"
+            );
         } else {
             // Started once without --devnet: a network's ledger, which never gets a faucet.
             ledger.seal_network()?;

@@ -106,6 +106,26 @@ fn a_devnet_faucet_funds_an_identity_and_the_total_stays() {
     let (code, reply) = process::http(&node.addr, "POST", &path, &headers, other.as_bytes());
     assert_eq!(code, 409, "{reply}");
     assert!(reply.contains("is taken by another transfer"), "{reply}");
+
+    // A devnet's data dir stays one: started without --devnet it says so and stops.
+    let mut node = node;
+    node.kill();
+    let out = cli::zhtp(
+        &node.dir,
+        &[
+            "node",
+            "run",
+            "--api",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("start it with --devnet"),
+        "{err}"
+    );
 }
 
 #[test]
