@@ -471,6 +471,31 @@ pub fn demo() -> Result<()> {
         short(&owner.public().id()),
         t.elapsed().as_secs_f64()
     );
+    // The owner's account on node 0's ledger (a devnet's: it has a faucet). Puts are not paid
+    // yet (storage contracts come next); this shows the ledger the put will pay from.
+    step(
+        t0,
+        "funding the owner's account from node 0's devnet faucet",
+    );
+    let c = net.nodes[0].client()?;
+    let path = format!("/accounts/{}", owner.public().id());
+    let t = Instant::now();
+    let paid: zhtp::wire::TransferInfo = c.post(
+        &format!("{path}/fund"),
+        &zhtp::wire::FundRequest {
+            amount: 1_000 * zhtp_types::MICRO_PER_TOKEN,
+            id: None,
+        },
+    )?;
+    let account: zhtp::wire::AccountInfo = c.get(&path)?;
+    println!(
+        "         paid {} (transfer #{}, one synced batch, {:.1} ms); balance {} of a supply of {}",
+        zhtp_economy::tokens(paid.amount),
+        paid.seq,
+        t.elapsed().as_secs_f64() * 1e3,
+        zhtp_economy::tokens(account.balance),
+        zhtp_economy::tokens(account.supply)
+    );
     step(
         t0,
         &format!(
