@@ -4,10 +4,13 @@
 //! storage contract, a treasury, an incentive pool and (on a devnet) a faucet. Every movement is
 //! one atomic batch; the total supply is fixed at genesis and never changes.
 //!
+//! [`durability`]: the chance a k+m segment is lost in a year under node churn and repair.
+//!
 //! [`contract`]: storage contracts, their signed terms (SLA, penalty rates, price, holders) and
 //! the only moves between their states.
 
 pub mod contract;
+pub mod durability;
 pub mod ledger;
 
 pub use ledger::{

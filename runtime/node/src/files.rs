@@ -647,7 +647,33 @@ fn info(
         println!("{}    {id}", if i == 0 { "owner " } else { "reader" });
     }
     println!("lz4       {compressed} of {segments} segment(s) compressed");
+    // The model's reference churn; the tier plugin will feed it observed figures.
+    let churn = zhtp_economy::durability::Churn::REFERENCE;
+    let (k, p) = (u32::from(m.code.data), u32::from(m.code.parity));
+    println!(
+        "durable   {:.1} nines per segment per year; {} of losing any of its {segments} segment(s) \
+         (model: {}-day node lifetimes, {} h repair)",
+        zhtp_economy::durability::nines(k, p, churn),
+        percent(zhtp_economy::durability::content_loss_per_year(
+            k,
+            p,
+            segments as u64,
+            churn
+        )),
+        churn.node_lifetime_days,
+        churn.repair_hours
+    );
     Ok(())
+}
+
+/// A probability as a percentage a person reads: `2.7%`, `3.1e-7%`.
+fn percent(p: f64) -> String {
+    let pct = p * 100.0;
+    if pct >= 0.1 {
+        format!("{pct:.1}%")
+    } else {
+        format!("{pct:.1e}%")
+    }
 }
 
 fn list(dir: &Path, remote: Option<&str>, tag: Option<&str>) -> Result<Vec<Listed>> {

@@ -140,6 +140,12 @@ fn random_64_mib_file_roundtrips_through_the_cli_with_standard_encryption() {
         serde_json::from_slice(&zhtp(d, &["info", &hash, "--json"]).stdout).unwrap();
     assert_eq!(info["encryption"], "standard");
     assert_eq!(info["code"]["kind"], "reed-solomon-simd");
+    // The modeled durability of warm's 4+2 under the reference churn (about 1 in 37 a year).
+    let text = String::from_utf8(zhtp(d, &["info", &hash]).stdout).unwrap();
+    assert!(
+        text.contains("durable   1.6 nines per segment per year"),
+        "{text}"
+    );
     // The owner's key is nowhere in the data dir (RocksDB's log and tables, the packs).
     let me_id = zhtp::keystore::Keystore::new(d)
         .open("owner", support::PASSPHRASE.as_bytes())
