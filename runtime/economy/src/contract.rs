@@ -329,18 +329,14 @@ pub enum Error {
         event: Event,
     },
     /// A signature that is not the named party's over this contract's id.
-    #[error("the signature of {} does not verify over this storage contract", hex(.0))]
+    #[error("the signature of {} does not verify over this storage contract", hex::encode(.0))]
     BadSignature([u8; 32]),
     /// A signer that is neither the client nor a provider.
-    #[error("{} is not a party to this storage contract", hex(.0))]
+    #[error("{} is not a party to this storage contract", hex::encode(.0))]
     NotAParty([u8; 32]),
     /// Terms that cannot be a contract.
     #[error("storage contract terms: {0}")]
     Terms(String),
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A storage contract: terms, the parties' signatures, its state and the periods settled.
@@ -468,7 +464,7 @@ impl StorageContract {
                 return Err(Error::NotAParty(*party));
             }
             if !seen.insert(*party) {
-                return Err(Error::Terms(format!("{} signed twice", hex(party))));
+                return Err(Error::Terms(format!("{} signed twice", hex::encode(party))));
             }
             zhtp_identity::verify(party, &message, sig).map_err(|_| Error::BadSignature(*party))?;
         }

@@ -102,18 +102,14 @@ impl Account {
 impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Account::Key(k) => write!(f, "{}", hex(k)),
-            Account::Escrow(c) => write!(f, "escrow of storage contract {}", hex(c)),
+            Account::Key(k) => write!(f, "{}", hex::encode(k)),
+            Account::Escrow(c) => write!(f, "escrow of storage contract {}", hex::encode(c)),
             Account::Treasury => f.write_str("treasury"),
             Account::Incentives => f.write_str("incentive pool"),
             Account::Faucet => f.write_str("faucet"),
             Account::Genesis => f.write_str("genesis"),
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// µZHTP as tokens, for messages: `1.5 ZHTP`.
@@ -254,7 +250,7 @@ pub enum Error {
     #[error("the genesis account only ever pays the supply into the faucet, at genesis")]
     GenesisAccount,
     /// The id names an earlier transfer with other fields.
-    #[error("transfer id {} is taken by another transfer", hex(.0))]
+    #[error("transfer id {} is taken by another transfer", hex::encode(.0))]
     IdReused([u8; 32]),
     /// The faucet exists only on a devnet.
     #[error("this ledger has no faucet: only a node started as a devnet (--devnet) mints tokens")]
@@ -265,16 +261,16 @@ pub enum Error {
     )]
     LateGenesis,
     /// No escrow for this storage contract.
-    #[error("no escrow for storage contract {}", hex(.0))]
+    #[error("no escrow for storage contract {}", hex::encode(.0))]
     NoEscrow([u8; 32]),
     /// The storage contract already has an escrow.
-    #[error("storage contract {} already has an escrow", hex(.0))]
+    #[error("storage contract {} already has an escrow", hex::encode(.0))]
     EscrowExists([u8; 32]),
     /// The escrow was settled: nothing moves any more.
-    #[error("the escrow of storage contract {} is settled", hex(.0))]
+    #[error("the escrow of storage contract {} is settled", hex::encode(.0))]
     Settled([u8; 32]),
     /// The escrow holds less than a release or refund asks.
-    #[error("the escrow of storage contract {} holds {}, not {}", hex(contract), tokens(*remaining), tokens(*amount))]
+    #[error("the escrow of storage contract {} holds {}, not {}", hex::encode(contract), tokens(*remaining), tokens(*amount))]
     EscrowShort {
         /// The storage contract.
         contract: [u8; 32],
@@ -507,8 +503,9 @@ impl Ledger {
         let mut out = Vec::with_capacity(ids.len());
         for r in ids.iter().rev() {
             out.push(
-                self.transfer_at(&key(b't', &[r]))?
-                    .ok_or_else(|| Error::Corrupt(format!("transfer {} is gone", hex(r))))?,
+                self.transfer_at(&key(b't', &[r]))?.ok_or_else(|| {
+                    Error::Corrupt(format!("transfer {} is gone", hex::encode(r)))
+                })?,
             );
         }
         Ok(out)
@@ -665,7 +662,7 @@ impl Ledger {
         }
         let remaining = escrow
             .remaining()
-            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex(&contract))))?;
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(contract))))?;
         if amount > remaining {
             return Err(Error::EscrowShort {
                 contract,
@@ -691,7 +688,7 @@ impl Ledger {
         }
         let left = escrow
             .remaining()
-            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex(&contract))))?;
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(contract))))?;
         escrow.refunded += left;
         escrow.settled = true;
         let legs = match left {
@@ -852,7 +849,7 @@ impl Ledger {
         for e in self.store.scan(Cf::Ledger, b"a/")? {
             let (k, v) = e?;
             let a = Account::from_bytes(&k[2..])
-                .ok_or_else(|| corrupt(format!("account key {}", hex(&k))))?;
+                .ok_or_else(|| corrupt(format!("account key {}", hex::encode(&k))))?;
             stored.insert(a, decode::<Totals>("an account", &v)?);
         }
         if stored != recount {
@@ -883,19 +880,22 @@ impl Ledger {
             let (k, v) = e?;
             let contract: [u8; 32] = k[2..]
                 .try_into()
-                .map_err(|_| corrupt(format!("escrow key {}", hex(&k))))?;
+                .map_err(|_| corrupt(format!("escrow key {}", hex::encode(&k))))?;
             let escrow: Escrow = decode("an escrow", &v)?;
             let balance = stored
                 .get(&Account::Escrow(contract))
                 .and_then(Totals::balance)
                 .unwrap_or(0);
             let left = escrow.remaining().ok_or_else(|| {
-                corrupt(format!("escrow {} paid out more than in", hex(&contract)))
+                corrupt(format!(
+                    "escrow {} paid out more than in",
+                    hex::encode(contract)
+                ))
             })?;
             if balance != left || (escrow.settled && left != 0) {
                 return Err(corrupt(format!(
                     "escrow {} holds {balance}, its steps leave {left}",
-                    hex(&contract)
+                    hex::encode(contract)
                 )));
             }
             escrows += 1;

@@ -576,16 +576,12 @@ fn crash_child(dir: &str, seed: u64) -> ! {
             && !r.replayed
         {
             let t = r.transfer;
-            println!("ACK {} {} {}", hex(&t.id), t.derived, t.amount);
+            println!("ACK {} {} {}", hex::encode(t.id), t.derived, t.amount);
         }
         if rng.below(40) == 0 {
             let _ = l.settle(c);
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]
@@ -654,10 +650,7 @@ fn sigkilled_writers_lose_no_acknowledged_transfer_and_keep_the_supply() {
             .unwrap_or_else(|e| panic!("after crash {round}: {e}"));
         assert_eq!(audit.supply, SUPPLY);
         for (id, derived, amount) in &acked {
-            let mut raw = [0u8; 32];
-            for (i, b) in raw.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap();
-            }
+            let raw: [u8; 32] = hex::decode(id).unwrap().try_into().unwrap();
             let t = l
                 .transfer_by_id(&raw, *derived)
                 .unwrap()
