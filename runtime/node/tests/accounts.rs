@@ -1,22 +1,25 @@
 //! Accounts of a node's ledger through `zhtp account` and the API: a devnet's faucet funds an
 //! identity's account; a node started without `--devnet` never mints, through any door.
 
-use std::process::Output;
+use std::path::Path;
 
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/process.rs"]
 mod process;
 
-use process::NodeProcess;
+use process::{NodeProcess, ok};
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+const JSON: &str = "Content-Type: application/json";
+
+/// `zhtp node run` on `dir` with `flags` must refuse to start, saying `why`.
+fn refuses_to_start(dir: &Path, flags: &[&str], why: &str) {
+    let mut args = vec!["node", "run"];
+    args.extend_from_slice(flags);
+    args.extend(["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let out = cli::zhtp(dir, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(why), "{err}");
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -85,14 +88,10 @@ fn a_devnet_faucet_funds_an_identity_and_the_total_stays() {
 
     // The API as curl would use it: the same request id pays once.
     let body = format!(r#"{{"amount":7,"id":"{}"}}"#, "ab".repeat(32));
-    let headers = [
-        format!("Host: {}", node.addr),
-        format!("Authorization: Bearer {}", node.token),
-        "Content-Type: application/json".to_owned(),
-    ];
+    let headers = [JSON.to_owned()];
     let path = format!("/accounts/{id}/fund");
     for _ in 0..2 {
-        let (code, reply) = process::http(&node.addr, "POST", &path, &headers, body.as_bytes());
+        let (code, reply) = node.api("POST", &path, &headers, body.as_bytes());
         assert_eq!(code, 200, "{reply}");
     }
     let shown = json(&ok(node.cli_in(
@@ -103,29 +102,14 @@ fn a_devnet_faucet_funds_an_identity_and_the_total_stays() {
     assert_eq!(shown["balance"], 13_000_007);
     // Another request under that id is refused.
     let other = format!(r#"{{"amount":8,"id":"{}"}}"#, "ab".repeat(32));
-    let (code, reply) = process::http(&node.addr, "POST", &path, &headers, other.as_bytes());
+    let (code, reply) = node.api("POST", &path, &headers, other.as_bytes());
     assert_eq!(code, 409, "{reply}");
     assert!(reply.contains("is taken by another transfer"), "{reply}");
 
     // A devnet's data dir stays one: started without --devnet it says so and stops.
     let mut node = node;
     node.kill();
-    let out = cli::zhtp(
-        &node.dir,
-        &[
-            "node",
-            "run",
-            "--api",
-            "127.0.0.1:0",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("start it with --devnet"),
-        "{err}"
-    );
+    refuses_to_start(&node.dir, &[], "start it with --devnet");
 }
 
 #[test]
@@ -145,15 +129,10 @@ fn a_node_started_without_devnet_never_mints() {
     );
     assert_eq!(shown["devnet"], false);
     // The API says so too (403), and a local data dir without a devnet genesis as well.
-    let (code, reply) = process::http(
-        &node.addr,
+    let (code, reply) = node.api(
         "POST",
         &format!("/accounts/{}/fund", shown["account"].as_str().unwrap()),
-        &[
-            format!("Host: {}", node.addr),
-            format!("Authorization: Bearer {}", node.token),
-            "Content-Type: application/json".to_owned(),
-        ],
+        &[JSON.to_owned()],
         br#"{"amount":1}"#,
     );
     assert_eq!(code, 403, "{reply}");
@@ -166,21 +145,5 @@ fn a_node_started_without_devnet_never_mints() {
     // Nor can it become a devnet later: the node refuses to start with --devnet.
     let mut node = node;
     node.kill();
-    let out = cli::zhtp(
-        &node.dir,
-        &[
-            "node",
-            "run",
-            "--devnet",
-            "--api",
-            "127.0.0.1:0",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("started without --devnet"),
-        "{err}"
-    );
+    refuses_to_start(&node.dir, &["--devnet"], "started without --devnet");
 }

@@ -20,6 +20,7 @@ mod net;
 mod process;
 
 use net::{data, network, opts};
+use process::ok;
 
 async fn put_for(
     node: &Node,
@@ -218,31 +219,11 @@ async fn tampered_wraps_are_refused() {
 
 /// `GET /content/HASH` on `node` with its token and `extra` headers, unsigned.
 fn unsigned_get(node: &process::NodeProcess, hash: &str, extra: &[String]) -> (u16, String) {
-    let mut headers = vec![
-        format!("Host: {}", node.addr),
-        format!("Authorization: Bearer {}", node.token),
-    ];
-    headers.extend_from_slice(extra);
-    process::http(
-        &node.addr,
-        "GET",
-        &format!("/content/{hash}"),
-        &headers,
-        b"",
-    )
+    node.api("GET", &format!("/content/{hash}"), extra, b"")
 }
 
 fn zhtp(dir: &Path, node: &process::NodeProcess, pw: &str, args: &[&str]) -> Output {
     node.cli_in(dir, pw, args)
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `info --json` of `hash` through `node`.
@@ -393,17 +374,13 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
     .unwrap();
     let n = &nodes[1];
     let path = format!("/content/{hash}");
-    let base = [
-        format!("Host: {}", n.addr),
-        format!("Authorization: Bearer {}", n.token),
-        format!("zhtp-key: {}", hex::encode(key.0)),
-    ];
+    let base = [format!("zhtp-key: {}", hex::encode(key.0))];
     let with = |signed: Option<String>| -> Vec<String> {
         let mut h = base.to_vec();
         h.extend(signed.map(|v| format!("{}: {v}", signed::HEADER)));
         h
     };
-    let (code, body) = process::http(&n.addr, "GET", &path, &with(None), b"");
+    let (code, body) = n.api("GET", &path, &with(None), b"");
     assert_eq!(code, 401, "{body}");
     let get = signed::Target {
         method: "GET",
@@ -411,12 +388,12 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         path: &path,
     };
     let by_alice = signed::sign(&me, get, b"").unwrap();
-    let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(by_alice.clone())), b"");
+    let (code, body) = n.api("GET", &path, &with(Some(by_alice.clone())), b"");
     assert_eq!(code, 200, "{}", &body[..body.len().min(200)]);
-    let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(by_alice)), b"");
+    let (code, body) = n.api("GET", &path, &with(Some(by_alice)), b"");
     assert_eq!((code, body.contains("a replay")), (403, true), "{body}");
     let by_bob = signed::sign(&bob_id, get, b"").unwrap();
-    let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(by_bob)), b"");
+    let (code, body) = n.api("GET", &path, &with(Some(by_bob)), b"");
     assert_eq!(
         (code, body.contains("is not a reader")),
         (403, true),
@@ -427,7 +404,7 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         ..get
     };
     let elsewhere = signed::sign(&me, other, b"").unwrap();
-    let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(elsewhere)), b"");
+    let (code, body) = n.api("GET", &path, &with(Some(elsewhere)), b"");
     assert_eq!((code, body.contains("signature")), (403, true), "{body}");
     // Signed for another node: not taken here.
     let node0 = signed::Target {
@@ -435,17 +412,16 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
         ..get
     };
     let elsewhere = signed::sign(&me, node0, b"").unwrap();
-    let (code, body) = process::http(&n.addr, "GET", &path, &with(Some(elsewhere)), b"");
+    let (code, body) = n.api("GET", &path, &with(Some(elsewhere)), b"");
     assert_eq!((code, body.contains("signature")), (403, true), "{body}");
     // Its removal is the owner's: not bob's, and not unsigned.
     let n0 = &nodes[0];
     let del = |signed: Option<String>| {
-        let mut h = vec![
-            format!("Host: {}", n0.addr),
-            format!("Authorization: Bearer {}", n0.token),
-        ];
-        h.extend(signed.map(|v| format!("{}: {v}", signed::HEADER)));
-        process::http(&n0.addr, "DELETE", &path, &h, b"")
+        let h: Vec<String> = signed
+            .map(|v| format!("{}: {v}", signed::HEADER))
+            .into_iter()
+            .collect();
+        n0.api("DELETE", &path, &h, b"")
     };
     assert_eq!(del(None).0, 401);
     let delete = signed::Target {
@@ -472,13 +448,11 @@ fn the_cli_puts_for_an_identity_and_reads_through_another_node() {
             path: "/content",
         };
         let sig = signed::sign(&me, to, options.as_bytes()).unwrap();
-        let h = vec![
-            format!("Host: {}", n0.addr),
-            format!("Authorization: Bearer {}", n0.token),
+        let h = [
             format!("zhtp-put: {options}"),
             format!("{}: {sig}", signed::HEADER),
         ];
-        process::http(&n0.addr, "POST", "/content", &h, body)
+        n0.api("POST", "/content", &h, body)
     };
     let mut req = zhtp::wire::PutRequest {
         encryption: Some(EncryptionLevel::QuantumResistant),

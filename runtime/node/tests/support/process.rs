@@ -118,6 +118,17 @@ impl NodeProcess {
             .unwrap()
     }
 
+    /// One request to this node's API as curl would send it: `Host` and the token, then
+    /// `extra` header lines.
+    pub fn api(&self, method: &str, path: &str, extra: &[String], body: &[u8]) -> (u16, String) {
+        let mut headers = vec![
+            format!("Host: {}", self.addr),
+            format!("Authorization: Bearer {}", self.token),
+        ];
+        headers.extend_from_slice(extra);
+        http(&self.addr, method, path, &headers, body)
+    }
+
     /// `GET /status` through the CLI.
     pub fn status(&self) -> serde_json::Value {
         let out = self.cli(&["node", "status"]);
@@ -158,6 +169,16 @@ impl NodeProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The standard output of a command that must have succeeded (else its stderr fails the test).
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `n` nodes in `dir/node-I`, all bootstrapped from the first, each seeing every other.
