@@ -12,22 +12,14 @@ use zhtp_economy::tokens;
 use zhtp_types::MicroZhtp;
 
 use crate::client::Client;
-use crate::identity::{IdentityCommand, PassphraseFile};
+use crate::identity::{IdentityCommand, NewArgs};
 
 /// `zhtp account ...`
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Create an identity to hold an account (what `zhtp identity new` does): its id is the
     /// account.
-    New {
-        /// Its name in this keystore.
-        name: String,
-        #[command(flatten)]
-        passphrase: PassphraseFile,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    New(NewArgs),
     /// An account's balance and last transfers (no passphrase needed).
     Show {
         /// An identity of this keystore or an account id (64 hex characters); default: the
@@ -64,18 +56,7 @@ fn resolve(dir: &Path, who: &str) -> Result<[u8; 32]> {
 
 pub fn run(dir: &Path, remote: Option<&str>, cmd: AccountCommand) -> Result<()> {
     match cmd {
-        AccountCommand::New {
-            name,
-            passphrase,
-            json,
-        } => crate::identity::run(
-            dir,
-            IdentityCommand::New {
-                name,
-                passphrase,
-                json,
-            },
-        ),
+        AccountCommand::New(args) => crate::identity::run(dir, IdentityCommand::New(args)),
         AccountCommand::Show { who, json } => {
             let who = match who {
                 Some(w) => w,

@@ -16,20 +16,24 @@ use zhtp::keystore::{self, Keystore};
 use zhtp_identity::sealed::SEALED_LEN;
 use zhtp_identity::{Identity, KdfParams, PublicKeys};
 
+/// `zhtp identity new` (and `zhtp account new`, which is the same).
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Its name in this keystore: 1 to 64 letters, digits, '-' or '_'.
+    pub name: String,
+    #[command(flatten)]
+    pub passphrase: PassphraseFile,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `zhtp identity ...`
 #[derive(Debug, Subcommand)]
 pub enum IdentityCommand {
     /// Create an identity (Ed25519, X25519 and X-Wing keys), sealed under a new passphrase in
     /// the data dir's keystore.
-    New {
-        /// Its name in this keystore: 1 to 64 letters, digits, '-' or '_'.
-        name: String,
-        #[command(flatten)]
-        passphrase: PassphraseFile,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    New(NewArgs),
     /// List the identities of the keystore (no passphrase needed).
     List {
         /// Print JSON.
@@ -214,11 +218,11 @@ impl Shown {
 pub fn run(dir: &Path, cmd: IdentityCommand) -> Result<()> {
     let ks = Keystore::new(dir);
     match cmd {
-        IdentityCommand::New {
+        IdentityCommand::New(NewArgs {
             name,
             passphrase: pf,
             json,
-        } => {
+        }) => {
             ks.check_free(&name)?;
             let pw = passphrase(
                 pf.passphrase_file.as_deref(),
