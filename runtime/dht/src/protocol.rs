@@ -55,6 +55,15 @@ pub enum Request {
         /// Content hash.
         content: Hash,
     },
+    /// Will you hold the shards this storage contract names for you? Answered with your
+    /// signature over it ([`Response::Signed`]) or a refusal. The contract is the postcard
+    /// encoding of a `zhtp_economy::contract::StorageContract`, carrying the client's mandate
+    /// signature.
+    Offer {
+        /// The encoded contract.
+        #[serde(with = "serde_bytes")]
+        contract: Vec<u8>,
+    },
 }
 
 /// One shard a node holds.
@@ -81,6 +90,8 @@ pub enum Response {
     Inventory(Vec<Held>),
     /// Refused, with the reason (bad hash, too busy, disk full...).
     Refused(String),
+    /// The Ed25519 signature of this node's key over the offered contract.
+    Signed(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// The length-prefixed postcard codec with a size limit.

@@ -27,9 +27,50 @@ pub const MAX_SHARDS: usize = 1_600_000;
 /// Most distinct providers one contract names (each signs it).
 pub const MAX_PROVIDERS: usize = 1_024;
 
-/// What a party signs: this, then the contract's id. The prefix keeps a contract signature
+/// What a provider signs: this, then the contract's id. The prefix keeps a contract signature
 /// from meaning anything in another protocol, and the reverse.
 pub const SIGNING_CONTEXT: &[u8] = b"zhtp/storage-contract/v1\0";
+
+/// What a client signs: this, then its encoded [`Mandate`].
+pub const MANDATE_CONTEXT: &[u8] = b"zhtp/storage-mandate/v1\0";
+
+/// The client's side of a contract, signed before the contract exists: "store this content
+/// for this long, for at most this much". The client signs it when it asks for the put (it
+/// cannot sign the contract's id: which nodes hold which shards is only known once the node
+/// placing the content has encoded it and the providers have agreed). A contract is bound to
+/// its mandate ([`Terms::check`]): same client, content and term, a price within the budget,
+/// made before the mandate expired. The node that escrows the price uses a mandate once
+/// ([`crate::Ledger::lock_escrow`] records it), so a mandate pays for one contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mandate {
+    /// The content to store.
+    pub content: Hash,
+    /// Who pays (its Ed25519 key).
+    pub client: [u8; 32],
+    /// The most the client pays for the whole term, µZHTP.
+    pub max_price: MicroZhtp,
+    /// Settlement periods in the term.
+    pub periods: u32,
+    /// Seconds per period.
+    pub period_secs: u64,
+    /// Unix seconds after which no contract may start under it.
+    pub expires: u64,
+    /// Random: two mandates with equal terms are still two.
+    pub nonce: [u8; 16],
+}
+
+impl Mandate {
+    /// What the client signs: [`MANDATE_CONTEXT`], then the encoded mandate.
+    pub fn signing_message(&self) -> Vec<u8> {
+        let bytes = postcard::to_allocvec(self).expect("mandate encodes");
+        [MANDATE_CONTEXT, &bytes].concat()
+    }
+
+    /// Its id: BLAKE3 of the signing message (what the ledger records as used).
+    pub fn id(&self) -> Hash {
+        Hash(*blake3::hash(&self.signing_message()).as_bytes())
+    }
+}
 
 /// The service a contract promises; the seed's quality targets by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +188,8 @@ pub struct Terms {
     pub sla: Sla,
     /// What violations cost.
     pub penalties: Penalties,
+    /// What the client signed.
+    pub mandate: Mandate,
 }
 
 impl Terms {
@@ -243,6 +286,19 @@ impl Terms {
         }
         if sla.latency_ms == 0 {
             return bad("a retrieval time of zero");
+        }
+        let m = &self.mandate;
+        if (m.client, m.content) != (self.client, self.content) {
+            return bad("a mandate of another client or content");
+        }
+        if (m.periods, m.period_secs) != (self.periods, self.period_secs) {
+            return bad("a term other than the mandate's");
+        }
+        if self.price > m.max_price {
+            return bad("a price above the mandate's budget");
+        }
+        if self.start > m.expires {
+            return bad("a start after the mandate expired");
         }
         let providers = self.providers();
         if providers.contains(&self.client) {
@@ -388,6 +444,15 @@ impl StorageContract {
         })
     }
 
+    /// A contract from its postcard bytes (from the network or disk), checked
+    /// ([`Self::verify`]), saying what is wrong with it (decoding through serde alone would
+    /// say only that a check failed).
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let u: Unchecked =
+            postcard::from_bytes(bytes).map_err(|e| Error::Terms(format!("undecodable: {e}")))?;
+        Self::try_from(u)
+    }
+
     /// Its id.
     pub fn id(&self) -> Hash {
         self.terms.id()
@@ -420,13 +485,23 @@ impl StorageContract {
         out
     }
 
+    /// What `party` signs: the client its mandate's [`Mandate::signing_message`], a provider
+    /// the contract's [`Terms::signing_message`].
+    pub fn message_for(&self, party: &[u8; 32]) -> Vec<u8> {
+        if *party == self.terms.client {
+            self.terms.mandate.signing_message()
+        } else {
+            self.terms.signing_message()
+        }
+    }
+
     fn all_signed(&self, parties: &[[u8; 32]]) -> bool {
         parties
             .iter()
             .all(|p| self.signatures.iter().any(|(s, _)| s == p))
     }
 
-    /// Adds `party`'s signature `sig` over [`Terms::signing_message`] (checked); once every
+    /// Adds `party`'s signature `sig` over [`Self::message_for`] it (checked); once every
     /// party has signed, the contract is [`State::Signed`]. A party signing again changes
     /// nothing.
     pub fn sign(&mut self, party: [u8; 32], sig: &[u8]) -> Result<State, Error> {
@@ -440,7 +515,7 @@ impl StorageContract {
         if !parties.contains(&party) {
             return Err(Error::NotAParty(party));
         }
-        zhtp_identity::verify(&party, &self.terms.signing_message(), sig)
+        zhtp_identity::verify(&party, &self.message_for(&party), sig)
             .map_err(|_| Error::BadSignature(party))?;
         if !self.signatures.iter().any(|(p, _)| *p == party) {
             self.signatures.push((party, sig.to_vec()));
@@ -457,7 +532,6 @@ impl StorageContract {
     pub fn verify(&self) -> Result<(), Error> {
         self.terms.check()?;
         let parties = self.parties();
-        let message = self.terms.signing_message();
         let mut seen = std::collections::HashSet::new();
         for (party, sig) in &self.signatures {
             if !parties.contains(party) {
@@ -466,7 +540,8 @@ impl StorageContract {
             if !seen.insert(*party) {
                 return Err(Error::Terms(format!("{} signed twice", hex::encode(party))));
             }
-            zhtp_identity::verify(party, &message, sig).map_err(|_| Error::BadSignature(*party))?;
+            zhtp_identity::verify(party, &self.message_for(party), sig)
+                .map_err(|_| Error::BadSignature(*party))?;
         }
         let signed = self.all_signed(&parties);
         if (self.state == State::Quoted) == signed {
@@ -540,6 +615,15 @@ mod tests {
             period_secs: 86_400,
             sla: Sla::default(),
             penalties: Penalties::default(),
+            mandate: Mandate {
+                content: Hash([1; 32]),
+                client,
+                max_price: 1_000_003,
+                periods: 4,
+                period_secs: 86_400,
+                expires: 1_700_000_000,
+                nonce: [0; 16],
+            },
         }
     }
 
@@ -639,7 +723,7 @@ mod tests {
         let t = terms([9; 32], &[[3; 32], [4; 32]]);
         t.check().unwrap();
         type Spoil = fn(&mut Terms);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 15] = [
             ("no shards", |t| t.shards.clear()),
             ("no settlement period", |t| t.periods = 0),
             ("no settlement period", |t| t.period_secs = 0),
@@ -649,7 +733,21 @@ mod tests {
             ("a rate above 100%", |t| t.sla.uptime_bp = BP + 1),
             ("a rate above 100%", |t| t.sla.bandwidth_bp = BP + 1),
             ("a retrieval time of zero", |t| t.sla.latency_ms = 0),
-            ("the client holds its own shards", |t| t.client = [3; 32]),
+            ("the client holds its own shards", |t| {
+                t.client = [3; 32];
+                t.mandate.client = [3; 32];
+            }),
+            ("a mandate of another client or content", |t| {
+                t.mandate.client = [8; 32]
+            }),
+            ("a mandate of another client or content", |t| {
+                t.mandate.content = Hash([8; 32])
+            }),
+            ("a term other than the mandate's", |t| t.mandate.periods = 5),
+            ("a price above the mandate's budget", |t| {
+                t.mandate.max_price = t.price - 1
+            }),
+            ("a start after the mandate expired", |t| t.start += 1),
         ];
         for (why, spoil) in cases {
             let mut bad = t.clone();

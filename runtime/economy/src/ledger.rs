@@ -263,6 +263,9 @@ pub enum Error {
     /// No escrow for this storage contract.
     #[error("no escrow for storage contract {}", hex::encode(.0))]
     NoEscrow([u8; 32]),
+    /// The client's mandate already paid for another storage contract.
+    #[error("the mandate {} already paid for storage contract {}", hex::encode(.0), hex::encode(.1))]
+    MandateUsed([u8; 32], [u8; 32]),
     /// The storage contract already has an escrow.
     #[error("storage contract {} already has an escrow", hex::encode(.0))]
     EscrowExists([u8; 32]),
@@ -325,6 +328,10 @@ fn history_key(a: &Account, seq: u64) -> Vec<u8> {
 
 fn escrow_key(contract: &[u8; 32]) -> Vec<u8> {
     key(b'e', &[contract])
+}
+
+fn mandate_key(mandate: &[u8; 32]) -> Vec<u8> {
+    key(b'u', &[mandate])
 }
 
 /// The id of an escrow step: what (`lock`, `release`, `refund`, `settle`), the contract, the
@@ -572,12 +579,16 @@ impl Ledger {
         self.write_one(leg, None)
     }
 
-    /// Opens the escrow of storage contract `contract`: `client` pays `amount` into it.
+    /// Moves `amount` from `client` into the escrow of storage contract `contract`, paid
+    /// under the client's mandate `mandate` (its id): one escrow per contract, one contract
+    /// per mandate, both recorded in the same batch as the transfer. Repeating the same lock
+    /// answers with the first receipt.
     pub fn lock_escrow(
         &self,
         contract: [u8; 32],
         client: Account,
         amount: MicroZhtp,
+        mandate: [u8; 32],
     ) -> Result<Receipt, Error> {
         let leg = Leg {
             id: escrow_step_id("lock", &contract, 0, &Account::Escrow(contract)),
@@ -597,6 +608,16 @@ impl Ledger {
         if !matches!(client, Account::Key(_)) {
             return Err(Error::BadPayee);
         }
+        let mkey = mandate_key(&mandate);
+        if let Some(other) = self.store.get(Cf::Ledger, &mkey)? {
+            let other = other.as_slice().try_into().map_err(|_| {
+                Error::Corrupt(format!(
+                    "mandate {} names no contract",
+                    hex::encode(mandate)
+                ))
+            })?;
+            return Err(Error::MandateUsed(mandate, other));
+        }
         let escrow = Escrow {
             client,
             funded: amount,
@@ -604,7 +625,28 @@ impl Ledger {
             refunded: 0,
             settled: false,
         };
-        self.write_one(leg, Some((contract, escrow)))
+        let mut batch = self.store.batch();
+        self.store.put(&mut batch, Cf::Ledger, &mkey, &contract)?;
+        let mut written = self.write_legs(batch, &[leg], Some((contract, escrow)))?;
+        Ok(Receipt {
+            transfer: written.pop().expect("one leg written"),
+            replayed: false,
+        })
+    }
+
+    /// The contract mandate `mandate` (its id) paid for, if it did.
+    pub fn mandate_used(&self, mandate: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
+        self.store
+            .get(Cf::Ledger, &mandate_key(mandate))?
+            .map(|v| {
+                v.as_slice().try_into().map_err(|_| {
+                    Error::Corrupt(format!(
+                        "mandate {} names no contract",
+                        hex::encode(mandate)
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// Pays `amount` of the escrow to provider `to` for `period` (at most once per period and

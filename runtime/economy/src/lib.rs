@@ -6,13 +6,17 @@
 //!
 //! [`durability`]: the chance a k+m segment is lost in a year under node churn and repair.
 //!
+//! [`book`]: the storage contracts a node keeps, and the shard positions they let it hold.
+//!
 //! [`contract`]: storage contracts, their signed terms (SLA, penalty rates, price, holders) and
 //! the only moves between their states.
 
+pub mod book;
 pub mod contract;
 pub mod durability;
 pub mod ledger;
 
+pub use book::Book;
 pub use ledger::{
     Account, Audit, Error, Escrow, Genesis, Kind, Ledger, Receipt, Totals, Transfer,
     escrow_step_id, tokens,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use zhtp_economy::contract::{
-    Error, Event, Penalties, Placement, Sla, State, StorageContract, Terms, Violation,
+    Error, Event, Mandate, Penalties, Placement, Sla, State, StorageContract, Terms, Violation,
 };
 use zhtp_economy::{Account, Genesis, Ledger};
 use zhtp_identity::Identity;
@@ -31,11 +31,20 @@ fn terms(client: &Identity, holders: &[&Identity]) -> Terms {
         period_secs: 86_400,
         sla: Sla::default(),
         penalties: Penalties::default(),
+        mandate: Mandate {
+            content: Hash([1; 32]),
+            client: client.public().signing,
+            max_price: 1_200_000,
+            periods: 3,
+            period_secs: 86_400,
+            expires: 1_700_000_000,
+            nonce: [7; 16],
+        },
     }
 }
 
 fn sign(c: &StorageContract, who: &Identity) -> ([u8; 32], Vec<u8>) {
-    let message = c.terms().signing_message();
+    let message = c.message_for(&who.public().signing);
     (who.public().signing, who.sign(&message).to_vec())
 }
 
@@ -151,7 +160,9 @@ fn a_contract_lives_through_its_states_with_its_money_in_the_ledger() {
 
     let id = *c.id().as_bytes();
     let t = c.terms().clone();
-    ledger.lock_escrow(id, key(client), t.price).unwrap();
+    ledger
+        .lock_escrow(id, key(client), t.price, t.mandate.id().0)
+        .unwrap();
     assert_eq!(c.apply(Event::EscrowLocked), Ok(State::Active));
     assert!(
         matches!(c.apply(Event::TermEnded), Err(Error::Transition { .. })),

@@ -85,9 +85,19 @@ fn each_refusal_is_named_and_moves_nothing() {
     let c = [42u8; 32];
     let carol = user(2);
     assert!(matches!(l.release(c, 0, carol, 1), Err(Error::NoEscrow(_))));
-    l.lock_escrow(c, alice, 500).unwrap();
-    assert!(matches!(l.lock_escrow(c, bob, 10), Err(Error::IdReused(_))));
-    assert!(l.lock_escrow(c, alice, 500).unwrap().replayed);
+    l.lock_escrow(c, alice, 500, c).unwrap();
+    assert!(matches!(
+        l.lock_escrow(c, bob, 10, c),
+        Err(Error::IdReused(_))
+    ));
+    assert!(l.lock_escrow(c, alice, 500, c).unwrap().replayed);
+    // A mandate pays for one contract: another contract under it moves nothing.
+    assert!(matches!(
+        l.lock_escrow([43; 32], alice, 5, c),
+        Err(Error::MandateUsed(m, first)) if m == c && first == c
+    ));
+    assert_eq!(l.escrow(&[43; 32]).unwrap(), None);
+    assert_eq!(l.balance(&alice).unwrap(), 200);
     assert!(matches!(l.release(c, 0, alice, 1), Err(Error::BadPayee)));
     l.release(c, 0, carol, 100).unwrap();
     l.release(c, 0, bob, 100).unwrap();
@@ -155,7 +165,7 @@ fn a_caller_cannot_take_an_escrow_steps_id() {
         let taken = escrow_step_id(step, &c, 0, &payee);
         l.fund(taken, mallory, 1).unwrap();
     }
-    l.lock_escrow(c, alice, 600).unwrap();
+    l.lock_escrow(c, alice, 600, c).unwrap();
     l.release(c, 0, carol, 100).unwrap();
     l.refund(c, 0, 50).unwrap();
     assert_eq!(l.settle(c).unwrap(), 450);
@@ -453,7 +463,7 @@ fn run_on_ledger(l: &Ledger, op: &Op) -> Result<zhtp_economy::Receipt, Error> {
             contract: c,
             client,
             amount,
-        } => l.lock_escrow(contract(c), user(client), amount),
+        } => l.lock_escrow(contract(c), user(client), amount, contract(c)),
         Op::Release {
             contract: c,
             period,
@@ -568,7 +578,7 @@ fn crash_child(dir: &str, seed: u64) -> ! {
                 party(rng.below(6)),
                 amount,
             ),
-            4 => l.lock_escrow(c, user(rng.below(4)), amount),
+            4 => l.lock_escrow(c, user(rng.below(4)), amount, c),
             5 | 6 => l.release(c, period, party(rng.below(6)), amount),
             _ => l.refund(c, period, amount),
         };

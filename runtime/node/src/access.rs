@@ -23,6 +23,10 @@ use crate::args;
 use crate::client::Client;
 use crate::identity::PassphraseFile;
 
+/// Days a re-encrypted content is paid for on a node that charges (the new content is a new
+/// storage contract; the old one runs out on its own).
+const PAID_DAYS: u32 = 30;
+
 /// `zhtp grant`.
 #[derive(Debug, Args)]
 pub struct GrantArgs {
@@ -283,7 +287,14 @@ fn reencrypt(
     opts.metadata = metadata;
     opts.readers = vec![owner.public()];
     let put = match place {
-        Place::Remote(c) => crate::files::put_remote(c, tmp, Some(m.code), opts, Some(owner))?,
+        Place::Remote(c) => {
+            let pay = crate::files::Pay {
+                payer: owner,
+                days: PAID_DAYS,
+                max_price: None,
+            };
+            crate::files::put_remote(c, tmp, Some(m.code), opts, Some(owner), Some(pay))?
+        }
         Place::Local(n) => PutReply::of(&n.put(&mut tmp, opts, &|_| {})?, 0.0),
     };
     anyhow::ensure!(

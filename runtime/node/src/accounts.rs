@@ -93,6 +93,33 @@ fn fresh_id(key: &[u8; 32]) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
+/// Up to `limit` storage contracts kept in `book`, with their escrows where `ledger` holds them.
+pub fn contracts(
+    book: &zhtp_economy::Book,
+    ledger: &Ledger,
+    limit: usize,
+) -> Result<Vec<crate::wire::ContractInfo>, Error> {
+    book.list(limit)?
+        .iter()
+        .map(|c| Ok(crate::wire::ContractInfo::of(c, ledger.escrow(&c.id().0)?)))
+        .collect()
+}
+
+/// Storage contract `id` kept in `book`, with its escrow where `ledger` holds it.
+pub fn contract(
+    book: &zhtp_economy::Book,
+    ledger: &Ledger,
+    id: &zhtp_types::Hash,
+) -> Result<Option<crate::wire::ContractInfo>, Error> {
+    let Some(c) = book.get(id)? else {
+        return Ok(None);
+    };
+    Ok(Some(crate::wire::ContractInfo::of(
+        &c,
+        ledger.escrow(&id.0)?,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

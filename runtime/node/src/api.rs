@@ -58,8 +58,8 @@ use crate::local::PutOptions;
 use crate::network::{self, Node, RepairReport};
 pub use crate::wire::PutRequest;
 use crate::wire::{
-    AccessUpdated, AccountInfo, ErrorBody, FundRequest, HolderMap, Installed, Listed, ManifestInfo,
-    NodeStatus, PluginRow, Priced, PutReply, SegmentHolders, TransferInfo,
+    AccessUpdated, AccountInfo, ContractInfo, ErrorBody, FundRequest, HolderMap, Installed, Listed,
+    ManifestInfo, NodeStatus, PluginRow, Priced, PutReply, SegmentHolders, TransferInfo,
 };
 
 /// Largest upload accepted through the API.
@@ -115,6 +115,7 @@ impl From<network::Error> for ApiError {
             // Someone else's content.
             network::Error::Local(crate::local::Error::Owned { .. }) => StatusCode::FORBIDDEN,
             network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
+            network::Error::Payment(_) => StatusCode::PAYMENT_REQUIRED,
             network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -179,6 +180,39 @@ async fn fund(
         .map_err(|_| bad("id: a transfer id is 64 hex characters"))?;
     let t = ledger(&st, move |l| crate::accounts::fund(l, key, req.amount, tid)).await?;
     Ok(Json(t))
+}
+
+/// Most storage contracts one listing returns.
+const MAX_LISTED_CONTRACTS: usize = 1_000;
+
+async fn contracts(State(st): State<ApiState>) -> Result<Json<Vec<ContractInfo>>, ApiError> {
+    let node = st.node.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        let ledger = node.local().ledger();
+        crate::accounts::contracts(node.contracts(), ledger, MAX_LISTED_CONTRACTS)
+    })
+    .await
+    .map_err(internal)??;
+    Ok(Json(list))
+}
+
+async fn contract(
+    State(st): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<ContractInfo>, ApiError> {
+    let id = parse_hash(&id)?;
+    let node = st.node.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::accounts::contract(node.contracts(), node.local().ledger(), &id)
+    })
+    .await
+    .map_err(internal)??;
+    found.map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no storage contract {id} is kept on this node"),
+        )
+    })
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -253,6 +287,8 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/quote", post(quote))
         .route("/accounts/{id}", get(account))
         .route("/accounts/{id}/fund", post(fund))
+        .route("/storage-contracts", get(contracts))
+        .route("/storage-contracts/{id}", get(contract))
         .route("/plugins", get(plugins))
         .route(
             "/plugins/{kind}",
@@ -292,6 +328,7 @@ pub async fn status_of(node: &Node) -> Result<NodeStatus, network::Error> {
         serving: s.serving,
         serving_bytes: s.serving_bytes,
         busy: s.busy,
+        charges: node.charges(),
     })
 }
 
@@ -345,6 +382,27 @@ async fn put(
         )));
     }
     let expected = req.content_hash;
+    let payment = match (&req.payment, st.node.charges()) {
+        (None, true) => {
+            return Err(ApiError(
+                StatusCode::PAYMENT_REQUIRED,
+                "this node charges for storage: a put carries a payment (zhtp-put `payment`, a \
+                 mandate signed by the paying identity; `zhtp put --identity NAME --node URL` \
+                 signs one)"
+                    .into(),
+            ));
+        }
+        (Some(p), true) => {
+            let Some(content) = expected else {
+                return Err(bad(
+                    "a paid put names its content_hash in zhtp-put (the mandate is for it)",
+                ));
+            };
+            Some(p.mandate(content).map_err(bad)?)
+        }
+        // A node that does not charge stores for free, and a payment buys nothing here.
+        (_, false) => None,
+    };
     if let Some(owner) = opts.readers.first() {
         // A put for an owner is the owner's: signed by it, bound to these options, which name
         // the bytes (so the signature cannot be used for other bytes).
@@ -403,8 +461,41 @@ async fn put(
                 hashed.0
             )));
         }
-        let stored = st.node.put_hashed(&path, hashed, opts).await?;
+        let (stored, contract) = match payment {
+            None => (st.node.put_hashed(&path, hashed, opts).await?, None),
+            Some((mandate, signature)) => {
+                let q = crate::wire::put_quote(total, mandate.periods, opts.tier, opts.code);
+                let priced = st.registry.quote(&q).map_err(|e| {
+                    ApiError(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("pricing the put: {e}"),
+                    )
+                })?;
+                let price = priced.quote.total;
+                if price > mandate.max_price {
+                    return Err(ApiError(
+                        StatusCode::PAYMENT_REQUIRED,
+                        format!(
+                            "the put costs {}, more than the payment's budget of {}",
+                            zhtp_economy::tokens(price),
+                            zhtp_economy::tokens(mandate.max_price)
+                        ),
+                    ));
+                }
+                let pay = network::Payment {
+                    mandate,
+                    signature,
+                    price,
+                    plugin: priced.plugin_hash,
+                };
+                let (stored, c) = st.node.put_paid(&path, hashed, opts, pay).await?;
+                let id = c.id().0;
+                let escrow = ledger(&st, move |l| l.escrow(&id)).await.ok().flatten();
+                (stored, Some(crate::wire::ContractInfo::of(&c, escrow)))
+            }
+        };
         let mut out = PutReply::of(&stored.manifest, t.elapsed().as_secs_f64());
+        out.contract = contract;
         out.published = Some(stored.published);
         out.placement = stored
             .placement

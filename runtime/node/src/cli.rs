@@ -64,6 +64,10 @@ pub enum Command {
     /// Accounts of the ledger: new, show, fund (a devnet's faucet). Also through --node.
     #[command(subcommand)]
     Account(crate::account::AccountCommand),
+    /// Storage contracts kept by the node: those of puts through it (the escrow is in its
+    /// ledger) and those it signed as a provider. Also through --node.
+    #[command(subcommand)]
+    StorageContract(crate::storage_contract::StorageContractCommand),
     /// Let another identity read a content you own: its key is wrapped for the grantee in a
     /// new version of the access list, signed by you.
     Grant(crate::access::GrantArgs),
@@ -172,6 +176,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Files(cmd) => files::run(&dir, node, cmd),
         Command::Identity(cmd) => crate::identity::run(&dir, cmd),
         Command::Account(cmd) => crate::account::run(&dir, node, cmd),
+        Command::StorageContract(cmd) => crate::storage_contract::run(&dir, node, cmd),
         Command::Grant(a) => crate::access::grant(&dir, node, a),
         Command::Revoke(a) => crate::access::revoke(&dir, node, a),
         Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),

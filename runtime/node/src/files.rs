@@ -15,7 +15,7 @@ use zhtp::wire::{Listed, ManifestInfo, PutReply};
 use zhtp_content::{CodeParams, EncryptionLevel, Metadata};
 use zhtp_identity::Identity;
 use zhtp_store::Config;
-use zhtp_types::Hash;
+use zhtp_types::{Hash, MicroZhtp};
 
 use crate::args::{self, Tier};
 use crate::client::Client;
@@ -134,9 +134,28 @@ pub struct PutArgs {
     /// MIME type (default: guessed from the extension).
     #[arg(long)]
     pub mime: Option<String>,
+    /// Through a node that charges (a devnet's): days to store, the storage contract's term
+    /// (settled once a day). The identity (--identity) pays from its account on that node.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+    /// Through a node that charges: the most to pay for the term, in ZHTP (1.5) or µZHTP
+    /// (1500000u); default: the node's quote for this put.
+    #[arg(long, value_name = "AMOUNT", value_parser = zhtp::accounts::parse_amount)]
+    pub max_price: Option<MicroZhtp>,
     /// Print JSON (field `content_hash`, hex).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Who pays a put through a node, and for what term.
+#[derive(Clone, Copy)]
+pub(crate) struct Pay<'a> {
+    /// The paying identity: signs the payment's mandate.
+    pub payer: &'a Identity,
+    /// Days stored.
+    pub days: u32,
+    /// The most it pays; `None`: the node's quote.
+    pub max_price: Option<MicroZhtp>,
 }
 
 /// Encryption levels of a put.
@@ -217,6 +236,7 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
             .with_context(|| format!("cannot read {}", args.file.display()))?;
     }
     let mut owner = None;
+    let mut payer = None;
     let owner_name = match opts.encryption {
         EncryptionLevel::None => None,
         level => Some(crate::identity::choose(
@@ -235,8 +255,17 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
             owner = Some(crate::identity::open(dir, name, &args.passphrase)?);
         }
     } else if let Some(name) = &args.identity {
-        // Also from $ZHTP_IDENTITY, which should not stop public puts: a warning.
-        eprintln!("content put with --encryption none is public and has no owner ({name} is not)");
+        if remote.is_some() {
+            // Public content through a node: the identity owns nothing but pays, where the
+            // node charges.
+            owner = None;
+            payer = Some(crate::identity::open(dir, name, &args.passphrase)?);
+        } else {
+            // Also from $ZHTP_IDENTITY, which should not stop public puts: a warning.
+            eprintln!(
+                "content put with --encryption none is public and has no owner ({name} is not)"
+            );
+        }
     }
     let from_stdin = args.file == Path::new("-");
     opts.metadata = Metadata {
@@ -267,6 +296,11 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
             args.code.map(|_| opts.code),
             opts,
             owner.as_ref(),
+            owner.as_ref().or(payer.as_ref()).map(|payer| Pay {
+                payer,
+                days: args.days,
+                max_price: args.max_price,
+            }),
         )?,
         None => put_local(dir, &args.file, opts)?,
     };
@@ -353,14 +387,40 @@ pub(crate) fn signed_header(
 }
 
 /// A put through a node of `file`; `code` when not the tier's; `owner` signs the request and
-/// the key is wrapped for it.
+/// the key is wrapped for it; `pay` pays for it, where the node charges (a node that does not
+/// ignores the payment).
 pub(crate) fn put_remote(
     client: &Client,
     mut file: std::fs::File,
     code: Option<CodeParams>,
     opts: PutOptions,
     owner: Option<&Identity>,
+    pay: Option<Pay<'_>>,
 ) -> Result<PutReply> {
+    // Named when signed or paid for, so that the signature covers the bytes: read once more
+    // for it.
+    let content_hash = match owner.is_some() || pay.is_some() {
+        true => Some(hash_file(&mut file)?),
+        false => None,
+    };
+    let payment = match (pay, content_hash) {
+        (Some(p), Some(hash)) => {
+            let max = match p.max_price {
+                Some(m) => m,
+                None => {
+                    let size = file.metadata()?.len();
+                    let q = zhtp::wire::put_quote(size, p.days, opts.tier, opts.code);
+                    client.post::<zhtp::wire::Priced>("/quote", &q)?.total
+                }
+            };
+            let period = zhtp::wire::PERIOD_SECS;
+            Some(
+                zhtp::wire::PaymentRequest::sign(p.payer, hash, max, p.days, period)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+        _ => None,
+    };
     let req = PutRequest {
         tier: Some(opts.tier),
         encryption: Some(opts.encryption),
@@ -373,11 +433,8 @@ pub(crate) fn put_remote(
             .map(|o| ::hex::encode(o.public_record()))
             .into_iter()
             .collect(),
-        // Named when signed, so that the signature covers the bytes: read once more for it.
-        content_hash: match owner {
-            Some(_) => Some(hash_file(&mut file)?),
-            None => None,
-        },
+        content_hash,
+        payment,
     };
     let options = serde_json::to_string(&req)?;
     // The signature covers the options, readers included: a node cannot reuse it for a put

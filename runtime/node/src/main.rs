@@ -10,6 +10,7 @@ mod identity;
 mod node;
 mod plugins;
 mod quote;
+mod storage_contract;
 
 use std::process::ExitCode;
 

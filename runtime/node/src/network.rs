@@ -38,6 +38,7 @@ use zhtp_types::Hash;
 use crate::local::{self, HELD, LocalNode};
 
 mod admission;
+mod contracts;
 mod gc;
 mod placement;
 mod repair;
@@ -45,6 +46,7 @@ mod retrieval;
 mod serve;
 
 pub use admission::{Admission, AdmitError, Quota, Refusal, Ticket};
+pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 
 /// How long a manifest record lives in the DHT before it must be published again.
@@ -106,6 +108,9 @@ pub enum Error {
     /// A shard was not admitted.
     #[error(transparent)]
     Admission(#[from] AdmitError),
+    /// A paid put that cannot be paid: no funds, a bad mandate, a provider declining.
+    #[error("{0}")]
+    Payment(String),
     /// A worker task panicked or was cancelled.
     #[error("internal: {0}")]
     Task(String),
@@ -206,6 +211,10 @@ struct Inner {
     /// Measured latency of shard fetches per peer (exponentially smoothed), to prefer fast
     /// holders.
     latency: Mutex<HashMap<PeerId, Duration>>,
+    /// The storage contracts kept here.
+    book: zhtp_economy::Book,
+    /// Whether shards from peers need a storage contract, and puts a payment.
+    charges: std::sync::atomic::AtomicBool,
 }
 
 /// A node on the network. Cheap to clone.
@@ -366,6 +375,7 @@ impl Node {
         let keypair = identity(data_dir).map_err(|e| Error::Invalid(e.to_string()))?;
         let local = LocalNode::open(data_dir, zhtp_store::Config::default())?;
         let store = local.shared_store();
+        let store_for_book = store.clone();
         let admission = Arc::new(Admission::open(store.clone(), quota)?);
         net.validator = Some(Arc::new(validate_record));
         let (dht, inbound) = Dht::spawn(keypair, net, Some(store.clone())).await?;
@@ -380,6 +390,8 @@ impl Node {
                 repair,
                 positions: std::sync::RwLock::new(()),
                 latency: Mutex::new(HashMap::new()),
+                book: zhtp_economy::Book::open(store_for_book),
+                charges: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.

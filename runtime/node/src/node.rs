@@ -116,6 +116,8 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                 supply: DEVNET_SUPPLY,
             })?;
             tracing::info!("devnet ledger: {} in all", zhtp_economy::tokens(supply));
+            // A devnet's storage is paid for: puts need a funded identity, shards a contract.
+            node.charge(true);
         } else if ledger.is_devnet()? {
             // A faucet stays: a devnet's data dir runs as one, said out loud.
             anyhow::bail!(
@@ -427,6 +429,8 @@ fn short(p: &str) -> &str {
 
 /// The demo owner's passphrase (a demo has no one to ask).
 const DEMO_PASSPHRASE: &[u8] = b"zhtp demo passphrase";
+/// Days the demo's upload is paid for.
+const DEMO_DAYS: u32 = 30;
 
 /// `zhtp demo`: what `make demo` shows.
 pub fn demo() -> Result<()> {
@@ -471,8 +475,8 @@ pub fn demo() -> Result<()> {
         short(&owner.public().id()),
         t.elapsed().as_secs_f64()
     );
-    // The owner's account on node 0's ledger (a devnet's: it has a faucet). Puts are not paid
-    // yet (storage contracts come next); this shows the ledger the put will pay from.
+    // The owner's account on node 0's ledger (a devnet's: it has a faucet), which the put
+    // pays from: node 0 holds the escrow of the storage contract.
     step(
         t0,
         "funding the owner's account from node 0's devnet faucet",
@@ -504,6 +508,31 @@ pub fn demo() -> Result<()> {
         ),
     );
     let c0 = net.nodes[0].client()?;
+    let t = Instant::now();
+    let quote: zhtp::wire::Priced = c0.post(
+        "/quote",
+        &zhtp::wire::put_quote(
+            size as u64,
+            DEMO_DAYS,
+            StorageTier::Hot,
+            zhtp::local::PutOptions::new(StorageTier::Hot).code,
+        ),
+    )?;
+    println!(
+        "         quote from node 0's pricing plugin {} ({}): {} for {DEMO_DAYS} days ({:.1} ms)",
+        quote.plugin,
+        quote.plugin_hash.fmt_short(),
+        zhtp_economy::tokens(quote.total),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let payment = zhtp::wire::PaymentRequest::sign(
+        &owner,
+        expected,
+        quote.total,
+        DEMO_DAYS,
+        zhtp::wire::PERIOD_SECS,
+    )
+    .map_err(anyhow::Error::msg)?;
     let opts = PutRequest {
         tier: Some(StorageTier::Hot),
         encryption: Some(zhtp_content::EncryptionLevel::QuantumResistant),
@@ -511,6 +540,7 @@ pub fn demo() -> Result<()> {
         tags: vec!["demo".into()],
         readers: vec![hex::encode(&record)],
         content_hash: Some(expected),
+        payment: Some(payment),
         ..PutRequest::default()
     };
     // A put for an owner is signed by it (the node checks, and remembers the nonce).
@@ -537,6 +567,26 @@ pub fn demo() -> Result<()> {
             names.join(", ")
         );
     }
+    let Some(contract) = &put.contract else {
+        bail!("node 0 charges, yet the put came back without a storage contract");
+    };
+    let escrowed = contract.escrow.as_ref().map_or(0, |e| e.funded);
+    println!(
+        "         storage contract {} ({:?}): {} shards on {} providers, signed by {} of {} parties; {} in escrow on node 0, {} periods of a day",
+        contract.id.fmt_short(),
+        contract.state,
+        contract.shards,
+        contract.providers.len(),
+        contract.signatures.0,
+        contract.signatures.1,
+        zhtp_economy::tokens(escrowed),
+        contract.periods
+    );
+    let account: zhtp::wire::AccountInfo = c0.get(&format!("/accounts/{}", owner.public().id()))?;
+    println!(
+        "         the owner's balance is now {}",
+        zhtp_economy::tokens(account.balance)
+    );
     // Stop two nodes that hold shards, neither the one we put through nor the one we read from.
     step(
         t0,

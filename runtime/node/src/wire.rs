@@ -112,6 +112,9 @@ pub struct PutRequest {
     /// so it then covers the bytes too.
     #[serde(default, with = "hex::option", skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<Hash>,
+    /// The client's payment, which a node that charges needs (with `content_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentRequest>,
 }
 
 /// What a put stored (`POST /content`, `put --json`).
@@ -140,6 +143,9 @@ pub struct PutReply {
     /// Which node got each shard, per segment (network puts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placement: Vec<Vec<String>>,
+    /// The storage contract that pays for it (a put through a node that charges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<ContractInfo>,
 }
 
 impl PutReply {
@@ -156,6 +162,7 @@ impl PutReply {
             seconds,
             published: None,
             placement: Vec::new(),
+            contract: None,
         }
     }
 }
@@ -463,6 +470,9 @@ pub struct NodeStatus {
     pub serving_bytes: usize,
     /// Requests refused as busy since start.
     pub busy: u64,
+    /// Whether this node charges for storage (takes puts with a payment only).
+    #[serde(default)]
+    pub charges: bool,
 }
 
 /// Live shards of a content (`GET /content/{hash}/holders`).
@@ -609,5 +619,186 @@ mod tests {
         // The names of earlier versions still read.
         let r: PutRequest = serde_json::from_str(r#"{"tier":"Hot"}"#).unwrap();
         assert_eq!(r.tier, Some(StorageTier::Hot));
+    }
+}
+
+/// Seconds in a storage contract's settlement period unless a put asks for others: a day.
+pub const PERIOD_SECS: u64 = 86_400;
+
+/// How a put pays (`zhtp-put` `payment`): the fields of the client's mandate
+/// (`zhtp_economy::contract::Mandate`) but the content, which is the put's `content_hash`, and
+/// the client's signature over it. A node that charges takes a put only with one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRequest {
+    /// Who pays: its Ed25519 key (an identity's id), hex.
+    pub client: String,
+    /// Most it pays for the whole term, µZHTP.
+    pub max_price: MicroZhtp,
+    /// Settlement periods (days, unless `period_secs` says otherwise).
+    pub periods: u32,
+    /// Seconds per period.
+    #[serde(default = "default_period")]
+    pub period_secs: u64,
+    /// Unix seconds after which the mandate buys nothing.
+    pub expires: u64,
+    /// 16 random bytes, hex.
+    pub nonce: String,
+    /// Ed25519 signature over the mandate's signing message, hex.
+    pub signature: String,
+}
+
+fn default_period() -> u64 {
+    PERIOD_SECS
+}
+
+impl PaymentRequest {
+    /// A payment by `id` of at most `max_price` for storing `content` `periods` periods of
+    /// `period_secs`, valid for ten minutes.
+    pub fn sign(
+        id: &zhtp_identity::Identity,
+        content: Hash,
+        max_price: MicroZhtp,
+        periods: u32,
+        period_secs: u64,
+    ) -> Result<Self, String> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let mandate = zhtp_economy::contract::Mandate {
+            content,
+            client: id.public().signing,
+            max_price,
+            periods,
+            period_secs,
+            expires: zhtp_dht::record::unix_now() + 600,
+            nonce,
+        };
+        Ok(Self {
+            client: ::hex::encode(mandate.client),
+            max_price,
+            periods,
+            period_secs,
+            expires: mandate.expires,
+            nonce: ::hex::encode(nonce),
+            signature: ::hex::encode(id.sign(&mandate.signing_message())),
+        })
+    }
+
+    /// The mandate for `content` and its signature, decoded (the signature is checked where
+    /// the contract is made).
+    pub fn mandate(
+        &self,
+        content: Hash,
+    ) -> Result<(zhtp_economy::contract::Mandate, Vec<u8>), String> {
+        let bytes = |what: &str, s: &str, n: usize| -> Result<Vec<u8>, String> {
+            let b = ::hex::decode(s).map_err(|e| format!("payment {what}: {e}"))?;
+            if b.len() != n {
+                return Err(format!("payment {what}: {} bytes, not {n}", b.len()));
+            }
+            Ok(b)
+        };
+        let client = bytes("client", &self.client, 32)?;
+        let nonce = bytes("nonce", &self.nonce, 16)?;
+        let signature = bytes("signature", &self.signature, 64)?;
+        let mandate = zhtp_economy::contract::Mandate {
+            content,
+            client: client.try_into().expect("32 bytes"),
+            max_price: self.max_price,
+            periods: self.periods,
+            period_secs: self.period_secs,
+            expires: self.expires,
+            nonce: nonce.try_into().expect("16 bytes"),
+        };
+        Ok((mandate, signature))
+    }
+}
+
+/// The pricing request of a put of `size` bytes for `days` in `tier` with code `code`: what a
+/// node charging for a put asks its pricing plugin, and what a client asks `/quote` to know
+/// the price beforehand. Redundancy is the code's, in whole copies, rounded up.
+pub fn put_quote(
+    size: u64,
+    days: u32,
+    tier: StorageTier,
+    code: CodeParams,
+) -> zhtp_host::abi::pricing::QuoteRequest {
+    let (k, m) = (u32::from(code.data), u32::from(code.parity));
+    zhtp_host::abi::pricing::QuoteRequest {
+        size_bytes: size.max(1),
+        duration_days: days.max(1),
+        tier,
+        quality: false,
+        replication: (k + m).div_ceil(k).clamp(1, 12) as u8,
+        urgency: zhtp_host::abi::pricing::Urgency::Normal,
+        utilization_bp: zhtp_host::abi::pricing::QuoteRequest::NEUTRAL_UTILIZATION_BP,
+    }
+}
+
+/// One storage contract (`GET /storage-contracts`, `storage-contract show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractInfo {
+    /// Its id.
+    #[serde(with = "hex")]
+    pub id: Hash,
+    /// Where it stands (`active`, `settled`...).
+    pub state: zhtp_economy::contract::State,
+    /// The content stored.
+    #[serde(with = "hex")]
+    pub content: Hash,
+    /// Who pays, hex.
+    pub client: String,
+    /// Price for the whole term, µZHTP.
+    pub price: MicroZhtp,
+    /// BLAKE3 of the pricing plugin that quoted it.
+    #[serde(with = "hex")]
+    pub plugin: Hash,
+    /// Start, Unix seconds.
+    pub start: u64,
+    /// Periods in the term, and seconds each.
+    pub periods: u32,
+    /// Seconds per period.
+    pub period_secs: u64,
+    /// Periods settled.
+    pub periods_settled: u32,
+    /// Each provider (hex key) and how many shards it holds.
+    pub providers: Vec<(String, usize)>,
+    /// Shards paid for.
+    pub shards: usize,
+    /// How many parties signed, of how many.
+    pub signatures: (usize, usize),
+    /// The escrow, when this node holds it.
+    pub escrow: Option<zhtp_economy::Escrow>,
+}
+
+impl ContractInfo {
+    /// What `c` shows, with its escrow when this node holds it.
+    pub fn of(
+        c: &zhtp_economy::contract::StorageContract,
+        escrow: Option<zhtp_economy::Escrow>,
+    ) -> Self {
+        let t = c.terms();
+        let providers = t
+            .providers()
+            .into_iter()
+            .map(|p| {
+                let n = t.shards.iter().filter(|s| s.holder == p).count();
+                (::hex::encode(p), n)
+            })
+            .collect();
+        Self {
+            id: c.id(),
+            state: c.state(),
+            content: t.content,
+            client: ::hex::encode(t.client),
+            price: t.price,
+            plugin: t.plugin,
+            start: t.start,
+            periods: t.periods,
+            period_secs: t.period_secs,
+            periods_settled: c.periods_settled(),
+            providers,
+            shards: t.shards.len(),
+            signatures: (c.signatures().len(), c.parties().len()),
+            escrow,
+        }
     }
 }

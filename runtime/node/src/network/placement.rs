@@ -12,9 +12,14 @@ use zhtp_dht::protocol::MAX_SHARD;
 use zhtp_dht::{PeerId, Request, Response};
 use zhtp_types::Hash;
 
+use zhtp_content::Encoder;
+use zhtp_economy::contract::StorageContract;
+
 use super::admission::IN_FLIGHT;
+use super::contracts::{Payment, Plan};
 use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
 use crate::local::PutOptions;
+use crate::pipeline::{Encoded, Sink};
 
 /// Sets its flag when dropped: the put it belongs to was abandoned.
 struct CancelOnDrop(Arc<AtomicBool>);
@@ -32,6 +37,25 @@ struct ToNetwork {
     runtime: tokio::runtime::Handle,
     content: Hash,
     peers: Vec<PeerId>,
+    /// A paid put's holders: each shard goes to its planned node, which signed for it, and
+    /// nowhere else.
+    plan: Option<Plan>,
+}
+
+/// A paid put's escrow, given back to the client unless the put succeeded (also when the put
+/// is dropped half way: a client that went away).
+struct Unwind {
+    node: Node,
+    contract: Option<StorageContract>,
+}
+
+impl Drop for Unwind {
+    fn drop(&mut self) {
+        if let Some(c) = self.contract.take() {
+            let node = self.node.clone();
+            tokio::spawn(async move { node.unwind(&c).await });
+        }
+    }
 }
 
 impl crate::pipeline::Sink for ToNetwork {
@@ -40,6 +64,11 @@ impl crate::pipeline::Sink for ToNetwork {
     type Error = Error;
 
     fn store(&self, index: u32, seg: &EncodedSegment) -> Result<Vec<PeerId>, Error> {
+        if let Some(plan) = &self.plan {
+            return self
+                .runtime
+                .block_on(self.node.send_planned(self.content, index, seg, plan));
+        }
         let shards = seg
             .shards()
             .enumerate()
@@ -53,6 +82,7 @@ impl crate::pipeline::Sink for ToNetwork {
             shards,
             &self.peers,
             &HashSet::new(),
+            None,
         ))?;
         let mut holders = vec![self.node.peer_id(); placed.len()];
         for (j, p) in placed {
@@ -66,7 +96,88 @@ impl crate::pipeline::Sink for ToNetwork {
     fn abort(&self, _placed: Vec<Vec<PeerId>>) {}
 }
 
+/// Runs the shared pipeline over the file at `path` into `sink` on a thread of its own (not the
+/// blocking pool: its workers wait for placements whose local stores need that pool), a window
+/// of segments at a time; the same pass hashes what it reads. Dropping this future (a client
+/// that went away) cancels it.
+pub(super) async fn run_pipeline<S>(
+    path: &Path,
+    encoder: Arc<Encoder>,
+    segment_size: usize,
+    sink: S,
+) -> Result<Encoded<S::Placed>, Error>
+where
+    S: Sink<Error = Error> + Send + 'static,
+    S::Placed: Send + 'static,
+{
+    let p = path.to_owned();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("zhtp-put".into())
+        .spawn(move || {
+            let r = std::fs::File::open(&p)
+                .map_err(Error::Input)
+                .and_then(|mut f| {
+                    crate::pipeline::run(
+                        &mut f,
+                        &encoder,
+                        segment_size,
+                        WINDOW,
+                        &sink,
+                        &|_| {},
+                        &cancel,
+                    )
+                });
+            let _ = tx.send(r);
+        })
+        .map_err(|e| Error::Task(e.to_string()))?;
+    rx.await
+        .map_err(|_| Error::Task("the put's thread stopped".into()))?
+}
+
 impl Node {
+    /// Sends each shard of segment `index` to the node `plan` names for it. A node busy writing
+    /// the same bytes for another request is asked again shortly; any other refusal fails the
+    /// put (another node did not sign for the shard).
+    async fn send_planned(
+        &self,
+        content: Hash,
+        index: u32,
+        seg: &EncodedSegment,
+        plan: &Plan,
+    ) -> Result<Vec<PeerId>, Error> {
+        let sends = seg.shards().enumerate().map(|(j, (hash, bytes))| {
+            let peer = plan.get(&(index, j as u16)).copied();
+            let data = bytes.to_vec();
+            async move {
+                let peer = peer.ok_or_else(|| Error::Task(format!("no plan for shard {j}")))?;
+                let mut tries = 0;
+                loop {
+                    match self
+                        .send_shard(peer, content, index, j as u16, hash, data.clone(), None)
+                        .await
+                    {
+                        Ok(()) => return Ok(peer),
+                        Err((why, _)) if why.contains(IN_FLIGHT) && tries < 100 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        Err((reason, _)) => {
+                            return Err(Error::Placement {
+                                segment: index,
+                                index: j,
+                                reason: format!("{peer}, which signed for it: {reason}"),
+                            });
+                        }
+                    }
+                }
+            }
+        });
+        futures::future::join_all(sends).await.into_iter().collect()
+    }
+
     /// Refuses a put of content whose manifest record another node owns: records belong to
     /// their first publisher, so this node's manifest could never be published, and the nodes
     /// holding its shards would collect them as unreferenced.
@@ -83,9 +194,11 @@ impl Node {
         }
     }
 
-    /// Stores one shard on `peer` (this node included). An error says why, and whether the
-    /// peer refused this shard only (it answered: it may take the segment's other shards) or
-    /// failed (no answer, or full: it is not asked again for this segment).
+    /// Stores one shard on `peer` (this node included), offering it the storage contract
+    /// `offer` first when there is one. An error says why, and whether the peer refused this
+    /// shard only (it answered: it may take the segment's other shards) or failed (no answer,
+    /// full, or declining the contract: it is not asked again for this segment).
+    #[allow(clippy::too_many_arguments)]
     async fn send_shard(
         &self,
         peer: PeerId,
@@ -94,7 +207,21 @@ impl Node {
         index: u16,
         hash: Hash,
         data: Vec<u8>,
+        offer: Option<&Arc<Vec<u8>>>,
     ) -> Result<(), (String, bool)> {
+        if let Some(contract) = offer
+            && peer != self.peer_id()
+        {
+            let req = Request::Offer {
+                contract: contract.to_vec(),
+            };
+            match self.inner.dht.request(peer, req).await {
+                Ok(Response::Signed(_)) => {}
+                Ok(Response::Refused(why)) => return Err((why, false)),
+                Ok(other) => return Err((format!("unexpected answer {other:?}"), false)),
+                Err(e) => return Err((e.to_string(), false)),
+            }
+        }
         if peer == self.peer_id() {
             return self
                 .keep(None, content, segment, index, hash, data)
@@ -138,11 +265,12 @@ impl Node {
         shards: Vec<(usize, Hash, Vec<u8>)>,
         peers: &[PeerId],
         avoid: &HashSet<PeerId>,
+        offer: Option<Arc<Vec<u8>>>,
     ) -> Result<Vec<(usize, PeerId)>, Error> {
         let used = Mutex::new(avoid.clone());
         let down = Mutex::new(HashSet::<PeerId>::new());
         let place_one = |(index, hash, data): (usize, Hash, Vec<u8>)| {
-            let (used, down) = (&used, &down);
+            let (used, down, offer) = (&used, &down, offer.as_ref());
             async move {
                 let ranked = by_distance(peers, hash.as_bytes());
                 let mut last = String::from("no live node");
@@ -159,7 +287,15 @@ impl Node {
                             u.insert(p);
                         }
                         match self
-                            .send_shard(p, content, segment, index as u16, hash, data.clone())
+                            .send_shard(
+                                p,
+                                content,
+                                segment,
+                                index as u16,
+                                hash,
+                                data.clone(),
+                                offer,
+                            )
                             .await
                         {
                             Ok(()) => return Ok((index, p)),
@@ -227,9 +363,33 @@ impl Node {
     pub async fn put_hashed(
         &self,
         path: &Path,
-        (content_hash, size): (Hash, u64),
+        hashed: (Hash, u64),
         opts: PutOptions,
     ) -> Result<Stored, Error> {
+        Ok(self.put_with(path, hashed, opts, None).await?.0)
+    }
+
+    /// [`Self::put_hashed`] under a storage contract paid by `pay` (see [`super::contracts`]):
+    /// the contract is signed by every provider and its price locked in escrow before any shard
+    /// is sent. A put that fails after that gives the client its money back.
+    pub async fn put_paid(
+        &self,
+        path: &Path,
+        hashed: (Hash, u64),
+        opts: PutOptions,
+        pay: Payment,
+    ) -> Result<(Stored, StorageContract), Error> {
+        let (stored, c) = self.put_with(path, hashed, opts, Some(pay)).await?;
+        Ok((stored, c.expect("a paid put has a contract")))
+    }
+
+    async fn put_with(
+        &self,
+        path: &Path,
+        (content_hash, size): (Hash, u64),
+        opts: PutOptions,
+        pay: Option<Payment>,
+    ) -> Result<(Stored, Option<StorageContract>), Error> {
         if u16::from(opts.code.parity) > 2 * u16::from(opts.code.data) {
             // Other nodes refuse such manifests (see `check_network_manifest`).
             return Err(Error::Invalid(format!(
@@ -252,43 +412,29 @@ impl Node {
         let node = self.clone();
         blocking(move || node.inner.local.may_replace(&content_hash, owner)).await??;
         let peers = self.live_peers().await?;
+        let seg_size = opts.segment_size as usize;
+        let mut unwind = Unwind {
+            node: self.clone(),
+            contract: None,
+        };
+        let plan = match pay {
+            Some(pay) => {
+                let (c, plan) = self
+                    .contract_for(path, &encoder, seg_size, content_hash, &peers, pay)
+                    .await?;
+                unwind.contract = Some(c);
+                Some(plan)
+            }
+            None => None,
+        };
         let sink = ToNetwork {
             node: self.clone(),
             runtime: tokio::runtime::Handle::current(),
             content: content_hash,
             peers,
+            plan,
         };
-        let (p, enc) = (path.to_owned(), encoder.clone());
-        let seg_size = opts.segment_size as usize;
-        // The shared pipeline on a thread of its own (not the blocking pool: its workers wait
-        // for placements whose local stores need that pool), encoding and placing a window of
-        // segments at a time; the same pass hashes what it reads. Dropping this future (a
-        // client that went away) cancels it.
-        let cancel = Arc::new(AtomicBool::new(false));
-        let _cancel_on_drop = CancelOnDrop(cancel.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("zhtp-put".into())
-            .spawn(move || {
-                let r = std::fs::File::open(&p)
-                    .map_err(Error::Input)
-                    .and_then(|mut f| {
-                        crate::pipeline::run(
-                            &mut f,
-                            &enc,
-                            seg_size,
-                            WINDOW,
-                            &sink,
-                            &|_| {},
-                            &cancel,
-                        )
-                    });
-                let _ = tx.send(r);
-            })
-            .map_err(|e| Error::Task(e.to_string()))?;
-        let encoded = rx
-            .await
-            .map_err(|_| Error::Task("the put's thread stopped".into()))??;
+        let encoded = run_pipeline(path, encoder.clone(), seg_size, sink).await?;
         // An input edited after it was hashed (even to the same size) fails the put: a
         // manifest whose content never verifies is not published.
         if encoded.size != size || encoded.content_hash != content_hash {
@@ -342,10 +488,20 @@ impl Node {
                 false
             }
         };
-        Ok(Stored {
-            manifest,
-            placement,
-            published,
-        })
+        let contract = unwind.contract.take();
+        if let Some(c) = &contract {
+            let (node, c) = (self.clone(), c.clone());
+            if let Err(e) = blocking(move || node.inner.book.keep(&c)).await? {
+                tracing::error!("storage contract not kept: {e}");
+            }
+        }
+        Ok((
+            Stored {
+                manifest,
+                placement,
+                published,
+            },
+            contract,
+        ))
     }
 }

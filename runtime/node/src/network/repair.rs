@@ -182,6 +182,7 @@ impl Node {
         }
         let peers = self.live_peers().await?;
         let avoid: HashSet<PeerId> = seg_holders.iter().copied().collect();
-        self.place(*content, segment, shards, &peers, &avoid).await
+        self.place_rebuilt(*content, segment, shards, &peers, &avoid)
+            .await
     }
 }

@@ -112,7 +112,7 @@ impl FromNetwork {
                     .filter(|((s, _), _)| *s == segment)
                     .flat_map(|(_, hs)| hs.iter().copied())
                     .collect();
-                match node.place(content, segment, shards, &peers, &avoid).await {
+                match node.place_rebuilt(content, segment, shards, &peers, &avoid).await {
                     Ok(placed) => tracing::info!(%content, segment, placed = placed.len(), "read repair: rebuilt shards placed again"),
                     Err(e) => tracing::warn!(%content, segment, "read repair failed: {e}"),
                 }

@@ -93,6 +93,13 @@ impl Node {
                     Err(e) => Response::Refused(e.to_string()),
                 }
             }
+            Request::Offer { contract } => {
+                let node = self.clone();
+                match blocking(move || node.accept_offer(&contract)).await {
+                    Ok(Ok(sig)) => Response::Signed(sig),
+                    Ok(Err(e)) | Err(e) => Response::Refused(e.to_string()),
+                }
+            }
             Request::Inventory { content } => {
                 let node = self.clone();
                 match blocking(move || node.inventory(&content)).await {
@@ -144,6 +151,12 @@ impl Node {
                     node.inner.dht.changed();
                 }
                 return Ok(());
+            }
+            if from.is_some() && node.charges() && !node.covered(&content, segment, index, &hash)? {
+                return Err(Error::Invalid(format!(
+                    "no storage contract kept here pays for shard {index} of segment {segment} \
+                     of {content}: this node stores paid shards only"
+                )));
             }
             let ticket = admission.admit(from, &position, &hash, data.len() as u64)?;
             let mut b = store.batch();

@@ -1,0 +1,394 @@
+//! Paid storage: the storage contract of a put, made before any shard goes out, and the
+//! provider's side of it.
+//!
+//! The node a client puts through (its *gateway*) holds the client's account in its ledger.
+//! A paid put encodes the content once to learn its shards, plans which node holds each
+//! (the same rule as a free put: distinct nodes closest to each shard's hash), writes the
+//! terms (the price quoted by the gateway's pricing plugin, the client's signed mandate),
+//! checks the client can pay, asks every provider to sign (`Offer`), locks the price in
+//! escrow, and only then encodes again and sends each shard to its planned holder. A node
+//! that charges admits a shard from a peer only when a storage contract it keeps names that
+//! shard at that position and its term has not ended.
+//!
+//! What a provider cannot check: the escrow is in the gateway's ledger, not its own, so it
+//! trusts the gateway that offers a contract to pay it (each node's ledger is its own; there
+//! is no shared ledger yet). What it does check: the contract and every signature on it, the
+//! client's mandate (signed by the client's key, within budget, not expired) and the term.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use zhtp_content::{EncodedSegment, Encoder};
+use zhtp_dht::{PeerId, Request, Response};
+use zhtp_economy::contract::{Event, Mandate, Penalties, Placement, Sla, StorageContract, Terms};
+use zhtp_economy::{Account, tokens};
+use zhtp_types::{Hash, MicroZhtp};
+
+use super::{Error, Node, blocking, by_distance};
+
+/// Seconds a mandate's start may lie ahead of a provider's clock.
+const CLOCK_SKEW: u64 = 300;
+
+/// What a client pays a put with: its mandate and signature, and the price the gateway's
+/// pricing plugin asks.
+#[derive(Clone, Debug)]
+pub struct Payment {
+    /// What the client signed.
+    pub mandate: Mandate,
+    /// Its Ed25519 signature over [`Mandate::signing_message`].
+    pub signature: Vec<u8>,
+    /// The price for the whole term, µZHTP.
+    pub price: MicroZhtp,
+    /// BLAKE3 of the pricing plugin that quoted it.
+    pub plugin: Hash,
+}
+
+/// Which node holds each shard: `(segment, index)` → node.
+pub(super) type Plan = HashMap<(u32, u16), PeerId>;
+
+/// The Ed25519 key of a peer id, when it has one (every zhtp node's has).
+pub fn ed25519_of(peer: &PeerId) -> Option<[u8; 32]> {
+    let mh: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if mh.code() != 0 {
+        return None; // hashed, not an inlined key
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
+/// The first pass of a paid put: the shard hashes of each segment.
+struct Planner;
+
+impl crate::pipeline::Sink for Planner {
+    type Placed = Vec<Hash>;
+    type Error = Error;
+
+    fn store(&self, _index: u32, seg: &EncodedSegment) -> Result<Vec<Hash>, Error> {
+        Ok(seg.shards().map(|(h, _)| h).collect())
+    }
+
+    fn abort(&self, _placed: Vec<Vec<Hash>>) {}
+}
+
+fn now() -> u64 {
+    zhtp_dht::record::unix_now()
+}
+
+impl Node {
+    /// Whether this node charges: admits shards from peers only under storage contracts,
+    /// and takes puts only with a payment.
+    pub fn charges(&self) -> bool {
+        self.inner
+            .charges
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes this node charge (a devnet node does) or stop charging.
+    pub fn charge(&self, on: bool) {
+        self.inner
+            .charges
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// This node's Ed25519 key: its name as a provider in storage contracts.
+    pub fn provider_key(&self) -> [u8; 32] {
+        ed25519_of(&self.peer_id()).expect("zhtp node keys are Ed25519")
+    }
+
+    /// The storage contracts this node keeps.
+    pub fn contracts(&self) -> &zhtp_economy::Book {
+        &self.inner.book
+    }
+
+    /// A provider's answer to an offered contract: checked, kept (so the shards it names may
+    /// be stored here) and signed when it names this node; kept and answered with an empty
+    /// signature when it does not (a node taking repaired shards of a contract). Blocking.
+    pub(super) fn accept_offer(&self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut c = StorageContract::decode(bytes)
+            .map_err(|e| Error::Invalid(format!("not a valid storage contract: {e}")))?;
+        let t = c.terms();
+        let client_signed = c.signatures().iter().any(|(p, _)| *p == t.client);
+        if !client_signed {
+            return Err(Error::Invalid(
+                "the storage contract carries no mandate signed by its client".into(),
+            ));
+        }
+        let now = now();
+        if t.start > now + CLOCK_SKEW {
+            return Err(Error::Invalid(
+                "the storage contract starts in the future".into(),
+            ));
+        }
+        let end = t
+            .start
+            .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs));
+        if end <= now {
+            return Err(Error::Invalid("the storage contract's term is over".into()));
+        }
+        let me = self.provider_key();
+        let sig = if t.providers().contains(&me) {
+            if t.start + CLOCK_SKEW < now && c.signatures().iter().all(|(p, _)| *p != me) {
+                // A first signature long after the start: a stale offer, or one replayed.
+                return Err(Error::Invalid(
+                    "the storage contract was offered too late".into(),
+                ));
+            }
+            let sig = self
+                .inner
+                .dht
+                .keypair()
+                .sign(&c.message_for(&me))
+                .map_err(|e| Error::Invalid(format!("cannot sign: {e}")))?;
+            c.sign(me, &sig)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            sig
+        } else {
+            Vec::new()
+        };
+        // A copy kept already stays: it may be more complete (the client's node keeps the
+        // contract with every signature, active) than the one offered.
+        if self.inner.book.get(&c.id()).map_err(economy)?.is_none() {
+            self.inner.book.keep(&c).map_err(economy)?;
+        }
+        Ok(sig)
+    }
+
+    /// Places rebuilt shards of one segment (repair, read repair). On a network that charges
+    /// a node takes a shard only under a contract that pays for it: the one kept here goes
+    /// along with the shards.
+    pub(super) async fn place_rebuilt(
+        &self,
+        content: Hash,
+        segment: u32,
+        shards: Vec<(usize, Hash, Vec<u8>)>,
+        peers: &[PeerId],
+        avoid: &HashSet<PeerId>,
+    ) -> Result<Vec<(usize, PeerId)>, Error> {
+        let offer = match (self.charges(), shards.first()) {
+            (true, Some((j, hash, _))) => {
+                let (node, h, j) = (self.clone(), *hash, *j as u16);
+                blocking(move || node.offer_for(&content, segment, j, &h))
+                    .await??
+                    .map(Arc::new)
+            }
+            _ => None,
+        };
+        self.place(content, segment, shards, peers, avoid, offer)
+            .await
+    }
+
+    /// The contract to offer a node that is to take a rebuilt `hash` at this position: one
+    /// kept here that pays for it, encoded. Blocking.
+    fn offer_for(
+        &self,
+        content: &Hash,
+        segment: u32,
+        index: u16,
+        hash: &Hash,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let found = self
+            .inner
+            .book
+            .covering(content, segment, index, hash)
+            .map_err(economy)?;
+        Ok(found
+            .first()
+            .map(|c| postcard::to_allocvec(c).expect("contracts encode")))
+    }
+
+    /// Whether a contract this node keeps names `hash` at this position, within its term.
+    /// Blocking.
+    pub(super) fn covered(
+        &self,
+        content: &Hash,
+        segment: u32,
+        index: u16,
+        hash: &Hash,
+    ) -> Result<bool, Error> {
+        let now = now();
+        Ok(self
+            .inner
+            .book
+            .covering(content, segment, index, hash)
+            .map_err(economy)?
+            .iter()
+            .any(|c| {
+                let t = c.terms();
+                t.start
+                    .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs))
+                    > now
+            }))
+    }
+
+    /// The first half of a paid put: encodes the content to learn its shards, plans their
+    /// holders, makes the contract, has every provider sign it and locks the price in escrow.
+    /// Nothing is sent before the escrow is locked; a client short of funds is refused before
+    /// any provider is asked.
+    pub(super) async fn contract_for(
+        &self,
+        path: &Path,
+        encoder: &Arc<Encoder>,
+        segment_size: usize,
+        content: Hash,
+        peers: &[PeerId],
+        pay: Payment,
+    ) -> Result<(StorageContract, Plan), Error> {
+        let client = pay.mandate.client;
+        let (ledger_balance, used) = {
+            let (node, mandate) = (self.clone(), pay.mandate.id().0);
+            blocking(move || {
+                let ledger = node.inner.local.ledger();
+                Ok::<_, zhtp_economy::Error>((
+                    ledger.balance(&Account::Key(client))?,
+                    ledger.mandate_used(&mandate)?,
+                ))
+            })
+            .await?
+            .map_err(economy)?
+        };
+        if let Some(other) = used {
+            return Err(Error::Payment(format!(
+                "this payment's mandate already paid for storage contract {}: sign a new one",
+                hex::encode(other)
+            )));
+        }
+        if ledger_balance < pay.price {
+            return Err(Error::Payment(format!(
+                "account {} has {} and this put costs {}: fund it first (zhtp account fund)",
+                hex::encode(client),
+                tokens(ledger_balance),
+                tokens(pay.price)
+            )));
+        }
+        let encoded =
+            super::placement::run_pipeline(path, encoder.clone(), segment_size, Planner).await?;
+        if encoded.content_hash != content {
+            return Err(Error::Invalid(format!(
+                "{} changed while being stored; nothing was stored",
+                path.display()
+            )));
+        }
+        let mut plan = Plan::new();
+        let mut shards = Vec::new();
+        let mut keys: HashMap<PeerId, [u8; 32]> = HashMap::new();
+        for (segment, (_, hashes)) in encoded.segments.iter().enumerate() {
+            let segment = segment as u32;
+            let mut used = HashSet::new();
+            for (index, hash) in hashes.iter().enumerate() {
+                let ranked = by_distance(peers, hash.as_bytes());
+                let p = ranked
+                    .iter()
+                    .find(|p| !used.contains(*p))
+                    .or(ranked.first())
+                    .copied()
+                    .ok_or_else(|| Error::Invalid("no node to store on".into()))?;
+                used.insert(p);
+                let holder = match keys.get(&p) {
+                    Some(k) => *k,
+                    None => {
+                        let k = ed25519_of(&p).ok_or_else(|| {
+                            Error::Invalid(format!("node {p} has no Ed25519 key to sign with"))
+                        })?;
+                        keys.insert(p, k);
+                        k
+                    }
+                };
+                plan.insert((segment, index as u16), p);
+                shards.push(Placement {
+                    segment,
+                    index: index as u16,
+                    shard: *hash,
+                    holder,
+                });
+            }
+        }
+        let m = pay.mandate;
+        let terms = Terms {
+            content,
+            client,
+            shards,
+            price: pay.price,
+            plugin: pay.plugin,
+            start: now(),
+            periods: m.periods,
+            period_secs: m.period_secs,
+            sla: Sla::default(),
+            penalties: Penalties::default(),
+            mandate: m,
+        };
+        let mut c = StorageContract::new(terms).map_err(|e| Error::Payment(e.to_string()))?;
+        c.sign(client, &pay.signature)
+            .map_err(|e| Error::Payment(format!("the client's mandate: {e}")))?;
+        // Every provider signs (this node with its own key, when it holds shards too).
+        let bytes = postcard::to_allocvec(&c).expect("contracts encode");
+        let me = self.peer_id();
+        let asks = keys.iter().map(|(&p, &k)| {
+            let bytes = bytes.clone();
+            async move {
+                if p == me {
+                    let node = self.clone();
+                    let sig = blocking(move || node.accept_offer(&bytes)).await??;
+                    return Ok::<_, Error>((k, sig));
+                }
+                match self
+                    .inner
+                    .dht
+                    .request(p, Request::Offer { contract: bytes })
+                    .await
+                {
+                    Ok(Response::Signed(sig)) if !sig.is_empty() => Ok((k, sig)),
+                    Ok(Response::Refused(why)) => Err(Error::Payment(format!(
+                        "node {p} declined the storage contract: {why}"
+                    ))),
+                    Ok(other) => Err(Error::Payment(format!(
+                        "node {p} answered the storage contract with {other:?}"
+                    ))),
+                    Err(e) => Err(Error::Payment(format!(
+                        "node {p} did not answer the storage contract: {e}"
+                    ))),
+                }
+            }
+        });
+        for r in futures::future::join_all(asks).await {
+            let (k, sig) = r?;
+            c.sign(k, &sig)
+                .map_err(|e| Error::Payment(format!("a provider's signature: {e}")))?;
+        }
+        let (node, id, price, mandate) = (self.clone(), c.id(), pay.price, m.id());
+        blocking(move || {
+            node.inner
+                .local
+                .ledger()
+                .lock_escrow(id.0, Account::Key(client), price, mandate.0)
+        })
+        .await?
+        .map_err(|e| match e {
+            zhtp_economy::Error::InsufficientFunds { .. }
+            | zhtp_economy::Error::MandateUsed(..) => Error::Payment(e.to_string()),
+            e => economy(e),
+        })?;
+        c.apply(Event::EscrowLocked)
+            .map_err(|e| Error::Task(e.to_string()))?;
+        Ok((c, plan))
+    }
+
+    /// A paid put failed after its escrow was locked: everything goes back to the client.
+    pub(super) async fn unwind(&self, c: &StorageContract) {
+        let (node, id) = (self.clone(), c.id());
+        match blocking(move || node.inner.local.ledger().settle(id.0)).await {
+            Ok(Ok(back)) => tracing::info!(contract = %id, "put failed; {} refunded", tokens(back)),
+            Ok(Err(e)) => {
+                tracing::error!(contract = %id, "put failed and its escrow did not settle: {e}")
+            }
+            Err(e) => {
+                tracing::error!(contract = %id, "put failed and its escrow did not settle: {e}")
+            }
+        }
+    }
+}
+
+/// A ledger or contract-book failure, as a network error.
+fn economy(e: zhtp_economy::Error) -> Error {
+    Error::Task(format!("ledger: {e}"))
+}

@@ -1,0 +1,121 @@
+//! `zhtp storage-contract list | show ID`: the storage contracts a node keeps — those made by
+//! puts through it (with their escrows, in its ledger) and those it signed as a provider.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use zhtp::wire::ContractInfo;
+use zhtp_economy::tokens;
+use zhtp_types::Hash;
+
+use crate::client::Client;
+
+/// Most contracts `list` shows.
+const LIMIT: usize = 1_000;
+
+/// `zhtp storage-contract ...`
+#[derive(Debug, Subcommand)]
+pub enum StorageContractCommand {
+    /// The storage contracts kept here: id, state, price, shards, providers.
+    List {
+        /// Print JSON (a list).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One storage contract: its terms, signatures, periods and escrow.
+    Show {
+        /// The contract's id (64 hex characters).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Result<()> {
+    match cmd {
+        StorageContractCommand::List { json } => {
+            let list: Vec<ContractInfo> = match remote {
+                Some(url) => Client::new(url)?.get("/storage-contracts")?,
+                None => {
+                    let local = crate::files::open(dir)?;
+                    let book = zhtp_economy::Book::open(local.shared_store());
+                    zhtp::accounts::contracts(&book, local.ledger(), LIMIT)?
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+                return Ok(());
+            }
+            if list.is_empty() {
+                eprintln!("no storage contracts kept here");
+            }
+            for c in &list {
+                println!(
+                    "{}  {:<9}  {:>16}  {} shards on {} providers, {} of {} periods settled",
+                    c.id,
+                    format!("{:?}", c.state).to_lowercase(),
+                    tokens(c.price),
+                    c.shards,
+                    c.providers.len(),
+                    c.periods_settled,
+                    c.periods
+                );
+            }
+            Ok(())
+        }
+        StorageContractCommand::Show { id, json } => {
+            let Ok(hash) = Hash::from_hex(id.trim()) else {
+                bail!("{id:?} is not a storage contract id (64 hex characters)");
+            };
+            let c: ContractInfo = match remote {
+                Some(url) => Client::new(url)?.get(&format!("/storage-contracts/{hash}"))?,
+                None => {
+                    let local = crate::files::open(dir)?;
+                    let book = zhtp_economy::Book::open(local.shared_store());
+                    match zhtp::accounts::contract(&book, local.ledger(), &hash)? {
+                        Some(c) => c,
+                        None => bail!("no storage contract {hash} is kept in {}", dir.display()),
+                    }
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+                return Ok(());
+            }
+            println!("storage contract {}", c.id);
+            println!("state       {:?}", c.state);
+            println!("content     {}", c.content);
+            println!("client      {}", c.client);
+            println!(
+                "price       {} (pricing plugin {})",
+                tokens(c.price),
+                c.plugin
+            );
+            println!(
+                "term        {} periods of {} s from {} (Unix); {} settled",
+                c.periods, c.period_secs, c.start, c.periods_settled
+            );
+            println!(
+                "signatures  {} of {} parties",
+                c.signatures.0, c.signatures.1
+            );
+            println!("shards      {}", c.shards);
+            for (p, n) in &c.providers {
+                println!("  provider  {p}  {n} shards");
+            }
+            match &c.escrow {
+                Some(e) => println!(
+                    "escrow      {} funded, {} released, {} refunded{}",
+                    tokens(e.funded),
+                    tokens(e.released),
+                    tokens(e.refunded),
+                    if e.settled { ", settled" } else { "" }
+                ),
+                None => println!("escrow      held by the client's node, not this one"),
+            }
+            Ok(())
+        }
+    }
+}

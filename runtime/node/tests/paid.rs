@@ -1,0 +1,406 @@
+//! Paid storage on real nodes (libp2p on 127.0.0.1, RocksDB in temp dirs): a put on a network
+//! that charges makes a storage contract every provider signs and escrows its price before a
+//! shard goes out; without funds it stores nothing; a charging node refuses shards no contract
+//! pays for, and checks every contract offered to it.
+
+use support::{connected, data, key, network, opts, owner, store_request};
+use zhtp::network::{Error, Node, Payment, ed25519_of};
+use zhtp_content::EncryptionLevel;
+use zhtp_dht::{Request, Response};
+use zhtp_economy::contract::{Mandate, Penalties, Placement, Sla, State, StorageContract, Terms};
+use zhtp_economy::{Account, Genesis};
+use zhtp_identity::Identity;
+use zhtp_types::Hash;
+
+#[path = "support/net.rs"]
+mod support;
+
+const SUPPLY: u64 = 1_000_000_000;
+const PRICE: u64 = 5_000_000;
+
+fn now() -> u64 {
+    zhtp_dht::record::unix_now()
+}
+
+/// `n` nodes that charge; the first is the client's node, with a devnet ledger that funds
+/// `funds` µZHTP to [`owner`].
+async fn charging(tmp: &tempfile::TempDir, n: usize, funds: u64) -> Vec<Node> {
+    let (nodes, _) = network(tmp, n).await;
+    for node in &nodes {
+        node.charge(true);
+    }
+    let ledger = nodes[0].local().ledger();
+    ledger.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    if funds > 0 {
+        ledger.fund([1; 32], Account::Key(client()), funds).unwrap();
+    }
+    nodes
+}
+
+fn client() -> [u8; 32] {
+    owner().public().signing
+}
+
+fn mandate(content: Hash, by: &Identity) -> Mandate {
+    Mandate {
+        content,
+        client: by.public().signing,
+        max_price: PRICE,
+        periods: 3,
+        period_secs: 86_400,
+        expires: now() + 600,
+        nonce: [5; 16],
+    }
+}
+
+fn payment(content: Hash) -> Payment {
+    let m = mandate(content, owner());
+    Payment {
+        mandate: m,
+        signature: owner().sign(&m.signing_message()).to_vec(),
+        price: PRICE,
+        plugin: Hash([3; 32]),
+    }
+}
+
+/// Writes `bytes` to a file in `tmp`: its path, hash and size.
+fn input(tmp: &tempfile::TempDir, bytes: &[u8]) -> (std::path::PathBuf, (Hash, u64)) {
+    let path = tmp
+        .path()
+        .join(format!("in-{}", blake3::hash(bytes).to_hex()));
+    std::fs::write(&path, bytes).unwrap();
+    (
+        path,
+        (Hash(*blake3::hash(bytes).as_bytes()), bytes.len() as u64),
+    )
+}
+
+fn balance(node: &Node) -> u64 {
+    node.local()
+        .ledger()
+        .balance(&Account::Key(client()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_put_is_signed_by_every_provider_and_escrowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 4, 12_000_000).await;
+    let bytes = data(2_500_000, 7);
+    let (path, hashed) = input(&tmp, &bytes);
+    let (stored, c) = nodes[0]
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment(hashed.0),
+        )
+        .await
+        .unwrap();
+
+    // Active: every party signed (the client its mandate), the price is in escrow.
+    assert_eq!(c.state(), State::Active);
+    assert_eq!(c.signatures().len(), c.parties().len());
+    c.verify().unwrap();
+    let ledger = nodes[0].local().ledger();
+    assert_eq!(balance(&nodes[0]), 12_000_000 - PRICE);
+    let escrow = ledger.escrow(&c.id().0).unwrap().unwrap();
+    assert_eq!((escrow.funded, escrow.released), (PRICE, 0));
+    assert_eq!(ledger.audit().unwrap().supply, SUPPLY, "nothing minted");
+
+    // The contract names every shard where it went, and each holder kept a copy it signed.
+    let t = c.terms();
+    assert_eq!(t.content, hashed.0);
+    assert_eq!(t.shards.len(), stored.manifest.segments.len() * 6);
+    for p in &t.shards {
+        let peer = stored.placement[p.segment as usize][p.index as usize];
+        assert_eq!(Some(p.holder), ed25519_of(&peer));
+        assert_eq!(
+            p.shard,
+            stored.manifest.segments[p.segment as usize].shards[p.index as usize]
+        );
+    }
+    for node in &nodes[1..] {
+        let me = node.provider_key();
+        if !t.providers().contains(&me) {
+            continue;
+        }
+        let kept = node.contracts().get(&c.id()).unwrap().expect("a copy");
+        assert!(kept.signatures().iter().any(|(p, _)| *p == me));
+    }
+    let mine = nodes[0].contracts().get(&c.id()).unwrap().unwrap();
+    assert_eq!(mine.state(), State::Active);
+
+    // And the content reads back through another node.
+    let back = nodes[3].get_bytes(&hashed.0, key(&stored)).await.unwrap();
+    assert!(back == bytes);
+
+    // The same mandate again pays for nothing more, and is refused before any provider is
+    // asked.
+    let err = nodes[0]
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment(hashed.0),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("already paid for storage contract {}", c.id())),
+        "{err}"
+    );
+    assert_eq!(balance(&nodes[0]), 12_000_000 - PRICE);
+    for node in &nodes[1..] {
+        assert!(node.contracts().list(10).unwrap().len() <= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_funds_a_put_stores_nothing_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 3, PRICE - 1).await;
+    let bytes = data(600_000, 9);
+    let (path, hashed) = input(&tmp, &bytes);
+    let err = nodes[0]
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment(hashed.0),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Payment(_)), "{err:?}");
+    let line = err.to_string();
+    assert!(
+        line.contains("has 4.999999 ZHTP") && line.contains("costs 5 ZHTP"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'), "one line: {line}");
+    for node in &nodes {
+        assert_eq!(node.held_totals().unwrap(), (0, 0), "nothing stored");
+        assert!(node.contracts().list(10).unwrap().is_empty());
+    }
+    assert_eq!(balance(&nodes[0]), PRICE - 1);
+
+    // A mandate whose signature is another key's (valid, of the wrong key) pays nothing.
+    nodes[0]
+        .local()
+        .ledger()
+        .fund([2; 32], Account::Key(client()), PRICE)
+        .unwrap();
+    let mut forged = payment(hashed.0);
+    forged.signature = Identity::generate()
+        .unwrap()
+        .sign(&forged.mandate.signing_message())
+        .to_vec();
+    let err = nodes[0]
+        .put_paid(&path, hashed, opts(EncryptionLevel::Standard), forged)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    // Nor does one for other content, or a price above its budget.
+    let mut other = payment(Hash([4; 32]));
+    let err = nodes[0]
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            other.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("another client or content"),
+        "{err}"
+    );
+    other = payment(hashed.0);
+    other.price = PRICE + 1;
+    let err = nodes[0]
+        .put_paid(&path, hashed, opts(EncryptionLevel::Standard), other)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("above the mandate's budget"),
+        "{err}"
+    );
+    for node in &nodes {
+        assert_eq!(node.held_totals().unwrap(), (0, 0), "nothing stored");
+    }
+    assert_eq!(balance(&nodes[0]), 2 * PRICE - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charging_node_takes_only_shards_a_contract_pays_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 2, 0).await;
+    let (victim, peer) = (&nodes[0], &nodes[1]);
+    let content = Hash([6; 32]);
+    let refused = |r: Response| match r {
+        Response::Refused(why) => why,
+        other => panic!("stored without a contract: {other:?}"),
+    };
+    let why = refused(
+        peer.dht()
+            .request(victim.peer_id(), store_request(content, 0, 1))
+            .await
+            .unwrap(),
+    );
+    assert!(why.contains("stores paid shards only"), "{why}");
+    assert_eq!(victim.held_totals().unwrap(), (0, 0));
+
+    // A contract naming the shard (signed by its client) lets it in, at that position only.
+    let Request::Store { hash, data, .. } = store_request(content, 0, 1) else {
+        unreachable!()
+    };
+    let client = Identity::generate().unwrap();
+    let c = offered(&client, content, hash, victim.provider_key(), now());
+    match peer
+        .dht()
+        .request(victim.peer_id(), Request::Offer { contract: c })
+        .await
+        .unwrap()
+    {
+        Response::Signed(sig) => {
+            assert_eq!(sig.len(), 64);
+        }
+        other => panic!("offer not signed: {other:?}"),
+    }
+    let moved = Request::Store {
+        content,
+        segment: 1,
+        index: 0,
+        hash,
+        data: data.clone(),
+    };
+    let why = refused(peer.dht().request(victim.peer_id(), moved).await.unwrap());
+    assert!(why.contains("stores paid shards only"), "{why}");
+    let r = peer
+        .dht()
+        .request(victim.peer_id(), store_request(content, 0, 1))
+        .await
+        .unwrap();
+    assert_eq!(r, Response::Stored);
+    assert_eq!(victim.held_totals().unwrap(), (1, 100_000));
+}
+
+/// A one-shard contract of `content` for `holder`, signed by `client`'s mandate, starting at
+/// `start`: encoded, as an offer carries it.
+fn offered(client: &Identity, content: Hash, shard: Hash, holder: [u8; 32], start: u64) -> Vec<u8> {
+    let mut m = mandate(content, client);
+    m.expires = start + 600;
+    let terms = Terms {
+        content,
+        client: m.client,
+        shards: vec![Placement {
+            segment: 0,
+            index: 0,
+            shard,
+            holder,
+        }],
+        price: PRICE,
+        plugin: Hash([3; 32]),
+        start,
+        periods: m.periods,
+        period_secs: m.period_secs,
+        sla: Sla::default(),
+        penalties: Penalties::default(),
+        mandate: m,
+    };
+    let mut c = StorageContract::new(terms).unwrap();
+    c.sign(m.client, &client.sign(&m.signing_message()))
+        .unwrap();
+    postcard::to_allocvec(&c).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_are_checked_before_a_provider_signs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 2, 0).await;
+    let (provider, peer) = (&nodes[0], &nodes[1]);
+    connected(peer, 1).await;
+    let me = provider.provider_key();
+    let client = Identity::generate().unwrap();
+    let ask = |contract: Vec<u8>| async {
+        peer.dht()
+            .request(provider.peer_id(), Request::Offer { contract })
+            .await
+            .unwrap()
+    };
+    let refusal = |r: Response| match r {
+        Response::Refused(why) => why,
+        other => panic!("accepted: {other:?}"),
+    };
+
+    // Garbage.
+    let why = refusal(ask(vec![1, 2, 3]).await);
+    assert!(why.contains("not a valid storage contract"), "{why}");
+    // No client signature: terms anyone could write.
+    let m = mandate(Hash([1; 32]), &client);
+    let unsigned = StorageContract::new(Terms {
+        content: m.content,
+        client: m.client,
+        shards: vec![Placement {
+            segment: 0,
+            index: 0,
+            shard: Hash([2; 32]),
+            holder: me,
+        }],
+        price: PRICE,
+        plugin: Hash([3; 32]),
+        start: now(),
+        periods: m.periods,
+        period_secs: m.period_secs,
+        sla: Sla::default(),
+        penalties: Penalties::default(),
+        mandate: m,
+    })
+    .unwrap();
+    let why = refusal(ask(postcard::to_allocvec(&unsigned).unwrap()).await);
+    assert!(why.contains("no mandate signed by its client"), "{why}");
+    // The client's mandate signed by another key: a valid signature, of the wrong key.
+    let mut forged = unsigned.clone();
+    let mallory = Identity::generate().unwrap();
+    let sig = mallory.sign(&forged.message_for(&m.client));
+    assert!(forged.sign(m.client, &sig).is_err());
+    let mut bytes = postcard::to_allocvec(&unsigned).unwrap();
+    // Spliced in by hand, as a peer would: one entry (client key, 64-byte signature).
+    let n = bytes.len();
+    let tail = bytes.split_off(n - 3); // signatures (empty), state, periods settled
+    assert_eq!(tail, [0, 0, 0]);
+    bytes.push(1);
+    bytes.extend_from_slice(&m.client);
+    bytes.push(64);
+    bytes.extend_from_slice(&sig);
+    bytes.extend_from_slice(&[0, 0]); // still quoted, no period settled
+    let why = refusal(ask(bytes).await);
+    assert!(why.contains("does not verify"), "{why}");
+    // A term that is over, and one that has not begun.
+    let old = offered(
+        &client,
+        Hash([1; 32]),
+        Hash([2; 32]),
+        me,
+        now() - 4 * 86_400,
+    );
+    let why = refusal(ask(old).await);
+    assert!(why.contains("term is over"), "{why}");
+    let future = offered(&client, Hash([1; 32]), Hash([2; 32]), me, now() + 3_600);
+    let why = refusal(ask(future).await);
+    assert!(why.contains("starts in the future"), "{why}");
+    assert!(provider.contracts().list(10).unwrap().is_empty());
+
+    // A good offer is signed with the provider's node key; one naming others only is kept
+    // unsigned (for repaired shards).
+    let good = offered(&client, Hash([1; 32]), Hash([2; 32]), me, now());
+    let Response::Signed(sig) = ask(good.clone()).await else {
+        panic!("a good offer was refused")
+    };
+    let c: StorageContract = postcard::from_bytes(&good).unwrap();
+    zhtp_identity::verify(&me, &c.terms().signing_message(), &sig).unwrap();
+    let others = offered(&client, Hash([1; 32]), Hash([5; 32]), [9; 32], now());
+    assert_eq!(ask(others).await, Response::Signed(Vec::new()));
+    assert_eq!(provider.contracts().list(10).unwrap().len(), 2);
+}
