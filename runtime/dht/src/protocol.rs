@@ -55,6 +55,21 @@ pub enum Request {
         /// Content hash.
         content: Hash,
     },
+    /// An audit: the BLAKE3 digest (keyed "zhtp audit digest v1") of `nonce`, then each range's
+    /// offset and length (u32 little-endian) and bytes, of the shard this node holds at this
+    /// position. Answered with [`Response::Audited`].
+    Audit {
+        /// The content.
+        content: Hash,
+        /// Segment number.
+        segment: u32,
+        /// Shard position in the segment.
+        index: u16,
+        /// Fresh per audit.
+        nonce: [u8; 16],
+        /// `(offset, length)` byte ranges of the shard (at most 16, each at most 64 KiB).
+        ranges: Vec<(u32, u32)>,
+    },
     /// Will you hold the shards this storage contract names for you? Answered with your
     /// signature over it ([`Response::Signed`]) or a refusal. The contract is the postcard
     /// encoding of a `zhtp_economy::contract::StorageContract`, carrying the client's mandate
@@ -90,6 +105,8 @@ pub enum Response {
     Inventory(Vec<Held>),
     /// Refused, with the reason (bad hash, too busy, disk full...).
     Refused(String),
+    /// The digest an audit asked for.
+    Audited([u8; 32]),
     /// The Ed25519 signature of this node's key over the offered contract.
     Signed(#[serde(with = "serde_bytes")] Vec<u8>),
 }

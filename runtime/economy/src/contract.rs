@@ -190,6 +190,9 @@ pub struct Terms {
     pub penalties: Penalties,
     /// What the client signed.
     pub mandate: Mandate,
+    /// The commitment to the audit challenges the client's node prepared and keeps
+    /// ([`crate::audit::commitment`]).
+    pub audits: Hash,
 }
 
 impl Terms {
@@ -624,6 +627,7 @@ mod tests {
                 expires: 1_700_000_000,
                 nonce: [0; 16],
             },
+            audits: Hash([0; 32]),
         }
     }
 

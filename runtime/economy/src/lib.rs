@@ -6,15 +6,22 @@
 //!
 //! [`durability`]: the chance a k+m segment is lost in a year under node churn and repair.
 //!
+//! [`audit`]: challenges of random byte ranges of a shard, prepared at put time, and how an
+//! audit went.
+//!
+//! [`reputation`]: points per node from the audits a node ran, and their bands.
+//!
 //! [`book`]: the storage contracts a node keeps, and the shard positions they let it hold.
 //!
 //! [`contract`]: storage contracts, their signed terms (SLA, penalty rates, price, holders) and
 //! the only moves between their states.
 
+pub mod audit;
 pub mod book;
 pub mod contract;
 pub mod durability;
 pub mod ledger;
+pub mod reputation;
 
 pub use book::Book;
 pub use ledger::{

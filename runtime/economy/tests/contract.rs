@@ -40,6 +40,7 @@ fn terms(client: &Identity, holders: &[&Identity]) -> Terms {
             expires: 1_700_000_000,
             nonce: [7; 16],
         },
+        audits: Hash([0; 32]),
     }
 }
 

@@ -114,10 +114,13 @@ pub fn contract(
     let Some(c) = book.get(id)? else {
         return Ok(None);
     };
-    Ok(Some(crate::wire::ContractInfo::of(
-        &c,
-        ledger.escrow(&id.0)?,
-    )))
+    let mut info = crate::wire::ContractInfo::of(&c, ledger.escrow(&id.0)?);
+    info.audits = book
+        .audits(id, None)?
+        .into_iter()
+        .map(|(period, p, o)| (period, hex::encode(p), o))
+        .collect();
+    Ok(Some(info))
 }
 
 #[cfg(test)]

@@ -289,6 +289,9 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/accounts/{id}/fund", post(fund))
         .route("/storage-contracts", get(contracts))
         .route("/storage-contracts/{id}", get(contract))
+        .route("/audit", post(audit))
+        .route("/settle", post(settle))
+        .route("/reputation", get(reputation))
         .route("/plugins", get(plugins))
         .route(
             "/plugins/{kind}",
@@ -754,6 +757,27 @@ async fn remove(
 
 async fn collect(State(st): State<ApiState>) -> Result<Json<network::GcReport>, ApiError> {
     Ok(Json(st.node.collect().await?))
+}
+
+/// An audit round now, then the repair of what banned providers held.
+async fn audit(State(st): State<ApiState>) -> Result<Json<network::AuditReport>, ApiError> {
+    let r = st.node.audit_round(zhtp_dht::record::unix_now()).await?;
+    if !r.banned.is_empty() {
+        st.node.repair_banned().await?;
+    }
+    Ok(Json(r))
+}
+
+async fn settle(State(st): State<ApiState>) -> Result<Json<network::SettleReport>, ApiError> {
+    Ok(Json(st.node.settle(zhtp_dht::record::unix_now()).await?))
+}
+
+async fn reputation(State(st): State<ApiState>) -> Result<Json<Vec<network::Standing>>, ApiError> {
+    let node = st.node.clone();
+    let list = tokio::task::spawn_blocking(move || node.standings())
+        .await
+        .map_err(internal)??;
+    Ok(Json(list))
 }
 
 async fn repair(State(st): State<ApiState>) -> Result<Json<RepairReport>, ApiError> {

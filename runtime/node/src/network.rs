@@ -38,6 +38,7 @@ use zhtp_types::Hash;
 use crate::local::{self, HELD, LocalNode};
 
 mod admission;
+mod audits;
 mod contracts;
 mod gc;
 mod placement;
@@ -46,6 +47,7 @@ mod retrieval;
 mod serve;
 
 pub use admission::{Admission, AdmitError, Quota, Refusal, Ticket};
+pub use audits::{AuditConfig, AuditReport, SettleReport, Standing};
 pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 
@@ -215,6 +217,8 @@ struct Inner {
     book: zhtp_economy::Book,
     /// Whether shards from peers need a storage contract, and puts a payment.
     charges: std::sync::atomic::AtomicBool,
+    /// How audits are judged.
+    audit: std::sync::RwLock<AuditConfig>,
 }
 
 /// A node on the network. Cheap to clone.
@@ -392,6 +396,7 @@ impl Node {
                 latency: Mutex::new(HashMap::new()),
                 book: zhtp_economy::Book::open(store_for_book),
                 charges: std::sync::atomic::AtomicBool::new(false),
+                audit: std::sync::RwLock::new(AuditConfig::default()),
             }),
         };
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.
@@ -514,6 +519,8 @@ impl Node {
 
     async fn live_peers(&self) -> Result<Vec<PeerId>, Error> {
         let mut peers = self.inner.dht.status().await?.connected;
+        // A node this node's audits banned gets no new shards.
+        peers.retain(|p| !self.banned(p));
         peers.push(self.peer_id());
         Ok(peers)
     }

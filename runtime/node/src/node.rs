@@ -44,6 +44,11 @@ pub struct RunArgs {
     /// Seconds between pack compactions of the running node (0: only when it starts).
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
     pub compact_interval: u64,
+    /// Seconds between audit rounds of the storage contracts whose escrow this node holds,
+    /// each followed by the repair of what banned providers held and the settlement of the
+    /// periods that ended (0: never; `POST /audit` and `/settle` still run them).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub audit_interval: u64,
     /// This node's ledger is a devnet's: at its first start the faucet gets the whole supply
     /// (1,000,000,000 ZHTP) and `zhtp account fund` pays from it. A node started once without
     /// it never mints: it refuses to start with it later.
@@ -53,6 +58,26 @@ pub struct RunArgs {
 
 /// The supply of a devnet's ledger, all in its faucet at genesis: 10^9 ZHTP.
 pub const DEVNET_SUPPLY: u64 = 1_000_000_000 * zhtp_types::MICRO_PER_TOKEN;
+
+/// One audit round, the repair of what it banned, and the settlement of ended periods.
+async fn economy_round(n: &Node) {
+    let now = zhtp_dht::record::unix_now();
+    match n.audit_round(now).await {
+        Ok(r) if r.audits > 0 => tracing::info!(?r, "audit round"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("audit round failed: {e}"),
+    }
+    match n.repair_banned().await {
+        Ok(0) => {}
+        Ok(rebuilt) => tracing::info!(rebuilt, "shards of banned providers rebuilt elsewhere"),
+        Err(e) => tracing::warn!("repair of banned providers' shards failed: {e}"),
+    }
+    match n.settle(now).await {
+        Ok(r) if r.periods > 0 => tracing::info!(?r, "storage contracts settled"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("settlement failed: {e}"),
+    }
+}
 
 async fn shutdown_signal() {
     let term = async {
@@ -172,6 +197,17 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                 tokio::time::sleep(compact_every).await;
             }
         });
+        if args.audit_interval > 0 {
+            let n = node.clone();
+            let every = Duration::from_secs(args.audit_interval);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    economy_round(&n).await;
+                }
+            });
+        }
         if args.repair_interval > 0 {
             let n = node.clone();
             let every = Duration::from_secs(args.repair_interval);
@@ -418,6 +454,25 @@ fn mixed_data(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// An audit round through `c`'s node, printed.
+fn audit_step(t0: Instant, c: &Client, what: &str) -> Result<zhtp::network::AuditReport> {
+    step(t0, what);
+    let t = Instant::now();
+    let r: zhtp::network::AuditReport = c.post("/audit", &())?;
+    println!(
+        "         {} audits in {:.1} ms: {} passed, {} failed{}",
+        r.audits,
+        t.elapsed().as_secs_f64() * 1e3,
+        r.passed,
+        r.failed.len(),
+        r.failed
+            .iter()
+            .map(|(p, _, v)| format!(" ({} {v:?})", &p[..8]))
+            .collect::<String>()
+    );
+    Ok(r)
+}
+
 fn step(t0: Instant, msg: &str) {
     println!("[{:>5.1} s] {msg}", t0.elapsed().as_secs_f64());
 }
@@ -429,8 +484,10 @@ fn short(p: &str) -> &str {
 
 /// The demo owner's passphrase (a demo has no one to ask).
 const DEMO_PASSPHRASE: &[u8] = b"zhtp demo passphrase";
-/// Days the demo's upload is paid for.
-const DEMO_DAYS: u32 = 30;
+/// Settlement periods of the demo's storage contract, and their length: short, so that the demo
+/// sees periods end and get settled.
+const DEMO_PERIODS: u32 = 20;
+const DEMO_PERIOD_SECS: u64 = 3;
 
 /// `zhtp demo`: what `make demo` shows.
 pub fn demo() -> Result<()> {
@@ -513,13 +570,13 @@ pub fn demo() -> Result<()> {
         "/quote",
         &zhtp::wire::put_quote(
             size as u64,
-            DEMO_DAYS,
+            DEMO_PERIODS,
             StorageTier::Hot,
             zhtp::local::PutOptions::new(StorageTier::Hot).code,
         ),
     )?;
     println!(
-        "         quote from node 0's pricing plugin {} ({}): {} for {DEMO_DAYS} days ({:.1} ms)",
+        "         quote from node 0's pricing plugin {} ({}): {} for {DEMO_PERIODS} days ({:.1} ms)",
         quote.plugin,
         quote.plugin_hash.fmt_short(),
         zhtp_economy::tokens(quote.total),
@@ -529,8 +586,8 @@ pub fn demo() -> Result<()> {
         &owner,
         expected,
         quote.total,
-        DEMO_DAYS,
-        zhtp::wire::PERIOD_SECS,
+        DEMO_PERIODS,
+        DEMO_PERIOD_SECS,
     )
     .map_err(anyhow::Error::msg)?;
     let opts = PutRequest {
@@ -572,7 +629,7 @@ pub fn demo() -> Result<()> {
     };
     let escrowed = contract.escrow.as_ref().map_or(0, |e| e.funded);
     println!(
-        "         storage contract {} ({:?}): {} shards on {} providers, signed by {} of {} parties; {} in escrow on node 0, {} periods of a day",
+        "         storage contract {} ({:?}): {} shards on {} providers, signed by {} of {} parties; {} in escrow on node 0, {} periods (of {DEMO_PERIOD_SECS} s on this demo, priced as days)",
         contract.id.fmt_short(),
         contract.state,
         contract.shards,
@@ -587,6 +644,12 @@ pub fn demo() -> Result<()> {
         "         the owner's balance is now {}",
         zhtp_economy::tokens(account.balance)
     );
+    let (contract_id, contract_start) = (contract.id, contract.start);
+    audit_step(
+        t0,
+        &c0,
+        "audit round from node 0: each provider answers a fresh challenge",
+    )?;
     // Stop two nodes that hold shards, neither the one we put through nor the one we read from.
     step(
         t0,
@@ -660,6 +723,37 @@ pub fn demo() -> Result<()> {
     if min < of {
         bail!("repair did not restore full redundancy ({min} of {of})");
     }
+    let audited = audit_step(
+        t0,
+        &c0,
+        "audit round from node 0 with nodes 1 and 2 down: they cannot answer",
+    )?;
+    // Wait for the period of that round to end, then settle what ended.
+    let now = zhtp_dht::record::unix_now();
+    let period_end = contract_start
+        + ((now.saturating_sub(contract_start)) / DEMO_PERIOD_SECS + 1) * DEMO_PERIOD_SECS;
+    std::thread::sleep(Duration::from_secs(period_end.saturating_sub(now)));
+    step(t0, "settlement on node 0 of the periods that ended");
+    let s: zhtp::network::SettleReport = c0.post("/settle", &())?;
+    let shown: zhtp::wire::ContractInfo = c0.get(&format!("/storage-contracts/{contract_id}"))?;
+    let Some(e) = shown.escrow else {
+        bail!("node 0 shows no escrow for its storage contract");
+    };
+    println!(
+        "         {} periods settled: {} paid to providers, {} back to the owner (penalties: {} unavailable audits at 10% of the holder's share)",
+        s.periods,
+        zhtp_economy::tokens(s.released),
+        zhtp_economy::tokens(s.refunded),
+        audited.failed.len()
+    );
+    println!(
+        "         escrow: {} funded, {} released, {} refunded, {} left for {} more periods",
+        zhtp_economy::tokens(e.funded),
+        zhtp_economy::tokens(e.released),
+        zhtp_economy::tokens(e.refunded),
+        zhtp_economy::tokens(e.funded - e.released - e.refunded),
+        shown.periods - shown.periods_settled
+    );
     step(t0, "swapping the pricing plugin on live node 3");
     let c3 = net.nodes[3].client()?;
     let req = QuoteRequest {

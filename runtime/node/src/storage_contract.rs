@@ -23,7 +23,7 @@ pub enum StorageContractCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One storage contract: its terms, signatures, periods and escrow.
+    /// One storage contract: its terms, signatures, periods, escrow and audits.
     Show {
         /// The contract's id (64 hex characters).
         id: String,
@@ -31,10 +31,43 @@ pub enum StorageContractCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run an audit round now on the node (--node): every provider of every running contract
+    /// whose escrow it holds answers a challenge; the shards of providers it bans are rebuilt
+    /// elsewhere. The node also does this every --audit-interval.
+    Audit,
+    /// Settle every period that ended, on the node (--node): providers paid from escrow, less
+    /// penalties; ended contracts closed.
+    Settle,
+    /// The reputation the node's audits gave providers: points and band.
+    Reputation,
 }
 
 pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Result<()> {
+    let node = |what: &str| match remote {
+        Some(url) => Client::new(url),
+        None => bail!("storage-contract {what} runs on a node: give --node URL (or $ZHTP_NODE)"),
+    };
     match cmd {
+        StorageContractCommand::Audit => {
+            let r: zhtp::network::AuditReport = node("audit")?.post("/audit", &())?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        StorageContractCommand::Settle => {
+            let r: zhtp::network::SettleReport = node("settle")?.post("/settle", &())?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        StorageContractCommand::Reputation => {
+            let list: Vec<zhtp::network::Standing> = node("reputation")?.get("/reputation")?;
+            if list.is_empty() {
+                eprintln!("no audits run from this node yet: every node stands at 1000 points");
+            }
+            for s in list {
+                println!("{}  {:>6}  {:?}", s.node, s.points, s.band);
+            }
+            Ok(())
+        }
         StorageContractCommand::List { json } => {
             let list: Vec<ContractInfo> = match remote {
                 Some(url) => Client::new(url)?.get("/storage-contracts")?,
@@ -104,6 +137,9 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
             println!("shards      {}", c.shards);
             for (p, n) in &c.providers {
                 println!("  provider  {p}  {n} shards");
+            }
+            for (period, p, o) in &c.audits {
+                println!("  audit     period {period}  {}  {o:?}", &p[..16]);
             }
             match &c.escrow {
                 Some(e) => println!(

@@ -767,6 +767,9 @@ pub struct ContractInfo {
     pub signatures: (usize, usize),
     /// The escrow, when this node holds it.
     pub escrow: Option<zhtp_economy::Escrow>,
+    /// The audits this node ran under it: period, provider (hex), outcome (`show` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audits: Vec<(u32, String, zhtp_economy::audit::Outcome)>,
 }
 
 impl ContractInfo {
@@ -799,6 +802,7 @@ impl ContractInfo {
             shards: t.shards.len(),
             signatures: (c.signatures().len(), c.parties().len()),
             escrow,
+            audits: Vec::new(),
         }
     }
 }

@@ -308,6 +308,7 @@ fn offered(client: &Identity, content: Hash, shard: Hash, holder: [u8; 32], star
         sla: Sla::default(),
         penalties: Penalties::default(),
         mandate: m,
+        audits: Hash([0; 32]),
     };
     let mut c = StorageContract::new(terms).unwrap();
     c.sign(m.client, &client.sign(&m.signing_message()))
@@ -356,6 +357,7 @@ async fn offers_are_checked_before_a_provider_signs() {
         sla: Sla::default(),
         penalties: Penalties::default(),
         mandate: m,
+        audits: Hash([0; 32]),
     })
     .unwrap();
     let why = refusal(ask(postcard::to_allocvec(&unsigned).unwrap()).await);
@@ -403,4 +405,147 @@ async fn offers_are_checked_before_a_provider_signs() {
     let others = offered(&client, Hash([1; 32]), Hash([5; 32]), [9; 32], now());
     assert_eq!(ask(others).await, Response::Signed(Vec::new()));
     assert_eq!(provider.contracts().list(10).unwrap().len(), 2);
+}
+
+/// A mandate and payment of [`owner`] for `content` at `price`, for `periods` of `secs`.
+fn payment_for(content: Hash, price: u64, periods: u32, secs: u64) -> Payment {
+    let mut m = mandate(content, owner());
+    (m.max_price, m.periods, m.period_secs) = (price, periods, secs);
+    Payment {
+        mandate: m,
+        signature: owner().sign(&m.signing_message()).to_vec(),
+        price,
+        plugin: Hash([3; 32]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_ledger_adds_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let funds = 100_000_000;
+    let nodes = charging(&tmp, 5, funds).await;
+    let gateway = &nodes[0];
+    let bytes = data(3_000_000, 11);
+    let (path, hashed) = input(&tmp, &bytes);
+    let (price, periods, secs) = (4_000_000, 4, 100);
+    let (stored, c) = gateway
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment_for(hashed.0, price, periods, secs),
+        )
+        .await
+        .unwrap();
+    let (t, id) = (c.terms().clone(), c.id());
+    // The dropper: a provider other than the client's node. It deletes the bytes of every
+    // shard it holds and says nothing (its index still lists them).
+    let dropper = nodes[1..]
+        .iter()
+        .find(|n| t.providers().contains(&n.provider_key()))
+        .expect("a provider besides the client's node");
+    let x = dropper.provider_key();
+    let dropped: Vec<_> = t.shards.iter().filter(|p| p.holder == x).collect();
+    let store = dropper.local().store();
+    let mut batch = store.batch();
+    for p in &dropped {
+        store
+            .delete(&mut batch, zhtp_store::Cf::Shards, p.shard.as_bytes())
+            .unwrap();
+    }
+    store.write(batch).unwrap();
+
+    // Period 0: every provider is audited once; the dropper fails, the others pass.
+    let r = gateway.audit_round(t.start + 10).await.unwrap();
+    assert_eq!(r.audits, t.providers().len());
+    assert_eq!(r.passed, t.providers().len() - 1);
+    assert_eq!(
+        r.failed,
+        [(
+            hex::encode(x),
+            id,
+            zhtp_economy::contract::Violation::DataLoss
+        )]
+    );
+    assert!(r.banned.is_empty(), "one loss costs 500 of 1000 points");
+    // Period 0 is settled: the dropper gets half its share (data loss: 50%), the client the
+    // other half back.
+    let s = gateway.settle(t.start + secs).await.unwrap();
+    assert_eq!(s.periods, 1);
+    let penalty0 = t.penalty(0, &x, zhtp_economy::contract::Violation::DataLoss);
+    assert_eq!(penalty0, t.holder_payment(0, &x) / 2);
+    assert_eq!(s.refunded, penalty0);
+    let ledger = gateway.local().ledger();
+    let paid = |k: &[u8; 32]| ledger.balance(&Account::Key(*k)).unwrap();
+    assert_eq!(paid(&x), t.holder_payment(0, &x) - penalty0);
+
+    // Period 1: a second loss bans it.
+    let r = gateway.audit_round(t.start + secs + 10).await.unwrap();
+    assert_eq!(r.banned, [hex::encode(x)]);
+    assert_eq!(
+        gateway.standing(&x).unwrap().band,
+        zhtp_economy::reputation::Band::Banned
+    );
+    // Its shards are rebuilt on other nodes, which take them under the contract.
+    let rebuilt = gateway.repair_banned().await.unwrap();
+    assert_eq!(rebuilt, dropped.len());
+    let (holders, _) = gateway.holders(&hashed.0).await.unwrap();
+    for p in &dropped {
+        let live: Vec<_> = holders[&(p.segment, p.index)]
+            .iter()
+            .filter(|h| **h != dropper.peer_id())
+            .collect();
+        assert!(
+            !live.is_empty(),
+            "shard {}/{} not replaced",
+            p.segment,
+            p.index
+        );
+    }
+    // With the dropper gone, the content still reads.
+    dropper.shutdown().await;
+    let back = nodes[4]
+        .get_bytes(&hashed.0, support::key(&stored))
+        .await
+        .unwrap();
+    assert!(back == bytes);
+    // No new shards for a banned node: another paid put names it nowhere.
+    let (path2, hashed2) = input(&tmp, &data(500_000, 13));
+    // (A term far longer than the first's: it is not settled below.)
+    let mut pay2 = payment_for(hashed2.0, 1_000_000, 1, 1_000 * secs);
+    pay2.mandate.nonce = [6; 16];
+    pay2.signature = owner().sign(&pay2.mandate.signing_message()).to_vec();
+    let (_, c2) = gateway
+        .put_paid(&path2, hashed2, opts(EncryptionLevel::Standard), pay2)
+        .await
+        .unwrap();
+    assert!(!c2.terms().providers().contains(&x));
+
+    // The rest of the term: the honest are paid in full, the banned one's pending rewards
+    // are forfeited to the client, and the contract ends settled.
+    let s = gateway
+        .settle(t.start + u64::from(periods) * secs)
+        .await
+        .unwrap();
+    assert_eq!((s.periods, s.completed), (3, 1));
+    for p in t.providers().iter().filter(|p| **p != x) {
+        let due: u64 = (0..periods).map(|n| t.holder_payment(n, p)).sum();
+        assert_eq!(paid(p), due, "an honest provider is paid every period");
+    }
+    assert_eq!(paid(&x), t.holder_payment(0, &x) - penalty0, "nothing more");
+    let released: u64 = t.providers().iter().map(paid).sum();
+    let c_now = gateway.contracts().get(&id).unwrap().unwrap();
+    assert_eq!(c_now.state(), State::Settled);
+    let escrow = ledger.escrow(&id.0).unwrap().unwrap();
+    assert!(escrow.settled);
+    assert_eq!(escrow.released, released);
+    assert_eq!(escrow.released + escrow.refunded, price);
+    // The client paid exactly what the honest work earned (plus the second put's escrow).
+    assert_eq!(
+        ledger.balance(&Account::Key(client())).unwrap(),
+        funds - released - 1_000_000
+    );
+    // And the ledger's total never moved.
+    let audit = ledger.audit().unwrap();
+    assert_eq!(audit.supply, SUPPLY);
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use zhtp_content::{EncodedSegment, Encoder};
 use zhtp_dht::{PeerId, Request, Response};
+use zhtp_economy::audit::{self, Prepared};
 use zhtp_economy::contract::{Event, Mandate, Penalties, Placement, Sla, StorageContract, Terms};
 use zhtp_economy::{Account, tokens};
 use zhtp_types::{Hash, MicroZhtp};
@@ -57,18 +58,40 @@ pub fn ed25519_of(peer: &PeerId) -> Option<[u8; 32]> {
     Some(key.try_into_ed25519().ok()?.to_bytes())
 }
 
-/// The first pass of a paid put: the shard hashes of each segment.
-struct Planner;
+/// Audit challenges prepared per shard at put time: as many audits of each shard as the
+/// client's node can ask later (each is used once).
+pub const CHALLENGES_PER_SHARD: usize = 4;
+
+/// The first pass of a paid put: the shard hashes of each segment, and the audit challenges
+/// of each shard (prepared now, while the shards are at hand).
+struct Planner {
+    seed: [u8; 32],
+}
 
 impl crate::pipeline::Sink for Planner {
-    type Placed = Vec<Hash>;
+    type Placed = (Vec<Hash>, Vec<Prepared>);
     type Error = Error;
 
-    fn store(&self, _index: u32, seg: &EncodedSegment) -> Result<Vec<Hash>, Error> {
-        Ok(seg.shards().map(|(h, _)| h).collect())
+    fn store(&self, index: u32, seg: &EncodedSegment) -> Result<Self::Placed, Error> {
+        let mut prepared = Vec::new();
+        let hashes = seg
+            .shards()
+            .enumerate()
+            .map(|(j, (h, bytes))| {
+                prepared.extend(audit::prepare(
+                    index,
+                    j as u16,
+                    bytes,
+                    CHALLENGES_PER_SHARD,
+                    &self.seed,
+                ));
+                h
+            })
+            .collect();
+        Ok((hashes, prepared))
     }
 
-    fn abort(&self, _placed: Vec<Vec<Hash>>) {}
+    fn abort(&self, _placed: Vec<Self::Placed>) {}
 }
 
 fn now() -> u64 {
@@ -233,7 +256,7 @@ impl Node {
         content: Hash,
         peers: &[PeerId],
         pay: Payment,
-    ) -> Result<(StorageContract, Plan), Error> {
+    ) -> Result<(StorageContract, Plan, Vec<Prepared>), Error> {
         let client = pay.mandate.client;
         let (ledger_balance, used) = {
             let (node, mandate) = (self.clone(), pay.mandate.id().0);
@@ -261,8 +284,11 @@ impl Node {
                 tokens(pay.price)
             )));
         }
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
+        let planner = Planner { seed };
         let encoded =
-            super::placement::run_pipeline(path, encoder.clone(), segment_size, Planner).await?;
+            super::placement::run_pipeline(path, encoder.clone(), segment_size, planner).await?;
         if encoded.content_hash != content {
             return Err(Error::Invalid(format!(
                 "{} changed while being stored; nothing was stored",
@@ -272,7 +298,9 @@ impl Node {
         let mut plan = Plan::new();
         let mut shards = Vec::new();
         let mut keys: HashMap<PeerId, [u8; 32]> = HashMap::new();
-        for (segment, (_, hashes)) in encoded.segments.iter().enumerate() {
+        let mut prepared = Vec::new();
+        for (segment, (_, (hashes, challenges))) in encoded.segments.into_iter().enumerate() {
+            prepared.extend(challenges);
             let segment = segment as u32;
             let mut used = HashSet::new();
             for (index, hash) in hashes.iter().enumerate() {
@@ -316,6 +344,7 @@ impl Node {
             sla: Sla::default(),
             penalties: Penalties::default(),
             mandate: m,
+            audits: audit::commitment(&prepared),
         };
         let mut c = StorageContract::new(terms).map_err(|e| Error::Payment(e.to_string()))?;
         c.sign(client, &pay.signature)
@@ -370,7 +399,7 @@ impl Node {
         })?;
         c.apply(Event::EscrowLocked)
             .map_err(|e| Error::Task(e.to_string()))?;
-        Ok((c, plan))
+        Ok((c, plan, prepared))
     }
 
     /// A paid put failed after its escrow was locked: everything goes back to the client.

@@ -49,6 +49,9 @@ struct Unwind {
     contract: Option<StorageContract>,
 }
 
+/// The audit challenges of a paid put, kept with its contract once the put succeeded.
+type Challenges = Vec<zhtp_economy::audit::Prepared>;
+
 impl Drop for Unwind {
     fn drop(&mut self) {
         if let Some(c) = self.contract.take() {
@@ -417,12 +420,14 @@ impl Node {
             node: self.clone(),
             contract: None,
         };
+        let mut challenges = Challenges::new();
         let plan = match pay {
             Some(pay) => {
-                let (c, plan) = self
+                let (c, plan, prepared) = self
                     .contract_for(path, &encoder, seg_size, content_hash, &peers, pay)
                     .await?;
                 unwind.contract = Some(c);
+                challenges = prepared;
                 Some(plan)
             }
             None => None,
@@ -491,7 +496,8 @@ impl Node {
         let contract = unwind.contract.take();
         if let Some(c) = &contract {
             let (node, c) = (self.clone(), c.clone());
-            if let Err(e) = blocking(move || node.inner.book.keep(&c)).await? {
+            let keep = move || node.inner.book.keep_with_challenges(&c, &challenges);
+            if let Err(e) = blocking(keep).await? {
                 tracing::error!("storage contract not kept: {e}");
             }
         }

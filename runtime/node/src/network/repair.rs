@@ -186,3 +186,44 @@ impl Node {
             .await
     }
 }
+
+impl Node {
+    /// Repairs one content from this node, whether or not it holds shards of it, counting
+    /// holders its audits banned as gone: every segment short of its full code gets its missing
+    /// shards rebuilt and placed elsewhere. What the client's node runs for the contents its
+    /// clients pay for; returns the shards rebuilt.
+    pub(super) async fn repair_content(&self, content: &Hash) -> Result<usize, Error> {
+        let _one_at_a_time = self.inner.repair_lock.lock().await;
+        let manifest = self.manifest(content).await?;
+        let (mut holders, _) = self.holders(content).await?;
+        self.spot_check(&manifest, &mut holders).await;
+        for hs in holders.values_mut() {
+            hs.retain(|p| !self.banned(p));
+        }
+        let (k, n) = (manifest.code.data as usize, manifest.code.total());
+        let mut rebuilt = 0;
+        for (s, info) in manifest.segments.iter().enumerate() {
+            let s = s as u32;
+            let present: Vec<usize> = (0..n)
+                .filter(|j| holders.get(&(s, *j as u16)).is_some_and(|h| !h.is_empty()))
+                .collect();
+            if present.len() >= n || present.len() < k {
+                continue;
+            }
+            let seg_holders: Vec<PeerId> = present
+                .iter()
+                .flat_map(|j| holders[&(s, *j as u16)].iter().copied())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            match self
+                .rebuild(content, &manifest, info, s, &holders, &seg_holders)
+                .await
+            {
+                Ok(placed) => rebuilt += placed.len(),
+                Err(e) => tracing::warn!(%content, segment = s, "repair failed: {e}"),
+            }
+        }
+        Ok(rebuilt)
+    }
+}

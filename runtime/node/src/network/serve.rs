@@ -93,6 +93,21 @@ impl Node {
                     Err(e) => Response::Refused(e.to_string()),
                 }
             }
+            Request::Audit {
+                content,
+                segment,
+                index,
+                nonce,
+                ranges,
+            } => {
+                let node = self.clone();
+                let challenge = zhtp_economy::audit::Challenge { nonce, ranges };
+                match blocking(move || node.answer_audit(content, segment, index, &challenge)).await
+                {
+                    Ok(Ok(d)) => Response::Audited(d),
+                    Ok(Err(e)) | Err(e) => Response::Refused(e.to_string()),
+                }
+            }
             Request::Offer { contract } => {
                 let node = self.clone();
                 match blocking(move || node.accept_offer(&contract)).await {

@@ -1,0 +1,452 @@
+//! Audits, settlement and reputation, run by the node that holds a contract's escrow (the
+//! client's node): each round challenges every provider of every running contract on one of
+//! its shards ([`zhtp_economy::audit`]); each period that ended is settled from escrow by the
+//! audits of that period; a provider whose points fall to the ban threshold gets no new
+//! shards, its shards are rebuilt elsewhere, and its pending rewards go back to the client.
+//!
+//! A holder answers a challenge from its own copy ([`Node::answer_audit`]). An answer later
+//! than the audit deadline fails as a slow response: that is also what a holder that does not
+//! keep the shard and fetches or rebuilds it from others to answer looks like, since that
+//! takes whole shards across the network where an honest holder reads a few kilobytes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use zhtp_dht::{PeerId, Request, Response};
+use zhtp_economy::audit::{self, Challenge, Outcome};
+use zhtp_economy::contract::{Event, State, StorageContract, Violation};
+use zhtp_economy::reputation::{Band, Bands, Table};
+use zhtp_economy::{Account, tokens};
+use zhtp_store::Cf;
+use zhtp_types::Hash;
+
+use super::{Error, Node, blocking, held_key};
+
+/// Most contracts one round looks at.
+const MAX_CONTRACTS: usize = 100_000;
+
+/// How audits are judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// An answer later than this fails as a slow response. Reading a few kilobytes of a held
+    /// shard takes milliseconds; fetching or rebuilding a shard from elsewhere takes whole
+    /// shards over the network.
+    pub deadline: Duration,
+    /// How long to wait for any answer before counting the holder unavailable.
+    pub patience: Duration,
+    /// Points per outcome.
+    pub table: Table,
+    /// Band thresholds.
+    pub bands: Bands,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(500),
+            patience: Duration::from_secs(10),
+            table: Table::default(),
+            bands: Bands::default(),
+        }
+    }
+}
+
+/// What an audit round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Running contracts whose escrow this node holds.
+    pub contracts: usize,
+    /// Challenges sent.
+    pub audits: usize,
+    /// Answered right and in time.
+    pub passed: usize,
+    /// Failed: provider (hex key), contract, what.
+    pub failed: Vec<(String, Hash, Violation)>,
+    /// Providers banned by this round (hex keys).
+    pub banned: Vec<String>,
+    /// Providers with no challenge left to ask.
+    pub exhausted: usize,
+}
+
+/// What a settlement did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleReport {
+    /// Periods settled.
+    pub periods: usize,
+    /// Paid to providers, µZHTP.
+    pub released: u64,
+    /// Back to clients: penalties and forfeited rewards, µZHTP.
+    pub refunded: u64,
+    /// Contracts whose term ended and whose escrow is settled.
+    pub completed: usize,
+    /// What was left in those escrows and went back to their clients, µZHTP.
+    pub returned: u64,
+}
+
+/// One node's standing in this node's view (`GET /reputation`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// Its Ed25519 key, hex.
+    pub node: String,
+    /// Points.
+    pub points: i64,
+    /// Band.
+    pub band: Band,
+}
+
+/// The peer id of an Ed25519 key.
+fn peer_of(key: &[u8; 32]) -> Option<PeerId> {
+    let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(key).ok()?;
+    Some(PeerId::from_public_key(&pk.into()))
+}
+
+fn now() -> u64 {
+    zhtp_dht::record::unix_now()
+}
+
+fn economy(e: zhtp_economy::Error) -> Error {
+    Error::Task(format!("ledger: {e}"))
+}
+
+/// The end of `c`'s term, Unix seconds.
+fn end_of(c: &StorageContract) -> u64 {
+    let t = c.terms();
+    t.start
+        .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs))
+}
+
+impl Node {
+    /// How this node judges audits.
+    pub fn audit_config(&self) -> AuditConfig {
+        *self
+            .inner
+            .audit
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Judges audits by `config` from now on.
+    pub fn set_audit_config(&self, config: AuditConfig) {
+        *self
+            .inner
+            .audit
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
+    /// A holder's answer to an audit of the shard at this position: read from this node's own
+    /// copy. Blocking.
+    pub(super) fn answer_audit(
+        &self,
+        content: Hash,
+        segment: u32,
+        index: u16,
+        challenge: &Challenge,
+    ) -> Result<[u8; 32], Error> {
+        let store = &self.inner.store;
+        let not_held = || {
+            Error::Invalid(format!(
+                "this node holds no shard {index} of segment {segment} of {content}"
+            ))
+        };
+        let v = store
+            .get(Cf::Index, &held_key(&content, segment, index))?
+            .ok_or_else(not_held)?;
+        let hash = v
+            .get(..32)
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .ok_or_else(not_held)?;
+        let shard = store.shard(&Hash(hash))?.ok_or_else(not_held)?;
+        audit::digest(challenge, &shard).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// This node's view of `node`'s standing.
+    pub fn standing(&self, node: &[u8; 32]) -> Result<Standing, Error> {
+        let points = self.inner.book.points(node).map_err(economy)?;
+        Ok(Standing {
+            node: hex::encode(node),
+            points,
+            band: self.audit_config().bands.band(points),
+        })
+    }
+
+    /// Every node this node's audits gave points.
+    pub fn standings(&self) -> Result<Vec<Standing>, Error> {
+        let bands = self.audit_config().bands;
+        Ok(self
+            .inner
+            .book
+            .reputations()
+            .map_err(economy)?
+            .into_iter()
+            .map(|(node, points)| Standing {
+                node: hex::encode(node),
+                points,
+                band: bands.band(points),
+            })
+            .collect())
+    }
+
+    /// Whether this node's audits banned `peer`.
+    pub(super) fn banned(&self, peer: &PeerId) -> bool {
+        let Some(key) = super::ed25519_of(peer) else {
+            return false;
+        };
+        self.standing(&key).is_ok_and(|s| s.band == Band::Banned)
+    }
+
+    /// The contracts this node holds the escrow of and has not settled.
+    fn escrowed(&self) -> Result<Vec<StorageContract>, Error> {
+        let ledger = self.inner.local.ledger();
+        let mut out = Vec::new();
+        for c in self.inner.book.list(MAX_CONTRACTS).map_err(economy)? {
+            if ledger
+                .escrow(&c.id().0)
+                .map_err(economy)?
+                .is_some_and(|e| !e.settled)
+            {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One audit round at time `now` (Unix seconds): every provider of every running contract
+    /// whose escrow is here is challenged on one of its shards.
+    pub async fn audit_round(&self, now: u64) -> Result<AuditReport, Error> {
+        let node = self.clone();
+        let contracts = blocking(move || node.escrowed()).await??;
+        let mut report = AuditReport::default();
+        for c in contracts {
+            let t = c.terms();
+            if !matches!(c.state(), State::Active | State::Resolved)
+                || now < t.start
+                || now >= end_of(&c)
+            {
+                continue;
+            }
+            report.contracts += 1;
+            let period = ((now - t.start) / t.period_secs) as u32;
+            let asks = t.providers().into_iter().map(|p| {
+                let c = &c;
+                async move { (p, self.audit_one(c, p).await) }
+            });
+            for (p, r) in futures::future::join_all(asks).await {
+                let outcome = match r? {
+                    Some(o) => o,
+                    None => {
+                        report.exhausted += 1;
+                        continue;
+                    }
+                };
+                report.audits += 1;
+                let (node, id, sla) = (self.clone(), c.id(), t.sla.latency_ms);
+                let table = self.audit_config().table;
+                let (before, after) = blocking(move || {
+                    let book = &node.inner.book;
+                    book.record(&id, period, &p, outcome)?;
+                    let before = book.points(&p)?;
+                    Ok::<_, zhtp_economy::Error>((
+                        before,
+                        book.adjust(&p, table.points(outcome, sla))?,
+                    ))
+                })
+                .await?
+                .map_err(economy)?;
+                match outcome.violation() {
+                    None => report.passed += 1,
+                    Some(v) => report.failed.push((hex::encode(p), c.id(), v)),
+                }
+                let bands = self.audit_config().bands;
+                if bands.band(after) == Band::Banned && bands.band(before) != Band::Banned {
+                    tracing::warn!(provider = %hex::encode(p), points = after, "banned by its audits");
+                    report.banned.push(hex::encode(p));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Audits `provider` under `c` on one of its shards that has a challenge left; `None`
+    /// when none has.
+    async fn audit_one(
+        &self,
+        c: &StorageContract,
+        provider: [u8; 32],
+    ) -> Result<Option<Outcome>, Error> {
+        let t = c.terms();
+        let mine: Vec<(u32, u16)> = t
+            .shards
+            .iter()
+            .filter(|s| s.holder == provider)
+            .map(|s| (s.segment, s.index))
+            .collect();
+        let mut start = [0u8; 8];
+        getrandom::fill(&mut start).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
+        let first = (u64::from_le_bytes(start) % mine.len().max(1) as u64) as usize;
+        let (node, id) = (self.clone(), c.id());
+        let taken = blocking(move || {
+            for i in 0..mine.len() {
+                let (s, j) = mine[(first + i) % mine.len()];
+                if let Some(p) = node.inner.book.take_challenge(&id, s, j)? {
+                    return Ok(Some(p));
+                }
+            }
+            Ok::<_, zhtp_economy::Error>(None)
+        })
+        .await?
+        .map_err(economy)?;
+        let Some(prepared) = taken else {
+            return Ok(None);
+        };
+        let Some(peer) = peer_of(&provider) else {
+            return Ok(Some(Outcome::Failed(Violation::Breach)));
+        };
+        let (content, segment, index) = (t.content, prepared.segment, prepared.index);
+        let started = Instant::now();
+        let config = self.audit_config();
+        let answer: Result<Response, String> = if peer == self.peer_id() {
+            let (node, ch) = (self.clone(), prepared.challenge.clone());
+            match blocking(move || node.answer_audit(content, segment, index, &ch)).await? {
+                Ok(d) => Ok(Response::Audited(d)),
+                Err(e) => Ok(Response::Refused(e.to_string())),
+            }
+        } else {
+            let req = Request::Audit {
+                content,
+                segment,
+                index,
+                nonce: prepared.challenge.nonce,
+                ranges: prepared.challenge.ranges.clone(),
+            };
+            match tokio::time::timeout(config.patience, self.inner.dht.request(peer, req)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("no answer in time".into()),
+            }
+        };
+        let took = started.elapsed();
+        let latency_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
+        Ok(Some(match answer {
+            Ok(Response::Audited(d)) if d != prepared.expect => {
+                Outcome::Failed(Violation::DataLoss)
+            }
+            Ok(Response::Audited(_)) if took > config.deadline => {
+                Outcome::Failed(Violation::SlowResponse)
+            }
+            Ok(Response::Audited(_)) => Outcome::Passed { latency_ms },
+            // It answered, and not with the shard's digest: it does not have it.
+            Ok(Response::Refused(why)) if !why.contains(zhtp_dht::protocol::BUSY) => {
+                Outcome::Failed(Violation::DataLoss)
+            }
+            Ok(_) | Err(_) => Outcome::Failed(Violation::Unavailability),
+        }))
+    }
+
+    /// Settles every period that ended by `now` (Unix seconds) of the contracts whose escrow
+    /// is here: each provider is paid its share of the period, less the penalty of its worst
+    /// violation that period; a banned provider's share is forfeited; penalties and forfeits
+    /// go back to the client. A contract whose periods are all settled ends: what is left in
+    /// its escrow (rounding dust) goes back to the client.
+    pub async fn settle(&self, now: u64) -> Result<SettleReport, Error> {
+        let node = self.clone();
+        blocking(move || node.settle_blocking(now)).await?
+    }
+
+    fn settle_blocking(&self, now: u64) -> Result<SettleReport, Error> {
+        let (book, ledger) = (&self.inner.book, self.inner.local.ledger());
+        let bands = self.audit_config().bands;
+        let mut report = SettleReport::default();
+        for mut c in self.escrowed()? {
+            let id = c.id();
+            let step = |c: &mut StorageContract, e: Event| {
+                c.apply(e).map_err(|e| Error::Task(e.to_string()))
+            };
+            loop {
+                let t = c.terms().clone();
+                let n = c.periods_settled();
+                let ended = t
+                    .start
+                    .saturating_add(u64::from(n + 1).saturating_mul(t.period_secs));
+                if n >= t.periods || ended > now {
+                    break;
+                }
+                let mut outcomes: HashMap<[u8; 32], Vec<Outcome>> = HashMap::new();
+                for (_, p, o) in book.audits(&id, Some(n)).map_err(economy)? {
+                    outcomes.entry(p).or_default().push(o);
+                }
+                let mut refund = 0u64;
+                let mut worst: Option<Violation> = None;
+                for p in t.providers() {
+                    let pay = t.holder_payment(n, &p);
+                    let banned = bands.band(book.points(&p).map_err(economy)?) == Band::Banned;
+                    let v = audit::worst(outcomes.get(&p).map_or(&[][..], |o| o.as_slice()));
+                    if let Some(v) = v {
+                        worst = Some(match worst {
+                            Some(w) if audit::severity(w) >= audit::severity(v) => w,
+                            _ => v,
+                        });
+                    }
+                    let penalty = match (banned, v) {
+                        (true, _) => pay,
+                        (false, Some(v)) => t.penalty(n, &p, v),
+                        (false, None) => 0,
+                    };
+                    refund += penalty;
+                    if pay > penalty {
+                        ledger
+                            .release(id.0, n, Account::Key(p), pay - penalty)
+                            .map_err(economy)?;
+                        report.released += pay - penalty;
+                    }
+                }
+                if refund > 0 {
+                    ledger.refund(id.0, n, refund).map_err(economy)?;
+                    report.refunded += refund;
+                }
+                if let Some(v) = worst {
+                    step(&mut c, Event::ViolationFound(v))?;
+                    step(&mut c, Event::PenaltyPaid)?;
+                    step(&mut c, Event::Resolved)?;
+                }
+                step(&mut c, Event::PeriodPassed)?;
+                report.periods += 1;
+                book.keep(&c).map_err(economy)?;
+            }
+            if c.periods_settled() == c.terms().periods
+                && matches!(c.state(), State::Active | State::Resolved)
+            {
+                step(&mut c, Event::TermEnded)?;
+                let back = ledger.settle(id.0).map_err(economy)?;
+                step(&mut c, Event::EscrowSettled)?;
+                book.keep(&c).map_err(economy)?;
+                report.completed += 1;
+                report.returned += back;
+                tracing::info!(contract = %id, "storage contract settled; {} back to its client", tokens(back));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Rebuilds, elsewhere, the shards that providers banned by this node's audits hold under
+    /// the contracts whose escrow is here (the client's node looks after what its client pays
+    /// for). The new holders get the contract with the shard.
+    pub async fn repair_banned(&self) -> Result<usize, Error> {
+        let node = self.clone();
+        let contracts = blocking(move || node.escrowed()).await??;
+        let mut rebuilt = 0;
+        for c in contracts {
+            let t = c.terms();
+            let banned: Vec<[u8; 32]> = t
+                .providers()
+                .into_iter()
+                .filter(|p| peer_of(p).is_some_and(|peer| self.banned(&peer)))
+                .collect();
+            if banned.is_empty() || now() >= end_of(&c) {
+                continue;
+            }
+            rebuilt += self.repair_content(&t.content).await?;
+        }
+        Ok(rebuilt)
+    }
+}
