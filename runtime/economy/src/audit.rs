@@ -54,27 +54,45 @@ pub struct BadChallenge(pub String);
 /// range's offset and length (u32 little-endian) and bytes. Refuses more than
 /// [`MAX_RANGES`] ranges, a range longer than [`MAX_RANGE_LEN`] or one outside the shard.
 pub fn digest(challenge: &Challenge, shard: &[u8]) -> Result<[u8; 32], BadChallenge> {
+    check(challenge, shard.len() as u64)?;
+    let parts: Vec<&[u8]> = challenge
+        .ranges
+        .iter()
+        .map(|&(o, l)| &shard[o as usize..o as usize + l as usize])
+        .collect();
+    Ok(digest_parts(challenge, &parts))
+}
+
+/// Checks `challenge` against a shard of `len` bytes: 1 to [`MAX_RANGES`] ranges, each 1 to
+/// [`MAX_RANGE_LEN`] bytes, inside the shard. What a holder checks before reading anything.
+pub fn check(challenge: &Challenge, len: u64) -> Result<(), BadChallenge> {
     if challenge.ranges.is_empty() || challenge.ranges.len() > MAX_RANGES {
         return Err(BadChallenge(format!(
             "{} ranges (1 to {MAX_RANGES})",
             challenge.ranges.len()
         )));
     }
-    let mut h = blake3::Hasher::new_derive_key("zhtp audit digest v1");
-    h.update(&challenge.nonce);
-    for &(offset, len) in &challenge.ranges {
-        let end = u64::from(offset) + u64::from(len);
-        if len == 0 || len > MAX_RANGE_LEN || end > shard.len() as u64 {
+    for &(offset, l) in &challenge.ranges {
+        if l == 0 || l > MAX_RANGE_LEN || u64::from(offset) + u64::from(l) > len {
             return Err(BadChallenge(format!(
-                "range {offset}+{len} of a {}-byte shard",
-                shard.len()
+                "range {offset}+{l} of a {len}-byte shard"
             )));
         }
+    }
+    Ok(())
+}
+
+/// [`digest`] from the bytes of each range of a [`check`]ed challenge, read by the caller
+/// (a holder reads only those, not the whole shard).
+pub fn digest_parts(challenge: &Challenge, parts: &[impl AsRef<[u8]>]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("zhtp audit digest v1");
+    h.update(&challenge.nonce);
+    for (&(offset, len), bytes) in challenge.ranges.iter().zip(parts) {
         h.update(&offset.to_le_bytes());
         h.update(&len.to_le_bytes());
-        h.update(&shard[offset as usize..end as usize]);
+        h.update(bytes.as_ref());
     }
-    Ok(*h.finalize().as_bytes())
+    *h.finalize().as_bytes()
 }
 
 /// `n` challenges of `shard` (segment `segment`, index `index`), drawn from `seed` (secret,

@@ -2,8 +2,8 @@
 //! in its [`crate::Ledger`]) and the ones it signed as a provider. Kept in the ledger's column
 //! family, next to the money they move.
 //!
-//! `c/<id>` holds a contract; `p/<content><segment><index><id>` → the shard's hash marks a
-//! position contract `id` pays for (whoever holds it: a node taking a repaired shard is not the
+//! `c/<id>` holds a contract; `p/<content><segment><index><id>` → the shard's hash and the
+//! end of the term (u64 little-endian) marks a position contract `id` pays for (whoever holds it: a node taking a repaired shard is not the
 //! holder the contract first named), which is what admission asks: "does a contract kept here
 //! name this shard, at this position?"
 //!
@@ -86,15 +86,15 @@ impl Book {
         self.write.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// [`Self::keep`], with the audit challenges the client's node prepared for it, in one
-    /// batch.
-    pub fn keep_with_challenges(
+    /// Adds `c`, its position marks and the audit challenges the client's node prepared for
+    /// it to `batch` (the batch that locks its escrow).
+    pub fn fill(
         &self,
+        batch: &mut zhtp_store::Batch,
         c: &StorageContract,
         prepared: &[Prepared],
     ) -> Result<(), Error> {
         let id = c.id();
-        let mut batch = self.store.batch();
         let mut n = std::collections::HashMap::<(u32, u16), u16>::new();
         for p in prepared {
             let i = n.entry((p.segment, p.index)).or_default();
@@ -102,9 +102,30 @@ impl Book {
             k.extend_from_slice(&i.to_be_bytes());
             *i += 1;
             let v = postcard::to_allocvec(p).expect("challenges encode");
-            self.store.put(&mut batch, Cf::Ledger, &k, &v)?;
+            self.store.put(batch, Cf::Ledger, &k, &v)?;
         }
-        self.keep_in(batch, c)
+        self.fill_contract(batch, c)
+    }
+
+    /// Forgets contract `id` (a put that failed before its shards were all placed): the
+    /// contract, its position marks and its challenges.
+    pub fn forget(&self, c: &StorageContract) -> Result<(), Error> {
+        let id = c.id();
+        let mut batch = self.store.batch();
+        self.store
+            .delete(&mut batch, Cf::Ledger, &contract_key(&id))?;
+        for p in &c.terms().shards {
+            let mut k = position_prefix(&c.terms().content, p.segment, p.index);
+            k.extend_from_slice(id.as_bytes());
+            self.store.delete(&mut batch, Cf::Ledger, &k)?;
+        }
+        let prefix = [b"q/".as_slice(), id.as_bytes()].concat();
+        for item in self.store.scan(Cf::Ledger, &prefix)? {
+            let (k, _) = item?;
+            self.store.delete(&mut batch, Cf::Ledger, &k)?;
+        }
+        self.store.write(batch)?;
+        Ok(())
     }
 
     /// A prepared challenge of shard `index` of segment `segment` under contract `id`, taken:
@@ -210,22 +231,69 @@ impl Book {
     /// Keeps `c` (a newer copy of a contract replaces the older), and marks the positions it
     /// pays for, in one batch.
     pub fn keep(&self, c: &StorageContract) -> Result<(), Error> {
-        self.keep_in(self.store.batch(), c)
-    }
-
-    fn keep_in(&self, mut batch: zhtp_store::Batch, c: &StorageContract) -> Result<(), Error> {
-        let id = c.id();
-        let bytes = postcard::to_allocvec(c).expect("contracts encode");
-        self.store
-            .put(&mut batch, Cf::Ledger, &contract_key(&id), &bytes)?;
-        for p in &c.terms().shards {
-            let mut k = position_prefix(&c.terms().content, p.segment, p.index);
-            k.extend_from_slice(id.as_bytes());
-            self.store
-                .put(&mut batch, Cf::Ledger, &k, p.shard.as_bytes())?;
-        }
+        let mut batch = self.store.batch();
+        self.fill_contract(&mut batch, c)?;
         self.store.write(batch)?;
         Ok(())
+    }
+
+    /// Replaces the kept copy of `c` (its state moved on): the contract only, its positions
+    /// stay as they are.
+    pub fn update(&self, c: &StorageContract) -> Result<(), Error> {
+        let mut batch = self.store.batch();
+        let bytes = postcard::to_allocvec(c).expect("contracts encode");
+        self.store
+            .put(&mut batch, Cf::Ledger, &contract_key(&c.id()), &bytes)?;
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    fn fill_contract(
+        &self,
+        batch: &mut zhtp_store::Batch,
+        c: &StorageContract,
+    ) -> Result<(), Error> {
+        let (id, t) = (c.id(), c.terms());
+        let bytes = postcard::to_allocvec(c).expect("contracts encode");
+        self.store
+            .put(batch, Cf::Ledger, &contract_key(&id), &bytes)?;
+        // `check` refused terms whose end overflows.
+        let end = t
+            .start
+            .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs));
+        for p in &t.shards {
+            let mut k = position_prefix(&t.content, p.segment, p.index);
+            k.extend_from_slice(id.as_bytes());
+            let v = [p.shard.as_bytes().as_slice(), &end.to_le_bytes()].concat();
+            self.store.put(batch, Cf::Ledger, &k, &v)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a contract kept here pays for `shard` at this position at time `now` (its term
+    /// not over). Reads the position marks only, not the contracts: what every shard stored
+    /// on a node that charges asks.
+    pub fn covers(
+        &self,
+        content: &Hash,
+        segment: u32,
+        index: u16,
+        shard: &Hash,
+        now: u64,
+    ) -> Result<bool, Error> {
+        for item in self
+            .store
+            .scan(Cf::Ledger, &position_prefix(content, segment, index))?
+        {
+            let (_, v) = item?;
+            let end = v
+                .get(32..40)
+                .map_or(0, |e| u64::from_le_bytes(e.try_into().expect("8 bytes")));
+            if v.get(..32) == Some(shard.as_bytes()) && end > now {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The contract `id`, checked ([`StorageContract::verify`] runs as it decodes).
@@ -264,7 +332,7 @@ impl Book {
         let mut out = Vec::new();
         for item in self.store.scan(Cf::Ledger, &prefix)? {
             let (k, v) = item?;
-            if v.as_ref() != shard.as_bytes() {
+            if v.get(..32) != Some(shard.as_bytes()) {
                 continue;
             }
             let id = <[u8; 32]>::try_from(&k[prefix.len()..])
@@ -274,5 +342,110 @@ impl Book {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::prepare;
+    use crate::contract::{Mandate, Penalties, Placement, Sla, Terms, Violation};
+
+    fn contract(start: u64) -> StorageContract {
+        let client = [9; 32];
+        let mandate = Mandate {
+            content: Hash([1; 32]),
+            client,
+            max_price: 100,
+            periods: 2,
+            period_secs: 10,
+            expires: start,
+            nonce: [0; 16],
+        };
+        StorageContract::new(Terms {
+            content: Hash([1; 32]),
+            client,
+            shards: vec![Placement {
+                segment: 3,
+                index: 1,
+                shard: Hash([7; 32]),
+                holder: [4; 32],
+            }],
+            price: 100,
+            plugin: Hash([2; 32]),
+            start,
+            periods: 2,
+            period_secs: 10,
+            sla: Sla::default(),
+            penalties: Penalties::default(),
+            mandate,
+            audits: Hash([0; 32]),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn positions_challenges_audits_and_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), zhtp_store::Config::default()).unwrap());
+        let book = Book::open(store.clone());
+        let c = contract(1_000);
+        let prepared = prepare(3, 1, &[5u8; 4096], 2, &[1; 32]);
+        let mut batch = store.batch();
+        book.fill(&mut batch, &c, &prepared).unwrap();
+        store.write(batch).unwrap();
+        assert_eq!(book.get(&c.id()).unwrap(), Some(c.clone()));
+
+        // Covered: that shard, at that position, within the term only.
+        let (content, shard) = (Hash([1; 32]), Hash([7; 32]));
+        assert!(book.covers(&content, 3, 1, &shard, 1_019).unwrap());
+        assert!(
+            !book.covers(&content, 3, 1, &shard, 1_020).unwrap(),
+            "term over"
+        );
+        assert!(!book.covers(&content, 3, 1, &Hash([8; 32]), 1_000).unwrap());
+        assert!(!book.covers(&content, 3, 2, &shard, 1_000).unwrap());
+        assert_eq!(
+            book.covering(&content, 3, 1, &shard).unwrap(),
+            std::slice::from_ref(&c)
+        );
+
+        // Each challenge is taken once, in order.
+        assert_eq!(
+            book.take_challenge(&c.id(), 3, 1).unwrap(),
+            Some(prepared[0].clone())
+        );
+        assert_eq!(
+            book.take_challenge(&c.id(), 3, 1).unwrap(),
+            Some(prepared[1].clone())
+        );
+        assert_eq!(book.take_challenge(&c.id(), 3, 1).unwrap(), None);
+        assert_eq!(book.take_challenge(&c.id(), 3, 0).unwrap(), None);
+
+        // Audits are appended per period and provider, and read back in order.
+        let lost = Outcome::Failed(Violation::DataLoss);
+        let ok = Outcome::Passed { latency_ms: 3 };
+        book.record(&c.id(), 0, &[4; 32], ok).unwrap();
+        book.record(&c.id(), 0, &[4; 32], lost).unwrap();
+        book.record(&c.id(), 1, &[4; 32], ok).unwrap();
+        assert_eq!(
+            book.audits(&c.id(), Some(0)).unwrap(),
+            [(0, [4; 32], ok), (0, [4; 32], lost)]
+        );
+        assert_eq!(book.audits(&c.id(), None).unwrap().len(), 3);
+
+        // Points start at 1000 and stay within bounds.
+        assert_eq!(book.points(&[4; 32]).unwrap(), reputation::START);
+        assert_eq!(book.adjust(&[4; 32], -500).unwrap(), 500);
+        assert_eq!(
+            book.adjust(&[4; 32], -1_000_000).unwrap(),
+            -reputation::FLOOR
+        );
+        assert_eq!(book.reputations().unwrap(), [([4; 32], -reputation::FLOOR)]);
+
+        // Forgotten: contract, positions and challenges.
+        book.forget(&c).unwrap();
+        assert_eq!(book.get(&c.id()).unwrap(), None);
+        assert!(!book.covers(&content, 3, 1, &shard, 1_000).unwrap());
     }
 }

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Nothing else moves a contract: any other pair of state and event is refused, naming both
-//! ([`Error::Transition`]). A contract's id is BLAKE3 of its encoded terms, and each party
-//! signs that id with Ed25519, so changing any term after signing voids every signature.
+//! ([`Error::Transition`]). A contract's id is BLAKE3 of its encoded terms, and each provider
+//! signs that id with Ed25519, so changing any term after signing voids their signatures; the
+//! client signs its [`Mandate`] (content, budget, term), which the terms must stay within.
 //! Pure: no I/O; the node keeps contracts and moves the money (the escrow of [`crate::ledger`]).
 
 use serde::{Deserialize, Serialize};
@@ -217,7 +218,7 @@ impl Terms {
             .collect()
     }
 
-    /// The bytes each party signs: [`SIGNING_CONTEXT`], then the id.
+    /// The bytes each provider signs: [`SIGNING_CONTEXT`], then the id.
     pub fn signing_message(&self) -> Vec<u8> {
         [SIGNING_CONTEXT, self.id().as_bytes()].concat()
     }
@@ -267,6 +268,21 @@ impl Terms {
         }
         if self.periods == 0 || self.period_secs == 0 {
             return bad("no settlement period");
+        }
+        if u64::from(self.periods)
+            .checked_mul(self.period_secs)
+            .and_then(|t| t.checked_add(self.start))
+            .is_none()
+        {
+            return bad("a term past the end of time");
+        }
+        let mut positions = std::collections::HashSet::with_capacity(self.shards.len());
+        if !self
+            .shards
+            .iter()
+            .all(|p| positions.insert((p.segment, p.index)))
+        {
+            return bad("a shard position named twice");
         }
         if self.price == 0 {
             return bad("a price of zero");
@@ -387,7 +403,8 @@ pub enum Error {
         /// What was asked.
         event: Event,
     },
-    /// A signature that is not the named party's over this contract's id.
+    /// A signature that is not the named party's over what it signs (a provider the
+    /// contract's id, the client its mandate).
     #[error("the signature of {} does not verify over this storage contract", hex::encode(.0))]
     BadSignature([u8; 32]),
     /// A signer that is neither the client nor a provider.
@@ -504,7 +521,7 @@ impl StorageContract {
             .all(|p| self.signatures.iter().any(|(s, _)| s == p))
     }
 
-    /// Adds `party`'s signature `sig` over [`Self::message_for`] it (checked); once every
+    /// Adds `party`'s signature `sig` over its [`Self::message_for`] (checked); once every
     /// party has signed, the contract is [`State::Signed`]. A party signing again changes
     /// nothing.
     pub fn sign(&mut self, party: [u8; 32], sig: &[u8]) -> Result<State, Error> {
@@ -536,6 +553,11 @@ impl StorageContract {
         self.terms.check()?;
         let parties = self.parties();
         let mut seen = std::collections::HashSet::new();
+        // Each message once: the providers' is a hash of every term, which may be megabytes.
+        let (client, providers) = (
+            self.terms.mandate.signing_message(),
+            self.terms.signing_message(),
+        );
         for (party, sig) in &self.signatures {
             if !parties.contains(party) {
                 return Err(Error::NotAParty(*party));
@@ -543,8 +565,12 @@ impl StorageContract {
             if !seen.insert(*party) {
                 return Err(Error::Terms(format!("{} signed twice", hex::encode(party))));
             }
-            zhtp_identity::verify(party, &self.message_for(party), sig)
-                .map_err(|_| Error::BadSignature(*party))?;
+            let message = if *party == self.terms.client {
+                &client
+            } else {
+                &providers
+            };
+            zhtp_identity::verify(party, message, sig).map_err(|_| Error::BadSignature(*party))?;
         }
         let signed = self.all_signed(&parties);
         if (self.state == State::Quoted) == signed {
@@ -727,7 +753,7 @@ mod tests {
         let t = terms([9; 32], &[[3; 32], [4; 32]]);
         t.check().unwrap();
         type Spoil = fn(&mut Terms);
-        let cases: [(&str, Spoil); 15] = [
+        let cases: [(&str, Spoil); 17] = [
             ("no shards", |t| t.shards.clear()),
             ("no settlement period", |t| t.periods = 0),
             ("no settlement period", |t| t.period_secs = 0),
@@ -737,6 +763,8 @@ mod tests {
             ("a rate above 100%", |t| t.sla.uptime_bp = BP + 1),
             ("a rate above 100%", |t| t.sla.bandwidth_bp = BP + 1),
             ("a retrieval time of zero", |t| t.sla.latency_ms = 0),
+            ("a term past the end of time", |t| t.period_secs = u64::MAX),
+            ("a shard position named twice", |t| t.shards[1].index = 0),
             ("the client holds its own shards", |t| {
                 t.client = [3; 32];
                 t.mandate.client = [3; 32];

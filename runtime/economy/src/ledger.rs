@@ -590,6 +590,19 @@ impl Ledger {
         amount: MicroZhtp,
         mandate: [u8; 32],
     ) -> Result<Receipt, Error> {
+        self.lock_escrow_with(contract, client, amount, mandate, |_| Ok(()))
+    }
+
+    /// [`Self::lock_escrow`], with what `with` adds to the same batch (the contract the
+    /// escrow pays for, so that a crash keeps both or neither).
+    pub fn lock_escrow_with(
+        &self,
+        contract: [u8; 32],
+        client: Account,
+        amount: MicroZhtp,
+        mandate: [u8; 32],
+        with: impl FnOnce(&mut Batch) -> Result<(), Error>,
+    ) -> Result<Receipt, Error> {
         let leg = Leg {
             id: escrow_step_id("lock", &contract, 0, &Account::Escrow(contract)),
             derived: true,
@@ -627,11 +640,29 @@ impl Ledger {
         };
         let mut batch = self.store.batch();
         self.store.put(&mut batch, Cf::Ledger, &mkey, &contract)?;
+        with(&mut batch)?;
         let mut written = self.write_legs(batch, &[leg], Some((contract, escrow)))?;
         Ok(Receipt {
             transfer: written.pop().expect("one leg written"),
             replayed: false,
         })
+    }
+
+    /// The storage contracts whose escrow is here and not settled.
+    pub fn open_escrows(&self) -> Result<Vec<[u8; 32]>, Error> {
+        let mut out = Vec::new();
+        for item in self.store.scan(Cf::Ledger, b"e/")? {
+            let (k, v) = item?;
+            let escrow: Escrow = decode("an escrow", &v)?;
+            if !escrow.settled {
+                out.push(
+                    k[2..]
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("an escrow key names no contract".into()))?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// The contract mandate `mandate` (its id) paid for, if it did.

@@ -116,6 +116,7 @@ impl From<network::Error> for ApiError {
             network::Error::Local(crate::local::Error::Owned { .. }) => StatusCode::FORBIDDEN,
             network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
             network::Error::Payment(_) => StatusCode::PAYMENT_REQUIRED,
+            network::Error::Declined(_) => StatusCode::SERVICE_UNAVAILABLE,
             network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -467,7 +468,16 @@ async fn put(
         let (stored, contract) = match payment {
             None => (st.node.put_hashed(&path, hashed, opts).await?, None),
             Some((mandate, signature)) => {
-                let q = crate::wire::put_quote(total, mandate.periods, opts.tier, opts.code);
+                // Priced by the term's length, whatever its periods: a client choosing long
+                // periods does not pay for fewer days.
+                let days = crate::wire::term_days(mandate.periods, mandate.period_secs)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "a payment's term is 1 s to {} days",
+                            crate::wire::MAX_TERM_SECS / 86_400
+                        ))
+                    })?;
+                let q = crate::wire::put_quote(total, days, opts.tier, opts.code);
                 let priced = st.registry.quote(&q).map_err(|e| {
                     ApiError(
                         StatusCode::SERVICE_UNAVAILABLE,

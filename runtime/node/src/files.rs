@@ -255,9 +255,16 @@ fn put(dir: &Path, remote: Option<&str>, args: PutArgs) -> Result<()> {
             owner = Some(crate::identity::open(dir, name, &args.passphrase)?);
         }
     } else if let Some(name) = &args.identity {
-        if remote.is_some() {
-            // Public content through a node: the identity owns nothing but pays, where the
-            // node charges.
+        let charges = match remote {
+            Some(url) => {
+                Client::new(url)?
+                    .get::<zhtp::wire::NodeStatus>("/status")?
+                    .charges
+            }
+            None => false,
+        };
+        if charges {
+            // Public content through a node that charges: the identity owns nothing but pays.
             owner = None;
             payer = Some(crate::identity::open(dir, name, &args.passphrase)?);
         } else {

@@ -113,6 +113,9 @@ pub enum Error {
     /// A paid put that cannot be paid: no funds, a bad mandate, a provider declining.
     #[error("{0}")]
     Payment(String),
+    /// Providers would not take a paid put's contract (declined, unreachable).
+    #[error("{0}")]
+    Declined(String),
     /// A worker task panicked or was cancelled.
     #[error("internal: {0}")]
     Task(String),

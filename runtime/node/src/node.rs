@@ -467,7 +467,7 @@ fn audit_step(t0: Instant, c: &Client, what: &str) -> Result<zhtp::network::Audi
         r.failed.len(),
         r.failed
             .iter()
-            .map(|(p, _, v)| format!(" ({} {v:?})", &p[..8]))
+            .map(|(p, _, v)| format!(" ({} {v:?})", p.get(..8).unwrap_or(p)))
             .collect::<String>()
     );
     Ok(r)
@@ -570,13 +570,13 @@ pub fn demo() -> Result<()> {
         "/quote",
         &zhtp::wire::put_quote(
             size as u64,
-            DEMO_PERIODS,
+            zhtp::wire::term_days(DEMO_PERIODS, DEMO_PERIOD_SECS).expect("a short term"),
             StorageTier::Hot,
             zhtp::local::PutOptions::new(StorageTier::Hot).code,
         ),
     )?;
     println!(
-        "         quote from node 0's pricing plugin {} ({}): {} for {DEMO_PERIODS} days ({:.1} ms)",
+        "         quote from node 0's pricing plugin {} ({}): {} for {DEMO_PERIODS} periods of {DEMO_PERIOD_SECS} s, priced as a day ({:.1} ms)",
         quote.plugin,
         quote.plugin_hash.fmt_short(),
         zhtp_economy::tokens(quote.total),
@@ -629,7 +629,7 @@ pub fn demo() -> Result<()> {
     };
     let escrowed = contract.escrow.as_ref().map_or(0, |e| e.funded);
     println!(
-        "         storage contract {} ({:?}): {} shards on {} providers, signed by {} of {} parties; {} in escrow on node 0, {} periods (of {DEMO_PERIOD_SECS} s on this demo, priced as days)",
+        "         storage contract {} ({:?}): {} shards on {} providers, signed by {} of {} parties; {} in escrow on node 0, {} periods of {DEMO_PERIOD_SECS} s",
         contract.id.fmt_short(),
         contract.state,
         contract.shards,
@@ -751,7 +751,7 @@ pub fn demo() -> Result<()> {
         zhtp_economy::tokens(e.funded),
         zhtp_economy::tokens(e.released),
         zhtp_economy::tokens(e.refunded),
-        zhtp_economy::tokens(e.funded - e.released - e.refunded),
+        zhtp_economy::tokens(e.remaining().unwrap_or(0)),
         shown.periods - shown.periods_settled
     );
     step(t0, "swapping the pricing plugin on live node 3");

@@ -139,7 +139,10 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
                 println!("  provider  {p}  {n} shards");
             }
             for (period, p, o) in &c.audits {
-                println!("  audit     period {period}  {}  {o:?}", &p[..16]);
+                println!(
+                    "  audit     period {period}  {}  {o:?}",
+                    p.get(..16).unwrap_or(p)
+                );
             }
             match &c.escrow {
                 Some(e) => println!(

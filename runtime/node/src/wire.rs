@@ -712,6 +712,20 @@ impl PaymentRequest {
     }
 }
 
+/// Longest term a payment may ask for: 100 years.
+pub const MAX_TERM_SECS: u64 = 100 * 365 * 86_400;
+
+/// The days a term of `periods` periods of `period_secs` is priced as: whole days, rounded
+/// up (a term of 20 periods of 3 s is priced as 1 day, one of 2 periods of 1.5 days as 3).
+/// `None` beyond [`MAX_TERM_SECS`] or for an empty term.
+pub fn term_days(periods: u32, period_secs: u64) -> Option<u32> {
+    let secs = u64::from(periods).checked_mul(period_secs)?;
+    if secs == 0 || secs > MAX_TERM_SECS {
+        return None;
+    }
+    u32::try_from(secs.div_ceil(PERIOD_SECS)).ok()
+}
+
 /// The pricing request of a put of `size` bytes for `days` in `tier` with code `code`: what a
 /// node charging for a put asks its pricing plugin, and what a client asks `/quote` to know
 /// the price beforehand. Redundancy is the code's, in whole copies, rounded up.

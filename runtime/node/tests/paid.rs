@@ -3,7 +3,7 @@
 //! shard goes out; without funds it stores nothing; a charging node refuses shards no contract
 //! pays for, and checks every contract offered to it.
 
-use support::{connected, data, key, network, opts, owner, store_request};
+use support::{connected, data, key, network, opts, owner, store_request, until};
 use zhtp::network::{Error, Node, Payment, ed25519_of};
 use zhtp_content::EncryptionLevel;
 use zhtp_dht::{Request, Response};
@@ -213,7 +213,8 @@ async fn without_funds_a_put_stores_nothing_and_says_why() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("another client or content"),
+        err.to_string()
+            .contains("the payment's mandate is for content"),
         "{err}"
     );
     other = payment(hashed.0);
@@ -223,7 +224,7 @@ async fn without_funds_a_put_stores_nothing_and_says_why() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("above the mandate's budget"),
+        err.to_string().contains("above the payment's budget"),
         "{err}"
     );
     for node in &nodes {
@@ -548,4 +549,226 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
     // And the ledger's total never moved.
     let audit = ledger.audit().unwrap();
     assert_eq!(audit.supply, SUPPLY);
+}
+
+/// A provider that keeps nothing: it signs every offer, says "stored" and drops the bytes, and
+/// answers an audit by rebuilding its shard from k shards it fetches from the other holders
+/// (named in the contract it signed), a correct answer made without a copy of its own.
+async fn proxy(tmp: &tempfile::TempDir, bootstrap: Vec<zhtp_dht::Multiaddr>) -> zhtp_dht::Dht {
+    let kp = zhtp_dht::Keypair::generate_ed25519();
+    let me = ed25519_of(&kp.public().to_peer_id()).unwrap();
+    let db =
+        zhtp_store::Store::open(tmp.path().join("proxy"), zhtp_store::Config::default()).unwrap();
+    let (dht, mut inbound) =
+        zhtp_dht::Dht::spawn(kp.clone(), support::config(bootstrap), Some(db.into()))
+            .await
+            .unwrap();
+    let contracts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<StorageContract>::new()));
+    let d = dht.clone();
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            let (d, kp, contracts) = (d.clone(), kp.clone(), contracts.clone());
+            tokio::spawn(async move {
+                let zhtp_dht::Inbound { request, reply, .. } = req;
+                let answer = match request {
+                    Request::Offer { contract } => {
+                        let c = StorageContract::decode(&contract).unwrap();
+                        let sig = kp.sign(&c.message_for(&me)).unwrap();
+                        contracts.lock().unwrap().push(c);
+                        Response::Signed(sig)
+                    }
+                    Request::Store { .. } => Response::Stored,
+                    Request::Audit {
+                        segment,
+                        index,
+                        nonce,
+                        ranges,
+                        ..
+                    } => {
+                        let c = contracts.lock().unwrap()[0].clone();
+                        let shard = rebuild(&d, &c, segment, index).await;
+                        let challenge = zhtp_economy::audit::Challenge { nonce, ranges };
+                        Response::Audited(zhtp_economy::audit::digest(&challenge, &shard).unwrap())
+                    }
+                    _ => Response::NotFound,
+                };
+                reply.send(answer).await;
+            });
+        }
+    });
+    dht
+}
+
+/// Shard `index` of `segment` under `c`, rebuilt from 4 others fetched from their holders.
+async fn rebuild(dht: &zhtp_dht::Dht, c: &StorageContract, segment: u32, index: u16) -> Vec<u8> {
+    let code = zhtp::local::PutOptions::new(zhtp_types::StorageTier::Hot).code;
+    let n = code.total();
+    let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+    let mut got = 0;
+    for p in c.terms().shards.iter().filter(|p| p.segment == segment) {
+        if p.index == index || got == code.data as usize {
+            continue;
+        }
+        let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(&p.holder).unwrap();
+        let peer = zhtp_dht::PeerId::from_public_key(&pk.into());
+        if let Ok(Response::Shard(b)) = dht.request(peer, Request::Fetch { hash: p.shard }).await {
+            slots[p.index as usize] = Some(b);
+            got += 1;
+        }
+    }
+    zhtp_content::erasure_code(code)
+        .unwrap()
+        .reconstruct(&mut slots)
+        .unwrap();
+    slots[index as usize].take().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_answering_audits_from_other_holders_copies_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, boot) = network(&tmp, 4).await;
+    let cheat = proxy(&tmp, boot).await;
+    for n in &nodes {
+        n.charge(true);
+        let _ = n.dht().bootstrap().await;
+        connected(n, 4).await;
+    }
+    let gateway = &nodes[0];
+    let ledger = gateway.local().ledger();
+    ledger.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    ledger
+        .fund([1; 32], Account::Key(client()), 10 * PRICE)
+        .unwrap();
+    // One 24 MiB segment: 6 MiB shards, so rebuilding one takes 24 MiB over the network, where
+    // an honest answer reads 4 KiB of a local copy.
+    let bytes = data(24 << 20, 17);
+    let (path, hashed) = input(&tmp, &bytes);
+    let mut o = opts(EncryptionLevel::None);
+    o.segment_size = 24 << 20;
+    let (_, c) = gateway
+        .put_paid(&path, hashed, o, payment(hashed.0))
+        .await
+        .unwrap();
+    let x = ed25519_of(&cheat.peer_id()).unwrap();
+    assert!(
+        c.terms().providers().contains(&x),
+        "the proxy signed for shards"
+    );
+    gateway.set_audit_config(zhtp::network::AuditConfig {
+        deadline: std::time::Duration::from_millis(40),
+        ..Default::default()
+    });
+    let r = gateway.audit_round(c.terms().start + 1).await.unwrap();
+    // Its answer is right (it rebuilt the shard), and too late: caught.
+    let caught: Vec<_> = r
+        .failed
+        .iter()
+        .filter(|(p, ..)| *p == hex::encode(x))
+        .collect();
+    assert_eq!(
+        caught,
+        [&(
+            hex::encode(x),
+            c.id(),
+            zhtp_economy::contract::Violation::SlowResponse
+        )]
+    );
+    let audits = gateway.contracts().audits(&c.id(), Some(0)).unwrap();
+    assert!(audits.iter().any(|(_, p, o)| *p == x
+        && *o
+            == zhtp_economy::audit::Outcome::Failed(
+                zhtp_economy::contract::Violation::SlowResponse
+            )));
+    cheat.shutdown().await;
+}
+
+/// A provider that signs offers (or, with `decline`, refuses them) and then refuses every
+/// shard: a node that fails between agreeing and storing.
+async fn fickle(
+    tmp: &tempfile::TempDir,
+    bootstrap: Vec<zhtp_dht::Multiaddr>,
+    decline: bool,
+) -> zhtp_dht::Dht {
+    let kp = zhtp_dht::Keypair::generate_ed25519();
+    let me = ed25519_of(&kp.public().to_peer_id()).unwrap();
+    let dir = tmp.path().join(format!("fickle-{decline}"));
+    let db = zhtp_store::Store::open(dir, zhtp_store::Config::default()).unwrap();
+    let (dht, mut inbound) =
+        zhtp_dht::Dht::spawn(kp.clone(), support::config(bootstrap), Some(db.into()))
+            .await
+            .unwrap();
+    tokio::spawn(async move {
+        while let Some(req) = inbound.recv().await {
+            let zhtp_dht::Inbound { request, reply, .. } = req;
+            let answer = match request {
+                Request::Offer { .. } if decline => Response::Refused("not today".into()),
+                Request::Offer { contract } => {
+                    let c = StorageContract::decode(&contract).unwrap();
+                    Response::Signed(kp.sign(&c.message_for(&me)).unwrap())
+                }
+                _ => Response::Refused("disk full".into()),
+            };
+            reply.send(answer).await;
+        }
+    });
+    dht
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_failing_after_its_escrow_gives_the_money_back_and_a_declined_one_takes_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, boot) = network(&tmp, 2).await;
+    let gateway = &nodes[0];
+    let ledger = gateway.local().ledger();
+    ledger.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    ledger
+        .fund([1; 32], Account::Key(client()), 10 * PRICE)
+        .unwrap();
+    for n in &nodes {
+        n.charge(true);
+    }
+    let bytes = data(1_000_000, 19);
+    let (path, hashed) = input(&tmp, &bytes);
+
+    // A provider that declines: no escrow, nothing kept, the node named.
+    let no = fickle(&tmp, boot.clone(), true).await;
+    connected(gateway, 2).await;
+    let err = gateway
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment(hashed.0),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Declined(_)), "{err:?}");
+    assert!(err.to_string().contains(&no.peer_id().to_string()), "{err}");
+    assert!(err.to_string().contains("not today"), "{err}");
+    assert_eq!(balance(gateway), 10 * PRICE);
+    assert!(ledger.open_escrows().unwrap().is_empty());
+    no.shutdown().await;
+    until("the decliner to be gone", [gateway], || async {
+        gateway.dht().status().await.unwrap().connected.len() == 1
+    })
+    .await;
+
+    // A provider that signs, then refuses its shards: the escrow was locked, and goes back.
+    let flaky = fickle(&tmp, boot, false).await;
+    connected(gateway, 2).await;
+    let mut pay = payment(hashed.0);
+    pay.mandate.nonce = [8; 16];
+    pay.signature = owner().sign(&pay.mandate.signing_message()).to_vec();
+    let err = gateway
+        .put_paid(&path, hashed, opts(EncryptionLevel::Standard), pay)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    let flaky_key = ed25519_of(&flaky.peer_id()).unwrap();
+    // Refunded before the put returned, and the contract forgotten.
+    assert!(ledger.open_escrows().unwrap().is_empty());
+    assert!(gateway.contracts().list(10).unwrap().is_empty());
+    assert_eq!(balance(gateway), 10 * PRICE, "every µZHTP back");
+    assert_eq!(ledger.balance(&Account::Key(flaky_key)).unwrap(), 0);
+    assert_eq!(ledger.audit().unwrap().escrows.1, 1, "one escrow, settled");
 }

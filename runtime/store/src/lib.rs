@@ -482,6 +482,70 @@ impl Store {
         Ok(Some(bytes))
     }
 
+    /// The length of a shard, `None` when absent (an index read only).
+    pub fn shard_len(&self, hash: &Hash) -> Result<Option<u32>, Error> {
+        Ok(self
+            .get(Cf::Shards, hash.as_bytes())?
+            .map(|v| Location::decode(&v).map_or(v.len() as u32, |at| at.len)))
+    }
+
+    /// Byte ranges `(offset, length)` of a shard, read without the rest of it: `Ok(None)` when
+    /// the shard is absent, [`Error::Corrupt`] when a range lies outside it or its pack is
+    /// damaged. Not checked against the shard's hash (only a whole read can be): an audit's
+    /// digest checks them. What an audit reads: a few kilobytes, whatever the shard's size.
+    pub fn shard_ranges(
+        &self,
+        hash: &Hash,
+        ranges: &[(u32, u32)],
+    ) -> Result<Option<Vec<Vec<u8>>>, Error> {
+        let mut retried = false;
+        loop {
+            let Some(value) = self.get(Cf::Shards, hash.as_bytes())? else {
+                return Ok(None);
+            };
+            let len = Location::decode(&value).map_or(value.len() as u64, |at| u64::from(at.len));
+            if ranges
+                .iter()
+                .any(|&(o, l)| u64::from(o) + u64::from(l) > len)
+            {
+                return Err(Error::Corrupt(*hash));
+            }
+            let Some(at) = Location::decode(&value) else {
+                // Stored inline by a build from before packs.
+                return Ok(Some(
+                    ranges
+                        .iter()
+                        .map(|&(o, l)| value[o as usize..(o + l) as usize].to_vec())
+                        .collect(),
+                ));
+            };
+            let read: std::io::Result<Vec<Vec<u8>>> = ranges
+                .iter()
+                .map(|&(o, l)| {
+                    self.packs.read(Location {
+                        pack: at.pack,
+                        offset: at.offset + u64::from(o),
+                        len: l,
+                    })
+                })
+                .collect();
+            match read {
+                Ok(parts) => return Ok(Some(parts)),
+                // Compaction moved the shard between our index read and the pack read.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !retried => retried = true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::NotFound
+                    ) =>
+                {
+                    return Err(Error::Corrupt(*hash));
+                }
+                Err(e) => return Err(io_err(&self.path)(e)),
+            }
+        }
+    }
+
     /// Every `(key, value)` of `cf` whose key starts with `prefix`, in key order.
     pub fn scan(
         &self,

@@ -23,8 +23,8 @@ use zhtp_types::Hash;
 
 use super::{Error, Node, blocking, held_key};
 
-/// Most contracts one round looks at.
-const MAX_CONTRACTS: usize = 100_000;
+/// One settlement at a time (the background round and `POST /settle` may meet).
+static SETTLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How audits are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +67,12 @@ pub struct AuditReport {
     pub banned: Vec<String>,
     /// Providers with no challenge left to ask.
     pub exhausted: usize,
+    /// Audits not counted: most providers were unreachable at once, which says more about
+    /// this node's network than about them.
+    pub uncounted: usize,
+    /// Contracts skipped: their content was removed or replaced by its client (its shards are
+    /// gone on purpose), or they could not be read.
+    pub skipped: usize,
 }
 
 /// What a settlement did.
@@ -80,6 +86,8 @@ pub struct SettleReport {
     pub refunded: u64,
     /// Contracts whose term ended and whose escrow is settled.
     pub completed: usize,
+    /// Contracts that could not be settled this time (logged; tried again next time).
+    pub failed: usize,
     /// What was left in those escrows and went back to their clients, µZHTP.
     pub returned: u64,
 }
@@ -109,12 +117,7 @@ fn economy(e: zhtp_economy::Error) -> Error {
     Error::Task(format!("ledger: {e}"))
 }
 
-/// The end of `c`'s term, Unix seconds.
-fn end_of(c: &StorageContract) -> u64 {
-    let t = c.terms();
-    t.start
-        .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs))
-}
+use super::contracts::end_of;
 
 impl Node {
     /// How this node judges audits.
@@ -157,8 +160,15 @@ impl Node {
             .get(..32)
             .and_then(|h| <[u8; 32]>::try_from(h).ok())
             .ok_or_else(not_held)?;
-        let shard = store.shard(&Hash(hash))?.ok_or_else(not_held)?;
-        audit::digest(challenge, &shard).map_err(|e| Error::Invalid(e.to_string()))
+        // Only the ranges are read: an honest answer costs a few kilobytes of disk, whatever the
+        // shard's size, which is what makes the deadline tight.
+        let hash = Hash(hash);
+        let len = store.shard_len(&hash)?.ok_or_else(not_held)?;
+        audit::check(challenge, len.into()).map_err(|e| Error::Invalid(e.to_string()))?;
+        let parts = store
+            .shard_ranges(&hash, &challenge.ranges)?
+            .ok_or_else(not_held)?;
+        Ok(audit::digest_parts(challenge, &parts))
     }
 
     /// This node's view of `node`'s standing.
@@ -196,20 +206,40 @@ impl Node {
         self.standing(&key).is_ok_and(|s| s.band == Band::Banned)
     }
 
-    /// The contracts this node holds the escrow of and has not settled.
+    /// The contracts this node holds the escrow of and has not settled (from the ledger's
+    /// open escrows: contracts others offered this node do not crowd them out).
     fn escrowed(&self) -> Result<Vec<StorageContract>, Error> {
-        let ledger = self.inner.local.ledger();
         let mut out = Vec::new();
-        for c in self.inner.book.list(MAX_CONTRACTS).map_err(economy)? {
-            if ledger
-                .escrow(&c.id().0)
-                .map_err(economy)?
-                .is_some_and(|e| !e.settled)
-            {
-                out.push(c);
+        for id in self.inner.local.ledger().open_escrows().map_err(economy)? {
+            match self.inner.book.get(&Hash(id)) {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => {
+                    tracing::error!(contract = %Hash(id), "an open escrow without its contract")
+                }
+                Err(e) => tracing::error!(contract = %Hash(id), "storage contract unreadable: {e}"),
             }
         }
         Ok(out)
+    }
+
+    /// The shards of `c` its client still stores: those of the content's current manifest
+    /// here (`None`: the content was removed). A shard removed or replaced on purpose (a
+    /// removal, a re-put with a new key) is not audited.
+    fn still_stored(&self, c: &StorageContract) -> Option<std::collections::HashSet<(u32, u16)>> {
+        let m = self.inner.local.manifest(&c.terms().content).ok()??;
+        Some(
+            c.terms()
+                .shards
+                .iter()
+                .filter(|p| {
+                    m.segments
+                        .get(p.segment as usize)
+                        .and_then(|s| s.shards.get(p.index as usize))
+                        == Some(&p.shard)
+                })
+                .map(|p| (p.segment, p.index))
+                .collect(),
+        )
     }
 
     /// One audit round at time `now` (Unix seconds): every provider of every running contract
@@ -218,6 +248,7 @@ impl Node {
         let node = self.clone();
         let contracts = blocking(move || node.escrowed()).await??;
         let mut report = AuditReport::default();
+        let mut results = Vec::new();
         for c in contracts {
             let t = c.terms();
             if !matches!(c.state(), State::Active | State::Resolved)
@@ -226,43 +257,78 @@ impl Node {
             {
                 continue;
             }
+            let (node, c2) = (self.clone(), c.clone());
+            let Some(stored) = blocking(move || node.still_stored(&c2)).await? else {
+                report.skipped += 1;
+                continue;
+            };
             report.contracts += 1;
             let period = ((now - t.start) / t.period_secs) as u32;
-            let asks = t.providers().into_iter().map(|p| {
-                let c = &c;
-                async move { (p, self.audit_one(c, p).await) }
-            });
-            for (p, r) in futures::future::join_all(asks).await {
-                let outcome = match r? {
-                    Some(o) => o,
-                    None => {
-                        report.exhausted += 1;
+            // Once a period per provider: the challenges last the term.
+            let (node, id) = (self.clone(), c.id());
+            let done: std::collections::HashSet<[u8; 32]> =
+                match blocking(move || node.inner.book.audits(&id, Some(period))).await? {
+                    Ok(a) => a.into_iter().map(|(_, p, _)| p).collect(),
+                    Err(e) => {
+                        tracing::error!(contract = %c.id(), "audit records unreadable: {e}");
+                        report.skipped += 1;
                         continue;
                     }
                 };
-                report.audits += 1;
-                let (node, id, sla) = (self.clone(), c.id(), t.sla.latency_ms);
-                let table = self.audit_config().table;
-                let (before, after) = blocking(move || {
-                    let book = &node.inner.book;
-                    book.record(&id, period, &p, outcome)?;
-                    let before = book.points(&p)?;
-                    Ok::<_, zhtp_economy::Error>((
-                        before,
-                        book.adjust(&p, table.points(outcome, sla))?,
-                    ))
-                })
-                .await?
-                .map_err(economy)?;
-                match outcome.violation() {
-                    None => report.passed += 1,
-                    Some(v) => report.failed.push((hex::encode(p), c.id(), v)),
+            let asks = t
+                .providers()
+                .into_iter()
+                .filter(|p| !done.contains(p))
+                .map(|p| {
+                    let (c, stored) = (&c, &stored);
+                    async move { (p, self.audit_one(c, p, stored).await) }
+                });
+            for (p, r) in futures::future::join_all(asks).await {
+                match r {
+                    Ok(Some(o)) => results.push((c.clone(), period, p, o)),
+                    Ok(None) => report.exhausted += 1,
+                    Err(e) => tracing::warn!(contract = %c.id(), "audit not made: {e}"),
                 }
-                let bands = self.audit_config().bands;
-                if bands.band(after) == Band::Banned && bands.band(before) != Band::Banned {
-                    tracing::warn!(provider = %hex::encode(p), points = after, "banned by its audits");
-                    report.banned.push(hex::encode(p));
-                }
+            }
+        }
+        // Most providers unreachable at once: this node's own network is the likelier culprit.
+        let unreachable = results
+            .iter()
+            .filter(|r| r.3 == Outcome::Failed(Violation::Unavailability))
+            .count();
+        let outage = results.len() >= 3 && unreachable * 2 > results.len();
+        if outage {
+            tracing::warn!(
+                unreachable,
+                of = results.len(),
+                "most providers unreachable: unavailability not counted this round"
+            );
+        }
+        let config = self.audit_config();
+        for (c, period, p, outcome) in results {
+            if outage && outcome == Outcome::Failed(Violation::Unavailability) {
+                report.uncounted += 1;
+                continue;
+            }
+            report.audits += 1;
+            let (node, id, sla) = (self.clone(), c.id(), c.terms().sla.latency_ms);
+            let (before, after) = blocking(move || {
+                let book = &node.inner.book;
+                book.record(&id, period, &p, outcome)?;
+                let before = book.points(&p)?;
+                let after = book.adjust(&p, config.table.points(outcome, sla))?;
+                Ok::<_, zhtp_economy::Error>((before, after))
+            })
+            .await?
+            .map_err(economy)?;
+            match outcome.violation() {
+                None => report.passed += 1,
+                Some(v) => report.failed.push((hex::encode(p), c.id(), v)),
+            }
+            let bands = config.bands;
+            if bands.band(after) == Band::Banned && bands.band(before) != Band::Banned {
+                tracing::warn!(provider = %hex::encode(p), points = after, "banned by its audits");
+                report.banned.push(hex::encode(p));
             }
         }
         Ok(report)
@@ -274,12 +340,13 @@ impl Node {
         &self,
         c: &StorageContract,
         provider: [u8; 32],
+        stored: &std::collections::HashSet<(u32, u16)>,
     ) -> Result<Option<Outcome>, Error> {
         let t = c.terms();
         let mine: Vec<(u32, u16)> = t
             .shards
             .iter()
-            .filter(|s| s.holder == provider)
+            .filter(|s| s.holder == provider && stored.contains(&(s.segment, s.index)))
             .map(|s| (s.segment, s.index))
             .collect();
         let mut start = [0u8; 8];
@@ -354,21 +421,48 @@ impl Node {
     }
 
     fn settle_blocking(&self, now: u64) -> Result<SettleReport, Error> {
+        let _one = SETTLING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut report = SettleReport::default();
+        for c in self.escrowed()? {
+            let id = c.id();
+            if let Err(e) = self.settle_one(c, now, &mut report) {
+                tracing::error!(contract = %id, "not settled: {e}");
+                report.failed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Settles the ended periods of `c` (and `c` itself once its term is over).
+    fn settle_one(
+        &self,
+        mut c: StorageContract,
+        now: u64,
+        report: &mut SettleReport,
+    ) -> Result<(), Error> {
         let (book, ledger) = (&self.inner.book, self.inner.local.ledger());
         let bands = self.audit_config().bands;
-        let mut report = SettleReport::default();
-        for mut c in self.escrowed()? {
+        {
             let id = c.id();
+            if !matches!(c.state(), State::Active | State::Resolved) {
+                // Nothing moves for a contract that is not running (a put still placing).
+                return Ok(());
+            }
             let step = |c: &mut StorageContract, e: Event| {
                 c.apply(e).map_err(|e| Error::Task(e.to_string()))
             };
             loop {
                 let t = c.terms().clone();
                 let n = c.periods_settled();
+                if n >= t.periods {
+                    break;
+                }
                 let ended = t
                     .start
                     .saturating_add(u64::from(n + 1).saturating_mul(t.period_secs));
-                if n >= t.periods || ended > now {
+                if ended > now {
                     break;
                 }
                 let mut outcomes: HashMap<[u8; 32], Vec<Outcome>> = HashMap::new();
@@ -411,7 +505,7 @@ impl Node {
                 }
                 step(&mut c, Event::PeriodPassed)?;
                 report.periods += 1;
-                book.keep(&c).map_err(economy)?;
+                book.update(&c).map_err(economy)?;
             }
             if c.periods_settled() == c.terms().periods
                 && matches!(c.state(), State::Active | State::Resolved)
@@ -419,13 +513,13 @@ impl Node {
                 step(&mut c, Event::TermEnded)?;
                 let back = ledger.settle(id.0).map_err(economy)?;
                 step(&mut c, Event::EscrowSettled)?;
-                book.keep(&c).map_err(economy)?;
+                book.update(&c).map_err(economy)?;
                 report.completed += 1;
                 report.returned += back;
                 tracing::info!(contract = %id, "storage contract settled; {} back to its client", tokens(back));
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Rebuilds, elsewhere, the shards that providers banned by this node's audits hold under
@@ -445,7 +539,12 @@ impl Node {
             if banned.is_empty() || now() >= end_of(&c) {
                 continue;
             }
-            rebuilt += self.repair_content(&t.content).await?;
+            match self.repair_content(&t.content).await {
+                Ok(n) => rebuilt += n,
+                Err(e) => {
+                    tracing::warn!(content = %t.content, "repair of banned providers' shards failed: {e}")
+                }
+            }
         }
         Ok(rebuilt)
     }

@@ -58,14 +58,12 @@ pub fn ed25519_of(peer: &PeerId) -> Option<[u8; 32]> {
     Some(key.try_into_ed25519().ok()?.to_bytes())
 }
 
-/// Audit challenges prepared per shard at put time: as many audits of each shard as the
-/// client's node can ask later (each is used once).
-pub const CHALLENGES_PER_SHARD: usize = 4;
-
 /// The first pass of a paid put: the shard hashes of each segment, and the audit challenges
 /// of each shard (prepared now, while the shards are at hand).
 struct Planner {
     seed: [u8; 32],
+    /// Challenges per shard.
+    challenges: usize,
 }
 
 impl crate::pipeline::Sink for Planner {
@@ -82,7 +80,7 @@ impl crate::pipeline::Sink for Planner {
                     index,
                     j as u16,
                     bytes,
-                    CHALLENGES_PER_SHARD,
+                    self.challenges,
                     &self.seed,
                 ));
                 h
@@ -97,6 +95,18 @@ impl crate::pipeline::Sink for Planner {
 fn now() -> u64 {
     zhtp_dht::record::unix_now()
 }
+
+/// The end of `c`'s term, Unix seconds.
+pub(super) fn end_of(c: &StorageContract) -> u64 {
+    let t = c.terms();
+    t.start
+        .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs))
+}
+
+/// Most audit challenges prepared per shard: one per period (a provider is audited once a
+/// period), up to this. A term with more periods than a provider's shards times this runs
+/// out of challenges (the Groth16 proofs of storage to come have no such bound).
+pub const MAX_CHALLENGES_PER_SHARD: u32 = 32;
 
 impl Node {
     /// Whether this node charges: admits shards from peers only under storage contracts,
@@ -210,13 +220,15 @@ impl Node {
         index: u16,
         hash: &Hash,
     ) -> Result<Option<Vec<u8>>, Error> {
+        let now = now();
         let found = self
             .inner
             .book
             .covering(content, segment, index, hash)
             .map_err(economy)?;
         Ok(found
-            .first()
+            .iter()
+            .find(|c| end_of(c) > now)
             .map(|c| postcard::to_allocvec(c).expect("contracts encode")))
     }
 
@@ -229,19 +241,10 @@ impl Node {
         index: u16,
         hash: &Hash,
     ) -> Result<bool, Error> {
-        let now = now();
-        Ok(self
-            .inner
+        self.inner
             .book
-            .covering(content, segment, index, hash)
-            .map_err(economy)?
-            .iter()
-            .any(|c| {
-                let t = c.terms();
-                t.start
-                    .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs))
-                    > now
-            }))
+            .covers(content, segment, index, hash, now())
+            .map_err(economy)
     }
 
     /// The first half of a paid put: encodes the content to learn its shards, plans their
@@ -258,6 +261,33 @@ impl Node {
         pay: Payment,
     ) -> Result<(StorageContract, Plan, Vec<Prepared>), Error> {
         let client = pay.mandate.client;
+        // The mandate first: nothing is encoded for a payment that cannot be made.
+        let start = now();
+        let m = pay.mandate;
+        if m.content != content {
+            return Err(Error::Payment(format!(
+                "the payment's mandate is for content {}, not {content}",
+                m.content
+            )));
+        }
+        if m.expires < start {
+            return Err(Error::Payment(
+                "the payment's mandate has expired: sign a new one".into(),
+            ));
+        }
+        if pay.price > m.max_price {
+            return Err(Error::Payment(format!(
+                "this put costs {}, above the payment's budget of {}",
+                tokens(pay.price),
+                tokens(m.max_price)
+            )));
+        }
+        zhtp_identity::verify(&client, &m.signing_message(), &pay.signature).map_err(|_| {
+            Error::Payment(format!(
+                "the payment's mandate signature does not verify as {}'s",
+                hex::encode(client)
+            ))
+        })?;
         let (ledger_balance, used) = {
             let (node, mandate) = (self.clone(), pay.mandate.id().0);
             blocking(move || {
@@ -286,7 +316,10 @@ impl Node {
         }
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
-        let planner = Planner { seed };
+        let planner = Planner {
+            seed,
+            challenges: m.periods.clamp(1, MAX_CHALLENGES_PER_SHARD) as usize,
+        };
         let encoded =
             super::placement::run_pipeline(path, encoder.clone(), segment_size, planner).await?;
         if encoded.content_hash != content {
@@ -331,14 +364,13 @@ impl Node {
                 });
             }
         }
-        let m = pay.mandate;
         let terms = Terms {
             content,
             client,
             shards,
             price: pay.price,
             plugin: pay.plugin,
-            start: now(),
+            start,
             periods: m.periods,
             period_secs: m.period_secs,
             sla: Sla::default(),
@@ -352,12 +384,20 @@ impl Node {
         // Every provider signs (this node with its own key, when it holds shards too).
         let bytes = postcard::to_allocvec(&c).expect("contracts encode");
         let me = self.peer_id();
+        let provider_message = c.terms().signing_message();
         let asks = keys.iter().map(|(&p, &k)| {
             let bytes = bytes.clone();
+            let provider_message = &provider_message;
             async move {
                 if p == me {
-                    let node = self.clone();
-                    let sig = blocking(move || node.accept_offer(&bytes)).await??;
+                    // Signed here, kept only with the escrow (a put that fails before leaves
+                    // nothing behind).
+                    let sig = self
+                        .inner
+                        .dht
+                        .keypair()
+                        .sign(provider_message)
+                        .map_err(|e| Error::Invalid(format!("cannot sign: {e}")))?;
                     return Ok::<_, Error>((k, sig));
                 }
                 match self
@@ -367,13 +407,13 @@ impl Node {
                     .await
                 {
                     Ok(Response::Signed(sig)) if !sig.is_empty() => Ok((k, sig)),
-                    Ok(Response::Refused(why)) => Err(Error::Payment(format!(
+                    Ok(Response::Refused(why)) => Err(Error::Declined(format!(
                         "node {p} declined the storage contract: {why}"
                     ))),
-                    Ok(other) => Err(Error::Payment(format!(
+                    Ok(other) => Err(Error::Declined(format!(
                         "node {p} answered the storage contract with {other:?}"
                     ))),
-                    Err(e) => Err(Error::Payment(format!(
+                    Err(e) => Err(Error::Declined(format!(
                         "node {p} did not answer the storage contract: {e}"
                     ))),
                 }
@@ -384,12 +424,21 @@ impl Node {
             c.sign(k, &sig)
                 .map_err(|e| Error::Payment(format!("a provider's signature: {e}")))?;
         }
+        // Active once the escrow is locked: the contract and its challenges are kept in the
+        // batch that locks it, so a crash keeps both or neither.
+        c.apply(Event::EscrowLocked)
+            .map_err(|e| Error::Task(e.to_string()))?;
         let (node, id, price, mandate) = (self.clone(), c.id(), pay.price, m.id());
+        let (active, challenges) = (c.clone(), prepared.clone());
         blocking(move || {
-            node.inner
-                .local
-                .ledger()
-                .lock_escrow(id.0, Account::Key(client), price, mandate.0)
+            let book = &node.inner.book;
+            node.inner.local.ledger().lock_escrow_with(
+                id.0,
+                Account::Key(client),
+                price,
+                mandate.0,
+                |b| book.fill(b, &active, &challenges),
+            )
         })
         .await?
         .map_err(|e| match e {
@@ -397,15 +446,19 @@ impl Node {
             | zhtp_economy::Error::MandateUsed(..) => Error::Payment(e.to_string()),
             e => economy(e),
         })?;
-        c.apply(Event::EscrowLocked)
-            .map_err(|e| Error::Task(e.to_string()))?;
         Ok((c, plan, prepared))
     }
 
-    /// A paid put failed after its escrow was locked: everything goes back to the client.
+    /// A paid put failed after its escrow was locked, before its shards were all placed:
+    /// everything goes back to the client, and the contract is forgotten here.
     pub(super) async fn unwind(&self, c: &StorageContract) {
-        let (node, id) = (self.clone(), c.id());
-        match blocking(move || node.inner.local.ledger().settle(id.0)).await {
+        let (node, c2, id) = (self.clone(), c.clone(), c.id());
+        let undo = move || {
+            let back = node.inner.local.ledger().settle(id.0)?;
+            node.inner.book.forget(&c2)?;
+            Ok::<_, zhtp_economy::Error>(back)
+        };
+        match blocking(undo).await {
             Ok(Ok(back)) => tracing::info!(contract = %id, "put failed; {} refunded", tokens(back)),
             Ok(Err(e)) => {
                 tracing::error!(contract = %id, "put failed and its escrow did not settle: {e}")

@@ -49,9 +49,6 @@ struct Unwind {
     contract: Option<StorageContract>,
 }
 
-/// The audit challenges of a paid put, kept with its contract once the put succeeded.
-type Challenges = Vec<zhtp_economy::audit::Prepared>;
-
 impl Drop for Unwind {
     fn drop(&mut self) {
         if let Some(c) = self.contract.take() {
@@ -420,14 +417,12 @@ impl Node {
             node: self.clone(),
             contract: None,
         };
-        let mut challenges = Challenges::new();
         let plan = match pay {
             Some(pay) => {
-                let (c, plan, prepared) = self
+                let (c, plan, _) = self
                     .contract_for(path, &encoder, seg_size, content_hash, &peers, pay)
                     .await?;
                 unwind.contract = Some(c);
-                challenges = prepared;
                 Some(plan)
             }
             None => None,
@@ -439,16 +434,32 @@ impl Node {
             peers,
             plan,
         };
-        let encoded = run_pipeline(path, encoder.clone(), seg_size, sink).await?;
+        let encoded = run_pipeline(path, encoder.clone(), seg_size, sink).await;
         // An input edited after it was hashed (even to the same size) fails the put: a
         // manifest whose content never verifies is not published.
-        if encoded.size != size || encoded.content_hash != content_hash {
-            return Err(Error::Invalid(format!(
-                "{} changed while being stored ({size} B, then {} B); nothing was published",
-                path.display(),
-                encoded.size
-            )));
-        }
+        let encoded = match encoded {
+            Ok(e) if e.size != size || e.content_hash != content_hash => {
+                Err(Error::Invalid(format!(
+                    "{} changed while being stored ({size} B, then {} B); nothing was published",
+                    path.display(),
+                    e.size
+                )))
+            }
+            other => other,
+        };
+        let encoded = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                // The client gets its money back before it hears of the failure.
+                if let Some(c) = unwind.contract.take() {
+                    self.unwind(&c).await;
+                }
+                return Err(e);
+            }
+        };
+        // Every shard is placed with the node that signed for it: the contract stands, whatever
+        // happens to the publication (a client going away now does not get its money back).
+        let contract = unwind.contract.take();
         let (infos, placement): (Vec<SegmentInfo>, Vec<Vec<PeerId>>) =
             encoded.segments.into_iter().unzip();
         let mut metadata = opts.metadata.clone();
@@ -493,14 +504,6 @@ impl Node {
                 false
             }
         };
-        let contract = unwind.contract.take();
-        if let Some(c) = &contract {
-            let (node, c) = (self.clone(), c.clone());
-            let keep = move || node.inner.book.keep_with_challenges(&c, &challenges);
-            if let Err(e) = blocking(keep).await? {
-                tracing::error!("storage contract not kept: {e}");
-            }
-        }
         Ok((
             Stored {
                 manifest,
