@@ -147,3 +147,52 @@ fn a_node_started_without_devnet_never_mints() {
     node.kill();
     refuses_to_start(&node.dir, &["--devnet"], "started without --devnet");
 }
+
+#[test]
+fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_with(&tmp.path().join("node"), &[], &["--devnet"]);
+    assert_eq!(node.status()["charges"], true);
+    let me = tmp.path().join("me");
+    ok(node.cli_in(&me, "pw", &["account", "new", "alice"]));
+    let file = tmp.path().join("paid.txt");
+    std::fs::write(&file, b"storage that is paid for").unwrap();
+    let path = file.to_str().unwrap();
+
+    // No funds: one line naming the shortfall, and nothing stored.
+    let out = node.cli_in(&me, "pw", &["put", path, "--identity", "alice"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("has 0 ZHTP and this put costs") && err.contains("fund it first"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(node.status()["shards"], 0);
+
+    // Funded: the put pays its quote into escrow, and the contract shows.
+    ok(node.cli_in(&me, "", &["account", "fund", "alice", "10"]));
+    let put = json(&ok(node.cli_in(
+        &me,
+        "pw",
+        &["put", path, "--days", "3", "--json"],
+    )));
+    let c = &put["contract"];
+    assert_eq!(c["state"], "active", "{put}");
+    assert_eq!(c["periods"], 3);
+    let price = c["price"].as_u64().unwrap();
+    assert!(price > 0);
+    assert_eq!(c["escrow"]["funded"], price);
+    let shown = json(&ok(node.cli_in(&me, "", &["account", "show", "--json"])));
+    assert_eq!(shown["balance"], 10_000_000 - price);
+    let list = json(&ok(node.cli(&["storage-contract", "list", "--json"])));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let id = c["id"].as_str().unwrap();
+    let one = ok(node.cli(&["storage-contract", "show", id]));
+    assert!(one.contains("state       Active"), "{one}");
+    // A budget below the quote is refused before anything is stored.
+    std::fs::write(&file, b"another content").unwrap();
+    let out = node.cli_in(&me, "pw", &["put", path, "--max-price", "1u"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("budget"), "{err}");
+}
