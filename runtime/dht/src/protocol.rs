@@ -71,7 +71,8 @@ pub enum Request {
         ranges: Vec<(u32, u32)>,
     },
     /// Will you hold the shards this storage contract names for you? Answered with your
-    /// signature over it ([`Response::Signed`]) or a refusal. The contract is the postcard
+    /// signature over it ([`Response::Signed`]) or a refusal; a node the contract does not name
+    /// keeps it (to take repaired shards under it) and answers with an empty signature. The contract is the postcard
     /// encoding of a `zhtp_economy::contract::StorageContract`, carrying the client's mandate
     /// signature.
     Offer {
@@ -107,7 +108,8 @@ pub enum Response {
     Refused(String),
     /// The digest an audit asked for.
     Audited([u8; 32]),
-    /// The Ed25519 signature of this node's key over the offered contract.
+    /// The Ed25519 signature of this node's key over the offered contract (empty: kept, but
+    /// this node is not a party).
     Signed(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
