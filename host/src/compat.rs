@@ -13,6 +13,8 @@ use crate::limits::Limits;
 pub enum Kind {
     /// Prices storage: `QuoteRequest -> Quote`.
     Pricing,
+    /// Judges a provider's period of a storage contract: `Measurements -> Assessment`.
+    Quality,
 }
 
 impl Kind {
@@ -20,6 +22,7 @@ impl Kind {
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::Pricing => "pricing",
+            Kind::Quality => "quality",
         }
     }
 
@@ -27,12 +30,17 @@ impl Kind {
     pub const fn entry(self) -> &'static str {
         match self {
             Kind::Pricing => v1::PRICING_ENTRY,
+            Kind::Quality => v1::QUALITY_ENTRY,
         }
     }
 
     /// Parses a kind name.
     pub fn parse(s: &str) -> Option<Self> {
-        (s == "pricing").then_some(Kind::Pricing)
+        match s {
+            "pricing" => Some(Kind::Pricing),
+            "quality" => Some(Kind::Quality),
+            _ => None,
+        }
     }
 }
 

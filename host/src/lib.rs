@@ -12,6 +12,8 @@
 //!   configured [`Limits`] and fails with a typed [`CallError`] instead of harming the node.
 //! - [`PricingPlugin`] and [`Registry`]: typed pricing calls, self-check, atomic hot swap and
 //!   rollback, persisted in the node's data directory.
+//! - [`QualityPlugin`]: typed quality calls (a provider's audited period in, a score, violations
+//!   and a bonus out) and their self-check.
 
 mod cache;
 mod compat;
@@ -21,6 +23,7 @@ mod error;
 mod limits;
 mod plugin;
 mod pricing;
+mod quality;
 mod registry;
 
 pub use cache::{CacheStats, MAX_SEEN, ModuleCache};
@@ -30,6 +33,7 @@ pub use error::{CallError, LoadError};
 pub use limits::Limits;
 pub use plugin::Plugin;
 pub use pricing::{PricedQuote, PricingPlugin, SampleCall, SelfCheck};
+pub use quality::{QualityCheck, QualityPlugin, QualitySample};
 pub use registry::{Registry, RegistryError, Slot};
 
 /// Re-exported so users of the host need not depend on `zhtp-abi` directly.

@@ -31,6 +31,7 @@ pub use zhtp_sdk_macros::plugin;
 pub use zhtp_types as types;
 
 pub mod pricing;
+pub mod quality;
 
 mod host;
 #[cfg(all(target_arch = "wasm32", feature = "rt"))]

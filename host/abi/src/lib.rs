@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod pricing;
+pub mod quality;
 mod status;
 pub mod wire;
 
@@ -79,4 +80,11 @@ pub mod v1 {
     /// sets a postcard [`Quote`](crate::pricing::Quote) as output and returns 0. On a refusal it
     /// sets a UTF-8 reason as output and returns [`Status::GuestError`](crate::Status::GuestError).
     pub const PRICING_ENTRY: &str = "pricing_quote";
+
+    /// Entry export of a quality plugin: `quality_assess() -> i32`.
+    ///
+    /// Input: a [`Measurements`](crate::quality::Measurements). On success the guest sets an
+    /// [`Assessment`](crate::quality::Assessment) as output and returns 0; on a refusal, a
+    /// UTF-8 reason and [`Status::GuestError`](crate::Status::GuestError).
+    pub const QUALITY_ENTRY: &str = "quality_assess";
 }

@@ -193,17 +193,6 @@ fn urgency_index(u: Urgency) -> u8 {
     }
 }
 
-/// An enum index: a u32 varint, within `0..n`.
-fn index(r: &mut Reader<'_>, n: u32, field: &'static str) -> Result<u32, DecodeError> {
-    let at = r.offset();
-    let i = r.u32()?;
-    if i < n {
-        Ok(i)
-    } else {
-        Err(DecodeError::BadValue { at, field })
-    }
-}
-
 impl Message for QuoteRequest {
     /// u64 (10) + u32 (5) + tier (1) + bool (1) + u8 (1) + urgency (1) + u16 (3).
     const MAX_LEN: usize = 22;
@@ -225,10 +214,10 @@ impl Message for QuoteRequest {
         let req = Self {
             size_bytes: r.u64()?,
             duration_days: r.u32()?,
-            tier: StorageTier::ALL[index(&mut r, 4, "storage tier")? as usize],
+            tier: StorageTier::ALL[r.index(4, "storage tier")? as usize],
             quality: r.bool()?,
             replication: r.byte()?,
-            urgency: Urgency::ALL[index(&mut r, 3, "urgency")? as usize],
+            urgency: Urgency::ALL[r.index(3, "urgency")? as usize],
             utilization_bp: r.u16()?,
         };
         r.finish()?;
@@ -285,7 +274,7 @@ impl Message for Quote {
         let count = r.u64()?;
         let mut adjustments = Vec::with_capacity(count.min(Self::MAX_ADJUSTMENTS as u64) as usize);
         for i in 0..count {
-            let factor = match index(&mut r, 6, "factor")? {
+            let factor = match r.index(6, "factor")? {
                 0 => Factor::Tier,
                 1 => Factor::Replication,
                 2 => Factor::Urgency,
@@ -300,6 +289,7 @@ impl Message for Quote {
         }
         if count > Self::MAX_ADJUSTMENTS as u64 {
             return Err(DecodeError::TooMany {
+                what: "adjustments",
                 count,
                 max: Self::MAX_ADJUSTMENTS,
             });
@@ -558,7 +548,11 @@ mod tests {
             q.extend([0, 1]);
             assert_eq!(
                 Quote::decode(&q),
-                Err(DecodeError::TooMany { count: 17, max: 16 })
+                Err(DecodeError::TooMany {
+                    what: "adjustments",
+                    count: 17,
+                    max: 16
+                })
             );
             // Nor is one written.
             let many = Quote {

@@ -45,8 +45,10 @@ pub enum DecodeError {
         /// What the field is.
         field: &'static str,
     },
-    /// A list longer than the message allows (R-out-adjustments-max).
+    /// A list longer than the message allows (R-out-adjustments-max, R-qout-max).
     TooMany {
+        /// What the list holds (`adjustments`, `violations`).
+        what: &'static str,
         /// The count the message declared.
         count: u64,
         /// The most allowed.
@@ -75,7 +77,7 @@ impl fmt::Display for DecodeError {
                 )
             }
             Self::BadValue { at, field } => write!(f, "invalid {field} at byte {at}"),
-            Self::TooMany { count, max } => write!(f, "{count} adjustments; at most {max}"),
+            Self::TooMany { what, count, max } => write!(f, "{count} {what}; at most {max}"),
             Self::NotShortest { at } => write!(
                 f,
                 "not in the shortest encoding: the varint at byte {at} is overlong"
@@ -178,9 +180,15 @@ impl<'a> Reader<'a> {
         self.varint(10, 0x01)
     }
 
-    /// Where the next byte would be read: the offset of the field about to be read.
-    pub(crate) fn offset(&self) -> usize {
-        self.pos
+    /// An enum's variant index (R-enc-enum): a u32 varint, within `0..n`.
+    pub(crate) fn index(&mut self, n: u32, field: &'static str) -> Result<u32, DecodeError> {
+        let at = self.pos;
+        let i = self.u32()?;
+        if i < n {
+            Ok(i)
+        } else {
+            Err(DecodeError::BadValue { at, field })
+        }
     }
 
     /// Ends reading: exactness first met wins (an overlong varint, else trailing bytes).

@@ -372,6 +372,7 @@ mod tests {
                 holder: [4; 32],
             }],
             price: 100,
+            fee: 0,
             plugin: Hash([2; 32]),
             start,
             periods: 2,

@@ -177,6 +177,9 @@ pub struct Terms {
     pub shards: Vec<Placement>,
     /// The price for the whole term, µZHTP (from the pricing plugin's quote).
     pub price: MicroZhtp,
+    /// The network fee, part of `price`: paid into the incentive pool when the escrow is
+    /// locked (it pays providers' bonuses), not to the providers.
+    pub fee: MicroZhtp,
     /// BLAKE3 of the pricing plugin that made the quote.
     pub plugin: Hash,
     /// Start, Unix seconds.
@@ -223,16 +226,21 @@ impl Terms {
         [SIGNING_CONTEXT, self.id().as_bytes()].concat()
     }
 
-    /// What period `n` (from 0) pays: the price split evenly, the remainder in the last
-    /// period; nothing for a period outside the term.
+    /// What the providers share over the term: the price less the network fee.
+    pub fn payable(&self) -> MicroZhtp {
+        self.price.saturating_sub(self.fee)
+    }
+
+    /// What period `n` (from 0) pays: [`Self::payable`] split evenly, the remainder in the
+    /// last period; nothing for a period outside the term.
     pub fn period_payment(&self, n: u32) -> MicroZhtp {
         if n >= self.periods {
             return 0;
         }
-        let periods = u64::from(self.periods);
-        let each = self.price / periods;
+        let (periods, payable) = (u64::from(self.periods), self.payable());
+        let each = payable / periods;
         if n + 1 == self.periods {
-            self.price - each * (periods - 1)
+            payable - each * (periods - 1)
         } else {
             each
         }
@@ -257,7 +265,7 @@ impl Terms {
     }
 
     /// Checks what makes terms unusable: no shards or too many, no periods, a zero price or
-    /// latency, rates above 100%, the client as its own provider, too many providers.
+    /// latency, a fee of the whole price, rates above 100%, the client as its own provider, too many providers.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |why: &str| Err(Error::Terms(why.to_owned()));
         if self.shards.is_empty() {
@@ -286,6 +294,9 @@ impl Terms {
         }
         if self.price == 0 {
             return bad("a price of zero");
+        }
+        if self.fee >= self.price {
+            return bad("a network fee that leaves the providers nothing");
         }
         let p = self.penalties;
         let rates = [
@@ -638,6 +649,7 @@ mod tests {
                 })
                 .collect(),
             price: 1_000_003,
+            fee: 0,
             plugin: Hash([2; 32]),
             start: 1_700_000_000,
             periods: 4,

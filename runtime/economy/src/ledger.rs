@@ -35,6 +35,8 @@
 //! | `t/<space><id>` | the [`Transfer`] (postcard); space 0: ids callers chose, 1: derived ids |
 //! | `h/<account><seq u64 BE>` | `<space><id>` of a transfer touching the account (its history) |
 //! | `e/<contract>` | the [`Escrow`] of a storage contract (postcard) |
+//! | `u/<mandate>` | the contract a client's mandate paid for |
+//! | `s/<contract><period u32 BE>` | the [`PeriodReceipt`] of a settled period (postcard) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -141,6 +143,10 @@ pub enum Kind {
     EscrowRefund,
     /// What is left in escrow, back to the client when the contract is settled.
     EscrowSettle,
+    /// The network fee of a storage contract, from the client into the incentive pool.
+    NetworkFee,
+    /// A performance bonus, from the incentive pool to a provider, for one period.
+    Bonus,
 }
 
 /// One movement: `amount` from `debit` to `credit`.
@@ -196,6 +202,31 @@ impl Escrow {
         self.funded
             .checked_sub(self.released.checked_add(self.refunded)?)
     }
+}
+
+/// What one settled period of a storage contract pays ([`Ledger::pay_period`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeriodPayout {
+    /// From escrow to each provider: its share less its penalty.
+    pub released: Vec<(Account, MicroZhtp)>,
+    /// From escrow back to the client: penalties and forfeited shares.
+    pub refund: MicroZhtp,
+    /// From the incentive pool to providers: bonuses asked (paid as far as the pool holds).
+    pub bonuses: Vec<(Account, MicroZhtp)>,
+}
+
+/// What a settled period paid.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodReceipt {
+    /// To providers from escrow, µZHTP.
+    pub released: MicroZhtp,
+    /// Back to the client, µZHTP.
+    pub refunded: MicroZhtp,
+    /// Bonuses paid from the incentive pool, µZHTP.
+    pub bonuses: MicroZhtp,
+    /// Settled by an earlier call: nothing moved this time.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// Debits and credits of one account, in µZHTP, since genesis.
@@ -285,6 +316,14 @@ pub enum Error {
     /// An escrow pays its own client or itself through release.
     #[error("an escrow release pays a provider, not the contract's client or an escrow")]
     BadPayee,
+    /// A network fee larger than the price it is part of.
+    #[error("a network fee of {} is more than the price of {}", tokens(*fee), tokens(*amount))]
+    FeeAbovePrice {
+        /// The fee.
+        fee: MicroZhtp,
+        /// The price.
+        amount: MicroZhtp,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] zhtp_store::Error),
@@ -332,6 +371,10 @@ fn escrow_key(contract: &[u8; 32]) -> Vec<u8> {
 
 fn mandate_key(mandate: &[u8; 32]) -> Vec<u8> {
     key(b'u', &[mandate])
+}
+
+fn period_key(contract: &[u8; 32], period: u32) -> Vec<u8> {
+    key(b's', &[contract, &period.to_be_bytes()])
 }
 
 /// The id of an escrow step: what (`lock`, `release`, `refund`, `settle`), the contract, the
@@ -590,25 +633,30 @@ impl Ledger {
         amount: MicroZhtp,
         mandate: [u8; 32],
     ) -> Result<Receipt, Error> {
-        self.lock_escrow_with(contract, client, amount, mandate, |_| Ok(()))
+        self.lock_escrow_with(contract, client, amount, 0, mandate, |_| Ok(()))
     }
 
-    /// [`Self::lock_escrow`], with what `with` adds to the same batch (the contract the
-    /// escrow pays for, so that a crash keeps both or neither).
+    /// [`Self::lock_escrow`] of a price `amount` of which `fee` (the network fee) goes to the
+    /// incentive pool instead of the escrow, with what `with` adds to the same batch (the
+    /// contract the escrow pays for, so that a crash keeps all or nothing).
     pub fn lock_escrow_with(
         &self,
         contract: [u8; 32],
         client: Account,
         amount: MicroZhtp,
+        fee: MicroZhtp,
         mandate: [u8; 32],
         with: impl FnOnce(&mut Batch) -> Result<(), Error>,
     ) -> Result<Receipt, Error> {
+        let held = amount
+            .checked_sub(fee)
+            .ok_or(Error::FeeAbovePrice { fee, amount })?;
         let leg = Leg {
             id: escrow_step_id("lock", &contract, 0, &Account::Escrow(contract)),
             derived: true,
             debit: client,
             credit: Account::Escrow(contract),
-            amount,
+            amount: held,
             kind: Kind::EscrowLock,
         };
         let _w = self.lock();
@@ -633,7 +681,7 @@ impl Ledger {
         }
         let escrow = Escrow {
             client,
-            funded: amount,
+            funded: held,
             released: 0,
             refunded: 0,
             settled: false,
@@ -641,11 +689,125 @@ impl Ledger {
         let mut batch = self.store.batch();
         self.store.put(&mut batch, Cf::Ledger, &mkey, &contract)?;
         with(&mut batch)?;
-        let mut written = self.write_legs(batch, &[leg], Some((contract, escrow)))?;
+        let mut legs = vec![leg];
+        if fee > 0 {
+            legs.push(Leg {
+                id: escrow_step_id("fee", &contract, 0, &Account::Incentives),
+                derived: true,
+                debit: client,
+                credit: Account::Incentives,
+                amount: fee,
+                kind: Kind::NetworkFee,
+            });
+        }
+        let written = self.write_legs(batch, &legs, Some((contract, escrow)))?;
         Ok(Receipt {
-            transfer: written.pop().expect("one leg written"),
+            transfer: written.into_iter().next().expect("the lock written"),
             replayed: false,
         })
+    }
+
+    /// Settles period `period` of storage contract `contract` in one atomic batch: each
+    /// provider's release from escrow, the penalties back to the client, and each bonus from
+    /// the incentive pool (as far as the pool holds, in the order given: a bonus is a reward
+    /// the pool can afford, never a debt). At most once per period: a repeat answers with the
+    /// first receipt and moves nothing. Zero amounts are skipped.
+    pub fn pay_period(
+        &self,
+        contract: [u8; 32],
+        period: u32,
+        payout: &PeriodPayout,
+    ) -> Result<PeriodReceipt, Error> {
+        let _w = self.lock();
+        let mark = period_key(&contract, period);
+        if let Some(bytes) = self.store.get(Cf::Ledger, &mark)? {
+            let mut r: PeriodReceipt = decode("a period receipt", &bytes)?;
+            r.replayed = true;
+            return Ok(r);
+        }
+        let mut escrow = self.escrow(&contract)?.ok_or(Error::NoEscrow(contract))?;
+        if escrow.settled {
+            return Err(Error::Settled(contract));
+        }
+        let mut legs = Vec::new();
+        let mut receipt = PeriodReceipt::default();
+        let mut leg = |step: &str, debit: Account, credit: Account, amount: u64, kind: Kind| {
+            if amount > 0 {
+                legs.push(Leg {
+                    id: escrow_step_id(step, &contract, period, &credit),
+                    derived: true,
+                    debit,
+                    credit,
+                    amount,
+                    kind,
+                });
+            }
+        };
+        for &(to, amount) in &payout.released {
+            if to == escrow.client || !matches!(to, Account::Key(_)) {
+                return Err(Error::BadPayee);
+            }
+            leg(
+                "release",
+                Account::Escrow(contract),
+                to,
+                amount,
+                Kind::EscrowRelease,
+            );
+            receipt.released += amount;
+        }
+        leg(
+            "refund",
+            Account::Escrow(contract),
+            escrow.client,
+            payout.refund,
+            Kind::EscrowRefund,
+        );
+        receipt.refunded = payout.refund;
+        let remaining = escrow
+            .remaining()
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(contract))))?;
+        let out = receipt.released.checked_add(receipt.refunded);
+        if out.is_none_or(|o| o > remaining) {
+            return Err(Error::EscrowShort {
+                contract,
+                remaining,
+                amount: out.unwrap_or(u64::MAX),
+            });
+        }
+        let mut pool = self.balance(&Account::Incentives)?;
+        for &(to, asked) in &payout.bonuses {
+            if !matches!(to, Account::Key(_)) || to == escrow.client {
+                return Err(Error::BadPayee);
+            }
+            let amount = asked.min(pool);
+            pool -= amount;
+            leg("bonus", Account::Incentives, to, amount, Kind::Bonus);
+            receipt.bonuses += amount;
+        }
+        escrow.released += receipt.released;
+        escrow.refunded += receipt.refunded;
+        let mut batch = self.store.batch();
+        self.store.put(
+            &mut batch,
+            Cf::Ledger,
+            &mark,
+            &postcard::to_allocvec(&receipt).expect("a receipt encodes"),
+        )?;
+        self.write_legs(batch, &legs, Some((contract, escrow)))?;
+        Ok(receipt)
+    }
+
+    /// The receipt of period `period` of `contract`, if it was settled.
+    pub fn period_receipt(
+        &self,
+        contract: &[u8; 32],
+        period: u32,
+    ) -> Result<Option<PeriodReceipt>, Error> {
+        self.store
+            .get(Cf::Ledger, &period_key(contract, period))?
+            .map(|b| decode("a period receipt", &b))
+            .transpose()
     }
 
     /// The storage contracts whose escrow is here and not settled.

@@ -25,6 +25,6 @@ pub mod reputation;
 
 pub use book::Book;
 pub use ledger::{
-    Account, Audit, Error, Escrow, Genesis, Kind, Ledger, Receipt, Totals, Transfer,
-    escrow_step_id, tokens,
+    Account, Audit, Error, Escrow, Genesis, Kind, Ledger, PeriodPayout, PeriodReceipt, Receipt,
+    Totals, Transfer, escrow_step_id, tokens,
 };

@@ -25,6 +25,7 @@ fn terms(client: &Identity, holders: &[&Identity]) -> Terms {
             })
             .collect(),
         price: 1_200_000,
+        fee: 0,
         plugin: Hash([2; 32]),
         start: 1_700_000_000,
         periods: 3,

@@ -499,6 +499,7 @@ async fn put(
                     mandate,
                     signature,
                     price,
+                    fee: priced.quote.network_fee,
                     plugin: priced.plugin_hash,
                 };
                 let (stored, c) = st.node.put_paid(&path, hashed, opts, pay).await?;

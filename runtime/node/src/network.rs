@@ -222,6 +222,8 @@ struct Inner {
     charges: std::sync::atomic::AtomicBool,
     /// How audits are judged.
     audit: std::sync::RwLock<AuditConfig>,
+    /// The quality plugin judging settled periods; `None`: the built-in `quality-sla`.
+    quality: std::sync::RwLock<Option<zhtp_host::QualityPlugin>>,
 }
 
 /// A node on the network. Cheap to clone.
@@ -400,6 +402,7 @@ impl Node {
                 book: zhtp_economy::Book::open(store_for_book),
                 charges: std::sync::atomic::AtomicBool::new(false),
                 audit: std::sync::RwLock::new(AuditConfig::default()),
+                quality: std::sync::RwLock::new(None),
             }),
         };
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.

@@ -59,6 +59,7 @@ fn payment(content: Hash) -> Payment {
         mandate: m,
         signature: owner().sign(&m.signing_message()).to_vec(),
         price: PRICE,
+        fee: 0,
         plugin: Hash([3; 32]),
     }
 }
@@ -302,6 +303,7 @@ fn offered(client: &Identity, content: Hash, shard: Hash, holder: [u8; 32], star
             holder,
         }],
         price: PRICE,
+        fee: 0,
         plugin: Hash([3; 32]),
         start,
         periods: m.periods,
@@ -351,6 +353,7 @@ async fn offers_are_checked_before_a_provider_signs() {
             holder: me,
         }],
         price: PRICE,
+        fee: 0,
         plugin: Hash([3; 32]),
         start: now(),
         periods: m.periods,
@@ -408,14 +411,16 @@ async fn offers_are_checked_before_a_provider_signs() {
     assert_eq!(provider.contracts().list(10).unwrap().len(), 2);
 }
 
-/// A mandate and payment of [`owner`] for `content` at `price`, for `periods` of `secs`.
-fn payment_for(content: Hash, price: u64, periods: u32, secs: u64) -> Payment {
+/// A mandate and payment of [`owner`] for `content` at `price` (of which `fee` is the network
+/// fee), for `periods` of `secs`.
+fn payment_for(content: Hash, price: u64, fee: u64, periods: u32, secs: u64) -> Payment {
     let mut m = mandate(content, owner());
     (m.max_price, m.periods, m.period_secs) = (price, periods, secs);
     Payment {
         mandate: m,
         signature: owner().sign(&m.signing_message()).to_vec(),
         price,
+        fee,
         plugin: Hash([3; 32]),
     }
 }
@@ -428,17 +433,27 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
     let gateway = &nodes[0];
     let bytes = data(3_000_000, 11);
     let (path, hashed) = input(&tmp, &bytes);
-    let (price, periods, secs) = (4_000_000, 4, 100);
+    let (price, fee, periods, secs) = (4_000_000, 200_000, 4, 100);
+    // A deadline no honest answer on a loaded machine misses: the bonus tier an answer earns
+    // (quality-sla: a mean within a tenth of the deadline) is then known.
+    gateway.set_audit_config(zhtp::network::AuditConfig {
+        deadline: std::time::Duration::from_secs(5),
+        ..Default::default()
+    });
     let (stored, c) = gateway
         .put_paid(
             &path,
             hashed,
             opts(EncryptionLevel::Standard),
-            payment_for(hashed.0, price, periods, secs),
+            payment_for(hashed.0, price, fee, periods, secs),
         )
         .await
         .unwrap();
     let (t, id) = (c.terms().clone(), c.id());
+    let ledger = gateway.local().ledger();
+    // The network fee went to the incentive pool, the rest into escrow.
+    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), fee);
+    assert_eq!(ledger.escrow(&id.0).unwrap().unwrap().funded, price - fee);
     // The dropper: a provider other than the client's node. It deletes the bytes of every
     // shard it holds and says nothing (its index still lists them).
     let dropper = nodes[1..]
@@ -476,9 +491,21 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
     let penalty0 = t.penalty(0, &x, zhtp_economy::contract::Violation::DataLoss);
     assert_eq!(penalty0, t.holder_payment(0, &x) / 2);
     assert_eq!(s.refunded, penalty0);
-    let ledger = gateway.local().ledger();
     let paid = |k: &[u8; 32]| ledger.balance(&Account::Key(*k)).unwrap();
     assert_eq!(paid(&x), t.holder_payment(0, &x) - penalty0);
+    // The honest earned the top bonus (every audit passed, fast), 15% of their share, from
+    // the pool; the dropper none.
+    let honest: Vec<[u8; 32]> = t.providers().into_iter().filter(|p| *p != x).collect();
+    let top = |n: u32| -> u64 {
+        honest
+            .iter()
+            .map(|p| t.holder_payment(n, p) * 15 / 100)
+            .sum()
+    };
+    assert_eq!(s.bonuses, top(0));
+    for p in &honest {
+        assert_eq!(paid(p), t.holder_payment(0, p) * 115 / 100);
+    }
 
     // Period 1: a second loss bans it.
     let r = gateway.audit_round(t.start + secs + 10).await.unwrap();
@@ -513,7 +540,7 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
     // No new shards for a banned node: another paid put names it nowhere.
     let (path2, hashed2) = input(&tmp, &data(500_000, 13));
     // (A term far longer than the first's: it is not settled below.)
-    let mut pay2 = payment_for(hashed2.0, 1_000_000, 1, 1_000 * secs);
+    let mut pay2 = payment_for(hashed2.0, 1_000_000, 0, 1, 1_000 * secs);
     pay2.mandate.nonce = [6; 16];
     pay2.signature = owner().sign(&pay2.mandate.signing_message()).to_vec();
     let (_, c2) = gateway
@@ -529,22 +556,35 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
         .await
         .unwrap();
     assert_eq!((s.periods, s.completed), (3, 1));
-    for p in t.providers().iter().filter(|p| **p != x) {
+    // Period 1's bonuses empty the pool (they are paid as far as it holds); periods 2 and 3
+    // were not audited and earn none.
+    assert!(top(0) + top(1) > fee);
+    assert_eq!(s.bonuses, fee - top(0));
+    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), 0);
+    let mut bonuses = 0;
+    for p in &honest {
         let due: u64 = (0..periods).map(|n| t.holder_payment(n, p)).sum();
-        assert_eq!(paid(p), due, "an honest provider is paid every period");
+        assert!(paid(p) >= due, "an honest provider is paid every period");
+        bonuses += paid(p) - due;
     }
+    assert_eq!(bonuses, fee, "the pool paid the honest, and only them");
+    let receipts: u64 = (0..periods)
+        .map(|n| ledger.period_receipt(&id.0, n).unwrap().unwrap().bonuses)
+        .sum();
+    assert_eq!(receipts, fee);
     assert_eq!(paid(&x), t.holder_payment(0, &x) - penalty0, "nothing more");
-    let released: u64 = t.providers().iter().map(paid).sum();
+    let released: u64 = t.providers().iter().map(paid).sum::<u64>() - fee;
     let c_now = gateway.contracts().get(&id).unwrap().unwrap();
     assert_eq!(c_now.state(), State::Settled);
     let escrow = ledger.escrow(&id.0).unwrap().unwrap();
     assert!(escrow.settled);
     assert_eq!(escrow.released, released);
-    assert_eq!(escrow.released + escrow.refunded, price);
-    // The client paid exactly what the honest work earned (plus the second put's escrow).
+    assert_eq!(escrow.released + escrow.refunded, price - fee);
+    // The client paid exactly what the honest work earned and the network fee (plus the second
+    // put's escrow).
     assert_eq!(
         ledger.balance(&Account::Key(client())).unwrap(),
-        funds - released - 1_000_000
+        funds - released - fee - 1_000_000
     );
     // And the ledger's total never moved.
     let audit = ledger.audit().unwrap();
@@ -771,4 +811,85 @@ async fn a_put_failing_after_its_escrow_gives_the_money_back_and_a_declined_one_
     assert_eq!(balance(gateway), 10 * PRICE, "every µZHTP back");
     assert_eq!(ledger.balance(&Account::Key(flaky_key)).unwrap(), 0);
     assert_eq!(ledger.audit().unwrap().escrows.1, 1, "one escrow, settled");
+}
+
+/// A quality guest answering every period with `assessment` (its encoded bytes), or trapping.
+fn quality_guest(assessment: Option<&[u8]>) -> zhtp_host::QualityPlugin {
+    let body = match assessment {
+        Some(bytes) => format!(
+            "(drop (call $output_set (i32.const 0) (i32.const {}))) (i32.const 0)",
+            bytes.len()
+        ),
+        None => "unreachable".into(),
+    };
+    let data: String = assessment
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    let wasm = wat::parse_str(format!(
+        r#"(module
+  (import "zhtp:env/v1" "output_set" (func $output_set (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{data}")
+  (func (export "zhtp_abi_v1"))
+  (func (export "quality_assess") (result i32) {body}))"#
+    ))
+    .unwrap();
+    let host = zhtp_host::Host::new(zhtp_host::Limits::default()).unwrap();
+    zhtp_host::QualityPlugin::new(host.load(zhtp_host::Kind::Quality, &wasm).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quality_plugin_judges_each_period_and_a_broken_one_never_stops_settlement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 4, 12_000_000).await;
+    let (path, hashed) = input(&tmp, &data(600_000, 17));
+    let (periods, secs) = (2, 100);
+    let (_, c) = nodes[0]
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment_for(hashed.0, PRICE, 0, periods, secs),
+        )
+        .await
+        .unwrap();
+    let (t, id) = (c.terms().clone(), c.id());
+    let r = nodes[0].audit_round(t.start + 1).await.unwrap();
+    assert_eq!(
+        r.passed,
+        t.providers().len(),
+        "every provider holds its shards"
+    );
+
+    // An operator's plugin that calls every period a breach (score 0, no bonus, [Breach]):
+    // the contract's breach rate, 100%, goes back to the client, though every audit passed.
+    nodes[0].set_quality(quality_guest(Some(&[0x00, 0x00, 0x01, 0x04])));
+    let s = nodes[0].settle(t.start + secs).await.unwrap();
+    assert_eq!((s.periods, s.released, s.unjudged), (1, 0, 0));
+    let shares = |n: u32| -> u64 { t.providers().iter().map(|p| t.holder_payment(n, p)).sum() };
+    assert_eq!(s.refunded, shares(0));
+    assert_eq!(
+        nodes[0].contracts().get(&id).unwrap().unwrap().state(),
+        State::Active,
+        "violation, penalty and resolution were passed through"
+    );
+
+    // A plugin that traps: the built-in rule judges (period 1 was not audited: no violation),
+    // the providers are paid, and the report says the plugin did not judge.
+    nodes[0].set_quality(quality_guest(None));
+    let s = nodes[0].settle(t.start + 2 * secs).await.unwrap();
+    assert_eq!((s.periods, s.completed), (1, 1));
+    assert_eq!(s.unjudged, t.providers().len());
+    assert_eq!((s.released, s.bonuses), (shares(1), 0));
+    // Each period was paid once, in one receipt, and a second settle moves nothing.
+    let ledger = nodes[0].local().ledger();
+    assert_eq!(
+        ledger.period_receipt(&id.0, 0).unwrap().unwrap().refunded,
+        shares(0)
+    );
+    let again = nodes[0].settle(t.start + 10 * secs).await.unwrap();
+    assert_eq!((again.periods, again.released, again.refunded), (0, 0, 0));
+    assert_eq!(ledger.audit().unwrap().supply, SUPPLY);
 }

@@ -11,9 +11,10 @@ use quote::quote;
 use syn::{Ident, ItemFn, parse_macro_input};
 
 /// Plugin kinds and their entry exports; mirrors `zhtp_abi::v1`.
-const KINDS: &[(&str, &str)] = &[("pricing", "pricing_quote")];
+const KINDS: &[(&str, &str)] = &[("pricing", "pricing_quote"), ("quality", "quality_assess")];
 
-/// Marks the plugin's entry function. The argument names the plugin kind: `#[plugin(pricing)]`.
+/// Marks the plugin's entry function. The argument names the plugin kind: `#[plugin(pricing)]`
+/// or `#[plugin(quality)]`.
 ///
 /// The function takes the kind's request type by value and returns `Result<Response, E>` where
 /// `E: Display`; an `Err` becomes a refusal whose text the host reports.

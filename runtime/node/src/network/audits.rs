@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use zhtp_dht::{PeerId, Request, Response};
 use zhtp_economy::audit::{self, Challenge, Outcome};
-use zhtp_economy::contract::{Event, State, StorageContract, Violation};
+use zhtp_economy::contract::{Event, Sla, State, StorageContract, Violation};
 use zhtp_economy::reputation::{Band, Bands, Table};
-use zhtp_economy::{Account, tokens};
+use zhtp_economy::{Account, PeriodPayout, tokens};
+use zhtp_host::QualityPlugin;
+use zhtp_host::abi::quality::{Class, Measurements};
 use zhtp_store::Cf;
 use zhtp_types::Hash;
 
@@ -84,6 +86,10 @@ pub struct SettleReport {
     pub released: u64,
     /// Back to clients: penalties and forfeited rewards, µZHTP.
     pub refunded: u64,
+    /// Bonuses paid to providers from the incentive pool, µZHTP.
+    pub bonuses: u64,
+    /// Provider-periods judged by the built-in rule because the quality plugin failed.
+    pub unjudged: usize,
     /// Contracts whose term ended and whose escrow is settled.
     pub completed: usize,
     /// Contracts that could not be settled this time (logged; tried again next time).
@@ -117,6 +123,88 @@ fn economy(e: zhtp_economy::Error) -> Error {
     Error::Task(format!("ledger: {e}"))
 }
 
+/// The quality plugin built into the binary (`plugins/quality-sla`), loaded once per process
+/// into a host of its own.
+fn builtin_quality() -> Option<QualityPlugin> {
+    static BUILTIN: std::sync::OnceLock<Option<QualityPlugin>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| {
+            let loaded = zhtp_host::Host::new(zhtp_host::Limits::default())
+                .and_then(|h| h.load(zhtp_host::Kind::Quality, zhtp_artifacts::QUALITY_SLA));
+            match loaded {
+                Ok(p) => Some(QualityPlugin::new(p)),
+                Err(e) => {
+                    tracing::error!("the built-in quality plugin does not load: {e}");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// What `outcomes` (one provider's audits in period `n`) measured, with the contract's SLA:
+/// the quality plugin's request.
+fn measurements(
+    n: u32,
+    pay: u64,
+    outcomes: &[Outcome],
+    deadline: Duration,
+    sla: &Sla,
+) -> Measurements {
+    let bp = |v: u32| v.min(10_000) as u16;
+    let mut m = Measurements {
+        period: n,
+        payment: pay,
+        deadline_ms: deadline.as_millis().min(u128::from(u32::MAX)) as u32,
+        uptime_bp: bp(sla.uptime_bp),
+        latency_ms: sla.latency_ms,
+        integrity_bp: bp(sla.integrity_bp),
+        bandwidth_bp: bp(sla.bandwidth_bp),
+        ..Measurements::default()
+    };
+    let mut total_ms = 0u64;
+    // At most one audit per shard and period is recorded: far below u32::MAX.
+    for o in outcomes.iter().take(u32::MAX as usize) {
+        m.audits += 1;
+        match o {
+            Outcome::Passed { latency_ms } => {
+                m.passed += 1;
+                total_ms += u64::from(*latency_ms);
+                m.latency_max_ms = m.latency_max_ms.max(*latency_ms);
+            }
+            Outcome::Failed(Violation::Unavailability) => m.unanswered += 1,
+            Outcome::Failed(Violation::SlowResponse) => m.slow += 1,
+            // Audits record only loss besides these two.
+            Outcome::Failed(_) => m.lost += 1,
+        }
+    }
+    if m.passed > 0 {
+        m.latency_avg_ms = (total_ms / u64::from(m.passed)) as u32;
+    }
+    m
+}
+
+/// The contract's class of a quality plugin's violation.
+fn violation_of(c: Class) -> Violation {
+    match c {
+        Class::DataLoss => Violation::DataLoss,
+        Class::Unavailability => Violation::Unavailability,
+        Class::SlowResponse => Violation::SlowResponse,
+        Class::Degradation => Violation::Degradation,
+        Class::Breach => Violation::Breach,
+    }
+}
+
+/// How a provider's period was judged.
+struct Judgement {
+    /// The most severe violation: what the period's payment is penalized for.
+    violation: Option<Violation>,
+    /// The bonus earned, bp of the period's payment.
+    bonus_bp: u16,
+    /// The plugin failed and the built-in rule judged.
+    fallback: bool,
+}
+
 use super::contracts::end_of;
 
 impl Node {
@@ -127,6 +215,59 @@ impl Node {
             .audit
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The quality plugin that judges settled periods (`None` only if even the built-in one
+    /// cannot load).
+    pub fn quality(&self) -> Option<QualityPlugin> {
+        let set = self
+            .inner
+            .quality
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        set.or_else(builtin_quality)
+    }
+
+    /// Judges settled periods with `plugin` from now on (loaded as `Kind::Quality`).
+    pub fn set_quality(&self, plugin: QualityPlugin) {
+        *self
+            .inner
+            .quality
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(plugin);
+    }
+
+    /// Judges one provider's period: by the quality plugin, or, when it fails, by the built-in
+    /// rule (the worst violation audited, no bonus), so that a broken plugin never stops
+    /// settlement.
+    fn judge(&self, m: &Measurements, outcomes: &[Outcome]) -> Judgement {
+        let fallback = || Judgement {
+            violation: audit::worst(outcomes),
+            bonus_bp: 0,
+            fallback: true,
+        };
+        let Some(plugin) = self.quality() else {
+            return fallback();
+        };
+        match plugin.assess(m) {
+            Ok(a) => Judgement {
+                violation: a
+                    .violations
+                    .iter()
+                    .map(|c| violation_of(*c))
+                    .max_by_key(|v| audit::severity(*v)),
+                bonus_bp: a.bonus_bp,
+                fallback: false,
+            },
+            Err(e) => {
+                tracing::warn!(
+                    plugin = %plugin.plugin().info().name,
+                    "quality plugin failed; the period is judged by the built-in rule: {e}"
+                );
+                fallback()
+            }
+        }
     }
 
     /// Judges audits by `config` from now on.
@@ -443,7 +584,8 @@ impl Node {
         report: &mut SettleReport,
     ) -> Result<(), Error> {
         let (book, ledger) = (&self.inner.book, self.inner.local.ledger());
-        let bands = self.audit_config().bands;
+        let config = self.audit_config();
+        let bands = config.bands;
         {
             let id = c.id();
             if !matches!(c.state(), State::Active | State::Resolved) {
@@ -469,34 +611,39 @@ impl Node {
                 for (_, p, o) in book.audits(&id, Some(n)).map_err(economy)? {
                     outcomes.entry(p).or_default().push(o);
                 }
-                let mut refund = 0u64;
+                let mut payout = PeriodPayout::default();
                 let mut worst: Option<Violation> = None;
                 for p in t.providers() {
                     let pay = t.holder_payment(n, &p);
                     let banned = bands.band(book.points(&p).map_err(economy)?) == Band::Banned;
-                    let v = audit::worst(outcomes.get(&p).map_or(&[][..], |o| o.as_slice()));
-                    if let Some(v) = v {
+                    let audited = outcomes.get(&p).map_or(&[][..], |o| o.as_slice());
+                    let m = measurements(n, pay, audited, config.deadline, &t.sla);
+                    let judged = self.judge(&m, audited);
+                    report.unjudged += usize::from(judged.fallback);
+                    if let Some(v) = judged.violation {
                         worst = Some(match worst {
                             Some(w) if audit::severity(w) >= audit::severity(v) => w,
                             _ => v,
                         });
                     }
-                    let penalty = match (banned, v) {
-                        (true, _) => pay,
-                        (false, Some(v)) => t.penalty(n, &p, v),
-                        (false, None) => 0,
+                    // A banned provider forfeits its share, and earns no bonus.
+                    let (penalty, bonus_bp) = match (banned, judged.violation) {
+                        (true, _) => (pay, 0),
+                        (false, Some(v)) => (t.penalty(n, &p, v), 0),
+                        (false, None) => (0, judged.bonus_bp),
                     };
-                    refund += penalty;
-                    if pay > penalty {
-                        ledger
-                            .release(id.0, n, Account::Key(p), pay - penalty)
-                            .map_err(economy)?;
-                        report.released += pay - penalty;
-                    }
+                    payout.refund += penalty;
+                    payout.released.push((Account::Key(p), pay - penalty));
+                    // ≤ 15% of the share: the cast cannot truncate.
+                    let bonus = u128::from(pay) * u128::from(bonus_bp) / 10_000;
+                    payout.bonuses.push((Account::Key(p), bonus as u64));
                 }
-                if refund > 0 {
-                    ledger.refund(id.0, n, refund).map_err(economy)?;
-                    report.refunded += refund;
+                // Releases, refunds and bonuses of the period: one atomic batch.
+                let paid = ledger.pay_period(id.0, n, &payout).map_err(economy)?;
+                if !paid.replayed {
+                    report.released += paid.released;
+                    report.refunded += paid.refunded;
+                    report.bonuses += paid.bonuses;
                 }
                 if let Some(v) = worst {
                     step(&mut c, Event::ViolationFound(v))?;

@@ -41,6 +41,8 @@ pub struct Payment {
     pub signature: Vec<u8>,
     /// The price for the whole term, µZHTP.
     pub price: MicroZhtp,
+    /// The network fee, part of the price: paid into the incentive pool, not to providers.
+    pub fee: MicroZhtp,
     /// BLAKE3 of the pricing plugin that quoted it.
     pub plugin: Hash,
 }
@@ -369,6 +371,7 @@ impl Node {
             client,
             shards,
             price: pay.price,
+            fee: pay.fee,
             plugin: pay.plugin,
             start,
             periods: m.periods,
@@ -428,7 +431,8 @@ impl Node {
         // batch that locks it, so a crash keeps both or neither.
         c.apply(Event::EscrowLocked)
             .map_err(|e| Error::Task(e.to_string()))?;
-        let (node, id, price, mandate) = (self.clone(), c.id(), pay.price, m.id());
+        let (node, id, mandate) = (self.clone(), c.id(), m.id());
+        let (price, fee) = (pay.price, pay.fee);
         let (active, challenges) = (c.clone(), prepared.clone());
         blocking(move || {
             let book = &node.inner.book;
@@ -436,6 +440,7 @@ impl Node {
                 id.0,
                 Account::Key(client),
                 price,
+                fee,
                 mandate.0,
                 |b| book.fill(b, &active, &challenges),
             )
