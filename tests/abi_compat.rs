@@ -77,3 +77,20 @@ fn the_spec_golden_quote_is_what_the_standard_plugin_answers() {
         (100_000_000, 117_000_000, 4)
     );
 }
+
+#[test]
+fn hand_written_v1_quality_guest_still_judges_the_golden_period() {
+    let wasm = wat::parse_str(include_str!("fixtures/quality-v1.wat")).expect("fixture parses");
+    let plugin = zhtp_host::QualityPlugin::new(
+        host()
+            .load(zhtp_host::Kind::Quality, &wasm)
+            .expect("v1 quality fixture loads"),
+    );
+    plugin.self_check().expect("it passes the self-check");
+    // SPEC R-qmsg-golden-request answered with R-qmsg-golden-assessment.
+    let out = plugin
+        .plugin()
+        .call(&spec_bytes("    Measurements = "))
+        .expect("it answers");
+    assert_eq!(out, [0xcc, 0x3a, 0x00, 0x01, 0x00]);
+}

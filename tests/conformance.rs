@@ -24,8 +24,10 @@
 
 use zhtp_host::abi::Status;
 use zhtp_host::abi::pricing::{Adjustment, Factor, Quote, QuoteRequest, Urgency};
+use zhtp_host::abi::quality::{Assessment, Class, Measurements};
 use zhtp_host::{
-    CallError, Host, Limits, LoadError, Plugin, PricingPlugin, Registry, RegistryError,
+    CallError, Host, Kind, Limits, LoadError, Plugin, PricingPlugin, QualityPlugin, Registry,
+    RegistryError,
 };
 use zhtp_tests::{
     SPEC, TEST_MEMORY, TEST_TIMEOUT, assert_serves, golden_request, guest, hex_bytes, host, load,
@@ -71,7 +73,22 @@ const GUESTS: [&str; 15] = [
 ];
 
 /// Rules of the spec this kit does not check, and why.
-const NOT_COVERED: [(&str, &str); 2] = [
+const NOT_COVERED: [(&str, &str); 5] = [
+    (
+        "R-quse-worst",
+        "the node's settlement: runtime/node/tests/paid.rs, \
+         the_quality_plugin_judges_each_period_and_a_broken_one_never_stops_settlement",
+    ),
+    (
+        "R-quse-bonus",
+        "the node's settlement: runtime/node/tests/paid.rs, \
+         a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_ledger_adds_up",
+    ),
+    (
+        "R-quse-fallback",
+        "the node's settlement: runtime/node/tests/paid.rs, \
+         the_quality_plugin_judges_each_period_and_a_broken_one_never_stops_settlement",
+    ),
     (
         "R-enc-zigzag",
         "no v1 message has a signed integer: nothing the host sends or reads uses zigzag",
@@ -2725,4 +2742,420 @@ fn spec_example_guest_passes_and_answers_as_documented() {
     let long = QuoteRequest::new(1, 36_501, StorageTier::Warm, false);
     assert_eq!(p.quote_only(&huge), reason, "R-req-refuse");
     assert_eq!(p.quote_only(&long), reason, "R-req-refuse");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Quality plugins
+// ---------------------------------------------------------------------------------------------
+
+/// The golden request of section 12.5, as numbers (not read from the spec: the spec's bytes
+/// are checked against it).
+fn golden_measurements() -> Measurements {
+    Measurements {
+        period: 2,
+        payment: 1_000_000,
+        audits: 4,
+        passed: 3,
+        slow: 0,
+        lost: 1,
+        unanswered: 0,
+        latency_avg_ms: 7,
+        latency_max_ms: 12,
+        deadline_ms: 500,
+        uptime_bp: 9_500,
+        latency_ms: 5_000,
+        integrity_bp: 9_900,
+        bandwidth_bp: 8_000,
+    }
+}
+
+/// Loads a quality guest that must pass validation.
+fn quality(host: &Host, wasm: &[u8]) -> QualityPlugin {
+    QualityPlugin::new(
+        host.load(Kind::Quality, wasm)
+            .unwrap_or_else(|e| panic!("the quality guest must load: {e}")),
+    )
+}
+
+/// A quality guest answering every call with `bytes` and status 0.
+fn quality_answering(bytes: &[u8]) -> Vec<u8> {
+    wasm(&format!(
+        r#"(module
+  (import "zhtp:env/v1" "output_set" (func $output_set (param i32 i32) (result i32)))
+  {MEMORY} {MARKER}
+  (data (i32.const 16) "{}")
+  (func (export "quality_assess") (result i32)
+    (drop (call $output_set (i32.const 16) (i32.const {}))) (i32.const 0)))"#,
+        wat_bytes(bytes),
+        bytes.len()
+    ))
+}
+
+/// The section 12.8 example guest, as it stands in the spec.
+fn spec_quality_example() -> String {
+    let (_, section) = SPEC.split_once("## 12.").expect("SPEC.md has a section 12");
+    let (_, rest) = section
+        .split_once("```wat\n")
+        .expect("section 12 has a guest");
+    rest.split_once("\n```")
+        .expect("the guest ends")
+        .0
+        .to_owned()
+}
+
+/// SPEC R-quality-entry, R-shape-entry: a quality plugin exports `quality_assess` of type
+/// `() -> i32`; a module is loaded as one kind, and one exporting both entries is valid as
+/// either.
+#[test]
+fn r_quality_entry_is_quality_assess() {
+    let host = host();
+    let only_quality = quality_answering(&[0, 0, 0]);
+    let both = module(&format!(
+        r#"{MARKER} {ENTRY} {MEMORY} (func (export "quality_assess") (result i32) (i32.const 1))"#
+    ));
+    let wrong_type = module(&format!(
+        r#"{MARKER} {MEMORY} (func (export "quality_assess") (result i64) (i64.const 0))"#
+    ));
+    let missing = |r: Result<Plugin, LoadError>| {
+        matches!(
+            r,
+            Err(LoadError::MissingExport {
+                name: "quality_assess",
+                expected: "func () -> i32",
+                kind: "quality",
+            })
+        )
+    };
+    assert!(host.load(Kind::Quality, &only_quality).is_ok());
+    assert!(matches!(
+        host.load(Kind::Pricing, &only_quality),
+        Err(LoadError::MissingExport {
+            name: "pricing_quote",
+            ..
+        })
+    ));
+    assert!(missing(host.load(
+        Kind::Quality,
+        &module(&format!("{MARKER} {ENTRY} {MEMORY}"))
+    )));
+    assert!(missing(host.load(Kind::Quality, &wrong_type)));
+    assert!(host.load(Kind::Quality, &both).is_ok());
+    assert!(host.load(Kind::Pricing, &both).is_ok());
+}
+
+/// SPEC R-qmsg-request, R-qmsg-golden-request, R-qreq-canonical: the host sends the
+/// golden request as the spec's bytes, and every request as its shortest encoding with
+/// nothing after it (postcard's bytes, the reference format), the largest values too.
+#[test]
+fn r_qmsg_request_bytes_are_the_specs() {
+    let host = host();
+    let echo = quality(
+        &host,
+        &wasm(&ECHO_HEX.replace("pricing_quote", "quality_assess")),
+    );
+    let sent = |m: &Measurements| match echo.assess(m) {
+        Err(CallError::Refused(hex)) => hex_bytes(
+            &hex.as_bytes()
+                .chunks(2)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => panic!("the echo guest refuses with its input: {other:?}"),
+    };
+    let golden = spec_bytes("    Measurements = ");
+    assert_eq!(golden.len(), 21);
+    assert_eq!(sent(&golden_measurements()), golden);
+    assert_eq!(
+        postcard::to_allocvec(&golden_measurements()).unwrap(),
+        golden
+    );
+    let largest = Measurements {
+        period: u32::MAX,
+        payment: u64::MAX,
+        audits: u32::MAX,
+        passed: u32::MAX,
+        latency_avg_ms: u32::MAX,
+        latency_max_ms: u32::MAX,
+        deadline_ms: u32::MAX,
+        uptime_bp: 10_000,
+        latency_ms: u32::MAX,
+        integrity_bp: 10_000,
+        bandwidth_bp: 10_000,
+        ..Measurements::default()
+    };
+    let bytes = sent(&largest);
+    assert_eq!(bytes, postcard::to_allocvec(&largest).unwrap());
+    assert_eq!(bytes.len(), 5 + 10 + 5 + 5 + 3 + 5 + 5 + 5 + 2 + 5 + 2 + 2);
+    assert_eq!(sent(&Measurements::default()), [0u8; 14]);
+}
+
+/// SPEC R-qreq-ranges: counts that do not add up, or SLA shares over 100%, are refused by the
+/// host without calling the guest (which would trap).
+#[test]
+fn r_qreq_ranges_are_the_hosts_to_refuse() {
+    let host = host();
+    let trapping = quality(
+        &host,
+        &module(&format!(
+            r#"{MARKER} {MEMORY} (func (export "quality_assess") (result i32) unreachable)"#
+        )),
+    );
+    let bad: [fn(&mut Measurements); 5] = [
+        |m| m.audits += 1,
+        |m| m.lost += 1,
+        |m| m.uptime_bp = 10_001,
+        |m| m.integrity_bp = 10_001,
+        |m| m.bandwidth_bp = 10_001,
+    ];
+    for f in bad {
+        let mut m = golden_measurements();
+        f(&mut m);
+        assert!(
+            matches!(trapping.assess(&m), Err(CallError::InvalidRequest(_))),
+            "{m:?}"
+        );
+    }
+    // In range, the guest is called (and traps).
+    let mut edge = golden_measurements();
+    (edge.latency_ms, edge.deadline_ms, edge.latency_max_ms) = (0, 0, u32::MAX);
+    assert!(matches!(trapping.assess(&edge), Err(CallError::Trap(_))));
+}
+
+/// SPEC R-qmsg-assessment, R-qmsg-tables, R-qmsg-golden-assessment: the spec's assessment
+/// bytes decode to what it says, and each class index is its class.
+#[test]
+fn r_qmsg_assessment_decodes_as_specified() {
+    let host = host();
+    let golden = spec_bytes("    Assessment = ");
+    let a = quality(&host, &quality_answering(&golden))
+        .assess(&golden_measurements())
+        .unwrap();
+    assert_eq!(
+        a,
+        Assessment {
+            score_bp: 7_500,
+            bonus_bp: 0,
+            violations: vec![Class::DataLoss],
+        }
+    );
+    for (i, class) in Class::ALL.into_iter().enumerate() {
+        let a = quality(&host, &quality_answering(&[0x01, 0x00, 0x01, i as u8]))
+            .assess(&golden_measurements())
+            .unwrap();
+        assert_eq!((a.score_bp, a.violations), (1, vec![class]));
+    }
+    let clean = [0x90, 0x4e, 0xdc, 0x0b, 0x00]; // 10,000, 1,500, no violation
+    let a = quality(&host, &quality_answering(&clean))
+        .assess(&golden_measurements())
+        .unwrap();
+    assert_eq!(
+        (a.score_bp, a.bonus_bp, a.violations.len()),
+        (10_000, 1_500, 0)
+    );
+}
+
+/// Which check of section 12.4 refused `bytes`, by the host's reason.
+fn quality_refusal(bytes: &[u8]) -> &'static str {
+    let host = host();
+    match quality(&host, &quality_answering(bytes)).assess(&golden_measurements()) {
+        Err(CallError::BadOutput(m)) if m.starts_with("not an Assessment") => "decode",
+        Err(CallError::BadOutput(m)) if m.contains("violations; at most 5") => "max",
+        Err(CallError::BadOutput(m)) if m.contains("after the end") || m.contains("shortest") => {
+            "exact"
+        }
+        Err(CallError::BadOutput(m)) if m.contains("score_bp") => "score",
+        Err(CallError::BadOutput(m)) if m.contains("1,500") => "bonus",
+        Err(CallError::BadOutput(m)) if m.contains("bonus together") => "bonus-clean",
+        other => panic!("not a section 12.4 refusal: {other:?}"),
+    }
+}
+
+/// SPEC R-qout-decode, R-qout-max, R-qout-exact, R-qout-score, R-qout-bonus, R-qout-bonus-clean
+///
+/// Each bad output is refused by its check, in the spec's order.
+#[test]
+fn r_qout_each_rule_refuses_in_order() {
+    let cases: [(&[u8], &str); 12] = [
+        (&[0x00, 0x00, 0x01, 0x05], "decode"),       // class 5
+        (&[0x00, 0x00, 0x02, 0x00], "decode"),       // truncated list
+        (&[0xff, 0xff, 0x04, 0x00, 0x00], "decode"), // u16 too large
+        (&[0x00, 0x00, 0x06, 0, 0, 0, 0, 0, 0], "max"),
+        (&[0x00, 0x00, 0x06, 0, 0, 0, 0, 0, 9], "decode"), // malformed before too many
+        (&[0x80, 0x00, 0x00, 0x00], "exact"),              // overlong score
+        (&[0x00, 0x00, 0x00, 0x00], "exact"),              // a byte after the message
+        (&[0x80, 0x00, 0x00, 0x06, 0, 0, 0, 0, 0, 0], "max"), // too many before not exact
+        (&[0x91, 0x4e, 0x00, 0x00], "score"),              // 10,001
+        (&[0x91, 0x4e, 0xdd, 0x0b, 0x00], "score"),        // score before bonus
+        (&[0x00, 0xdd, 0x0b, 0x00], "bonus"),              // 1,501
+        (&[0x00, 0x01, 0x01, 0x02], "bonus-clean"),        // a bonus and a violation
+    ];
+    for (bytes, check) in cases {
+        assert_eq!(quality_refusal(bytes), check, "{bytes:02x?}");
+    }
+}
+
+/// SPEC R-qout-duplicates: classes may repeat, in any order; the host keeps them as given.
+#[test]
+fn r_qout_duplicates_are_kept() {
+    let host = host();
+    let a = quality(
+        &host,
+        &quality_answering(&[0x00, 0x00, 0x03, 0x02, 0x00, 0x02]),
+    )
+    .assess(&golden_measurements())
+    .unwrap();
+    assert_eq!(
+        a.violations,
+        [Class::SlowResponse, Class::DataLoss, Class::SlowResponse]
+    );
+}
+
+/// SPEC R-qcheck-requests: the self-check sends the five documented requests, in order (the
+/// echo guest refuses each with its bytes; every answer is reported).
+#[test]
+fn r_qcheck_requests_are_the_five_documented() {
+    let host = host();
+    let echo = quality(
+        &host,
+        &wasm(&ECHO_HEX.replace("pricing_quote", "quality_assess")),
+    );
+    let report = echo.self_check_report();
+    assert!(!report.passed());
+    let base = Measurements {
+        payment: 1_000_000,
+        audits: 4,
+        deadline_ms: 500,
+        uptime_bp: 9_500,
+        latency_ms: 5_000,
+        integrity_bp: 9_900,
+        bandwidth_bp: 8_000,
+        ..Measurements::default()
+    };
+    let expected = [
+        (
+            "clean",
+            Measurements {
+                passed: 4,
+                latency_avg_ms: 5,
+                latency_max_ms: 9,
+                ..base.clone()
+            },
+        ),
+        (
+            "lost",
+            Measurements {
+                lost: 4,
+                ..base.clone()
+            },
+        ),
+        (
+            "silent",
+            Measurements {
+                unanswered: 4,
+                ..base.clone()
+            },
+        ),
+        (
+            "mixed",
+            Measurements {
+                passed: 2,
+                slow: 1,
+                lost: 1,
+                latency_avg_ms: 40,
+                latency_max_ms: 70,
+                ..base.clone()
+            },
+        ),
+        (
+            "unaudited",
+            Measurements {
+                audits: 0,
+                ..base.clone()
+            },
+        ),
+    ];
+    assert_eq!(report.calls.len(), 5);
+    for (call, (name, m)) in report.calls.iter().zip(expected) {
+        assert_eq!((call.name, &call.request), (name, &m));
+        let hex: String = postcard::to_allocvec(&m)
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let problem = call.problem.as_deref().unwrap();
+        assert!(problem.ends_with(&hex), "{name}: the guest saw {problem}");
+    }
+}
+
+/// SPEC R-qcheck-clean, R-qcheck-loss, R-qcheck-silent: a plugin that flags a clean period,
+/// misses a total loss or calls silence anything but unavailability fails the self-check
+/// with the period named; the spec's example passes.
+#[test]
+fn r_qcheck_rules_each_fail_a_plugin_that_breaks_them() {
+    let host = host();
+    let example = spec_quality_example();
+    let fails = |wasm: &[u8]| {
+        quality(&host, wasm)
+            .self_check()
+            .expect_err("the self-check fails")
+            .to_string()
+    };
+    let flags_clean = fails(&quality_answering(&[0x00, 0x00, 0x01, 0x02]));
+    assert!(flags_clean.contains("clean period") && flags_clean.contains("R-qcheck-clean"));
+    let loss_as_degradation = example.replace(
+        "(local.get $lost) (i32.const 0)",
+        "(local.get $lost) (i32.const 3)",
+    );
+    assert_ne!(loss_as_degradation, example);
+    let e = fails(&wasm(&loss_as_degradation));
+    assert!(
+        e.contains("lost period") && e.contains("R-qcheck-loss"),
+        "{e}"
+    );
+    let silence_as_loss = example.replace(
+        "(local.get $unanswered) (i32.const 1)",
+        "(local.get $unanswered) (i32.const 0)",
+    );
+    assert_ne!(silence_as_loss, example);
+    let e = fails(&wasm(&silence_as_loss));
+    assert!(
+        e.contains("silent period") && e.contains("R-qcheck-silent"),
+        "{e}"
+    );
+    quality(&host, &wasm(&example))
+        .self_check()
+        .expect("the example passes");
+}
+
+/// SPEC R-state-independent, R-qmsg-golden-assessment: the section 12.8 example, taken from the
+/// spec, answers the golden request with the spec's bytes on a fresh and a reused instance.
+#[test]
+fn spec_quality_example_answers_as_documented() {
+    let host = host();
+    let p = quality(&host, &wasm(&spec_quality_example()));
+    let input = spec_bytes("    Measurements = ");
+    let answer = spec_bytes("    Assessment = ");
+    assert_eq!(
+        p.plugin().call(&input),
+        Ok(answer.clone()),
+        "a fresh instance"
+    );
+    assert_eq!(p.plugin().info().name, "hand-judged@1.0.0");
+    assert_eq!(p.plugin().call(&input), Ok(answer), "a reused instance");
+    let silent = Measurements {
+        unanswered: 4,
+        passed: 0,
+        lost: 0,
+        audits: 4,
+        ..golden_measurements()
+    };
+    assert_eq!(
+        p.assess(&silent).unwrap(),
+        Assessment {
+            score_bp: 0,
+            bonus_bp: 0,
+            violations: vec![Class::Unavailability]
+        }
+    );
 }

@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// it never mints: it refuses to start with it later.
     #[arg(long)]
     pub devnet: bool,
+    /// A quality plugin (.wasm) to judge each provider's settled periods instead of the
+    /// built-in `quality-sla`: validated and self-checked at start (host/SPEC.md section
+    /// 12; try it first with `zhtp plugin check --kind quality FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub quality_plugin: Option<PathBuf>,
 }
 
 /// The supply of a devnet's ledger, all in its faucet at genesis: 10^9 ZHTP.
@@ -132,9 +137,19 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             orphan_grace: Duration::from_secs(args.gc_grace),
             ..RepairConfig::default()
         };
+        // Plugins first: a node whose plugins do not load does not join the network.
+        let registry = Arc::new(plugins::open_registry(dir)?);
+        let quality = match &args.quality_plugin {
+            Some(file) => Some(plugins::load_quality(registry.host(), file)?),
+            None => None,
+        };
         let node = Node::start(dir, cfg, repair)
             .await
             .with_context(|| format!("cannot start a node on {}", dir.display()))?;
+        if let Some(quality) = quality {
+            tracing::info!(plugin = %quality.plugin().info().name, "quality plugin");
+            node.set_quality(quality);
+        }
         let ledger = node.local().ledger();
         if args.devnet {
             let supply = ledger.genesis(zhtp_economy::Genesis::Devnet {
@@ -152,7 +167,6 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             // Started once without --devnet: a network's ledger, which never gets a faucet.
             ledger.seal_network()?;
         }
-        let registry = Arc::new(plugins::open_registry(dir)?);
         let listener = tokio::net::TcpListener::bind(args.api)
             .await
             .with_context(|| format!("cannot listen for the API on {}", args.api))?;

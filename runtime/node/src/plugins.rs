@@ -6,7 +6,9 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use zhtp::wire::{Installed, PluginRow};
-use zhtp_host::{Host, Kind, Limits, PricingPlugin, Registry, SelfCheck};
+use zhtp_host::{
+    Host, Kind, Limits, PricingPlugin, QualityCheck, QualityPlugin, Registry, SelfCheck,
+};
 use zhtp_types::Hash;
 
 /// `zhtp plugin ...`
@@ -62,14 +64,42 @@ pub enum PluginCommand {
 pub enum PluginKind {
     /// Prices storage (`zhtp quote`, contracts).
     Pricing,
+    /// Judges each settled period of a provider (`zhtp node run --quality-plugin FILE`).
+    Quality,
 }
 
 impl PluginKind {
     fn as_str(self) -> &'static str {
         match self {
             Self::Pricing => "pricing",
+            Self::Quality => "quality",
         }
     }
+
+    /// Refuses kinds that are not installed through the registry.
+    fn installable(self) -> Result<&'static str> {
+        match self {
+            Self::Pricing => Ok(self.as_str()),
+            Self::Quality => bail!(
+                "a quality plugin is not installed on a running node: start the node with \
+                 `zhtp node run --quality-plugin FILE` (check it first with \
+                 `zhtp plugin check --kind quality FILE`)"
+            ),
+        }
+    }
+}
+
+/// Loads and self-checks the quality plugin in `file` (`node run --quality-plugin`).
+pub fn load_quality(host: &Host, file: &Path) -> Result<QualityPlugin> {
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let plugin = QualityPlugin::new(
+        host.load(Kind::Quality, &wasm)
+            .with_context(|| format!("{} is not a quality plugin", file.display()))?,
+    );
+    plugin
+        .self_check()
+        .with_context(|| format!("{} fails the quality self-check", file.display()))?;
+    Ok(plugin)
 }
 
 /// The pricing plugin a fresh node starts with.
@@ -118,7 +148,7 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
             }
         }
         PluginCommand::Install { kind, file } => {
-            let kind = kind.as_str();
+            let kind = kind.installable()?;
             let wasm =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let done: Installed = match &client {
@@ -142,7 +172,7 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: PluginCommand) -> Result<()> {
         }
         PluginCommand::Check { file, kind, json } => check(&file, kind, json)?,
         PluginCommand::Rollback { kind } => {
-            let kind = kind.as_str();
+            let kind = kind.installable()?;
             let done: Installed = match &client {
                 Some(c) => c.post(&format!("/plugins/{kind}/rollback"), &())?,
                 None => {
@@ -187,7 +217,24 @@ struct CheckReport {
     passed: bool,
     load: LoadOutcome,
     /// Absent when validation failed (nothing was run).
-    self_check: Option<SelfCheck>,
+    self_check: Option<Checked>,
+}
+
+/// The self-check of the plugin's kind.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Checked {
+    Pricing(SelfCheck),
+    Quality(QualityCheck),
+}
+
+impl Checked {
+    fn passed(&self) -> bool {
+        match self {
+            Self::Pricing(c) => c.passed(),
+            Self::Quality(c) => c.passed(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -203,10 +250,13 @@ struct LoadOutcome {
 fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let host = Host::new(Limits::default()).context("could not start the wasm host")?;
-    let kind = match kind {
-        PluginKind::Pricing => Kind::Pricing,
-    };
-    let loaded = host.load(kind, &wasm);
+    let loaded = host.load(
+        match kind {
+            PluginKind::Pricing => Kind::Pricing,
+            PluginKind::Quality => Kind::Quality,
+        },
+        &wasm,
+    );
     let load = match &loaded {
         Ok(p) => LoadOutcome {
             ok: true,
@@ -223,13 +273,14 @@ fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
             error: Some(e.to_string()),
         },
     };
-    let self_check = loaded
-        .ok()
-        .map(|p| PricingPlugin::new(p).self_check_report());
+    let self_check = loaded.ok().map(|p| match kind {
+        PluginKind::Pricing => Checked::Pricing(PricingPlugin::new(p).self_check_report()),
+        PluginKind::Quality => Checked::Quality(QualityPlugin::new(p).self_check_report()),
+    });
     let report = CheckReport {
         file: file.display().to_string(),
         bytes: wasm.len(),
-        passed: load.ok && self_check.as_ref().is_some_and(SelfCheck::passed),
+        passed: load.ok && self_check.as_ref().is_some_and(Checked::passed),
         load,
         self_check,
     };
@@ -239,10 +290,16 @@ fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
         emit(&render(&report, host.limits())?);
     }
     if !report.passed {
-        bail!(
-            "{} would be refused by `zhtp plugin install`",
-            file.display()
-        );
+        match kind {
+            PluginKind::Pricing => bail!(
+                "{} would be refused by `zhtp plugin install`",
+                file.display()
+            ),
+            PluginKind::Quality => bail!(
+                "{} would be refused by `zhtp node run --quality-plugin`",
+                file.display()
+            ),
+        }
     }
     Ok(())
 }
@@ -269,9 +326,16 @@ fn render(r: &CheckReport, limits: &Limits) -> Result<String, std::fmt::Error> {
         (_, _, Some(e)) => writeln!(out, "  {}  {e}", mark(false))?,
         _ => {}
     }
-    let Some(check) = &r.self_check else {
-        writeln!(out, "self-check: not run (validation failed)")?;
-        return Ok(out);
+    let check = match &r.self_check {
+        None => {
+            writeln!(out, "self-check: not run (validation failed)")?;
+            return Ok(out);
+        }
+        Some(Checked::Quality(q)) => {
+            render_quality(&mut out, q, r)?;
+            return Ok(out);
+        }
+        Some(Checked::Pricing(check)) => check,
     };
     let failed = check.calls.iter().filter(|c| c.problem.is_some()).count();
     writeln!(
@@ -306,6 +370,55 @@ fn render(r: &CheckReport, limits: &Limits) -> Result<String, std::fmt::Error> {
         )?;
     }
     Ok(out)
+}
+
+/// The quality self-check's five periods and the answers.
+fn render_quality(
+    out: &mut String,
+    check: &QualityCheck,
+    r: &CheckReport,
+) -> Result<(), std::fmt::Error> {
+    use std::fmt::Write as _;
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    let failed = check.calls.iter().filter(|c| c.problem.is_some()).count();
+    writeln!(
+        out,
+        "self-check (host/SPEC.md section 12.6): {} periods, {failed} failed",
+        check.calls.len()
+    )?;
+    writeln!(
+        out,
+        "        {:<10} {:<38} {:>6} {:>6}  VIOLATIONS",
+        "PERIOD", "AUDITS passed/slow/lost/unanswered", "SCORE", "BONUS"
+    )?;
+    for c in &check.calls {
+        let m = &c.request;
+        let audits = format!(
+            "{} = {}/{}/{}/{}",
+            m.audits, m.passed, m.slow, m.lost, m.unanswered
+        );
+        match (&c.assessment, &c.problem) {
+            (Some(a), None) => writeln!(
+                out,
+                "  {}  {:<10} {audits:<38} {:>6} {:>6}  {:?}",
+                mark(true),
+                c.name,
+                a.score_bp,
+                a.bonus_bp,
+                a.violations
+            )?,
+            (_, Some(p)) => writeln!(out, "  {}  {:<10} {audits:<38} {p}", mark(false), c.name)?,
+            (None, None) => {}
+        }
+    }
+    if r.passed {
+        writeln!(
+            out,
+            "passed: `zhtp node run --quality-plugin {}` will accept it",
+            r.file
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes `text` to stdout in one piece; a closed pipe (`| head`) is not an error: the exit

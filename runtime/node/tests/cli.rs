@@ -221,3 +221,105 @@ fn plugin_check_reports_every_check_and_installs_nothing() {
 
     assert!(!d.join("plugins").exists(), "check installed something");
 }
+
+/// `zhtp plugin check --kind quality`: the bundled quality-sla passes with its five periods
+/// judged; a plugin that flags a clean period fails naming it; a quality plugin cannot be
+/// `install`ed on a running node (it is set at start), and a failing one keeps a node from
+/// starting with it.
+#[test]
+fn quality_plugins_are_checked_and_a_failing_one_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sla = d.join("quality-sla.wasm");
+    ok(
+        d,
+        &[
+            "plugin",
+            "export",
+            "quality-sla",
+            "-o",
+            sla.to_str().unwrap(),
+        ],
+    );
+    let check = |file: &std::path::Path, json: bool| {
+        let mut args = vec![
+            "plugin",
+            "check",
+            "--kind",
+            "quality",
+            file.to_str().unwrap(),
+        ];
+        if json {
+            args.push("--json");
+        }
+        zhtp(d, &args)
+    };
+    let text = String::from_utf8(check(&sla, false).stdout).unwrap();
+    assert!(text.contains("ok    quality-sla@0.1.0, ABI v1"), "{text}");
+    assert!(text.contains("5 periods, 0 failed"), "{text}");
+    assert!(text.contains("lost       4 = 0/0/4/0"), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&check(&sla, true).stdout).unwrap();
+    assert_eq!(v["passed"], true);
+    let calls = v["self_check"]["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 5);
+    assert_eq!(calls[1]["assessment"]["violations"][0], "data-loss");
+    assert_eq!(calls[0]["assessment"]["bonus_bp"], 1_500);
+    // A pricing plugin is not a quality plugin: named export missing.
+    let standard = d.join("standard.wasm");
+    ok(
+        d,
+        &[
+            "plugin",
+            "export",
+            "pricing-standard",
+            "-o",
+            standard.to_str().unwrap(),
+        ],
+    );
+    let out = check(&standard, false);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("quality_assess"),
+        "the missing entry is named"
+    );
+
+    // Calls every period a slow response: fails the self-check at its clean period.
+    let picky = d.join("picky.wasm");
+    let wat = r#"(module
+        (import "zhtp:env/v1" "output_set" (func $set (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "\00\00\01\02")
+        (func (export "zhtp_abi_v1"))
+        (func (export "quality_assess") (result i32)
+          (drop (call $set (i32.const 0) (i32.const 4))) (i32.const 0)))"#;
+    std::fs::write(&picky, wat::parse_str(wat).unwrap()).unwrap();
+    let out = check(&picky, false);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("FAIL  clean"), "{text}");
+    assert!(text.contains("R-qcheck-clean"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quality-plugin"));
+
+    let out = zhtp(d, &["plugin", "install", "quality", sla.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quality-plugin FILE"));
+    let out = zhtp(
+        d,
+        &[
+            "node",
+            "run",
+            "--api",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--quality-plugin",
+            picky.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "the node must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fails the quality self-check") && err.contains("clean period"),
+        "{err}"
+    );
+}

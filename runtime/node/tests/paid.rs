@@ -89,13 +89,10 @@ async fn a_paid_put_is_signed_by_every_provider_and_escrowed() {
     let nodes = charging(&tmp, 4, 12_000_000).await;
     let bytes = data(2_500_000, 7);
     let (path, hashed) = input(&tmp, &bytes);
+    // Kept for the replay below: the mandate's expiry is read from the clock when it is made.
+    let pay = payment(hashed.0);
     let (stored, c) = nodes[0]
-        .put_paid(
-            &path,
-            hashed,
-            opts(EncryptionLevel::Standard),
-            payment(hashed.0),
-        )
+        .put_paid(&path, hashed, opts(EncryptionLevel::Standard), pay.clone())
         .await
         .unwrap();
 
@@ -139,12 +136,7 @@ async fn a_paid_put_is_signed_by_every_provider_and_escrowed() {
     // The same mandate again pays for nothing more, and is refused before any provider is
     // asked.
     let err = nodes[0]
-        .put_paid(
-            &path,
-            hashed,
-            opts(EncryptionLevel::Standard),
-            payment(hashed.0),
-        )
+        .put_paid(&path, hashed, opts(EncryptionLevel::Standard), pay)
         .await
         .unwrap_err();
     assert!(
@@ -863,9 +855,10 @@ async fn the_quality_plugin_judges_each_period_and_a_broken_one_never_stops_sett
         "every provider holds its shards"
     );
 
-    // An operator's plugin that calls every period a breach (score 0, no bonus, [Breach]):
-    // the contract's breach rate, 100%, goes back to the client, though every audit passed.
-    nodes[0].set_quality(quality_guest(Some(&[0x00, 0x00, 0x01, 0x04])));
+    // An operator's plugin that calls every period a slow response and a breach (score 0, no
+    // bonus, [SlowResponse, Breach]): the most severe, the contract's breach rate of 100%,
+    // goes back to the client, though every audit passed.
+    nodes[0].set_quality(quality_guest(Some(&[0x00, 0x00, 0x02, 0x02, 0x04])));
     let s = nodes[0].settle(t.start + secs).await.unwrap();
     assert_eq!((s.periods, s.released, s.unjudged), (1, 0, 0));
     let shares = |n: u32| -> u64 { t.providers().iter().map(|p| t.holder_payment(n, p)).sum() };
