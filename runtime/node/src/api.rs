@@ -274,6 +274,7 @@ fn parse_hash(s: &str) -> Result<Hash, ApiError> {
 pub fn router(state: ApiState, guard: auth::Guard) -> Router {
     Router::new()
         .route("/status", get(status))
+        .route("/stats", get(stats))
         .route("/content", post(put).get(list))
         .route("/search", get(search))
         .route("/content/{hash}", get(fetch).delete(remove))
@@ -338,6 +339,10 @@ pub async fn status_of(node: &Node) -> Result<NodeStatus, network::Error> {
 
 async fn status(State(st): State<ApiState>) -> Result<Json<NodeStatus>, ApiError> {
     Ok(Json(status_of(&st.node).await?))
+}
+
+async fn stats(State(st): State<ApiState>) -> Result<Json<crate::stats::Stats>, ApiError> {
+    Ok(Json(crate::stats::of_node(&st.node).await?))
 }
 
 async fn put(

@@ -14,6 +14,7 @@
 //! - [`keystore`]: identities in the data dir, sealed under passphrases.
 //! - [`readers`]: a content's key wrapped for its readers in the manifest.
 //! - [`private`]: files only this user may read (data dir, node key, API token, keystore).
+//! - [`stats`]: the node's DHT, economic and storage figures (`zhtp stats`).
 
 pub mod accounts;
 pub mod api;
@@ -25,4 +26,5 @@ pub mod output;
 pub mod pipeline;
 pub mod private;
 pub mod readers;
+pub mod stats;
 pub mod wire;

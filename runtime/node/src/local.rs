@@ -198,7 +198,7 @@ pub struct GetReport {
     pub repaired: usize,
 }
 
-const SUMMARY_PREFIX: &[u8] = b"meta/";
+pub(crate) const SUMMARY_PREFIX: &[u8] = b"meta/";
 const TAG_PREFIX: &str = "tag/";
 /// Index entries of shards this node holds for the network: `held/<content><segment><index>`
 /// → shard hash, length (see [`crate::network`]).

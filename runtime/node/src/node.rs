@@ -754,11 +754,27 @@ pub fn demo() -> Result<()> {
         bail!("node 0 shows no escrow for its storage contract");
     };
     println!(
-        "         {} periods settled: {} paid to providers, {} back to the owner (penalties: {} unavailable audits at 10% of the holder's share)",
+        "         {} periods settled, judged by the quality-sla plugin: {} paid to providers, {} bonuses from the incentive pool, {} back to the owner (penalties: {} unavailable audits at 10% of the holder's share)",
         s.periods,
         zhtp_economy::tokens(s.released),
+        zhtp_economy::tokens(s.bonuses),
         zhtp_economy::tokens(s.refunded),
         audited.failed.len()
+    );
+    if s.unjudged > 0 {
+        bail!(
+            "the quality plugin failed to judge {} provider-periods",
+            s.unjudged
+        );
+    }
+    let st: zhtp::stats::Stats = c0.get("/stats")?;
+    println!(
+        "         zhtp stats on node 0: incentive pool {}, {} in open escrows, audits {} passed / {} failed, providers {:?}",
+        zhtp_economy::tokens(st.economy.incentive_pool),
+        zhtp_economy::tokens(st.economy.escrowed),
+        st.economy.audits_passed,
+        st.economy.audits_failed.values().sum::<usize>(),
+        st.economy.reputation
     );
     println!(
         "         escrow: {} funded, {} released, {} refunded, {} left for {} more periods",

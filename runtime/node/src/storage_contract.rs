@@ -122,8 +122,9 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
             println!("content     {}", c.content);
             println!("client      {}", c.client);
             println!(
-                "price       {} (pricing plugin {})",
+                "price       {}, of which {} network fee to the incentive pool (pricing plugin {})",
                 tokens(c.price),
+                tokens(c.fee),
                 c.plugin
             );
             println!(

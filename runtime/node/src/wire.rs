@@ -762,6 +762,9 @@ pub struct ContractInfo {
     pub client: String,
     /// Price for the whole term, µZHTP.
     pub price: MicroZhtp,
+    /// The network fee, part of the price, paid into the incentive pool, µZHTP.
+    #[serde(default)]
+    pub fee: MicroZhtp,
     /// BLAKE3 of the pricing plugin that quoted it.
     #[serde(with = "hex")]
     pub plugin: Hash,
@@ -807,6 +810,7 @@ impl ContractInfo {
             content: t.content,
             client: ::hex::encode(t.client),
             price: t.price,
+            fee: t.fee,
             plugin: t.plugin,
             start: t.start,
             periods: t.periods,

@@ -170,8 +170,11 @@ fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert_eq!(node.status()["shards"], 0);
 
-    // Funded: the put pays its quote into escrow, and the contract shows.
+    // Funded: the put pays its quote into escrow, and the contract shows. (Two megabytes: a
+    // price large enough to carry a network fee.)
     ok(node.cli_in(&me, "", &["account", "fund", "alice", "10"]));
+    let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(&file, bytes).unwrap();
     let put = json(&ok(node.cli_in(
         &me,
         "pw",
@@ -182,9 +185,32 @@ fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_
     assert_eq!(c["periods"], 3);
     let price = c["price"].as_u64().unwrap();
     assert!(price > 0);
-    assert_eq!(c["escrow"]["funded"], price);
+    let fee = c["fee"].as_u64().unwrap();
+    assert!(fee > 0 && fee < price, "the quote's network fee: {c}");
+    assert_eq!(c["escrow"]["funded"], price - fee);
     let shown = json(&ok(node.cli_in(&me, "", &["account", "show", "--json"])));
     assert_eq!(shown["balance"], 10_000_000 - price);
+    // `zhtp stats` sees it all: the contract, the escrow, the fee in the incentive pool, the
+    // content and its shards, the node's DHT.
+    let stats = json(&ok(node.cli(&["stats", "--json"])));
+    let e = &stats["economy"];
+    assert_eq!(e["contracts"]["active"], 1, "{stats}");
+    assert_eq!(
+        (e["escrowed"].as_u64(), e["open_escrows"].as_u64()),
+        (Some(price - fee), Some(1))
+    );
+    assert_eq!(e["incentive_pool"], fee);
+    assert_eq!(e["supply"], 1_000_000_000_000_000u64);
+    assert_eq!(e["devnet"], true);
+    assert_eq!(stats["storage"]["local_contents"], 1);
+    assert_eq!(stats["storage"]["shards"], node.status()["shards"]);
+    assert_eq!(stats["storage"]["held_contents"], 1);
+    assert_eq!(stats["dht"]["peer_id"], node.status()["peer_id"]);
+    let text = ok(node.cli(&["stats"]));
+    assert!(
+        text.contains("1 active") && text.contains("1 content(s) put here"),
+        "{text}"
+    );
     let list = json(&ok(node.cli(&["storage-contract", "list", "--json"])));
     assert_eq!(list.as_array().unwrap().len(), 1);
     let id = c["id"].as_str().unwrap();

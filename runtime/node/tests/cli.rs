@@ -323,3 +323,27 @@ fn quality_plugins_are_checked_and_a_failing_one_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// `zhtp stats` without `--node`: a stopped node's economy and storage from its data dir, no
+/// DHT part, and a content put there counted.
+#[test]
+fn stats_of_a_stopped_node_come_from_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stats =
+        || -> serde_json::Value { serde_json::from_str(&ok(d, &["stats", "--json"])).unwrap() };
+    let v = stats();
+    assert!(v["dht"].is_null(), "{v}");
+    assert_eq!(v["economy"]["supply"], 0);
+    assert_eq!(v["storage"]["local_contents"], 0);
+    support::owner_in(d);
+    let input = d.join("in.txt");
+    std::fs::write(&input, b"counted by stats").unwrap();
+    ok(d, &["put", input.to_str().unwrap()]);
+    let v = stats();
+    assert_eq!(v["storage"]["local_contents"], 1, "{v}");
+    assert_eq!(v["economy"]["contracts"], serde_json::json!({}));
+    let text = ok(d, &["stats"]);
+    assert!(text.contains("dht:      not running"), "{text}");
+    assert!(text.contains("1 content(s) put here"), "{text}");
+}
