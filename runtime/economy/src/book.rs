@@ -187,6 +187,14 @@ impl Book {
         Ok(out)
     }
 
+    /// The reputation points this node's audits gave `node`, if they judged it at all.
+    pub fn recorded_points(&self, node: &[u8; 32]) -> Result<Option<i64>, Error> {
+        match self.store.get(Cf::Ledger, &points_key(node))? {
+            None => Ok(None),
+            Some(_) => self.points(node).map(Some),
+        }
+    }
+
     /// The reputation points this node's audits gave `node` ([`reputation::START`] if none).
     pub fn points(&self, node: &[u8; 32]) -> Result<i64, Error> {
         Ok(match self.store.get(Cf::Ledger, &points_key(node))? {

@@ -11,6 +11,9 @@
 //!
 //! [`reputation`]: points per node from the audits a node ran, and their bands.
 //!
+//! [`market`]: what providers advertise and what auditors report of others, as records signed
+//! by the node they speak for; reputation gossiped from several auditors.
+//!
 //! [`book`]: the storage contracts a node keeps, and the shard positions they let it hold.
 //!
 //! [`contract`]: storage contracts, their signed terms (SLA, penalty rates, price, holders) and
@@ -21,6 +24,7 @@ pub mod book;
 pub mod contract;
 pub mod durability;
 pub mod ledger;
+pub mod market;
 pub mod reputation;
 
 pub use book::Book;

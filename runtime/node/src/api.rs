@@ -334,6 +334,7 @@ pub async fn status_of(node: &Node) -> Result<NodeStatus, network::Error> {
         serving_bytes: s.serving_bytes,
         busy: s.busy,
         charges: node.charges(),
+        utilization_bp: node.utilization_bp(),
     })
 }
 
@@ -482,7 +483,9 @@ async fn put(
                             crate::wire::MAX_TERM_SECS / 86_400
                         ))
                     })?;
-                let q = crate::wire::put_quote(total, days, opts.tier, opts.code);
+                let mut q = crate::wire::put_quote(total, days, opts.tier, opts.code);
+                // The market's measured utilisation, as `zhtp put` asked `/status` for it.
+                q.utilization_bp = st.node.utilization_bp();
                 let priced = st.registry.quote(&q).map_err(|e| {
                     ApiError(
                         StatusCode::SERVICE_UNAVAILABLE,

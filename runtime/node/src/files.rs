@@ -416,7 +416,10 @@ pub(crate) fn put_remote(
                 Some(m) => m,
                 None => {
                     let size = file.metadata()?.len();
-                    let q = zhtp::wire::put_quote(size, p.days, opts.tier, opts.code);
+                    let mut q = zhtp::wire::put_quote(size, p.days, opts.tier, opts.code);
+                    // The node prices a put at the utilisation it measures: ask for it.
+                    let status: zhtp::wire::NodeStatus = client.get("/status")?;
+                    q.utilization_bp = status.utilization_bp;
                     client.post::<zhtp::wire::Priced>("/quote", &q)?.total
                 }
             };

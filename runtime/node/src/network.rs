@@ -41,6 +41,7 @@ mod admission;
 mod audits;
 mod contracts;
 mod gc;
+mod market;
 mod placement;
 mod repair;
 mod retrieval;
@@ -50,6 +51,7 @@ pub use admission::{Admission, AdmitError, Quota, Refusal, Ticket};
 pub use audits::{AuditConfig, AuditReport, SettleReport, Standing};
 pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
+pub use market::{MarketConfig, MarketView};
 
 /// How long a manifest record lives in the DHT before it must be published again.
 pub const MANIFEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -224,6 +226,10 @@ struct Inner {
     audit: std::sync::RwLock<AuditConfig>,
     /// The quality plugin judging settled periods; `None`: the built-in `quality-sla`.
     quality: std::sync::RwLock<Option<zhtp_host::QualityPlugin>>,
+    /// What this node advertises, and others' market records fetched.
+    market: std::sync::Mutex<market::MarketState>,
+    /// The data dir (its disk's free space is the default capacity advertised).
+    data_dir: std::path::PathBuf,
 }
 
 /// A node on the network. Cheap to clone.
@@ -277,8 +283,12 @@ fn held_key(content: &Hash, segment: u32, index: u16) -> Vec<u8> {
     k
 }
 
-/// Checks that a manifest record holds a valid manifest of the content it is filed under.
+/// Checks a record's payload for its key: a market record signed by the node it is filed
+/// under, or a manifest of the content it is filed under.
 pub fn validate_record(key: &[u8], payload: &[u8]) -> Result<(), String> {
+    if let Some(checked) = market::validate(key, payload) {
+        return checked;
+    }
     let Some(hash) = key
         .strip_prefix(MANIFEST_KEY)
         .and_then(|h| <[u8; 32]>::try_from(h).ok())
@@ -403,6 +413,8 @@ impl Node {
                 charges: std::sync::atomic::AtomicBool::new(false),
                 audit: std::sync::RwLock::new(AuditConfig::default()),
                 quality: std::sync::RwLock::new(None),
+                market: std::sync::Mutex::new(market::MarketState::default()),
+                data_dir: data_dir.to_path_buf(),
             }),
         };
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.

@@ -59,6 +59,15 @@ pub struct RunArgs {
     /// 12; try it first with `zhtp plugin check --kind quality FILE`).
     #[arg(long, value_name = "FILE")]
     pub quality_plugin: Option<PathBuf>,
+    /// Bytes this node offers for shards, advertised in its market record (units accepted:
+    /// `500GiB`). Default: what the data dir's disk has free, plus what it holds.
+    #[arg(long, value_name = "SIZE", value_parser = crate::quote::parse_size)]
+    pub capacity: Option<u64>,
+    /// This node's price factor in its market record, % of the network's standard price
+    /// (paying puts prefer cheaper nodes among those closest to a shard).
+    #[arg(long, default_value_t = 100, value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub price_percent: u32,
 }
 
 /// The supply of a devnet's ledger, all in its faucet at genesis: 10^9 ZHTP.
@@ -66,6 +75,10 @@ pub const DEVNET_SUPPLY: u64 = 1_000_000_000 * zhtp_types::MICRO_PER_TOKEN;
 
 /// One audit round, the repair of what it banned, and the settlement of ended periods.
 async fn economy_round(n: &Node) {
+    // The market first: what this node offers and what its audits found, for other nodes.
+    if let Err(e) = n.publish_market().await {
+        tracing::warn!("market records not published: {e}");
+    }
     let now = zhtp_dht::record::unix_now();
     match n.audit_round(now).await {
         Ok(r) if r.audits > 0 => tracing::info!(?r, "audit round"),
@@ -150,6 +163,11 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             tracing::info!(plugin = %quality.plugin().info().name, "quality plugin");
             node.set_quality(quality);
         }
+        node.set_market(zhtp::network::MarketConfig {
+            capacity: args.capacity,
+            price_bp: args.price_percent * 100,
+            ..Default::default()
+        });
         let ledger = node.local().ledger();
         if args.devnet {
             let supply = ledger.genesis(zhtp_economy::Genesis::Devnet {

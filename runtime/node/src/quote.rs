@@ -61,7 +61,7 @@ impl From<UrgencyArg> for Urgency {
     }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, String> {
     zhtp_types::parse_size(s).map_err(|e| e.to_string())
 }
 

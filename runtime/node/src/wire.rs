@@ -473,6 +473,14 @@ pub struct NodeStatus {
     /// Whether this node charges for storage (takes puts with a payment only).
     #[serde(default)]
     pub charges: bool,
+    /// The network's storage utilisation this node measures from providers' ads, bp: what
+    /// its pricing requests carry (5,000 when it knows no ad).
+    #[serde(default = "neutral_utilization")]
+    pub utilization_bp: u16,
+}
+
+fn neutral_utilization() -> u16 {
+    zhtp_host::abi::pricing::QuoteRequest::NEUTRAL_UTILIZATION_BP
 }
 
 /// Live shards of a content (`GET /content/{hash}/holders`).

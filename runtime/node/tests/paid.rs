@@ -886,3 +886,102 @@ async fn the_quality_plugin_judges_each_period_and_a_broken_one_never_stops_sett
     assert_eq!((again.periods, again.released, again.refunded), (0, 0, 0));
     assert_eq!(ledger.audit().unwrap().supply, SUPPLY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paying_puts_choose_providers_by_their_ads_and_by_reputation_gossiped_by_others() {
+    use zhtp::network::MarketConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 7, 100_000_000).await;
+    let peers: Vec<_> = nodes.iter().map(|n| n.peer_id()).collect();
+    let live = MarketConfig {
+        capacity: Some(1 << 30),
+        refresh: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    for n in &nodes {
+        n.set_market(live);
+    }
+    // Node 1 is full (1 KiB free: no shard fits), node 2 asks five times the standard price.
+    nodes[1].set_market(MarketConfig {
+        capacity: Some(1024),
+        ..live
+    });
+    nodes[2].set_market(MarketConfig {
+        price_bp: 50_000,
+        ..live
+    });
+    for n in &nodes {
+        n.publish_market().await.unwrap();
+    }
+    let gateway = &nodes[0];
+    assert_eq!(
+        gateway.utilization_bp(),
+        5_000,
+        "neutral before any ad is known"
+    );
+    let view = gateway.market_view(&peers).await;
+    assert_eq!(view.ads.len(), 6, "every other node's ad");
+    assert_eq!(view.ads[&nodes[1].provider_key()].capacity, 1024);
+    assert_eq!(view.ads[&nodes[2].provider_key()].price_bp, 50_000);
+    // Nothing held yet: the network is empty.
+    assert_eq!(gateway.utilization_bp(), 0);
+
+    // A 2+1 put: each shard goes, among its three closest fresh nodes, to the cheapest with
+    // room; with five neutral nodes there is always one among the three.
+    let mut o = opts(EncryptionLevel::Standard);
+    o.code.data = 2;
+    o.code.parity = 1;
+    let (path, hashed) = input(&tmp, &data(3_000_000, 21));
+    let (stored, _) = gateway
+        .put_paid(&path, hashed, o, payment(hashed.0))
+        .await
+        .unwrap();
+    let placed: Vec<_> = stored.placement.iter().flatten().collect();
+    assert_eq!(placed.len(), 9);
+    assert!(!placed.contains(&&peers[1]), "the full node got a shard");
+    assert!(!placed.contains(&&peers[2]), "the dear node got a shard");
+    // The holders' next ads show what they hold: the measured utilisation is above zero.
+    for n in &nodes {
+        n.publish_market().await.unwrap();
+    }
+    gateway.market_view(&peers).await;
+    assert!(gateway.utilization_bp() > 0);
+
+    // Gossip: nodes 3 and 4 audited node 6 into the ban band; node 5 never audited it. One
+    // report is not enough; two are, and node 5 then gives node 6 nothing.
+    let x = nodes[6].provider_key();
+    nodes[3].contracts().adjust(&x, -1_600).unwrap();
+    nodes[3].publish_market().await.unwrap();
+    nodes[5].market_view(&peers).await;
+    assert_eq!(
+        nodes[5].points_of(&x).unwrap(),
+        1_000,
+        "one auditor decides nothing"
+    );
+    nodes[4].contracts().adjust(&x, -1_600).unwrap();
+    nodes[4].publish_market().await.unwrap();
+    // Node 6 cannot speak for itself: its report leaves itself out.
+    nodes[6].contracts().adjust(&x, 5_000).unwrap();
+    nodes[6].publish_market().await.unwrap();
+    nodes[5].market_view(&peers).await;
+    assert_eq!(nodes[5].points_of(&x).unwrap(), -600);
+    // (The client pays through node 5: its account is on node 5's ledger.)
+    let ledger5 = nodes[5].local().ledger();
+    ledger5.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    ledger5
+        .fund([1; 32], Account::Key(client()), PRICE)
+        .unwrap();
+    let (path, hashed) = input(&tmp, &data(2_000_000, 23));
+    let mut pay = payment(hashed.0);
+    pay.mandate.nonce = [8; 16];
+    pay.signature = owner().sign(&pay.mandate.signing_message()).to_vec();
+    let (stored, c) = nodes[5]
+        .put_paid(&path, hashed, opts(EncryptionLevel::Standard), pay)
+        .await
+        .unwrap();
+    assert!(!stored.placement.iter().flatten().any(|p| *p == peers[6]));
+    assert!(!c.terms().providers().contains(&x));
+    // Node 5's own audits, once it runs any, decide over the gossip.
+    nodes[5].contracts().adjust(&x, 0).unwrap();
+    assert_eq!(nodes[5].points_of(&x).unwrap(), 1_000);
+}

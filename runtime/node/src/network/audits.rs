@@ -119,7 +119,7 @@ fn now() -> u64 {
     zhtp_dht::record::unix_now()
 }
 
-fn economy(e: zhtp_economy::Error) -> Error {
+pub(super) fn economy(e: zhtp_economy::Error) -> Error {
     Error::Task(format!("ledger: {e}"))
 }
 
@@ -344,7 +344,9 @@ impl Node {
         let Some(key) = super::ed25519_of(peer) else {
             return false;
         };
-        self.standing(&key).is_ok_and(|s| s.band == Band::Banned)
+        // Its own audits first, else what other auditors report (SPEC: never its own word).
+        self.points_of(&key)
+            .is_ok_and(|p| self.audit_config().bands.band(p) == Band::Banned)
     }
 
     /// The contracts this node holds the escrow of and has not settled (from the ledger's

@@ -334,17 +334,25 @@ impl Node {
         let mut shards = Vec::new();
         let mut keys: HashMap<PeerId, [u8; 32]> = HashMap::new();
         let mut prepared = Vec::new();
+        // The market: each shard goes to the cheapest node with room, weighed by reputation,
+        // among the few closest to its hash that hold no other shard of its segment.
+        let view = self.market_view(peers).await;
+        let shard_bytes = (segment_size / usize::from(encoder.params().code.data).max(1)) as u64;
         for (segment, (_, (hashes, challenges))) in encoded.segments.into_iter().enumerate() {
             prepared.extend(challenges);
             let segment = segment as u32;
             let mut used = HashSet::new();
             for (index, hash) in hashes.iter().enumerate() {
                 let ranked = by_distance(peers, hash.as_bytes());
-                let p = ranked
+                let fresh: Vec<PeerId> = ranked
                     .iter()
-                    .find(|p| !used.contains(*p))
-                    .or(ranked.first())
+                    .filter(|p| !used.contains(*p))
                     .copied()
+                    .collect();
+                let p = self
+                    .choose(&fresh, shard_bytes, &view)
+                    .or(fresh.first().copied())
+                    .or(ranked.first().copied())
                     .ok_or_else(|| Error::Invalid("no node to store on".into()))?;
                 used.insert(p);
                 let holder = match keys.get(&p) {
