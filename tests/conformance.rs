@@ -2870,11 +2870,17 @@ fn r_qmsg_request_bytes_are_the_specs() {
         postcard::to_allocvec(&golden_measurements()).unwrap(),
         golden
     );
+    // The longest request the host sends: every count a 5-byte varint (each at least 2^28,
+    // adding up to audits), the shares at 10,000: 66 bytes.
+    let big = 1 << 28;
     let largest = Measurements {
         period: u32::MAX,
         payment: u64::MAX,
         audits: u32::MAX,
-        passed: u32::MAX,
+        passed: u32::MAX - 3 * big,
+        slow: big,
+        lost: big,
+        unanswered: big,
         latency_avg_ms: u32::MAX,
         latency_max_ms: u32::MAX,
         deadline_ms: u32::MAX,
@@ -2882,11 +2888,10 @@ fn r_qmsg_request_bytes_are_the_specs() {
         latency_ms: u32::MAX,
         integrity_bp: 10_000,
         bandwidth_bp: 10_000,
-        ..Measurements::default()
     };
     let bytes = sent(&largest);
     assert_eq!(bytes, postcard::to_allocvec(&largest).unwrap());
-    assert_eq!(bytes.len(), 5 + 10 + 5 + 5 + 3 + 5 + 5 + 5 + 2 + 5 + 2 + 2);
+    assert_eq!(bytes.len(), 66);
     assert_eq!(sent(&Measurements::default()), [0u8; 14]);
 }
 

@@ -144,8 +144,8 @@ impl Assessment {
 }
 
 impl Message for Measurements {
-    /// Nine u32 varints (5), one u64 (10), three u16 (3).
-    const MAX_LEN: usize = 9 * 5 + 10 + 3 * 3;
+    /// Ten u32 varints (5 bytes each), one u64 (10), three u16 (3).
+    const MAX_LEN: usize = 10 * 5 + 10 + 3 * 3;
 
     fn encode(&self, out: &mut [u8]) -> Option<usize> {
         let mut w = Writer::new(out);
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn outputs_are_read_strictly_and_in_order() {
-        // Six violations: too many, even though a class is out of range later on.
+        // Six violations, each a valid class: too many.
         assert_eq!(
             Assessment::decode(&[0, 0, 6, 0, 0, 0, 0, 0, 0]),
             Err(DecodeError::TooMany {
@@ -319,6 +319,67 @@ mod tests {
             Err(DecodeError::Trailing { extra: 1 })
         );
         assert_eq!(Assessment::decode(&[0, 0]), Err(DecodeError::Truncated));
+    }
+
+    /// Every value encodes within `MAX_LEN`, as postcard's bytes, and reads back.
+    #[test]
+    fn every_request_fits_max_len_and_is_postcards() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly extremes: the longest encodings.
+            match x % 4 {
+                0 => 0,
+                1 => u64::MAX,
+                _ => x >> (x % 64),
+            }
+        };
+        for _ in 0..2_000 {
+            let mut u32s = [0u32; 10];
+            for v in &mut u32s {
+                *v = next() as u32;
+            }
+            let m = Measurements {
+                period: u32s[0],
+                payment: next(),
+                audits: u32s[1],
+                passed: u32s[2],
+                slow: u32s[3],
+                lost: u32s[4],
+                unanswered: u32s[5],
+                latency_avg_ms: u32s[6],
+                latency_max_ms: u32s[7],
+                deadline_ms: u32s[8],
+                uptime_bp: next() as u16,
+                latency_ms: u32s[9],
+                integrity_bp: next() as u16,
+                bandwidth_bp: next() as u16,
+            };
+            let mut buf = [0u8; Measurements::MAX_LEN];
+            let n = m.encode(&mut buf).unwrap();
+            assert_eq!(&buf[..n], postcard::to_allocvec(&m).unwrap());
+            assert_eq!(Measurements::decode(&buf[..n]).unwrap(), m);
+        }
+        let all_max = Measurements {
+            period: u32::MAX,
+            payment: u64::MAX,
+            audits: u32::MAX,
+            passed: u32::MAX,
+            slow: u32::MAX,
+            lost: u32::MAX,
+            unanswered: u32::MAX,
+            latency_avg_ms: u32::MAX,
+            latency_max_ms: u32::MAX,
+            deadline_ms: u32::MAX,
+            uptime_bp: u16::MAX,
+            latency_ms: u32::MAX,
+            integrity_bp: u16::MAX,
+            bandwidth_bp: u16::MAX,
+        };
+        let mut buf = [0u8; Measurements::MAX_LEN];
+        assert_eq!(all_max.encode(&mut buf), Some(Measurements::MAX_LEN));
     }
 
     #[test]

@@ -22,6 +22,11 @@ use zhtp_types::{Hash, MicroZhtp};
 /// Basis points: 10,000 = 100%.
 pub const BP: u32 = 10_000;
 
+/// Largest network fee a contract may take for the incentive pool, bp of its price (the
+/// client signs a budget, not the split: this bounds what a gateway may divert from the
+/// providers and from the client's refunds).
+pub const MAX_FEE_BP: u32 = 1_000;
+
 /// Most shards one contract covers (a 1 TiB content at 4 MiB segments, 4+2).
 pub const MAX_SHARDS: usize = 1_600_000;
 
@@ -265,7 +270,7 @@ impl Terms {
     }
 
     /// Checks what makes terms unusable: no shards or too many, no periods, a zero price or
-    /// latency, a fee of the whole price, rates above 100%, the client as its own provider, too many providers.
+    /// latency, a network fee above [`MAX_FEE_BP`] of the price, rates above 100%, the client as its own provider, too many providers.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |why: &str| Err(Error::Terms(why.to_owned()));
         if self.shards.is_empty() {
@@ -295,8 +300,8 @@ impl Terms {
         if self.price == 0 {
             return bad("a price of zero");
         }
-        if self.fee >= self.price {
-            return bad("a network fee that leaves the providers nothing");
+        if u128::from(self.fee) * u128::from(BP) > u128::from(self.price) * u128::from(MAX_FEE_BP) {
+            return bad("a network fee above 10% of the price");
         }
         let p = self.penalties;
         let rates = [
@@ -765,8 +770,11 @@ mod tests {
         let t = terms([9; 32], &[[3; 32], [4; 32]]);
         t.check().unwrap();
         type Spoil = fn(&mut Terms);
-        let cases: [(&str, Spoil); 17] = [
+        let cases: [(&str, Spoil); 18] = [
             ("no shards", |t| t.shards.clear()),
+            ("a network fee above 10% of the price", |t| {
+                t.fee = t.price / 10 + 1
+            }),
             ("no settlement period", |t| t.periods = 0),
             ("no settlement period", |t| t.period_secs = 0),
             ("a price of zero", |t| t.price = 0),
@@ -793,6 +801,9 @@ mod tests {
             }),
             ("a start after the mandate expired", |t| t.start += 1),
         ];
+        let mut at_cap = t.clone();
+        at_cap.fee = at_cap.price / 10;
+        at_cap.check().unwrap();
         for (why, spoil) in cases {
             let mut bad = t.clone();
             spoil(&mut bad);

@@ -37,6 +37,7 @@
 //! | `e/<contract>` | the [`Escrow`] of a storage contract (postcard) |
 //! | `u/<mandate>` | the contract a client's mandate paid for |
 //! | `s/<contract><period u32 BE>` | the [`PeriodReceipt`] of a settled period (postcard) |
+//! | `f/<contract>` | the network fee the escrow still owes the incentive pool (u64 LE) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -187,7 +188,7 @@ pub struct Escrow {
     pub client: Account,
     /// µZHTP paid in.
     pub funded: MicroZhtp,
-    /// µZHTP paid out to providers.
+    /// µZHTP paid out: to providers, and the network fee to the incentive pool.
     pub released: MicroZhtp,
     /// µZHTP paid back to the client before settlement (penalties).
     pub refunded: MicroZhtp,
@@ -224,6 +225,8 @@ pub struct PeriodReceipt {
     pub refunded: MicroZhtp,
     /// Bonuses paid from the incentive pool, µZHTP.
     pub bonuses: MicroZhtp,
+    /// The network fee moved from escrow to the incentive pool with this period, µZHTP.
+    pub fee: MicroZhtp,
     /// Settled by an earlier call: nothing moved this time.
     #[serde(skip)]
     pub replayed: bool,
@@ -316,8 +319,11 @@ pub enum Error {
     /// An escrow pays its own client or itself through release.
     #[error("an escrow release pays a provider, not the contract's client or an escrow")]
     BadPayee,
-    /// A network fee larger than the price it is part of.
-    #[error("a network fee of {} is more than the price of {}", tokens(*fee), tokens(*amount))]
+    /// A period's payout names a provider twice.
+    #[error("a period's payout names a provider twice")]
+    DuplicatePayee,
+    /// A network fee not smaller than the price it is part of.
+    #[error("a network fee of {} is not less than the price of {}", tokens(*fee), tokens(*amount))]
     FeeAbovePrice {
         /// The fee.
         fee: MicroZhtp,
@@ -371,6 +377,10 @@ fn escrow_key(contract: &[u8; 32]) -> Vec<u8> {
 
 fn mandate_key(mandate: &[u8; 32]) -> Vec<u8> {
     key(b'u', &[mandate])
+}
+
+fn fee_key(contract: &[u8; 32]) -> Vec<u8> {
+    key(b'f', &[contract])
 }
 
 fn period_key(contract: &[u8; 32], period: u32) -> Vec<u8> {
@@ -636,9 +646,11 @@ impl Ledger {
         self.lock_escrow_with(contract, client, amount, 0, mandate, |_| Ok(()))
     }
 
-    /// [`Self::lock_escrow`] of a price `amount` of which `fee` (the network fee) goes to the
-    /// incentive pool instead of the escrow, with what `with` adds to the same batch (the
-    /// contract the escrow pays for, so that a crash keeps all or nothing).
+    /// [`Self::lock_escrow`] of a price `amount` of which `fee` is the network fee, owed to the
+    /// incentive pool: it stays in the escrow until the first period is paid
+    /// ([`Self::pay_period`] moves it), so a put that fails before then gets it back with the
+    /// rest. `with` adds to the same batch (the contract the escrow pays for, so that a crash
+    /// keeps all or nothing).
     pub fn lock_escrow_with(
         &self,
         contract: [u8; 32],
@@ -648,15 +660,16 @@ impl Ledger {
         mandate: [u8; 32],
         with: impl FnOnce(&mut Batch) -> Result<(), Error>,
     ) -> Result<Receipt, Error> {
-        let held = amount
-            .checked_sub(fee)
-            .ok_or(Error::FeeAbovePrice { fee, amount })?;
+        // (A zero amount is refused below like any zero transfer.)
+        if fee > 0 && fee >= amount {
+            return Err(Error::FeeAbovePrice { fee, amount });
+        }
         let leg = Leg {
             id: escrow_step_id("lock", &contract, 0, &Account::Escrow(contract)),
             derived: true,
             debit: client,
             credit: Account::Escrow(contract),
-            amount: held,
+            amount,
             kind: Kind::EscrowLock,
         };
         let _w = self.lock();
@@ -681,7 +694,7 @@ impl Ledger {
         }
         let escrow = Escrow {
             client,
-            funded: held,
+            funded: amount,
             released: 0,
             refunded: 0,
             settled: false,
@@ -689,29 +702,28 @@ impl Ledger {
         let mut batch = self.store.batch();
         self.store.put(&mut batch, Cf::Ledger, &mkey, &contract)?;
         with(&mut batch)?;
-        let mut legs = vec![leg];
         if fee > 0 {
-            legs.push(Leg {
-                id: escrow_step_id("fee", &contract, 0, &Account::Incentives),
-                derived: true,
-                debit: client,
-                credit: Account::Incentives,
-                amount: fee,
-                kind: Kind::NetworkFee,
-            });
+            self.store.put(
+                &mut batch,
+                Cf::Ledger,
+                &fee_key(&contract),
+                &fee.to_le_bytes(),
+            )?;
         }
-        let written = self.write_legs(batch, &legs, Some((contract, escrow)))?;
+        let mut written = self.write_legs(batch, &[leg], Some((contract, escrow)))?;
         Ok(Receipt {
-            transfer: written.into_iter().next().expect("the lock written"),
+            transfer: written.pop().expect("one leg written"),
             replayed: false,
         })
     }
 
-    /// Settles period `period` of storage contract `contract` in one atomic batch: each
-    /// provider's release from escrow, the penalties back to the client, and each bonus from
-    /// the incentive pool (as far as the pool holds, in the order given: a bonus is a reward
-    /// the pool can afford, never a debt). At most once per period: a repeat answers with the
-    /// first receipt and moves nothing. Zero amounts are skipped.
+    /// Settles period `period` of storage contract `contract` in one atomic batch: the network
+    /// fee still owed from escrow to the incentive pool (it goes with the first period paid),
+    /// each provider's release from escrow, the penalties back to the client, and each bonus
+    /// from the incentive pool (as far as the pool holds, in the order given: a bonus is a
+    /// reward the pool can afford, never a debt). At most once per period: a repeat answers
+    /// with the first receipt and moves nothing. Zero amounts are skipped; a provider named
+    /// twice is refused.
     pub fn pay_period(
         &self,
         contract: [u8; 32],
@@ -729,8 +741,30 @@ impl Ledger {
         if escrow.settled {
             return Err(Error::Settled(contract));
         }
+        for (to, _) in payout.released.iter().chain(&payout.bonuses) {
+            if !matches!(to, Account::Key(_)) || *to == escrow.client {
+                return Err(Error::BadPayee);
+            }
+        }
+        for list in [&payout.released, &payout.bonuses] {
+            let mut seen = std::collections::HashSet::with_capacity(list.len());
+            if !list.iter().all(|(to, _)| seen.insert(*to)) {
+                return Err(Error::DuplicatePayee);
+            }
+        }
+        let fee = match self.store.get(Cf::Ledger, &fee_key(&contract))? {
+            None => 0,
+            Some(v) => u64::from_le_bytes(v.as_slice().try_into().map_err(|_| {
+                Error::Corrupt(format!("the fee of escrow {}", hex::encode(contract)))
+            })?),
+        };
+        let overflow = || Error::Corrupt("a period's payout overflows".into());
         let mut legs = Vec::new();
-        let mut receipt = PeriodReceipt::default();
+        let mut receipt = PeriodReceipt {
+            refunded: payout.refund,
+            fee,
+            ..PeriodReceipt::default()
+        };
         let mut leg = |step: &str, debit: Account, credit: Account, amount: u64, kind: Kind| {
             if amount > 0 {
                 legs.push(Leg {
@@ -743,31 +777,26 @@ impl Ledger {
                 });
             }
         };
+        let escrowed = Account::Escrow(contract);
+        leg("fee", escrowed, Account::Incentives, fee, Kind::NetworkFee);
         for &(to, amount) in &payout.released {
-            if to == escrow.client || !matches!(to, Account::Key(_)) {
-                return Err(Error::BadPayee);
-            }
-            leg(
-                "release",
-                Account::Escrow(contract),
-                to,
-                amount,
-                Kind::EscrowRelease,
-            );
-            receipt.released += amount;
+            leg("release", escrowed, to, amount, Kind::EscrowRelease);
+            receipt.released = receipt.released.checked_add(amount).ok_or_else(overflow)?;
         }
         leg(
             "refund",
-            Account::Escrow(contract),
+            escrowed,
             escrow.client,
             payout.refund,
             Kind::EscrowRefund,
         );
-        receipt.refunded = payout.refund;
         let remaining = escrow
             .remaining()
             .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(contract))))?;
-        let out = receipt.released.checked_add(receipt.refunded);
+        let out = receipt
+            .released
+            .checked_add(receipt.refunded)
+            .and_then(|o| o.checked_add(fee));
         if out.is_none_or(|o| o > remaining) {
             return Err(Error::EscrowShort {
                 contract,
@@ -775,19 +804,26 @@ impl Ledger {
                 amount: out.unwrap_or(u64::MAX),
             });
         }
-        let mut pool = self.balance(&Account::Incentives)?;
+        // The fee moved in this batch counts: the pool pays out of it at once.
+        let mut pool = self
+            .balance(&Account::Incentives)?
+            .checked_add(fee)
+            .ok_or_else(overflow)?;
         for &(to, asked) in &payout.bonuses {
-            if !matches!(to, Account::Key(_)) || to == escrow.client {
-                return Err(Error::BadPayee);
-            }
             let amount = asked.min(pool);
             pool -= amount;
             leg("bonus", Account::Incentives, to, amount, Kind::Bonus);
             receipt.bonuses += amount;
         }
-        escrow.released += receipt.released;
+        // The fee leaves the escrow like a release: paid out, not refunded. (≤ remaining,
+        // checked above: no sum here can overflow.)
+        escrow.released += receipt.released + fee;
         escrow.refunded += receipt.refunded;
         let mut batch = self.store.batch();
+        if fee > 0 {
+            self.store
+                .delete(&mut batch, Cf::Ledger, &fee_key(&contract))?;
+        }
         self.store.put(
             &mut batch,
             Cf::Ledger,
@@ -912,7 +948,8 @@ impl Ledger {
         self.write_one(leg, Some((contract, escrow)))
     }
 
-    /// Settles the escrow: what is left goes back to the client and nothing moves any more.
+    /// Settles the escrow: what is left (with a network fee not yet moved) goes back to the
+    /// client and nothing moves any more.
     /// Returns what went back (a second settle answers with the first one's figure).
     pub fn settle(&self, contract: [u8; 32]) -> Result<MicroZhtp, Error> {
         let _w = self.lock();
@@ -937,7 +974,11 @@ impl Ledger {
                 kind: Kind::EscrowSettle,
             }],
         };
-        self.write_legs(self.store.batch(), &legs, Some((contract, escrow)))?;
+        // A fee never moved (no period was paid: a put that failed) goes back with the rest.
+        let mut batch = self.store.batch();
+        self.store
+            .delete(&mut batch, Cf::Ledger, &fee_key(&contract))?;
+        self.write_legs(batch, &legs, Some((contract, escrow)))?;
         Ok(left)
     }
 

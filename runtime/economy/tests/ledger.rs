@@ -146,6 +146,115 @@ fn each_refusal_is_named_and_moves_nothing() {
     );
 }
 
+/// A period paid in one batch: the network fee moves from escrow to the pool with the first
+/// period paid (and goes back to the client when no period ever was), bonuses come out of the
+/// pool as far as it holds, a repeat pays nothing, and refusals move nothing.
+#[test]
+fn a_period_is_paid_once_in_one_batch_with_the_fee_and_the_bonuses_the_pool_holds() {
+    use zhtp_economy::PeriodPayout;
+    let dir = tempfile::tempdir().unwrap();
+    let l = open(dir.path(), true);
+    l.genesis(Genesis::Devnet { supply: SUPPLY }).unwrap();
+    let (client, p1, p2) = (user(0), user(1), user(2));
+    l.fund(id(1), client, 2_000).unwrap();
+    let (c, failed) = ([50u8; 32], [51u8; 32]);
+    // Fees: 100 of a 1,000 price, and 40 of a 400 price whose put fails.
+    l.lock_escrow_with(c, client, 1_000, 100, [60; 32], |_| Ok(()))
+        .unwrap();
+    l.lock_escrow_with(failed, client, 400, 40, [61; 32], |_| Ok(()))
+        .unwrap();
+    assert!(matches!(
+        l.lock_escrow_with([52; 32], client, 10, 10, [62; 32], |_| Ok(())),
+        Err(Error::FeeAbovePrice {
+            fee: 10,
+            amount: 10
+        })
+    ));
+    assert_eq!(l.balance(&Account::Incentives).unwrap(), 0);
+    // The failed put: everything back, the fee too.
+    assert_eq!(l.settle(failed).unwrap(), 400);
+    assert_eq!(l.balance(&client).unwrap(), 1_000);
+
+    let pay = |released: Vec<(Account, u64)>, refund, bonuses: Vec<(Account, u64)>| PeriodPayout {
+        released,
+        refund,
+        bonuses,
+    };
+    // Refusals first: nothing moves.
+    let before = l.audit().unwrap().transfers;
+    for (bad, why) in [
+        (pay(vec![(p1, 1), (p1, 1)], 0, vec![]), "duplicate"),
+        (
+            pay(vec![(client, 1)], 0, vec![]),
+            "the client as a provider",
+        ),
+        (
+            pay(vec![], 0, vec![(Account::Treasury, 1)]),
+            "a bonus to the treasury",
+        ),
+        (
+            pay(vec![(p1, 850)], 51, vec![]),
+            "more than the escrow holds with the fee",
+        ),
+    ] {
+        assert!(l.pay_period(c, 0, &bad).is_err(), "{why}");
+    }
+    assert!(matches!(
+        l.pay_period(c, 0, &pay(vec![(p1, 1), (p1, 1)], 0, vec![])),
+        Err(Error::DuplicatePayee)
+    ));
+    assert!(matches!(
+        l.pay_period(c, 0, &pay(vec![(p1, 850)], 51, vec![])),
+        Err(Error::EscrowShort {
+            remaining: 1_000,
+            amount: 1_001,
+            ..
+        })
+    ));
+    assert_eq!(l.audit().unwrap().transfers, before);
+
+    // Period 0: the fee (100) reaches the pool in the same batch, and pays bonuses of 60 and
+    // 70 as far as it holds: 60, then 40.
+    let r = l
+        .pay_period(
+            c,
+            0,
+            &pay(vec![(p1, 300), (p2, 150)], 50, vec![(p1, 60), (p2, 70)]),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.released, r.refunded, r.fee, r.bonuses),
+        (450, 50, 100, 100)
+    );
+    assert!(!r.replayed);
+    assert_eq!(l.balance(&Account::Incentives).unwrap(), 0);
+    assert_eq!(
+        (l.balance(&p1).unwrap(), l.balance(&p2).unwrap()),
+        (360, 190)
+    );
+    // Again, even with another payout: the first receipt, nothing moved.
+    let again = l.pay_period(c, 0, &pay(vec![(p1, 1)], 0, vec![])).unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.released, again.fee), (450, 100));
+    assert_eq!(l.balance(&p1).unwrap(), 360);
+    assert_eq!(l.period_receipt(&c, 0).unwrap().unwrap().bonuses, 100);
+    // Period 1: no fee left to move, an empty pool pays no bonus.
+    let r = l
+        .pay_period(c, 1, &pay(vec![(p1, 100)], 0, vec![(p1, 15)]))
+        .unwrap();
+    assert_eq!((r.released, r.fee, r.bonuses), (100, 0, 0));
+    let e = l.escrow(&c).unwrap().unwrap();
+    assert_eq!((e.released, e.refunded), (450 + 100 + 100, 50));
+    assert_eq!(l.settle(c).unwrap(), 300);
+    assert!(matches!(
+        l.pay_period(c, 2, &pay(vec![(p1, 1)], 0, vec![])),
+        Err(Error::Settled(_))
+    ));
+    let audit = l.audit().unwrap();
+    assert_eq!(audit.supply, SUPPLY);
+    assert_eq!(l.balance(&client).unwrap(), 2_000 - 1_000 + 50 + 300);
+}
+
 /// Escrow steps' ids are public (anyone can compute them): a caller who picks one for its own
 /// transfer neither blocks the step nor overwrites it.
 #[test]

@@ -443,9 +443,10 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
         .unwrap();
     let (t, id) = (c.terms().clone(), c.id());
     let ledger = gateway.local().ledger();
-    // The network fee went to the incentive pool, the rest into escrow.
-    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), fee);
-    assert_eq!(ledger.escrow(&id.0).unwrap().unwrap().funded, price - fee);
+    // The whole price is in escrow; the network fee waits there for the first period (a put
+    // failing before then gets it back with the rest).
+    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), 0);
+    assert_eq!(ledger.escrow(&id.0).unwrap().unwrap().funded, price);
     // The dropper: a provider other than the client's node. It deletes the bytes of every
     // shard it holds and says nothing (its index still lists them).
     let dropper = nodes[1..]
@@ -485,18 +486,34 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
     assert_eq!(s.refunded, penalty0);
     let paid = |k: &[u8; 32]| ledger.balance(&Account::Key(*k)).unwrap();
     assert_eq!(paid(&x), t.holder_payment(0, &x) - penalty0);
-    // The honest earned the top bonus (every audit passed, fast), 15% of their share, from
-    // the pool; the dropper none.
-    let honest: Vec<[u8; 32]> = t.providers().into_iter().filter(|p| *p != x).collect();
+    // The network fee reached the pool with period 0, and the honest earned the top bonus
+    // from it (every audit passed, fast): 15% of their share. Not the dropper, and not the
+    // client's node (it audits itself, at no cost).
+    let earners: Vec<[u8; 32]> = t
+        .providers()
+        .into_iter()
+        .filter(|p| *p != x && *p != gateway.provider_key())
+        .collect();
     let top = |n: u32| -> u64 {
-        honest
+        earners
             .iter()
             .map(|p| t.holder_payment(n, p) * 15 / 100)
             .sum()
     };
+    assert!(top(0) > 0 && top(0) <= fee);
     assert_eq!(s.bonuses, top(0));
-    for p in &honest {
+    assert_eq!(ledger.period_receipt(&id.0, 0).unwrap().unwrap().fee, fee);
+    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), fee - top(0));
+    for p in &earners {
         assert_eq!(paid(p), t.holder_payment(0, p) * 115 / 100);
+    }
+    let me = gateway.provider_key();
+    if t.providers().contains(&me) {
+        assert_eq!(
+            paid(&me),
+            t.holder_payment(0, &me),
+            "no bonus for auditing itself"
+        );
     }
 
     // Period 1: a second loss bans it.
@@ -548,30 +565,34 @@ async fn a_node_dropping_its_shards_is_penalized_banned_and_replaced_and_the_led
         .await
         .unwrap();
     assert_eq!((s.periods, s.completed), (3, 1));
-    // Period 1's bonuses empty the pool (they are paid as far as it holds); periods 2 and 3
-    // were not audited and earn none.
-    assert!(top(0) + top(1) > fee);
-    assert_eq!(s.bonuses, fee - top(0));
-    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), 0);
+    // Period 1's bonuses as far as the pool holds; periods 2 and 3 were not audited and earn
+    // none.
+    let total = (top(0) + top(1)).min(fee);
+    assert_eq!(s.bonuses, total - top(0));
+    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), fee - total);
     let mut bonuses = 0;
-    for p in &honest {
+    for p in t.providers().iter().filter(|p| **p != x) {
         let due: u64 = (0..periods).map(|n| t.holder_payment(n, p)).sum();
         assert!(paid(p) >= due, "an honest provider is paid every period");
         bonuses += paid(p) - due;
     }
-    assert_eq!(bonuses, fee, "the pool paid the honest, and only them");
+    assert_eq!(bonuses, total, "the pool paid the honest, and only them");
     let receipts: u64 = (0..periods)
         .map(|n| ledger.period_receipt(&id.0, n).unwrap().unwrap().bonuses)
         .sum();
-    assert_eq!(receipts, fee);
+    assert_eq!(receipts, total);
     assert_eq!(paid(&x), t.holder_payment(0, &x) - penalty0, "nothing more");
-    let released: u64 = t.providers().iter().map(paid).sum::<u64>() - fee;
+    let released: u64 = t.providers().iter().map(paid).sum::<u64>() - total;
     let c_now = gateway.contracts().get(&id).unwrap().unwrap();
     assert_eq!(c_now.state(), State::Settled);
     let escrow = ledger.escrow(&id.0).unwrap().unwrap();
     assert!(escrow.settled);
-    assert_eq!(escrow.released, released);
-    assert_eq!(escrow.released + escrow.refunded, price - fee);
+    assert_eq!(
+        escrow.released,
+        released + fee,
+        "to providers, and the fee to the pool"
+    );
+    assert_eq!(escrow.released + escrow.refunded, price);
     // The client paid exactly what the honest work earned and the network fee (plus the second
     // put's escrow).
     assert_eq!(
@@ -785,10 +806,12 @@ async fn a_put_failing_after_its_escrow_gives_the_money_back_and_a_declined_one_
     })
     .await;
 
-    // A provider that signs, then refuses its shards: the escrow was locked, and goes back.
+    // A provider that signs, then refuses its shards: the escrow was locked, and goes back,
+    // network fee included (it waits in escrow for the first period).
     let flaky = fickle(&tmp, boot, false).await;
     connected(gateway, 2).await;
     let mut pay = payment(hashed.0);
+    pay.fee = PRICE / 20;
     pay.mandate.nonce = [8; 16];
     pay.signature = owner().sign(&pay.mandate.signing_message()).to_vec();
     let err = gateway
@@ -801,6 +824,7 @@ async fn a_put_failing_after_its_escrow_gives_the_money_back_and_a_declined_one_
     assert!(ledger.open_escrows().unwrap().is_empty());
     assert!(gateway.contracts().list(10).unwrap().is_empty());
     assert_eq!(balance(gateway), 10 * PRICE, "every µZHTP back");
+    assert_eq!(ledger.balance(&Account::Incentives).unwrap(), 0);
     assert_eq!(ledger.balance(&Account::Key(flaky_key)).unwrap(), 0);
     assert_eq!(ledger.audit().unwrap().escrows.1, 1, "one escrow, settled");
 }
@@ -869,13 +893,31 @@ async fn the_quality_plugin_judges_each_period_and_a_broken_one_never_stops_sett
         "violation, penalty and resolution were passed through"
     );
 
-    // A plugin that traps: the built-in rule judges (period 1 was not audited: no violation),
-    // the providers are paid, and the report says the plugin did not judge.
+    // A plugin that traps: the built-in rule judges. In period 1 a provider lost its shards:
+    // it is penalized for data loss (50%), the others are paid in full, and the report says
+    // the plugin did not judge.
+    let dropper = nodes[1..]
+        .iter()
+        .find(|n| t.providers().contains(&n.provider_key()))
+        .expect("a provider besides the client's node");
+    let y = dropper.provider_key();
+    let store = dropper.local().store();
+    let mut batch = store.batch();
+    for p in t.shards.iter().filter(|p| p.holder == y) {
+        store
+            .delete(&mut batch, zhtp_store::Cf::Shards, p.shard.as_bytes())
+            .unwrap();
+    }
+    store.write(batch).unwrap();
+    let r = nodes[0].audit_round(t.start + secs + 1).await.unwrap();
+    assert_eq!(r.failed.len(), 1);
     nodes[0].set_quality(quality_guest(None));
     let s = nodes[0].settle(t.start + 2 * secs).await.unwrap();
     assert_eq!((s.periods, s.completed), (1, 1));
     assert_eq!(s.unjudged, t.providers().len());
-    assert_eq!((s.released, s.bonuses), (shares(1), 0));
+    let loss = t.penalty(1, &y, zhtp_economy::contract::Violation::DataLoss);
+    assert!(loss > 0);
+    assert_eq!((s.released, s.bonuses), (shares(1) - loss, 0));
     // Each period was paid once, in one receipt, and a second settle moves nothing.
     let ledger = nodes[0].local().ledger();
     assert_eq!(

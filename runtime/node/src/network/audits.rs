@@ -25,6 +25,10 @@ use zhtp_types::Hash;
 
 use super::{Error, Node, blocking, held_key};
 
+/// Failures of the quality plugin in one settlement after which it is not asked again that
+/// round (each may cost the call limit; the rest is judged by the built-in rule).
+const MAX_PLUGIN_FAILURES: usize = 8;
+
 /// One settlement at a time (the background round and `POST /settle` may meet).
 static SETTLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -88,7 +92,8 @@ pub struct SettleReport {
     pub refunded: u64,
     /// Bonuses paid to providers from the incentive pool, µZHTP.
     pub bonuses: u64,
-    /// Provider-periods judged by the built-in rule because the quality plugin failed.
+    /// Provider-periods the quality plugin did not judge (it failed, or had failed too often
+    /// this round): the built-in rule judged them.
     pub unjudged: usize,
     /// Contracts whose term ended and whose escrow is settled.
     pub completed: usize,
@@ -163,7 +168,7 @@ fn measurements(
         ..Measurements::default()
     };
     let mut total_ms = 0u64;
-    // At most one audit per shard and period is recorded: far below u32::MAX.
+    // One audit per provider and period is recorded: far below u32::MAX.
     for o in outcomes.iter().take(u32::MAX as usize) {
         m.audits += 1;
         match o {
@@ -174,8 +179,10 @@ fn measurements(
             }
             Outcome::Failed(Violation::Unavailability) => m.unanswered += 1,
             Outcome::Failed(Violation::SlowResponse) => m.slow += 1,
-            // Audits record only loss besides these two.
-            Outcome::Failed(_) => m.lost += 1,
+            Outcome::Failed(Violation::DataLoss) => m.lost += 1,
+            // Audits record no degradation; a breach (no usable key: nothing could be asked)
+            // is judged by the host, and counts here as an audit not answered.
+            Outcome::Failed(Violation::Degradation | Violation::Breach) => m.unanswered += 1,
         }
     }
     if m.passed > 0 {
@@ -241,13 +248,13 @@ impl Node {
     /// Judges one provider's period: by the quality plugin, or, when it fails, by the built-in
     /// rule (the worst violation audited, no bonus), so that a broken plugin never stops
     /// settlement.
-    fn judge(&self, m: &Measurements, outcomes: &[Outcome]) -> Judgement {
+    fn judge(&self, m: &Measurements, outcomes: &[Outcome], ask: bool) -> Judgement {
         let fallback = || Judgement {
             violation: audit::worst(outcomes),
             bonus_bp: 0,
             fallback: true,
         };
-        let Some(plugin) = self.quality() else {
+        let Some(plugin) = self.quality().filter(|_| ask) else {
             return fallback();
         };
         match plugin.assess(m) {
@@ -586,6 +593,7 @@ impl Node {
         report: &mut SettleReport,
     ) -> Result<(), Error> {
         let (book, ledger) = (&self.inner.book, self.inner.local.ledger());
+        let me = self.provider_key();
         let config = self.audit_config();
         let bands = config.bands;
         {
@@ -613,27 +621,43 @@ impl Node {
                 for (_, p, o) in book.audits(&id, Some(n)).map_err(economy)? {
                     outcomes.entry(p).or_default().push(o);
                 }
-                let mut payout = PeriodPayout::default();
                 let mut worst: Option<Violation> = None;
-                for p in t.providers() {
+                // Paid already (a crash between the ledger and the book): the contract only
+                // catches up, and the plugin is not asked again.
+                let replayed = ledger.period_receipt(&id.0, n).map_err(economy)?.is_some();
+                let mut payout = PeriodPayout::default();
+                for p in t.providers().into_iter().filter(|_| !replayed) {
                     let pay = t.holder_payment(n, &p);
                     let banned = bands.band(book.points(&p).map_err(economy)?) == Band::Banned;
                     let audited = outcomes.get(&p).map_or(&[][..], |o| o.as_slice());
                     let m = measurements(n, pay, audited, config.deadline, &t.sla);
-                    let judged = self.judge(&m, audited);
+                    // A plugin failing again and again is not asked for the rest of the round.
+                    let judged = self.judge(&m, audited, report.unjudged < MAX_PLUGIN_FAILURES);
                     report.unjudged += usize::from(judged.fallback);
-                    if let Some(v) = judged.violation {
+                    // A breach (a provider without a usable key) is the host's to judge: the
+                    // plugin's request has no field for it.
+                    let breach = audited.contains(&Outcome::Failed(Violation::Breach));
+                    let violation = if breach {
+                        Some(Violation::Breach)
+                    } else {
+                        judged.violation
+                    };
+                    if let Some(v) = violation {
                         worst = Some(match worst {
                             Some(w) if audit::severity(w) >= audit::severity(v) => w,
                             _ => v,
                         });
                     }
-                    // A banned provider forfeits its share, and earns no bonus.
-                    let (penalty, bonus_bp) = match (banned, judged.violation) {
+                    // A banned provider forfeits its share. A bonus is paid only for a period
+                    // whose every audit passed (whatever the plugin says of an unaudited one),
+                    // and never to this node itself (its own audits cost it nothing to pass).
+                    let earned = m.audits > 0 && m.passed == m.audits && p != me;
+                    let (penalty, bonus_bp) = match (banned, violation) {
                         (true, _) => (pay, 0),
                         (false, Some(v)) => (t.penalty(n, &p, v), 0),
-                        (false, None) => (0, judged.bonus_bp),
+                        (false, None) => (0, if earned { judged.bonus_bp } else { 0 }),
                     };
+                    // Each ≤ the period's payment, itself ≤ the price: no sum overflows.
                     payout.refund += penalty;
                     payout.released.push((Account::Key(p), pay - penalty));
                     // ≤ 15% of the share: the cast cannot truncate.
