@@ -674,6 +674,24 @@ mod tests {
         }
     }
 
+    /// Golden bytes: terms are what every party signs and what nodes keep and send; a change
+    /// here makes every kept contract unreadable and every signature void (add a version).
+    #[test]
+    fn terms_encoding_and_id_are_frozen() {
+        let mut t = terms([9; 32], &[[3; 32]]);
+        t.fee = 50_000;
+        let bytes = postcard::to_allocvec(&t).unwrap();
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            "2c26e59d976bb7a365903740b3716ca855bb4a61c999ff2aea0425353c7b02a2"
+        );
+        assert_eq!(bytes.len(), 320);
+        assert_eq!(
+            t.id().to_hex(),
+            "a65700b5a0c5d6b38b8c95bd543f330418c4e8d4383257fff2ff432c5c5c015a"
+        );
+    }
+
     #[test]
     fn only_the_allowed_moves_exist() {
         use Event as E;

@@ -5,6 +5,7 @@ mod account;
 mod args;
 mod cli;
 mod client;
+mod figures;
 mod files;
 mod identity;
 mod node;
