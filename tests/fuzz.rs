@@ -227,7 +227,7 @@ mod records {
     #[test]
     fn record_envelopes() {
         let seeds = super::corpus("records", seeds);
-        let validator: record::Validator = std::sync::Arc::new(|_, p: &[u8]| {
+        let validator: record::Validator = std::sync::Arc::new(|_, p: &[u8], _: &_| {
             zhtp_content::Manifest::decode(p)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -301,7 +301,7 @@ mod manifests {
                 assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
                 // As a network record under its own key.
                 let key = [b"zhtp/m/".as_slice(), m.content_hash.as_bytes()].concat();
-                let _ = zhtp::network::validate_record(&key, input);
+                let _ = zhtp::network::validate_record(&key, input, &libp2p::PeerId::random());
             }
         });
     }

@@ -33,9 +33,11 @@ pub const MAX_TTL: Duration = Duration::from_secs(2 * 366 * 24 * 3600);
 // a node drops them when it loads its record store.
 const DOMAIN: &[u8] = b"zhtp/record/v2\0";
 
-/// Checks the payload of a signed record for its key (e.g. that a manifest record holds a
-/// manifest of the content it is filed under).
-pub type Validator = std::sync::Arc<dyn Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync>;
+/// Checks the payload of a signed record for its key and its publisher (e.g. that a manifest
+/// record holds a manifest of the content it is filed under, or that a record about a node is
+/// published by that node: a payload alone can be replayed in anyone's envelope).
+pub type Validator =
+    std::sync::Arc<dyn Fn(&[u8], &[u8], &PeerId) -> Result<(), String> + Send + Sync>;
 
 /// Why a record was refused.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -215,7 +217,7 @@ pub fn open(record: &Record, validator: Option<&Validator>) -> Result<Opened, Re
         return Err(RecordError::ExpiryTooFar);
     }
     if let Some(v) = validator {
-        v(key, &env.payload).map_err(RecordError::Payload)?;
+        v(key, &env.payload, &signer).map_err(RecordError::Payload)?;
     }
     Ok(Opened {
         publisher: signer,
@@ -346,7 +348,7 @@ mod tests {
         assert_eq!(open(&forever, None).unwrap_err(), RecordError::ExpiryTooFar);
         let _ = expiry_instant(u64::MAX); // capped, no overflow
         let (_, r) = sealed();
-        let v: Validator = std::sync::Arc::new(|_, p| {
+        let v: Validator = std::sync::Arc::new(|_, p, _| {
             if p == b"payload" {
                 Err("not a manifest".into())
             } else {

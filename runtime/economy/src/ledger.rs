@@ -144,7 +144,8 @@ pub enum Kind {
     EscrowRefund,
     /// What is left in escrow, back to the client when the contract is settled.
     EscrowSettle,
-    /// The network fee of a storage contract, from the client into the incentive pool.
+    /// The network fee of a storage contract, from its escrow into the incentive pool (with
+    /// the first period paid).
     NetworkFee,
     /// A performance bonus, from the incentive pool to a provider, for one period.
     Bonus,

@@ -5,10 +5,11 @@
 //! node's key).
 //!
 //! Trust: an ad is a node's claim about itself — capacity, use and price — and is used only
-//! for what a lie cannot turn into harm to others (a node claiming to be full gets no shards;
-//! one claiming to be cheap is tried first, and audited like any other). Reputation is never
-//! taken from a node about itself: a report names other nodes only, and [`gossiped`] combines
-//! several auditors' reports so that one liar cannot ban or clear a node.
+//! where a lie costs little: a node claiming to be full gets no shards; one claiming to be cheap
+//! is preferred only among nodes of its reputation band, and only within a narrow price range.
+//! Reputation is never taken from a node about itself: a report names other nodes only, and
+//! [`gossiped`] combines the reports of auditors the caller trusts, and can only lower a node's
+//! standing, never raise it.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -23,8 +24,19 @@ pub const REPORT_CONTEXT: &[u8] = b"zhtp/reputation-report/v1\0";
 pub const MAX_VIEWS: usize = 512;
 /// The neutral price factor: 10,000 bp = the gateway's price unchanged.
 pub const NEUTRAL_PRICE_BP: u32 = 10_000;
-/// Highest price factor an ad may state (×10).
-pub const MAX_PRICE_BP: u32 = 100_000;
+/// Lowest price factor an ad may state (×0.5): a claim of cheapness buys little.
+pub const MIN_PRICE_BP: u32 = 5_000;
+/// Highest price factor an ad may state (×2).
+pub const MAX_PRICE_BP: u32 = 20_000;
+/// Oldest a market record may be, seconds: it is republished every few hours, so an older one
+/// is a replay.
+pub const MAX_AGE: u64 = 4 * 3600;
+
+/// Whether a record made at `issued` is current at `now` (at most [`MAX_AGE`] old, at most ten
+/// minutes ahead of this clock).
+pub fn fresh(issued: u64, now: u64) -> bool {
+    issued <= now.saturating_add(600) && now.saturating_sub(issued) <= MAX_AGE
+}
 /// Fewest independent reports that make a gossiped standing.
 pub const MIN_REPORTERS: usize = 2;
 
@@ -69,8 +81,8 @@ impl Ad {
         if self.used > self.capacity {
             return Err(Error::Invalid("more used than the capacity"));
         }
-        if self.price_bp == 0 || self.price_bp > MAX_PRICE_BP {
-            return Err(Error::Invalid("a price factor outside 1..=100,000 bp"));
+        if !(MIN_PRICE_BP..=MAX_PRICE_BP).contains(&self.price_bp) {
+            return Err(Error::Invalid("a price factor outside 5,000..=20,000 bp"));
         }
         Ok(())
     }
@@ -174,20 +186,30 @@ impl Report {
     }
 }
 
-/// A node's standing gossiped by others: the median of the points that independent auditors
-/// (at least [`MIN_REPORTERS`], never the node itself) report for it; `None` with fewer. The
-/// upper median of an even count: one liar among two can neither ban nor clear a node alone.
-pub fn gossiped(node: &[u8; 32], reports: &[Report]) -> Option<i64> {
+/// A node's standing gossiped by others: the upper median of the points that the auditors
+/// `trusted` accepts (at least [`MIN_REPORTERS`] of them, never the node itself) report for
+/// it, and never above [`reputation::START`]: gossip can lower a node's standing, not raise it.
+/// `None` with fewer reports.
+///
+/// What it resists: identities are free, so only auditors the caller has judged itself should
+/// be trusted. Then a node is lowered only when at least half of those reporting on it say so
+/// (the upper median of two is the better of the two), and no report can lift a node this
+/// caller has no view of above the start.
+pub fn gossiped(
+    node: &[u8; 32],
+    reports: &[Report],
+    trusted: impl Fn(&[u8; 32]) -> bool,
+) -> Option<i64> {
     let mut points: Vec<i64> = reports
         .iter()
-        .filter(|r| r.auditor != *node)
+        .filter(|r| r.auditor != *node && trusted(&r.auditor))
         .filter_map(|r| r.views.iter().find(|(n, _)| n == node).map(|(_, p)| *p))
         .collect();
     if points.len() < MIN_REPORTERS {
         return None;
     }
     points.sort_unstable();
-    Some(points[points.len() / 2])
+    Some(points[points.len() / 2].min(reputation::START))
 }
 
 #[cfg(test)]
@@ -232,7 +254,7 @@ mod tests {
         let bad = full.seal(|m| a.sign(m).to_vec());
         assert!(matches!(Ad::open(&bad, &ka), Err(Error::Invalid(_))));
         let mut free = ad(&a);
-        free.price_bp = 0;
+        free.price_bp = MIN_PRICE_BP - 1;
         let bad = free.seal(|m| a.sign(m).to_vec());
         assert!(matches!(Ad::open(&bad, &ka), Err(Error::Invalid(_))));
         assert!(matches!(Ad::open(b"junk", &ka), Err(Error::Malformed(_))));
@@ -270,17 +292,24 @@ mod tests {
         .seal(|m| a.sign(m).to_vec());
         assert!(Report::open(&twice, &a.public().signing).is_err());
 
-        // One auditor alone: no gossiped standing; two: the upper median; the node's own
-        // view of itself never counts.
-        assert_eq!(gossiped(&kx, &[report(&a, -600)]), None);
+        // One auditor alone: no gossiped standing; two: the upper median, never above the
+        // start; the node's own view of itself never counts; untrusted auditors do not count.
+        let all = |_: &[u8; 32]| true;
+        assert_eq!(gossiped(&kx, &[report(&a, -600)], all), None);
         assert_eq!(
-            gossiped(&kx, &[report(&a, -600), report(&b, 1_200)]),
-            Some(1_200)
+            gossiped(&kx, &[report(&a, -600), report(&b, 300)], all),
+            Some(300)
+        );
+        assert_eq!(
+            gossiped(&kx, &[report(&a, -600), report(&b, 9_000)], all),
+            Some(1_000),
+            "gossip never lifts a node above the start"
         );
         assert_eq!(
             gossiped(
                 &kx,
-                &[report(&a, -600), report(&b, 1_200), report(&c, -400)]
+                &[report(&a, -600), report(&b, 1_200), report(&c, -400)],
+                all
             ),
             Some(-400)
         );
@@ -289,6 +318,15 @@ mod tests {
             issued: 1,
             views: vec![(kx, 10_000)],
         };
-        assert_eq!(gossiped(&kx, &[report(&a, -600), own]), None);
+        assert_eq!(gossiped(&kx, &[report(&a, -600), own], all), None);
+        let ka = a.public().signing;
+        let only_a = |k: &[u8; 32]| *k == ka;
+        assert_eq!(
+            gossiped(&kx, &[report(&a, -600), report(&b, -600)], only_a),
+            None,
+            "a Sybil's report does not count"
+        );
+        assert!(fresh(100, 100 + MAX_AGE) && !fresh(100, 101 + MAX_AGE));
+        assert!(fresh(700, 100) && !fresh(701, 100));
     }
 }

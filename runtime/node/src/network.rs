@@ -285,8 +285,8 @@ fn held_key(content: &Hash, segment: u32, index: u16) -> Vec<u8> {
 
 /// Checks a record's payload for its key: a market record signed by the node it is filed
 /// under, or a manifest of the content it is filed under.
-pub fn validate_record(key: &[u8], payload: &[u8]) -> Result<(), String> {
-    if let Some(checked) = market::validate(key, payload) {
+pub fn validate_record(key: &[u8], payload: &[u8], publisher: &PeerId) -> Result<(), String> {
+    if let Some(checked) = market::validate(key, payload, publisher) {
         return checked;
     }
     let Some(hash) = key

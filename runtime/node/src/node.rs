@@ -63,10 +63,11 @@ pub struct RunArgs {
     /// `500GiB`). Default: what the data dir's disk has free, plus what it holds.
     #[arg(long, value_name = "SIZE", value_parser = crate::quote::parse_size)]
     pub capacity: Option<u64>,
-    /// This node's price factor in its market record, % of the network's standard price
-    /// (paying puts prefer cheaper nodes among those closest to a shard).
+    /// This node's price factor in its market record, % of the network's standard price,
+    /// 50 to 200 (paying puts prefer cheaper nodes of a reputation band among those closest
+    /// to a shard).
     #[arg(long, default_value_t = 100, value_name = "PERCENT",
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+          value_parser = clap::value_parser!(u32).range(50..=200))]
     pub price_percent: u32,
 }
 

@@ -943,13 +943,13 @@ async fn paying_puts_choose_providers_by_their_ads_and_by_reputation_gossiped_by
     for n in &nodes {
         n.set_market(live);
     }
-    // Node 1 is full (1 KiB free: no shard fits), node 2 asks five times the standard price.
+    // Node 1 is full (1 KiB free: no shard fits), node 2 asks twice the standard price.
     nodes[1].set_market(MarketConfig {
         capacity: Some(1024),
         ..live
     });
     nodes[2].set_market(MarketConfig {
-        price_bp: 50_000,
+        price_bp: 20_000,
         ..live
     });
     for n in &nodes {
@@ -964,7 +964,7 @@ async fn paying_puts_choose_providers_by_their_ads_and_by_reputation_gossiped_by
     let view = gateway.market_view(&peers).await;
     assert_eq!(view.ads.len(), 6, "every other node's ad");
     assert_eq!(view.ads[&nodes[1].provider_key()].capacity, 1024);
-    assert_eq!(view.ads[&nodes[2].provider_key()].price_bp, 50_000);
+    assert_eq!(view.ads[&nodes[2].provider_key()].price_bp, 20_000);
     // Nothing held yet: the network is empty.
     assert_eq!(gateway.utilization_bp(), 0);
 
@@ -989,19 +989,23 @@ async fn paying_puts_choose_providers_by_their_ads_and_by_reputation_gossiped_by
     gateway.market_view(&peers).await;
     assert!(gateway.utilization_bp() > 0);
 
-    // Gossip: nodes 3 and 4 audited node 6 into the ban band; node 5 never audited it. One
-    // report is not enough; two are, and node 5 then gives node 6 nothing.
+    // Gossip: nodes 3 and 4 audited node 6 into the ban band; node 5 never audited it. Node 5
+    // counts only reports of auditors its own audits judged (node 3 so far): one report is
+    // not enough, an untrusted one does not count, two trusted ones are.
     let x = nodes[6].provider_key();
+    let (k3, k4) = (nodes[3].provider_key(), nodes[4].provider_key());
+    nodes[5].contracts().adjust(&k3, 0).unwrap();
     nodes[3].contracts().adjust(&x, -1_600).unwrap();
     nodes[3].publish_market().await.unwrap();
+    nodes[4].contracts().adjust(&x, -1_600).unwrap();
+    nodes[4].publish_market().await.unwrap();
     nodes[5].market_view(&peers).await;
     assert_eq!(
         nodes[5].points_of(&x).unwrap(),
         1_000,
-        "one auditor decides nothing"
+        "one trusted auditor (and one untrusted) decide nothing"
     );
-    nodes[4].contracts().adjust(&x, -1_600).unwrap();
-    nodes[4].publish_market().await.unwrap();
+    nodes[5].contracts().adjust(&k4, 0).unwrap();
     // Node 6 cannot speak for itself: its report leaves itself out.
     nodes[6].contracts().adjust(&x, 5_000).unwrap();
     nodes[6].publish_market().await.unwrap();

@@ -213,8 +213,13 @@ async fn tampered_wraps_are_refused() {
     let bytes = mixed.encode();
     assert!(Manifest::decode(&bytes).is_ok());
     let record_key = [b"zhtp/m/".as_slice(), hash.as_bytes()].concat();
-    assert!(zhtp::network::validate_record(&record_key, &m.encode()).is_ok());
-    assert!(zhtp::network::validate_record(&record_key, &bytes).is_err());
+    assert!(
+        zhtp::network::validate_record(&record_key, &m.encode(), &zhtp_dht::PeerId::random())
+            .is_ok()
+    );
+    assert!(
+        zhtp::network::validate_record(&record_key, &bytes, &zhtp_dht::PeerId::random()).is_err()
+    );
 }
 
 /// `GET /content/HASH` on `node` with its token and `extra` headers, unsigned.
@@ -536,7 +541,10 @@ async fn grant_revoke_and_what_a_node_refuses() {
         "not signed by its owner",
     );
     let record_key = [b"zhtp/m/".as_slice(), hash.as_bytes()].concat();
-    assert!(zhtp::network::validate_record(&record_key, &forged.encode()).is_err());
+    assert!(
+        zhtp::network::validate_record(&record_key, &forged.encode(), &zhtp_dht::PeerId::random())
+            .is_err()
+    );
     // Mallory as the owner of a list she signs.
     let mut usurped = forged.clone();
     usurped.encryption.readers.swap(0, 2);

@@ -321,7 +321,7 @@ impl Node {
 
     /// This node's view of `node`'s standing.
     pub fn standing(&self, node: &[u8; 32]) -> Result<Standing, Error> {
-        let points = self.inner.book.points(node).map_err(economy)?;
+        let points = self.points_of(node)?;
         Ok(Standing {
             node: hex::encode(node),
             points,

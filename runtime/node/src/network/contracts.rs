@@ -277,6 +277,15 @@ impl Node {
                 "the payment's mandate has expired: sign a new one".into(),
             ));
         }
+        if u128::from(pay.fee) * u128::from(zhtp_economy::contract::BP)
+            > u128::from(pay.price) * u128::from(zhtp_economy::contract::MAX_FEE_BP)
+        {
+            return Err(Error::Payment(format!(
+                "the pricing plugin's network fee of {} is above 10% of the price of {}",
+                tokens(pay.fee),
+                tokens(pay.price)
+            )));
+        }
         if pay.price > m.max_price {
             return Err(Error::Payment(format!(
                 "this put costs {}, above the payment's budget of {}",
@@ -337,6 +346,7 @@ impl Node {
         // The market: each shard goes to the cheapest node with room, weighed by reputation,
         // among the few closest to its hash that hold no other shard of its segment.
         let view = self.market_view(peers).await;
+        let mut assigned: HashMap<PeerId, u64> = HashMap::new();
         let shard_bytes = (segment_size / usize::from(encoder.params().code.data).max(1)) as u64;
         for (segment, (_, (hashes, challenges))) in encoded.segments.into_iter().enumerate() {
             prepared.extend(challenges);
@@ -349,11 +359,17 @@ impl Node {
                     .filter(|p| !used.contains(*p))
                     .copied()
                     .collect();
+                // A node holding another shard of the segment only when no other qualifies.
                 let p = self
-                    .choose(&fresh, shard_bytes, &view)
-                    .or(fresh.first().copied())
-                    .or(ranked.first().copied())
-                    .ok_or_else(|| Error::Invalid("no node to store on".into()))?;
+                    .choose(&fresh, shard_bytes, &view, &assigned)
+                    .or_else(|| self.choose(&ranked, shard_bytes, &view, &assigned))
+                    .ok_or_else(|| {
+                        Error::Declined(format!(
+                            "no provider has room for a shard of {shard_bytes} bytes (or every \
+                             one is banned)"
+                        ))
+                    })?;
+                *assigned.entry(p).or_default() += shard_bytes;
                 used.insert(p);
                 let holder = match keys.get(&p) {
                     Some(k) => *k,

@@ -1,14 +1,15 @@
 //! The market on the DHT ([`zhtp_economy::market`]): every economy round a node publishes its
 //! ad (capacity, use, price factor) under `ad/<key>` and its audits' view of others under
-//! `rep/<key>`, each signed inside the payload by the node it speaks for (so nobody can file a
-//! record under another node's key). A paying put's node fetches the ads and reports of its
-//! candidate providers (cached a minute) and, for each shard, picks among the few nodes closest
-//! to its hash the cheapest with room, weighed by reputation; the ads' total use is the
-//! network utilisation that goes into the pricing plugin's request.
+//! `rep/<key>`. Each record must be signed inside by the node its key names *and* published by
+//! that node (a payload alone could be replayed in anyone's envelope to squat the key), and
+//! must be recent. A paying put's node fetches the ads and reports of its candidate providers
+//! (cached `refresh`) and, for each shard, picks among the few nodes closest to its hash the
+//! best band, then the cheapest, with room; the median of the ads' use is the network
+//! utilisation that goes into the pricing plugin's request.
 //!
-//! Reputation: this node's own audits decide first; of a node it never audited, the standing
-//! gossiped by at least two other auditors ([`zhtp_economy::market::gossiped`]); a node's
-//! word about itself never counts.
+//! Reputation: this node's own audits decide first; of a node it never audited, what at least
+//! two auditors it trusts (nodes its own audits found Normal or better) report, and only ever
+//! downwards ([`zhtp_economy::market::gossiped`]); a node's word about itself never counts.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use zhtp_dht::PeerId;
-use zhtp_economy::market::{Ad, NEUTRAL_PRICE_BP, Report, gossiped};
+use zhtp_economy::market::{Ad, NEUTRAL_PRICE_BP, Report, fresh, gossiped};
 use zhtp_economy::reputation::Band;
 
 use super::{Error, Node, blocking, ed25519_of};
@@ -54,12 +55,16 @@ impl Default for MarketConfig {
     }
 }
 
-/// Fetched market records and this node's settings.
+/// Fetched market records, what they add up to, and this node's settings.
 #[derive(Default)]
 pub(super) struct MarketState {
     config: MarketConfig,
     ads: HashMap<[u8; 32], (Instant, Option<Ad>)>,
     reports: HashMap<[u8; 32], (Instant, Option<Report>)>,
+    /// Gossiped points of the nodes the trusted reports name.
+    gossip: HashMap<[u8; 32], i64>,
+    /// Median use of the nodes of the last view, bp.
+    utilization: Option<u16>,
 }
 
 /// The market records of some nodes.
@@ -71,23 +76,36 @@ pub struct MarketView {
     pub reports: Vec<Report>,
 }
 
-/// Checks a market record's payload against its key; `None` for keys of other kinds.
-pub(crate) fn validate(key: &[u8], payload: &[u8]) -> Option<Result<(), String>> {
-    let named = |k: &[u8]| -> Result<[u8; 32], String> {
-        k.try_into()
-            .map_err(|_| "a market record key names no Ed25519 key".to_owned())
+/// Checks a market record against its key and publisher: the node the key names signed the
+/// payload, published the record, and made it recently. `None` for keys of other kinds.
+pub(crate) fn validate(
+    key: &[u8],
+    payload: &[u8],
+    publisher: &PeerId,
+) -> Option<Result<(), String>> {
+    let (k, is_ad) = match (key.strip_prefix(AD_KEY), key.strip_prefix(REPORT_KEY)) {
+        (Some(k), _) => (k, true),
+        (None, Some(k)) => (k, false),
+        (None, None) => return None,
     };
-    if let Some(k) = key.strip_prefix(AD_KEY) {
-        return Some(
-            named(k).and_then(|k| Ad::open(payload, &k).map(|_| ()).map_err(|e| e.to_string())),
-        );
-    }
-    let k = key.strip_prefix(REPORT_KEY)?;
-    Some(named(k).and_then(|k| {
-        Report::open(payload, &k)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }))
+    let check = || -> Result<(), String> {
+        let k: [u8; 32] = k
+            .try_into()
+            .map_err(|_| "a market record key names no Ed25519 key".to_owned())?;
+        if ed25519_of(publisher) != Some(k) {
+            return Err("a market record published by another node than it speaks for".into());
+        }
+        let issued = if is_ad {
+            Ad::open(payload, &k).map_err(|e| e.to_string())?.issued
+        } else {
+            Report::open(payload, &k).map_err(|e| e.to_string())?.issued
+        };
+        if !fresh(issued, zhtp_dht::record::unix_now()) {
+            return Err("a market record too old (or from the future)".into());
+        }
+        Ok(())
+    };
+    Some(check())
 }
 
 fn ad_key(node: &[u8; 32]) -> Vec<u8> {
@@ -174,7 +192,9 @@ impl Node {
     }
 
     /// The ads and reports of `peers`: fetched from the DHT in parallel (each within a time
-    /// bound) unless fetched in the last minute.
+    /// bound) unless fetched within `refresh`. Also works out, for later calls, the gossiped
+    /// standings and the network utilisation (the median use of these nodes' ads: one ad moves
+    /// it by one rank at most).
     pub async fn market_view(&self, peers: &[PeerId]) -> MarketView {
         let me = self.peer_id();
         let keys: Vec<[u8; 32]> = peers
@@ -183,20 +203,16 @@ impl Node {
             .filter_map(ed25519_of)
             .collect();
         let now = Instant::now();
-        let (stale_ads, stale_reports): (Vec<[u8; 32]>, Vec<[u8; 32]>) = {
+        let stale: Vec<[u8; 32]> = {
             let s = self.market_state();
-            let fresh = s.config.refresh;
-            let stale = |at: Option<&Instant>| at.is_none_or(|t| now.duration_since(*t) >= fresh);
-            (
-                keys.iter()
-                    .filter(|k| stale(s.ads.get(*k).map(|(t, _)| t)))
-                    .copied()
-                    .collect(),
-                keys.iter()
-                    .filter(|k| stale(s.reports.get(*k).map(|(t, _)| t)))
-                    .copied()
-                    .collect(),
-            )
+            let refresh = s.config.refresh;
+            let old = |at: Option<Instant>| at.is_none_or(|t| now.duration_since(t) >= refresh);
+            keys.iter()
+                .filter(|k| {
+                    old(s.ads.get(*k).map(|(t, _)| *t)) || old(s.reports.get(*k).map(|(t, _)| *t))
+                })
+                .copied()
+                .collect()
         };
         let dht = &self.inner.dht;
         let fetch = |key: Vec<u8>| async move {
@@ -205,58 +221,81 @@ impl Node {
                 _ => None,
             }
         };
-        let mut ads: FuturesUnordered<_> = stale_ads
+        // Both records of every stale node at once: one time bound for the lot.
+        let mut asks: FuturesUnordered<_> = stale
             .iter()
-            .map(|k| async move { (*k, fetch(ad_key(k)).await) })
+            .map(|k| async move {
+                let (ad, report) = futures::join!(fetch(ad_key(k)), fetch(report_key(k)));
+                (*k, ad, report)
+            })
             .collect();
-        let mut fetched_ads = Vec::new();
-        while let Some((k, payload)) = ads.next().await {
-            // Records are validated where they are stored; opened again here all the same.
-            fetched_ads.push((k, payload.and_then(|p| Ad::open(&p, &k).ok())));
+        let unix = zhtp_dht::record::unix_now();
+        let mut fetched = Vec::with_capacity(stale.len());
+        while let Some((k, ad, report)) = asks.next().await {
+            // Validated where they are stored; opened again here, and held to their age.
+            let ad = ad
+                .and_then(|p| Ad::open(&p, &k).ok())
+                .filter(|a| fresh(a.issued, unix));
+            let report = report
+                .and_then(|p| Report::open(&p, &k).ok())
+                .filter(|r| fresh(r.issued, unix));
+            fetched.push((k, ad, report));
         }
-        let mut reports: FuturesUnordered<_> = stale_reports
-            .iter()
-            .map(|k| async move { (*k, fetch(report_key(k)).await) })
-            .collect();
-        let mut fetched_reports = Vec::new();
-        while let Some((k, payload)) = reports.next().await {
-            fetched_reports.push((k, payload.and_then(|p| Report::open(&p, &k).ok())));
-        }
+        drop(asks);
+        // Whom this node trusts to report: those its own audits found Normal or better.
+        let bands = self.audit_config().bands;
+        let book = &self.inner.book;
+        let trusted = |k: &[u8; 32]| {
+            book.recorded_points(k)
+                .ok()
+                .flatten()
+                .is_some_and(|p| matches!(bands.band(p), Band::Normal | Band::High))
+        };
         let mut s = self.market_state();
-        for (k, ad) in fetched_ads {
+        for (k, ad, report) in fetched {
             s.ads.insert(k, (now, ad));
+            s.reports.insert(k, (now, report));
         }
-        for (k, r) in fetched_reports {
-            s.reports.insert(k, (now, r));
-        }
-        MarketView {
-            ads: keys
-                .iter()
-                .filter_map(|k| s.ads.get(k).and_then(|(_, a)| *a).map(|a| (*k, a)))
-                .collect(),
-            reports: s.reports.values().filter_map(|(_, r)| r.clone()).collect(),
-        }
-    }
-
-    /// The network's storage utilisation from the ads this node knows, in bp (0..=10,000);
-    /// neutral (5,000) when it knows none.
-    pub fn utilization_bp(&self) -> u16 {
-        let s = self.market_state();
-        let (used, capacity) = s
-            .ads
+        // Forget what is older than any record could live: nodes long gone stop counting.
+        s.ads
+            .retain(|_, (t, _)| now.duration_since(*t) < RECORD_TTL);
+        s.reports
+            .retain(|_, (t, _)| now.duration_since(*t) < RECORD_TTL);
+        let reports: Vec<Report> = s.reports.values().filter_map(|(_, r)| r.clone()).collect();
+        let mut named: Vec<[u8; 32]> = reports
+            .iter()
+            .flat_map(|r| r.views.iter().map(|(n, _)| *n))
+            .collect();
+        named.sort_unstable();
+        named.dedup();
+        s.gossip = named
+            .into_iter()
+            .filter_map(|n| Some((n, gossiped(&n, &reports, trusted)?)))
+            .collect();
+        let ads: HashMap<[u8; 32], Ad> = keys
+            .iter()
+            .filter_map(|k| s.ads.get(k).and_then(|(_, a)| *a).map(|a| (*k, a)))
+            .collect();
+        let mut uses: Vec<u16> = ads
             .values()
-            .filter_map(|(_, a)| a.as_ref())
-            .fold((0u128, 0u128), |(u, c), a| {
-                (u + u128::from(a.used), c + u128::from(a.capacity))
-            });
-        if capacity == 0 {
-            return zhtp_host::abi::pricing::QuoteRequest::NEUTRAL_UTILIZATION_BP;
-        }
-        (used * 10_000 / capacity).min(10_000) as u16
+            .filter(|a| a.capacity > 0)
+            .map(|a| (u128::from(a.used) * 10_000 / u128::from(a.capacity)).min(10_000) as u16)
+            .collect();
+        uses.sort_unstable();
+        s.utilization = uses.get(uses.len() / 2).copied();
+        MarketView { ads, reports }
     }
 
-    /// `node`'s points: this node's own audits when it ran any, else what at least two other
-    /// auditors report (the node's own word never), else the start.
+    /// The network's storage utilisation, bp (0..=10,000): the median use of the providers
+    /// whose ads the last view held; neutral (5,000) before any.
+    pub fn utilization_bp(&self) -> u16 {
+        self.market_state()
+            .utilization
+            .unwrap_or(zhtp_host::abi::pricing::QuoteRequest::NEUTRAL_UTILIZATION_BP)
+    }
+
+    /// `node`'s points: this node's own audits when it ran any, else what auditors it trusts
+    /// report (only ever lower than the start; the node's own word never), else the start.
     pub fn points_of(&self, node: &[u8; 32]) -> Result<i64, Error> {
         if let Some(p) = self
             .inner
@@ -266,46 +305,49 @@ impl Node {
         {
             return Ok(p);
         }
-        let s = self.market_state();
-        let reports: Vec<Report> = s.reports.values().filter_map(|(_, r)| r.clone()).collect();
-        Ok(gossiped(node, &reports).unwrap_or(zhtp_economy::reputation::START))
+        Ok(self
+            .market_state()
+            .gossip
+            .get(node)
+            .copied()
+            .unwrap_or(zhtp_economy::reputation::START))
     }
 
-    /// Among `candidates` (closest first), the node a paying put gives a shard of `bytes`: of
-    /// the [`CHOICE`] closest, the cheapest with room by its ad (a node without an ad is priced
-    /// neutral and assumed to have room), its price weighed by its band, the closest among
-    /// equals; of all of them if none of those qualifies; `None` if none has room.
+    /// Among `candidates` (closest first), the node a paying put gives a shard of `bytes`, when
+    /// `assigned` bytes are already promised to nodes by this put: of the [`CHOICE`] closest,
+    /// the best band, then the cheapest by its ad, with room for the shard (a node without an
+    /// ad is priced neutral and assumed to have room), the closest among equals; past those,
+    /// the closest that qualifies; `None` if none does (all banned or full).
     pub(super) fn choose(
         &self,
         candidates: &[PeerId],
         bytes: u64,
         view: &MarketView,
+        assigned: &HashMap<PeerId, u64>,
     ) -> Option<PeerId> {
         let bands = self.audit_config().bands;
-        let cost = |p: &PeerId| -> Option<u64> {
+        let rank = |p: &PeerId| -> Option<(u8, u32)> {
             let key = ed25519_of(p)?;
             let ad = view.ads.get(&key);
-            if ad.is_some_and(|a| a.free() < bytes) {
+            let promised = assigned.get(p).copied().unwrap_or(0);
+            if ad.is_some_and(|a| a.free() < promised.saturating_add(bytes)) {
                 return None;
             }
-            let price = u64::from(ad.map_or(NEUTRAL_PRICE_BP, |a| a.price_bp));
-            let weight: u64 = match bands.band(self.points_of(&key).ok()?) {
-                Band::High => 9_000,
-                Band::Normal => 10_000,
-                Band::Low => 12_500,
+            let band = match bands.band(self.points_of(&key).ok()?) {
+                Band::High => 0,
+                Band::Normal => 1,
+                Band::Low => 2,
                 Band::Banned => return None,
             };
-            Some(price * weight)
+            Some((band, ad.map_or(NEUTRAL_PRICE_BP, |a| a.price_bp)))
         };
-        let best = |among: &[PeerId]| {
-            among
-                .iter()
-                .filter_map(|p| Some((cost(p)?, *p)))
-                .min_by_key(|(c, _)| *c)
-                .map(|(_, p)| p)
-        };
-        // Further away only when none of the closest qualifies.
-        best(&candidates[..candidates.len().min(CHOICE)]).or_else(|| best(candidates))
+        let closest = &candidates[..candidates.len().min(CHOICE)];
+        closest
+            .iter()
+            .filter_map(|p| Some((rank(p)?, *p)))
+            .min_by_key(|(r, _)| *r)
+            .map(|(_, p)| p)
+            .or_else(|| candidates.iter().find(|p| rank(p).is_some()).copied())
     }
 }
 
@@ -314,34 +356,52 @@ mod tests {
     use super::*;
     use zhtp_identity::Identity;
 
+    fn peer(i: &Identity) -> PeerId {
+        let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(&i.public().signing).unwrap();
+        PeerId::from_public_key(&pk.into())
+    }
+
     #[test]
-    fn market_records_validate_only_under_the_key_that_signed_them() {
+    fn market_records_validate_only_from_the_node_they_speak_for_and_only_recent() {
         let (a, b) = (Identity::generate().unwrap(), Identity::generate().unwrap());
         let (ka, kb) = (a.public().signing, b.public().signing);
+        let (pa, pb) = (peer(&a), peer(&b));
         let ad = Ad {
             node: ka,
             capacity: 10,
             used: 1,
             price_bp: NEUTRAL_PRICE_BP,
-            issued: 1,
+            issued: zhtp_dht::record::unix_now(),
         };
         let good = ad.seal(|m| a.sign(m).to_vec());
-        assert_eq!(validate(&ad_key(&ka), &good), Some(Ok(())));
+        assert_eq!(validate(&ad_key(&ka), &good, &pa), Some(Ok(())));
+        // A's own ad, replayed by B in B's envelope to squat A's key: refused.
+        assert!(matches!(validate(&ad_key(&ka), &good, &pb), Some(Err(_))));
         // B's valid signature over an ad about A, filed under A: refused.
         let forged = ad.seal(|m| b.sign(m).to_vec());
-        assert!(matches!(validate(&ad_key(&ka), &forged), Some(Err(_))));
+        assert!(matches!(validate(&ad_key(&ka), &forged, &pa), Some(Err(_))));
         // A's own ad filed under B's key: refused.
-        assert!(matches!(validate(&ad_key(&kb), &good), Some(Err(_))));
-        assert!(matches!(validate(b"ad/short", &good), Some(Err(_))));
+        assert!(matches!(validate(&ad_key(&kb), &good, &pb), Some(Err(_))));
+        assert!(matches!(validate(b"ad/short", &good, &pa), Some(Err(_))));
+        // An old ad of A's, published by A itself: a replay, refused.
+        let old = Ad { issued: 1, ..ad }.seal(|m| a.sign(m).to_vec());
+        assert!(matches!(validate(&ad_key(&ka), &old, &pa), Some(Err(_))));
         let report = Report {
             auditor: kb,
-            issued: 1,
+            issued: zhtp_dht::record::unix_now(),
             views: vec![(ka, -600)],
         };
         let sealed = report.seal(|m| b.sign(m).to_vec());
-        assert_eq!(validate(&report_key(&kb), &sealed), Some(Ok(())));
-        assert!(matches!(validate(&report_key(&ka), &sealed), Some(Err(_))));
+        assert_eq!(validate(&report_key(&kb), &sealed, &pb), Some(Ok(())));
+        assert!(matches!(
+            validate(&report_key(&ka), &sealed, &pa),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            validate(&report_key(&kb), &sealed, &pa),
+            Some(Err(_))
+        ));
         // Other kinds are not the market's to judge.
-        assert_eq!(validate(b"manifest/x", b""), None);
+        assert_eq!(validate(b"manifest/x", b"", &pa), None);
     }
 }
