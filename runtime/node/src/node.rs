@@ -796,7 +796,7 @@ pub fn demo() -> Result<()> {
         st.economy.reputation
     );
     println!(
-        "         escrow: {} funded, {} released, {} refunded, {} left for {} more periods",
+        "         escrow: {} funded, {} released (to providers, and the network fee to the incentive pool), {} refunded, {} left for {} more periods",
         zhtp_economy::tokens(e.funded),
         zhtp_economy::tokens(e.released),
         zhtp_economy::tokens(e.refunded),

@@ -147,7 +147,7 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
             }
             match &c.escrow {
                 Some(e) => println!(
-                    "escrow      {} funded, {} released, {} refunded{}",
+                    "escrow      {} funded, {} released (providers and the network fee), {} refunded{}",
                     tokens(e.funded),
                     tokens(e.released),
                     tokens(e.refunded),
