@@ -753,12 +753,7 @@ impl Ledger {
                 return Err(Error::DuplicatePayee);
             }
         }
-        let fee = match self.store.get(Cf::Ledger, &fee_key(&contract))? {
-            None => 0,
-            Some(v) => u64::from_le_bytes(v.as_slice().try_into().map_err(|_| {
-                Error::Corrupt(format!("the fee of escrow {}", hex::encode(contract)))
-            })?),
-        };
+        let fee = self.fee_pending(&contract)?;
         let overflow = || Error::Corrupt("a period's payout overflows".into());
         let mut legs = Vec::new();
         let mut receipt = PeriodReceipt {
@@ -833,6 +828,17 @@ impl Ledger {
         )?;
         self.write_legs(batch, &legs, Some((contract, escrow)))?;
         Ok(receipt)
+    }
+
+    /// The network fee `contract`'s escrow still owes the incentive pool (0 once moved, or
+    /// when there is none).
+    pub fn fee_pending(&self, contract: &[u8; 32]) -> Result<MicroZhtp, Error> {
+        match self.store.get(Cf::Ledger, &fee_key(contract))? {
+            None => Ok(0),
+            Some(v) => Ok(u64::from_le_bytes(v.as_slice().try_into().map_err(
+                |_| Error::Corrupt(format!("the fee of escrow {}", hex::encode(contract))),
+            )?)),
+        }
     }
 
     /// The receipt of period `period` of `contract`, if it was settled.
@@ -932,9 +938,11 @@ impl Ledger {
         if provider.is_some() && (credit == escrow.client || !matches!(credit, Account::Key(_))) {
             return Err(Error::BadPayee);
         }
+        // The fee the escrow still owes the pool is not the providers' or the client's.
         let remaining = escrow
             .remaining()
-            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(contract))))?;
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(contract))))?
+            .saturating_sub(self.fee_pending(&contract)?);
         if amount > remaining {
             return Err(Error::EscrowShort {
                 contract,

@@ -171,6 +171,12 @@ fn a_period_is_paid_once_in_one_batch_with_the_fee_and_the_bonuses_the_pool_hold
         })
     ));
     assert_eq!(l.balance(&Account::Incentives).unwrap(), 0);
+    assert_eq!(l.fee_pending(&c).unwrap(), 100);
+    // A step outside `pay_period` cannot spend the fee the escrow owes the pool.
+    assert!(matches!(
+        l.release(c, 9, p1, 901),
+        Err(Error::EscrowShort { remaining: 900, .. })
+    ));
     // The failed put: everything back, the fee too.
     assert_eq!(l.settle(failed).unwrap(), 400);
     assert_eq!(l.balance(&client).unwrap(), 1_000);
@@ -232,6 +238,7 @@ fn a_period_is_paid_once_in_one_batch_with_the_fee_and_the_bonuses_the_pool_hold
         (l.balance(&p1).unwrap(), l.balance(&p2).unwrap()),
         (360, 190)
     );
+    assert_eq!(l.fee_pending(&c).unwrap(), 0, "moved");
     // Again, even with another payout: the first receipt, nothing moved.
     let again = l.pay_period(c, 0, &pay(vec![(p1, 1)], 0, vec![])).unwrap();
     assert!(again.replayed);

@@ -101,7 +101,12 @@ pub fn contracts(
 ) -> Result<Vec<crate::wire::ContractInfo>, Error> {
     book.list(limit)?
         .iter()
-        .map(|c| Ok(crate::wire::ContractInfo::of(c, ledger.escrow(&c.id().0)?)))
+        .map(|c| {
+            let id = c.id().0;
+            let mut info = crate::wire::ContractInfo::of(c, ledger.escrow(&id)?);
+            info.fee_pending = ledger.fee_pending(&id)?;
+            Ok(info)
+        })
         .collect()
 }
 
@@ -115,6 +120,7 @@ pub fn contract(
         return Ok(None);
     };
     let mut info = crate::wire::ContractInfo::of(&c, ledger.escrow(&id.0)?);
+    info.fee_pending = ledger.fee_pending(&id.0)?;
     info.audits = book
         .audits(id, None)?
         .into_iter()

@@ -790,8 +790,12 @@ pub struct ContractInfo {
     pub shards: usize,
     /// How many parties signed, of how many.
     pub signatures: (usize, usize),
-    /// The escrow, when this node holds it.
+    /// The escrow, when this node holds it. Its `released` includes the network fee once
+    /// moved to the incentive pool (with the first period paid).
     pub escrow: Option<zhtp_economy::Escrow>,
+    /// The network fee the escrow still holds for the incentive pool, µZHTP.
+    #[serde(default)]
+    pub fee_pending: MicroZhtp,
     /// The audits this node ran under it: period, provider (hex), outcome (`show` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audits: Vec<(u32, String, zhtp_economy::audit::Outcome)>,
@@ -827,6 +831,7 @@ impl ContractInfo {
             providers,
             shards: t.shards.len(),
             signatures: (c.signatures().len(), c.parties().len()),
+            fee_pending: if escrow.is_some() { t.fee } else { 0 },
             escrow,
             audits: Vec::new(),
         }

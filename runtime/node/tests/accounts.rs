@@ -189,6 +189,7 @@ fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_
     assert!(fee > 0 && fee * 10 <= price, "the quote's network fee: {c}");
     // The whole price is in escrow; the fee waits there for the first period paid.
     assert_eq!(c["escrow"]["funded"], price);
+    assert_eq!(c["fee_pending"], fee);
     let shown = json(&ok(node.cli_in(&me, "", &["account", "show", "--json"])));
     assert_eq!(shown["balance"], 10_000_000 - price);
     // `zhtp stats` sees it all: the contract, the escrow (the fee still in it), the content
@@ -214,6 +215,7 @@ fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_
     );
     let list = json(&ok(node.cli(&["storage-contract", "list", "--json"])));
     assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["fee_pending"], fee, "read from the ledger");
     let id = c["id"].as_str().unwrap();
     let one = ok(node.cli(&["storage-contract", "show", id]));
     assert!(one.contains("state       Active"), "{one}");
