@@ -343,8 +343,8 @@ impl Node {
         let mut shards = Vec::new();
         let mut keys: HashMap<PeerId, [u8; 32]> = HashMap::new();
         let mut prepared = Vec::new();
-        // The market: each shard goes to the cheapest node with room, weighed by reputation,
-        // among the few closest to its hash that hold no other shard of its segment.
+        // The market: each shard goes, among the few nodes closest to its hash that hold no
+        // other shard of its segment, to the best reputation band, then the cheapest, with room.
         let view = self.market_view(peers).await;
         let mut assigned: HashMap<PeerId, u64> = HashMap::new();
         let shard_bytes = (segment_size / usize::from(encoder.params().code.data).max(1)) as u64;
