@@ -124,6 +124,7 @@ fn now() -> u64 {
     zhtp_dht::record::unix_now()
 }
 
+/// A ledger or contract-book failure, as a network error.
 pub(super) fn economy(e: zhtp_economy::Error) -> Error {
     Error::Task(format!("ledger: {e}"))
 }

@@ -26,6 +26,7 @@ use zhtp_economy::contract::{Event, Mandate, Penalties, Placement, Sla, StorageC
 use zhtp_economy::{Account, tokens};
 use zhtp_types::{Hash, MicroZhtp};
 
+use super::audits::economy;
 use super::{Error, Node, blocking, by_distance};
 
 /// Seconds a mandate's start may lie ahead of a provider's clock.
@@ -497,9 +498,4 @@ impl Node {
             }
         }
     }
-}
-
-/// A ledger or contract-book failure, as a network error.
-fn economy(e: zhtp_economy::Error) -> Error {
-    Error::Task(format!("ledger: {e}"))
 }
