@@ -17,5 +17,5 @@ pub mod record;
 
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
-pub use network::{Config, Dht, Error, Inbound, Responder, Status};
+pub use network::{Config, Dht, Error, Inbound, REPLICAS, Responder, Status};
 pub use protocol::{Held, Request, Response};

@@ -344,6 +344,10 @@ impl Slots {
 }
 
 /// Retries of a request refused as busy, and the first wait (doubled each time).
+/// Peers that must acknowledge a record [`Dht::publish`] stores before it returns (fewer when
+/// fewer are connected): this node plus three others keep a record through two failures.
+pub const REPLICAS: usize = 3;
+
 const BUSY_RETRIES: u32 = 4;
 const BUSY_WAIT: Duration = Duration::from_millis(25);
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use libp2p::{PeerId, kad};
 
 use super::event_loop::EventLoop;
-use super::{Command, Error, Status, without_p2p};
+use super::{Command, Error, REPLICAS, Status, without_p2p};
 
 impl EventLoop {
     pub(super) fn on_command(&mut self, cmd: Command) {
@@ -50,7 +50,13 @@ impl EventLoop {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
-                match self.kad().put_record(record, kad::Quorum::One) {
+                // Acknowledged by up to REPLICAS peers before the put counts as done: with
+                // `Quorum::One` the query ended at the first answer, so a record could live on
+                // one peer besides this node, and two nodes down could take it with them.
+                let peers = self.swarm.connected_peers().count();
+                let quorum = std::num::NonZeroUsize::new(peers.clamp(1, REPLICAS))
+                    .map_or(kad::Quorum::One, kad::Quorum::N);
+                match self.kad().put_record(record, quorum) {
                     Ok(id) => {
                         self.changed();
                         self.put_records.insert(id, reply);

@@ -281,7 +281,17 @@ impl EventLoop {
                 }
                 QueryResult::PutRecord(r) => {
                     if let Some(tx) = self.put_records.remove(&id) {
-                        let _ = tx.send(r.map(|_| ()).map_err(|e| Error::Query(e.to_string())));
+                        let r = match r {
+                            // Fewer acknowledgements than asked for (a small network, a peer
+                            // gone): the record is out, on fewer nodes; republishing spreads it.
+                            Err(kad::PutRecordError::QuorumFailed { success, .. })
+                                if !success.is_empty() =>
+                            {
+                                Ok(())
+                            }
+                            r => r.map(|_| ()).map_err(|e| Error::Query(e.to_string())),
+                        };
+                        let _ = tx.send(r);
                     }
                 }
                 QueryResult::StartProviding(r) => {
