@@ -15,6 +15,8 @@ pub enum Kind {
     Pricing,
     /// Judges a provider's period of a storage contract: `Measurements -> Assessment`.
     Quality,
+    /// Places content in a tier and erasure code: `Facts -> Choice`.
+    Tier,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
         match self {
             Kind::Pricing => "pricing",
             Kind::Quality => "quality",
+            Kind::Tier => "tier",
         }
     }
 
@@ -31,6 +34,7 @@ impl Kind {
         match self {
             Kind::Pricing => v1::PRICING_ENTRY,
             Kind::Quality => v1::QUALITY_ENTRY,
+            Kind::Tier => v1::TIER_ENTRY,
         }
     }
 
@@ -39,6 +43,7 @@ impl Kind {
         match s {
             "pricing" => Some(Kind::Pricing),
             "quality" => Some(Kind::Quality),
+            "tier" => Some(Kind::Tier),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@ mod plugin;
 mod pricing;
 mod quality;
 mod registry;
+mod tier;
 
 pub use cache::{CacheStats, MAX_SEEN, ModuleCache};
 pub use compat::{GuestInfo, Kind};
@@ -35,6 +36,7 @@ pub use plugin::Plugin;
 pub use pricing::{PricedQuote, PricingPlugin, SampleCall, SelfCheck};
 pub use quality::{QualityCheck, QualityPlugin, QualitySample};
 pub use registry::{Registry, RegistryError, Slot};
+pub use tier::{TierCheck, TierPlugin, TierSample};
 
 /// Re-exported so users of the host need not depend on `zhtp-abi` directly.
 pub use zhtp_abi as abi;

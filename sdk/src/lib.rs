@@ -32,6 +32,7 @@ pub use zhtp_types as types;
 
 pub mod pricing;
 pub mod quality;
+pub mod tier;
 
 mod host;
 #[cfg(all(target_arch = "wasm32", feature = "rt"))]

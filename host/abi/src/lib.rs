@@ -11,9 +11,11 @@
 
 extern crate alloc;
 
+pub mod durability;
 pub mod pricing;
 pub mod quality;
 mod status;
+pub mod tier;
 pub mod wire;
 
 pub use status::Status;
@@ -87,4 +89,11 @@ pub mod v1 {
     /// [`Assessment`](crate::quality::Assessment) as output and returns 0; on a refusal, a
     /// UTF-8 reason and [`Status::GuestError`](crate::Status::GuestError).
     pub const QUALITY_ENTRY: &str = "quality_assess";
+
+    /// Entry export of a tier plugin: `tier_choose() -> i32`.
+    ///
+    /// Input: a [`Facts`](crate::tier::Facts). On success the guest sets a
+    /// [`Choice`](crate::tier::Choice) as output and returns 0; on a refusal, a UTF-8 reason
+    /// and [`Status::GuestError`](crate::Status::GuestError).
+    pub const TIER_ENTRY: &str = "tier_choose";
 }

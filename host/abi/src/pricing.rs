@@ -176,7 +176,7 @@ impl Quote {
 // The v1 encodings (SPEC.md sections 7 and 8), field by field in declaration order: the same
 // bytes as postcard's, read strictly (see `crate::wire`).
 
-fn tier_index(t: StorageTier) -> u8 {
+pub(crate) fn tier_index(t: StorageTier) -> u8 {
     match t {
         StorageTier::Hot => 0,
         StorageTier::Warm => 1,

@@ -34,21 +34,19 @@ impl Churn {
 }
 
 /// Mean days until a segment of a `k`+`m` code loses more than `m` shards.
+///
+/// The chain is computed once, in `zhtp_abi::durability` (no_std, so a tier plugin and the
+/// node use the same figures); codes wider than 255 shards do not exist.
 pub fn mttdl_days(k: u32, m: u32, churn: Churn) -> f64 {
-    let n = k + m;
-    if k == 0 || churn.node_lifetime_days <= 0.0 {
+    let (Ok(k), Ok(m)) = (u8::try_from(k), u8::try_from(m)) else {
+        return 0.0;
+    };
+    if churn.node_lifetime_days <= 0.0 {
         return 0.0;
     }
-    let loss = 1.0 / churn.node_lifetime_days;
-    let repair = 24.0 / churn.repair_hours.max(f64::MIN_POSITIVE);
-    // τ_i for i = n down to k; their sum is the time from n live shards to k-1.
-    let mut tau = 1.0 / (f64::from(n) * loss);
-    let mut total = tau;
-    for i in (k..n).rev() {
-        tau = (1.0 + f64::from(n - i) * repair * tau) / (f64::from(i) * loss);
-        total += tau;
-    }
-    total
+    let lifetime = (churn.node_lifetime_days * 86_400.0).round() as u64;
+    let repair = (churn.repair_hours * 3_600.0).round() as u64;
+    zhtp_abi::durability::mttdl_secs(k, m, lifetime.max(1), repair) / 86_400.0
 }
 
 /// Probability that a segment of a `k`+`m` code is lost within a year.

@@ -14,6 +14,7 @@
 //! | GET | `/content/{hash}/access` | the manifest's bytes (what an owner signs a new access list over) |
 //! | POST | `/content/{hash}/access` | a new version of the access list: the whole manifest, owner-signed |
 //! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
+//! | GET | `/placement?size=N&tier=T` | the tier and code the tier plugin gives such a put, its modeled durability and the churn behind it |
 //! | GET | `/accounts/{id}` | an account of the node's ledger: balance, supply, last transfers |
 //! | POST | `/accounts/{id}/fund` | pay a JSON [`FundRequest`] from a devnet's faucet (`node run --devnet`) |
 //! | GET | `/plugins` | installed plugins |
@@ -287,6 +288,7 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
                 .layer(DefaultBodyLimit::max(zhtp_content::MAX_MANIFEST_LEN)),
         )
         .route("/quote", post(quote))
+        .route("/placement", get(placement))
         .route("/accounts/{id}", get(account))
         .route("/accounts/{id}/fund", post(fund))
         .route("/storage-contracts", get(contracts))
@@ -335,6 +337,7 @@ pub async fn status_of(node: &Node) -> Result<NodeStatus, network::Error> {
         busy: s.busy,
         charges: node.charges(),
         utilization_bp: node.utilization_bp(),
+        churn: Some(node.churn()),
     })
 }
 
@@ -362,6 +365,7 @@ async fn put(
     if let Some(e) = req.encryption {
         opts.encryption = e;
     }
+    let chosen = req.code.is_none();
     if let Some(code) = req.code {
         code.validate().map_err(|e| bad(e.to_string()))?;
         opts.code = code;
@@ -463,6 +467,12 @@ async fn put(
         drop(file);
         let t = std::time::Instant::now();
         let hashed = (Hash(*hasher.finalize().as_bytes()), total);
+        if chosen {
+            // No code named: the tier plugin places the content, now that its size is known
+            // (and before it is priced: the code is part of the quote).
+            let p = st.node.placement(total, opts.tier).await;
+            (opts.tier, opts.code) = (p.tier, p.code());
+        }
         if let Some(h) = expected
             && h != hashed.0
         {
@@ -693,6 +703,27 @@ async fn holders(
         k: m.code.data,
         segments,
     }))
+}
+
+/// `GET /placement?size=N&tier=T`: the tier and code a put of that size and tier would get.
+async fn placement(
+    State(st): State<ApiState>,
+    Query(q): Query<PlacementQuery>,
+) -> Json<network::Placement> {
+    Json(
+        st.node
+            .placement(q.size, q.tier.unwrap_or(StorageTier::Warm))
+            .await,
+    )
+}
+
+/// `GET /placement`'s query.
+#[derive(Debug, Deserialize)]
+struct PlacementQuery {
+    /// Plaintext bytes.
+    size: u64,
+    /// The tier asked for (default warm).
+    tier: Option<StorageTier>,
 }
 
 async fn quote(

@@ -399,8 +399,8 @@ pub(crate) fn signed_header(
 pub(crate) fn put_remote(
     client: &Client,
     mut file: std::fs::File,
-    code: Option<CodeParams>,
-    opts: PutOptions,
+    mut code: Option<CodeParams>,
+    mut opts: PutOptions,
     owner: Option<&Identity>,
     pay: Option<Pay<'_>>,
 ) -> Result<PutReply> {
@@ -412,6 +412,15 @@ pub(crate) fn put_remote(
     };
     let payment = match (pay, content_hash) {
         (Some(p), Some(hash)) => {
+            if code.is_none() {
+                // The code is part of the price: ask the node which one its tier plugin gives
+                // this put, and name it, so the put is the one quoted.
+                let size = file.metadata()?.len();
+                let placed: zhtp::network::Placement =
+                    client.get(&format!("/placement?size={size}&tier={}", opts.tier))?;
+                (opts.tier, opts.code) = (placed.tier, placed.code());
+                code = Some(opts.code);
+            }
             let max = match p.max_price {
                 Some(m) => m,
                 None => {
@@ -655,8 +664,20 @@ fn info(
     json: bool,
     identity: Option<(&str, &crate::identity::PassphraseFile)>,
 ) -> Result<()> {
+    // The churn the durability figure assumes: the node's, through one; else the reference.
+    let mut churn = zhtp_economy::durability::Churn::REFERENCE;
     let mut m: ManifestInfo = match remote {
-        Some(url) => Client::new(url)?.get(&format!("/content/{hash}/manifest"))?,
+        Some(url) => {
+            let client = Client::new(url)?;
+            let status: zhtp::wire::NodeStatus = client.get("/status")?;
+            if let Some(c) = status.churn {
+                churn = zhtp_economy::durability::Churn {
+                    node_lifetime_days: c.lifetime_secs as f64 / 86_400.0,
+                    repair_hours: c.repair_secs as f64 / 3_600.0,
+                };
+            }
+            client.get(&format!("/content/{hash}/manifest"))?
+        }
         None => ManifestInfo::from(
             &open(dir)?
                 .manifest(&hash)?
@@ -714,12 +735,10 @@ fn info(
         println!("{}    {id}", if i == 0 { "owner " } else { "reader" });
     }
     println!("lz4       {compressed} of {segments} segment(s) compressed");
-    // The model's reference churn; the tier plugin will feed it observed figures.
-    let churn = zhtp_economy::durability::Churn::REFERENCE;
     let (k, p) = (u32::from(m.code.data), u32::from(m.code.parity));
     println!(
         "durable   {:.1} nines per segment per year; {} of losing any of its {segments} segment(s) \
-         (model: {}-day node lifetimes, {} h repair)",
+         (model: {:.0}-day node lifetimes, {:.2} h repair{})",
         zhtp_economy::durability::nines(k, p, churn),
         percent(zhtp_economy::durability::content_loss_per_year(
             k,
@@ -728,7 +747,12 @@ fn info(
             churn
         )),
         churn.node_lifetime_days,
-        churn.repair_hours
+        churn.repair_hours,
+        if remote.is_some() {
+            ", the node's"
+        } else {
+            ", the reference; --node shows a node's"
+        }
     );
     Ok(())
 }

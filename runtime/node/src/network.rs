@@ -46,12 +46,14 @@ mod placement;
 mod repair;
 mod retrieval;
 mod serve;
+mod tiers;
 
 pub use admission::{Admission, AdmitError, Quota, Refusal, Ticket};
 pub use audits::{AuditConfig, AuditReport, SettleReport, Standing};
 pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 pub use market::{MarketConfig, MarketView};
+pub use tiers::{Churn, Placement};
 
 /// How long a manifest record lives in the DHT before it must be published again.
 pub const MANIFEST_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -158,6 +160,9 @@ pub struct RepairConfig {
     /// removed one, or one naming another shard at its place) before [`Node::collect`] deletes
     /// it. Longer than any put takes: a put places shards before it publishes the manifest.
     pub orphan_grace: Duration,
+    /// How often repair rounds run (`None`: only on request). How long a lost shard can go
+    /// unnoticed: part of the repair time the durability model is fed with.
+    pub interval: Option<Duration>,
 }
 
 impl Default for RepairConfig {
@@ -167,6 +172,7 @@ impl Default for RepairConfig {
             max_shards_per_round: 256,
             check_timeout: Duration::from_secs(3),
             orphan_grace: Duration::from_secs(3600),
+            interval: None,
         }
     }
 }
@@ -228,6 +234,10 @@ struct Inner {
     quality: std::sync::RwLock<Option<zhtp_host::QualityPlugin>>,
     /// What this node advertises, and others' market records fetched.
     market: std::sync::Mutex<market::MarketState>,
+    /// The tier plugin placing new content; `None`: the built-in `tier-policy`.
+    tier: std::sync::RwLock<Option<zhtp_host::TierPlugin>>,
+    /// Repair rounds that rebuilt shards: part of the observed repair time.
+    repair_times: Mutex<tiers::RepairTimes>,
     /// The data dir (its disk's free space is the default capacity advertised).
     data_dir: std::path::PathBuf,
 }
@@ -413,6 +423,8 @@ impl Node {
                 charges: std::sync::atomic::AtomicBool::new(false),
                 audit: std::sync::RwLock::new(AuditConfig::default()),
                 quality: std::sync::RwLock::new(None),
+                tier: std::sync::RwLock::new(None),
+                repair_times: Mutex::default(),
                 market: std::sync::Mutex::new(market::MarketState::default()),
                 data_dir: data_dir.to_path_buf(),
             }),

@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// 12; try it first with `zhtp plugin check --kind quality FILE`).
     #[arg(long, value_name = "FILE")]
     pub quality_plugin: Option<PathBuf>,
+    /// A tier plugin (.wasm) to choose the tier and erasure code of puts that name no code,
+    /// instead of the built-in `tier-policy`: validated and self-checked at start
+    /// (host/SPEC.md section 13; try it first with `zhtp plugin check --kind tier FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub tier_plugin: Option<PathBuf>,
     /// Bytes this node offers for shards, advertised in its market record (units accepted:
     /// `500GiB`). Default: what the data dir's disk has free, plus what it holds.
     #[arg(long, value_name = "SIZE", value_parser = crate::quote::parse_size)]
@@ -149,6 +154,7 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
         let listeners = cfg.listen.len();
         let repair = RepairConfig {
             orphan_grace: Duration::from_secs(args.gc_grace),
+            interval: (args.repair_interval > 0).then(|| Duration::from_secs(args.repair_interval)),
             ..RepairConfig::default()
         };
         // Plugins first: a node whose plugins do not load does not join the network.
@@ -157,12 +163,20 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             Some(file) => Some(plugins::load_quality(registry.host(), file)?),
             None => None,
         };
+        let tier = match &args.tier_plugin {
+            Some(file) => Some(plugins::load_tier(registry.host(), file)?),
+            None => None,
+        };
         let node = Node::start(dir, cfg, repair)
             .await
             .with_context(|| format!("cannot start a node on {}", dir.display()))?;
         if let Some(quality) = quality {
             tracing::info!(plugin = %quality.plugin().info().name, "quality plugin");
             node.set_quality(quality);
+        }
+        if let Some(tier) = tier {
+            tracing::info!(plugin = %tier.plugin().info().name, "tier plugin");
+            node.set_tier(tier);
         }
         node.set_market(zhtp::network::MarketConfig {
             capacity: args.capacity,

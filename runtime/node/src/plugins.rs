@@ -7,7 +7,8 @@ use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use zhtp::wire::{Installed, PluginRow};
 use zhtp_host::{
-    Host, Kind, Limits, PricingPlugin, QualityCheck, QualityPlugin, Registry, SelfCheck,
+    Host, Kind, Limits, LoadError, Plugin, PricingPlugin, QualityCheck, QualityPlugin, Registry,
+    SelfCheck, TierCheck, TierPlugin,
 };
 use zhtp_types::Hash;
 
@@ -66,6 +67,8 @@ pub enum PluginKind {
     Pricing,
     /// Judges each settled period of a provider (`zhtp node run --quality-plugin FILE`).
     Quality,
+    /// Chooses the tier and erasure code of new content (`zhtp node run --tier-plugin FILE`).
+    Tier,
 }
 
 impl PluginKind {
@@ -73,6 +76,7 @@ impl PluginKind {
         match self {
             Self::Pricing => "pricing",
             Self::Quality => "quality",
+            Self::Tier => "tier",
         }
     }
 
@@ -80,10 +84,11 @@ impl PluginKind {
     fn installable(self) -> Result<&'static str> {
         match self {
             Self::Pricing => Ok(self.as_str()),
-            Self::Quality => bail!(
-                "a quality plugin is not installed on a running node: start the node with \
-                 `zhtp node run --quality-plugin FILE` (check it first with \
-                 `zhtp plugin check --kind quality FILE`)"
+            Self::Quality | Self::Tier => bail!(
+                "a {0} plugin is not installed on a running node: start the node with \
+                 `zhtp node run --{0}-plugin FILE` (check it first with \
+                 `zhtp plugin check --kind {0} FILE`)",
+                self.as_str()
             ),
         }
     }
@@ -91,14 +96,41 @@ impl PluginKind {
 
 /// Loads and self-checks the quality plugin in `file` (`node run --quality-plugin`).
 pub fn load_quality(host: &Host, file: &Path) -> Result<QualityPlugin> {
+    load_checked(
+        host,
+        file,
+        Kind::Quality,
+        QualityPlugin::new,
+        QualityPlugin::self_check,
+    )
+}
+
+/// Loads and self-checks the tier plugin in `file` (`node run --tier-plugin`).
+pub fn load_tier(host: &Host, file: &Path) -> Result<TierPlugin> {
+    load_checked(
+        host,
+        file,
+        Kind::Tier,
+        TierPlugin::new,
+        TierPlugin::self_check,
+    )
+}
+
+/// Loads `file` as a plugin of `kind`, wraps it and runs its self-check.
+fn load_checked<P>(
+    host: &Host,
+    file: &Path,
+    kind: Kind,
+    wrap: fn(Plugin) -> P,
+    self_check: fn(&P) -> Result<(), LoadError>,
+) -> Result<P> {
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let plugin = QualityPlugin::new(
-        host.load(Kind::Quality, &wasm)
-            .with_context(|| format!("{} is not a quality plugin", file.display()))?,
+    let plugin = wrap(
+        host.load(kind, &wasm)
+            .with_context(|| format!("{} is not a {} plugin", file.display(), kind.as_str()))?,
     );
-    plugin
-        .self_check()
-        .with_context(|| format!("{} fails the quality self-check", file.display()))?;
+    self_check(&plugin)
+        .with_context(|| format!("{} fails the {} self-check", file.display(), kind.as_str()))?;
     Ok(plugin)
 }
 
@@ -226,6 +258,7 @@ struct CheckReport {
 enum Checked {
     Pricing(SelfCheck),
     Quality(QualityCheck),
+    Tier(TierCheck),
 }
 
 impl Checked {
@@ -233,6 +266,7 @@ impl Checked {
         match self {
             Self::Pricing(c) => c.passed(),
             Self::Quality(c) => c.passed(),
+            Self::Tier(c) => c.passed(),
         }
     }
 }
@@ -254,6 +288,7 @@ fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
         match kind {
             PluginKind::Pricing => Kind::Pricing,
             PluginKind::Quality => Kind::Quality,
+            PluginKind::Tier => Kind::Tier,
         },
         &wasm,
     );
@@ -276,6 +311,7 @@ fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
     let self_check = loaded.ok().map(|p| match kind {
         PluginKind::Pricing => Checked::Pricing(PricingPlugin::new(p).self_check_report()),
         PluginKind::Quality => Checked::Quality(QualityPlugin::new(p).self_check_report()),
+        PluginKind::Tier => Checked::Tier(TierPlugin::new(p).self_check_report()),
     });
     let report = CheckReport {
         file: file.display().to_string(),
@@ -295,9 +331,10 @@ fn check(file: &Path, kind: PluginKind, json: bool) -> Result<()> {
                 "{} would be refused by `zhtp plugin install`",
                 file.display()
             ),
-            PluginKind::Quality => bail!(
-                "{} would be refused by `zhtp node run --quality-plugin`",
-                file.display()
+            PluginKind::Quality | PluginKind::Tier => bail!(
+                "{} would be refused by `zhtp node run --{}-plugin`",
+                file.display(),
+                kind.as_str()
             ),
         }
     }
@@ -333,6 +370,10 @@ fn render(r: &CheckReport, limits: &Limits) -> Result<String, std::fmt::Error> {
         }
         Some(Checked::Quality(q)) => {
             render_quality(&mut out, q, r)?;
+            return Ok(out);
+        }
+        Some(Checked::Tier(t)) => {
+            render_tier(&mut out, t, r)?;
             return Ok(out);
         }
         Some(Checked::Pricing(check)) => check,
@@ -415,6 +456,62 @@ fn render_quality(
         writeln!(
             out,
             "passed: `zhtp node run --quality-plugin {}` will accept it",
+            r.file
+        )?;
+    }
+    Ok(())
+}
+
+/// The tier self-check's five requests and the choices.
+fn render_tier(
+    out: &mut String,
+    check: &TierCheck,
+    r: &CheckReport,
+) -> Result<(), std::fmt::Error> {
+    use std::fmt::Write as _;
+    let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+    let failed = check.calls.iter().filter(|c| c.problem.is_some()).count();
+    writeln!(
+        out,
+        "self-check (host/SPEC.md section 13.6): {} requests, {failed} failed",
+        check.calls.len()
+    )?;
+    writeln!(
+        out,
+        "        {:<18} {:<34} {:<14}",
+        "REQUEST", "CONTENT (size, tier, code, nodes)", "CHOICE"
+    )?;
+    for c in &check.calls {
+        let f = &c.request;
+        let code = if f.is_put() {
+            "new".to_owned()
+        } else {
+            format!("{}+{}", f.data, f.parity)
+        };
+        let content = format!(
+            "{}, {}, {code}, {} nodes",
+            crate::quote::human_bytes(f.size),
+            f.tier,
+            f.nodes
+        );
+        match (&c.choice, &c.problem) {
+            (Some(ch), None) => writeln!(
+                out,
+                "  {}  {:<18} {content:<34} {} {}+{}",
+                mark(true),
+                c.name,
+                ch.tier,
+                ch.data,
+                ch.parity
+            )?,
+            (_, Some(p)) => writeln!(out, "  {}  {:<18} {content:<34} {p}", mark(false), c.name)?,
+            (None, None) => {}
+        }
+    }
+    if r.passed {
+        writeln!(
+            out,
+            "passed: `zhtp node run --tier-plugin {}` will accept it",
             r.file
         )?;
     }

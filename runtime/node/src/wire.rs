@@ -477,6 +477,9 @@ pub struct NodeStatus {
     /// its pricing requests carry (5,000 when it knows no ad).
     #[serde(default = "neutral_utilization")]
     pub utilization_bp: u16,
+    /// The churn this node's durability figures assume (`zhtp info` through it).
+    #[serde(default)]
+    pub churn: Option<crate::network::Churn>,
 }
 
 fn neutral_utilization() -> u16 {

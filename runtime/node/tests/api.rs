@@ -105,6 +105,68 @@ fn a_put_without_an_owner_stores_public_content_only() {
     assert!(body.contains("hello"), "{body}"); // chunked: the length comes first
 }
 
+/// A put that names no code is placed by the tier plugin, as `GET /placement` says it would
+/// be: on a lone node both shards of 1+1 (no wider code fits one node), with the churn the
+/// durability figure assumed (lifetime assumed, repair one day: this node repairs on request).
+#[test]
+fn a_put_naming_no_code_gets_the_tier_plugins_placement() {
+    let node = start();
+    let (h, auth) = (host(&node), bearer(&node));
+    let get = |path: &str| {
+        let (code, body) = raw(&node, "GET", path, &[h.clone(), auth.clone()], b"");
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let p = get("/placement?size=5&tier=archive");
+    assert_eq!(
+        (&p["tier"], &p["data"], &p["parity"], &p["nodes"]),
+        (&"archive".into(), &1.into(), &1.into(), &1.into()),
+        "{p}"
+    );
+    assert!(
+        p["chosen_by"].as_str().unwrap().starts_with("tier-policy@"),
+        "{p}"
+    );
+    assert_eq!(p["churn"]["repair_secs"], 86_400, "{p}");
+    assert_eq!(p["churn"]["lifetime_secs"], 90 * 86_400, "{p}");
+    assert!(p["nines"].as_f64().unwrap() > 0.0, "{p}");
+    let (code, _) = raw(
+        &node,
+        "GET",
+        "/placement?size=x",
+        &[h.clone(), auth.clone()],
+        b"",
+    );
+    assert_eq!(code, 400, "a size that is not a number");
+
+    let public = r#"zhtp-put: {"encryption":"none","tier":"archive"}"#.to_owned();
+    let (code, body) = raw(
+        &node,
+        "POST",
+        "/content",
+        &[h.clone(), auth.clone(), public],
+        b"hello",
+    );
+    assert_eq!(code, 200, "{body}");
+    let put: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(put["code"], "1+1", "{put}");
+    // A code named is a code kept.
+    let named =
+        r#"zhtp-put: {"encryption":"none","code":{"code":1,"data":2,"parity":1}}"#.to_owned();
+    let (code, body) = raw(
+        &node,
+        "POST",
+        "/content",
+        &[h.clone(), auth.clone(), named],
+        b"hello again",
+    );
+    assert_eq!(code, 200, "{body}");
+    let put: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(put["code"], "2+1", "{put}");
+    let status = get("/status");
+    assert_eq!(status["churn"]["repair_secs"], 86_400, "{status}");
+}
+
 #[test]
 fn the_api_serves_only_the_token_holder_at_its_own_address() {
     let node = start();

@@ -324,6 +324,82 @@ fn quality_plugins_are_checked_and_a_failing_one_is_refused_at_start() {
     );
 }
 
+/// `zhtp plugin check --kind tier` shows each request and choice; a tier plugin that asks for
+/// more shards than the network has nodes fails it, and a node refuses to start with it.
+#[test]
+fn tier_plugins_are_checked_and_a_failing_one_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policy = d.join("tier-policy.wasm");
+    ok(
+        d,
+        &[
+            "plugin",
+            "export",
+            "tier-policy",
+            "-o",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8(
+        zhtp(
+            d,
+            &[
+                "plugin",
+                "check",
+                "--kind",
+                "tier",
+                policy.to_str().unwrap(),
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("ok    tier-policy@0.1.0, ABI v1"), "{text}");
+    assert!(text.contains("5 requests, 0 failed"), "{text}");
+    assert!(
+        text.contains("large-archive-put  1.07 GB, archive, new, 40 nodes    archive 16+6"),
+        "{text}"
+    );
+    // Always 8+4, even on three nodes.
+    let wide = d.join("wide.wasm");
+    let wat = r#"(module
+        (import "zhtp:env/v1" "output_set" (func $set (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "\01\08\04")
+        (func (export "zhtp_abi_v1"))
+        (func (export "tier_choose") (result i32)
+          (drop (call $set (i32.const 0) (i32.const 3))) (i32.const 0)))"#;
+    std::fs::write(&wide, wat::parse_str(wat).unwrap()).unwrap();
+    let out = zhtp(
+        d,
+        &["plugin", "check", "--kind", "tier", wide.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("FAIL  three-node-put"), "{text}");
+    assert!(text.contains("above the nodes known"), "{text}");
+    let out = zhtp(
+        d,
+        &[
+            "node",
+            "run",
+            "--api",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--tier-plugin",
+            wide.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "the node must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fails the tier self-check") && err.contains("three-node-put"),
+        "{err}"
+    );
+}
+
 /// `zhtp stats` without `--node`: a stopped node's economy and storage from its data dir, no
 /// DHT part, and a content put there counted.
 #[test]

@@ -11,10 +11,14 @@ use quote::quote;
 use syn::{Ident, ItemFn, parse_macro_input};
 
 /// Plugin kinds and their entry exports; mirrors `zhtp_abi::v1`.
-const KINDS: &[(&str, &str)] = &[("pricing", "pricing_quote"), ("quality", "quality_assess")];
+const KINDS: &[(&str, &str)] = &[
+    ("pricing", "pricing_quote"),
+    ("quality", "quality_assess"),
+    ("tier", "tier_choose"),
+];
 
-/// Marks the plugin's entry function. The argument names the plugin kind: `#[plugin(pricing)]`
-/// or `#[plugin(quality)]`.
+/// Marks the plugin's entry function. The argument names the plugin kind: `#[plugin(pricing)]`,
+/// `#[plugin(quality)]` or `#[plugin(tier)]`.
 ///
 /// The function takes the kind's request type by value and returns `Result<Response, E>` where
 /// `E: Display`; an `Err` becomes a refusal whose text the host reports.

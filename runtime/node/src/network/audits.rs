@@ -129,23 +129,15 @@ pub(super) fn economy(e: zhtp_economy::Error) -> Error {
     Error::Task(format!("ledger: {e}"))
 }
 
-/// The quality plugin built into the binary (`plugins/quality-sla`), loaded once per process
-/// into a host of its own.
+/// The quality plugin built into the binary (`plugins/quality-sla`).
 fn builtin_quality() -> Option<QualityPlugin> {
-    static BUILTIN: std::sync::OnceLock<Option<QualityPlugin>> = std::sync::OnceLock::new();
-    BUILTIN
-        .get_or_init(|| {
-            let loaded = zhtp_host::Host::new(zhtp_host::Limits::default())
-                .and_then(|h| h.load(zhtp_host::Kind::Quality, zhtp_artifacts::QUALITY_SLA));
-            match loaded {
-                Ok(p) => Some(QualityPlugin::new(p)),
-                Err(e) => {
-                    tracing::error!("the built-in quality plugin does not load: {e}");
-                    None
-                }
-            }
-        })
-        .clone()
+    static BUILTIN: std::sync::OnceLock<Option<zhtp_host::Plugin>> = std::sync::OnceLock::new();
+    super::tiers::builtin(
+        &BUILTIN,
+        zhtp_host::Kind::Quality,
+        zhtp_artifacts::QUALITY_SLA,
+    )
+    .map(QualityPlugin::new)
 }
 
 /// What `outcomes` (one provider's audits in period `n`) measured, with the contract's SLA:

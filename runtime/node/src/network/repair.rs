@@ -13,6 +13,7 @@ impl Node {
     /// One repair round over every content held here (see the module docs).
     pub async fn repair(&self) -> Result<RepairReport, Error> {
         let _one_at_a_time = self.inner.repair_lock.lock().await;
+        let started = std::time::Instant::now();
         let mut report = RepairReport::default();
         let me = self.peer_id();
         // First every held content is checked, then the degraded segments this node leads are
@@ -94,6 +95,10 @@ impl Node {
                 }
                 Err(e) => tracing::warn!(%content, segment = s, "repair failed: {e}"),
             }
+        }
+        if report.rebuilt > 0 {
+            // How long a loss takes to heal once seen: the model's repair time.
+            self.record_repair(started.elapsed());
         }
         Ok(report)
     }

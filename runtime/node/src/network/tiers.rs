@@ -1,0 +1,231 @@
+//! Where content goes: the tier plugin's choice of tier and erasure code, and the churn the
+//! durability model is fed with.
+//!
+//! The node asks its tier plugin (`--tier-plugin FILE`, or the built-in `tier-policy`) for the
+//! tier and code of every put that does not name a code, with what it observes of the
+//! network: the storage nodes it is connected to, the mean node lifetime and the mean time a
+//! lost shard takes to come back. When the plugin fails, the built-in table
+//! ([`PutOptions::code_for`]) decides and the node says so.
+//!
+//! What is observed and what is assumed: repair time is this node's repair interval (how long
+//! a loss can go unseen) plus the mean duration of its repair rounds that rebuilt shards
+//! ([`Churn::repairs_observed`] of them); a node that repairs only on request assumes one day.
+//! Node lifetime is not observed yet: 90 days (`zhtp_abi::durability::DEFAULT_LIFETIME_SECS`)
+//! is assumed, and said so wherever it is shown.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zhtp_content::CodeParams;
+use zhtp_host::abi::durability::{DEFAULT_LIFETIME_SECS, YEAR_SECS, loss_probability};
+use zhtp_host::abi::tier::Facts;
+use zhtp_host::{Kind, Plugin, TierPlugin};
+use zhtp_types::StorageTier;
+
+use super::{Node, blocking};
+use crate::local::PutOptions;
+
+/// Repair time assumed by a node that repairs only on request (`--repair-interval 0`).
+const ON_REQUEST_REPAIR_SECS: u64 = 86_400;
+
+/// The churn the durability model is fed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Churn {
+    /// Mean node lifetime, seconds (assumed: see the module docs).
+    pub lifetime_secs: u64,
+    /// Mean time until a lost shard is rebuilt, seconds.
+    pub repair_secs: u64,
+    /// Repair rounds that rebuilt shards, whose duration is part of `repair_secs`.
+    pub repairs_observed: u64,
+}
+
+impl Churn {
+    /// Modeled probability that a segment coded `code` is lost within a year.
+    pub fn loss_per_year(&self, code: CodeParams) -> f64 {
+        loss_probability(
+            code.data,
+            code.parity,
+            self.lifetime_secs,
+            self.repair_secs,
+            YEAR_SECS,
+        )
+    }
+}
+
+/// Durations of repair rounds that rebuilt something.
+#[derive(Debug, Default)]
+pub(super) struct RepairTimes {
+    rounds: u64,
+    busy: Duration,
+}
+
+/// A tier and code chosen for new content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The tier.
+    pub tier: StorageTier,
+    /// k.
+    pub data: u8,
+    /// m.
+    pub parity: u8,
+    /// Modeled nines per segment per year under `churn`.
+    pub nines: f64,
+    /// The churn it was chosen under.
+    pub churn: Churn,
+    /// Storage nodes known when it was chosen (this one included).
+    pub nodes: u32,
+    /// Who chose: the plugin's `name@version`, or why the built-in table did.
+    pub chosen_by: String,
+}
+
+impl Placement {
+    /// The erasure code.
+    pub fn code(&self) -> CodeParams {
+        CodeParams {
+            data: self.data,
+            parity: self.parity,
+            ..PutOptions::code_for(self.tier)
+        }
+    }
+}
+
+/// A plugin built into the binary (`plugins/`), loaded once per process into a host of its
+/// own; `None`, logged, if even that fails.
+pub(super) fn builtin(
+    cell: &'static OnceLock<Option<Plugin>>,
+    kind: Kind,
+    wasm: &'static [u8],
+) -> Option<Plugin> {
+    cell.get_or_init(|| {
+        match zhtp_host::Host::new(zhtp_host::Limits::default()).and_then(|h| h.load(kind, wasm)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!("the built-in {} plugin does not load: {e}", kind.as_str());
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+impl Node {
+    /// The tier plugin that places new content (`None` only if even the built-in one cannot
+    /// load).
+    pub fn tier_plugin(&self) -> Option<TierPlugin> {
+        static BUILTIN: OnceLock<Option<Plugin>> = OnceLock::new();
+        let set = self
+            .inner
+            .tier
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        set.or_else(|| {
+            builtin(&BUILTIN, Kind::Tier, zhtp_artifacts::TIER_POLICY).map(TierPlugin::new)
+        })
+    }
+
+    /// Places new content with `plugin` from now on (loaded as `Kind::Tier`).
+    pub fn set_tier(&self, plugin: TierPlugin) {
+        *self
+            .inner
+            .tier
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(plugin);
+    }
+
+    /// The churn this node observes (see the module docs for what is assumed).
+    pub fn churn(&self) -> Churn {
+        let times = self
+            .inner
+            .repair_times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let rounds = times.rounds;
+        let repair_secs = match self.inner.repair.interval {
+            Some(every) => {
+                let mean = if rounds == 0 {
+                    Duration::ZERO
+                } else {
+                    times.busy / u32::try_from(rounds).unwrap_or(u32::MAX)
+                };
+                (every + mean).as_secs().max(1)
+            }
+            None => ON_REQUEST_REPAIR_SECS,
+        };
+        Churn {
+            lifetime_secs: DEFAULT_LIFETIME_SECS,
+            repair_secs,
+            repairs_observed: rounds,
+        }
+    }
+
+    /// Records a repair round that rebuilt shards and how long it took.
+    pub(super) fn record_repair(&self, took: Duration) {
+        let mut times = self
+            .inner
+            .repair_times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        times.rounds += 1;
+        times.busy += took;
+    }
+
+    /// The tier and code for a new content of `size` bytes asked for in `tier`: the tier
+    /// plugin's choice under the observed churn, or the built-in table's when it fails.
+    pub async fn placement(&self, size: u64, tier: StorageTier) -> Placement {
+        let peers = match self.inner.dht.status().await {
+            Ok(s) => s.connected.len(),
+            Err(_) => 0,
+        };
+        let nodes = u32::try_from(peers).unwrap_or(u32::MAX).saturating_add(1);
+        let churn = self.churn();
+        let facts = Facts {
+            size,
+            tier,
+            data: 0,
+            parity: 0,
+            age_secs: 0,
+            reads_30d: 0,
+            idle_secs: 0,
+            nodes,
+            lifetime_secs: churn.lifetime_secs,
+            repair_secs: churn.repair_secs,
+        };
+        let fallback = |why: String| {
+            tracing::warn!("the built-in table places the put: {why}");
+            (
+                tier,
+                PutOptions::code_for(tier),
+                format!("built-in table ({why})"),
+            )
+        };
+        let (tier, code, chosen_by) = match self.tier_plugin() {
+            Some(p) => {
+                let plugin = p.clone();
+                match blocking(move || plugin.choose(&facts)).await {
+                    Ok(Ok(c)) => {
+                        let code = CodeParams {
+                            data: c.data,
+                            parity: c.parity,
+                            ..PutOptions::code_for(c.tier)
+                        };
+                        (c.tier, code, p.plugin().info().name.clone())
+                    }
+                    Ok(Err(e)) => fallback(format!("the tier plugin failed: {e}")),
+                    Err(e) => fallback(format!("the tier plugin failed: {e}")),
+                }
+            }
+            None => fallback("no tier plugin loads".into()),
+        };
+        Placement {
+            tier,
+            data: code.data,
+            parity: code.parity,
+            nines: -churn.loss_per_year(code).log10(),
+            churn,
+            nodes,
+            chosen_by,
+        }
+    }
+}
