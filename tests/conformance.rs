@@ -25,9 +25,10 @@
 use zhtp_host::abi::Status;
 use zhtp_host::abi::pricing::{Adjustment, Factor, Quote, QuoteRequest, Urgency};
 use zhtp_host::abi::quality::{Assessment, Class, Measurements};
+use zhtp_host::abi::tier::{Choice, Facts};
 use zhtp_host::{
     CallError, Host, Kind, Limits, LoadError, Plugin, PricingPlugin, QualityPlugin, Registry,
-    RegistryError,
+    RegistryError, TierPlugin,
 };
 use zhtp_tests::{
     SPEC, TEST_MEMORY, TEST_TIMEOUT, assert_serves, golden_request, guest, hex_bytes, host, load,
@@ -73,7 +74,21 @@ const GUESTS: [&str; 15] = [
 ];
 
 /// Rules of the spec this kit does not check, and why.
-const NOT_COVERED: [(&str, &str); 5] = [
+const NOT_COVERED: [(&str, &str); 8] = [
+    (
+        "R-tuse-fallback",
+        "the node's placement: runtime/node/tests/network.rs, \
+         the_tier_plugin_places_puts_and_a_failing_one_is_passed_over",
+    ),
+    (
+        "R-tuse-put",
+        "the node's put: runtime/node/tests/api.rs, \
+         a_put_naming_no_code_gets_the_tier_plugins_placement",
+    ),
+    (
+        "R-tuse-review",
+        "v1 nodes do not carry reviews out yet: nothing of the host to check",
+    ),
     (
         "R-quse-worst",
         "the node's settlement: runtime/node/tests/paid.rs, \
@@ -3163,4 +3178,372 @@ fn spec_quality_example_answers_as_documented() {
             violations: vec![Class::Unavailability]
         }
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Tier plugins
+// ---------------------------------------------------------------------------------------------
+
+/// The request of SPEC R-tmsg-golden-request.
+fn golden_facts() -> Facts {
+    Facts {
+        size: 3 << 20,
+        tier: StorageTier::Warm,
+        data: 8,
+        parity: 4,
+        age_secs: 30 * 86_400,
+        reads_30d: 0,
+        idle_secs: 30 * 86_400,
+        nodes: 40,
+        lifetime_secs: 90 * 86_400,
+        repair_secs: 3_600,
+    }
+}
+
+/// A tier guest answering every call with `bytes` and status 0.
+fn tier_answering(bytes: &[u8]) -> TierPlugin {
+    let src = format!(
+        r#"(module
+  (import "zhtp:env/v1" "output_set" (func $output_set (param i32 i32) (result i32)))
+  {MEMORY} {MARKER}
+  (data (i32.const 16) "{}")
+  (func (export "tier_choose") (result i32)
+    (drop (call $output_set (i32.const 16) (i32.const {}))) (i32.const 0)))"#,
+        wat_bytes(bytes),
+        bytes.len()
+    );
+    TierPlugin::new(
+        host()
+            .load(Kind::Tier, &wasm(&src))
+            .unwrap_or_else(|e| panic!("the tier guest must load: {e}")),
+    )
+}
+
+/// The echo guest as a tier plugin: refuses every call with its input in hex.
+fn tier_echo() -> TierPlugin {
+    TierPlugin::new(
+        host()
+            .load(
+                Kind::Tier,
+                &wasm(&ECHO_HEX.replace("pricing_quote", "tier_choose")),
+            )
+            .unwrap(),
+    )
+}
+
+/// What the echo guest was sent for `f`.
+fn tier_sent(echo: &TierPlugin, f: &Facts) -> Vec<u8> {
+    match echo.choose(f) {
+        Err(CallError::Refused(hex)) => hex_bytes(
+            &hex.as_bytes()
+                .chunks(2)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => panic!("the echo guest refuses with its input: {other:?}"),
+    }
+}
+
+/// SPEC R-tier-entry: a tier plugin exports `tier_choose() -> i32`; without it the module is
+/// refused as a tier plugin by name, and a module with several kinds' entries is each kind.
+#[test]
+fn r_tier_entry_is_tier_choose() {
+    let host = host();
+    let missing = |r: Result<Plugin, LoadError>| {
+        matches!(
+            r,
+            Err(LoadError::MissingExport {
+                name: "tier_choose",
+                expected: "func () -> i32",
+                kind: "tier",
+            })
+        )
+    };
+    assert!(missing(host.load(
+        Kind::Tier,
+        &module(&format!("{MARKER} {ENTRY} {MEMORY}"))
+    )));
+    let both = module(&format!(
+        r#"{MARKER} {ENTRY} {MEMORY} (func (export "tier_choose") (result i32) (i32.const 1))"#
+    ));
+    assert!(host.load(Kind::Tier, &both).is_ok());
+    assert!(host.load(Kind::Pricing, &both).is_ok());
+}
+
+/// SPEC R-tmsg-request, R-tmsg-tables, R-tmsg-golden-request, R-treq-canonical: the host
+/// sends the golden request as the spec's bytes (postcard's), each tier as its index, and the
+/// largest request in 63 bytes with nothing after it.
+#[test]
+fn r_tmsg_request_bytes_are_the_specs() {
+    let echo = tier_echo();
+    let golden = spec_bytes("    Facts = ");
+    assert_eq!(golden.len(), 23);
+    assert_eq!(tier_sent(&echo, &golden_facts()), golden);
+    assert_eq!(postcard::to_allocvec(&golden_facts()).unwrap(), golden);
+    for (i, tier) in StorageTier::ALL.into_iter().enumerate() {
+        let f = Facts {
+            tier,
+            ..golden_facts()
+        };
+        assert_eq!(tier_sent(&echo, &f)[4], i as u8, "{tier}");
+    }
+    let largest = Facts {
+        size: u64::MAX,
+        tier: StorageTier::Archive,
+        data: 200,
+        parity: 55,
+        age_secs: u64::MAX,
+        reads_30d: u32::MAX,
+        idle_secs: u64::MAX,
+        nodes: u32::MAX,
+        lifetime_secs: u64::MAX,
+        repair_secs: u64::MAX,
+    };
+    let bytes = tier_sent(&echo, &largest);
+    assert_eq!(bytes, postcard::to_allocvec(&largest).unwrap());
+    assert_eq!(bytes.len(), 63);
+}
+
+/// SPEC R-treq-ranges: requests out of range are refused by the host without calling the
+/// guest (this one traps on any call).
+#[test]
+fn r_treq_ranges_are_the_hosts_to_refuse() {
+    let trap = TierPlugin::new(
+        host()
+            .load(
+                Kind::Tier,
+                &module(&format!(
+                    r#"{MARKER} {MEMORY} (func (export "tier_choose") (result i32) unreachable)"#
+                )),
+            )
+            .unwrap(),
+    );
+    let put = Facts {
+        data: 0,
+        parity: 0,
+        age_secs: 0,
+        idle_secs: 0,
+        ..golden_facts()
+    };
+    let bad: [(&str, Facts); 8] = [
+        (
+            "put with parity",
+            Facts {
+                parity: 1,
+                ..put.clone()
+            },
+        ),
+        (
+            "put with age",
+            Facts {
+                age_secs: 1,
+                ..put.clone()
+            },
+        ),
+        (
+            "put with reads",
+            Facts {
+                reads_30d: 1,
+                ..put.clone()
+            },
+        ),
+        (
+            "review without parity",
+            Facts {
+                parity: 0,
+                ..golden_facts()
+            },
+        ),
+        (
+            "review of 256 shards",
+            Facts {
+                data: 200,
+                parity: 56,
+                ..golden_facts()
+            },
+        ),
+        (
+            "idle longer than old",
+            Facts {
+                idle_secs: 30 * 86_400 + 1,
+                ..golden_facts()
+            },
+        ),
+        (
+            "no nodes",
+            Facts {
+                nodes: 0,
+                ..golden_facts()
+            },
+        ),
+        (
+            "no lifetime",
+            Facts {
+                lifetime_secs: 0,
+                ..golden_facts()
+            },
+        ),
+    ];
+    for (what, f) in bad {
+        assert!(
+            matches!(trap.choose(&f), Err(CallError::InvalidRequest(_))),
+            "{what}"
+        );
+    }
+    // In range, the guest is called (and traps).
+    assert!(matches!(trap.choose(&put), Err(CallError::Trap(_))));
+}
+
+/// SPEC R-tmsg-choice, R-tmsg-golden-choice: the spec's choice decodes as cold 12+6.
+#[test]
+fn r_tmsg_choice_decodes_as_specified() {
+    let golden = spec_bytes("    Choice = ");
+    let c = tier_answering(&golden).choose(&golden_facts()).unwrap();
+    assert_eq!(
+        c,
+        Choice {
+            tier: StorageTier::Cold,
+            data: 12,
+            parity: 6
+        }
+    );
+}
+
+/// SPEC R-tout-decode, R-tout-exact, R-tout-code, R-tout-fit: each bad output is refused by
+/// its check, in the spec's order.
+#[test]
+fn r_tout_each_rule_refuses_in_order() {
+    let refusal = |bytes: &[u8], nodes: u32| {
+        let f = Facts {
+            nodes,
+            ..golden_facts()
+        };
+        match tier_answering(bytes).choose(&f) {
+            Err(CallError::BadOutput(m)) if m.starts_with("not a Choice") => "decode",
+            Err(CallError::BadOutput(m))
+                if m.contains("after the end") || m.contains("shortest") =>
+            {
+                "exact"
+            }
+            Err(CallError::BadOutput(m)) if m.contains("at least 1") || m.contains("64") => "code",
+            Err(CallError::BadOutput(m)) if m.contains("nodes known") => "fit",
+            other => panic!("not a section 13.4 refusal: {other:?}"),
+        }
+    };
+    let cases: [(&[u8], u32, &str); 9] = [
+        (&[0x04, 0x08, 0x04], 40, "decode"),      // tier 4
+        (&[0x01, 0x08], 40, "decode"),            // truncated
+        (&[0x01, 0x08, 0x04, 0x00], 40, "exact"), // a byte after the message
+        (&[0x81, 0x00, 0x08, 0x04], 40, "exact"), // overlong tier index
+        (&[0x01, 0x00, 0x04], 40, "code"),        // no data shards
+        (&[0x01, 0x08, 0x00], 40, "code"),        // no parity
+        (&[0x01, 0x3c, 0x05], 100, "code"),       // 65 shards
+        (&[0x01, 0x08, 0x04], 11, "fit"),         // 12 shards on 11 nodes
+        (&[0x01, 0x02, 0x01], 1, "fit"),          // 3 shards on a lone node
+    ];
+    for (bytes, nodes, check) in cases {
+        assert_eq!(
+            refusal(bytes, nodes),
+            check,
+            "{bytes:02x?} on {nodes} nodes"
+        );
+    }
+    // The edges that pass: 64 shards on 64 nodes, and two on a lone node.
+    assert!(
+        tier_answering(&[0x01, 0x3c, 0x04])
+            .choose(&Facts {
+                nodes: 64,
+                ..golden_facts()
+            })
+            .is_ok()
+    );
+    assert!(
+        tier_answering(&[0x01, 0x01, 0x01])
+            .choose(&Facts {
+                nodes: 1,
+                ..golden_facts()
+            })
+            .is_ok()
+    );
+}
+
+/// SPEC R-tcheck-requests, R-tcheck-valid: the self-check sends the five documented requests
+/// in order, and a plugin failing any is refused with its name.
+#[test]
+fn r_tcheck_requests_are_the_five_documented() {
+    let report = tier_echo().self_check_report();
+    assert!(!report.passed());
+    const DAY: u64 = 86_400;
+    let put = |size, tier| Facts {
+        size,
+        tier,
+        data: 0,
+        parity: 0,
+        age_secs: 0,
+        reads_30d: 0,
+        idle_secs: 0,
+        nodes: 40,
+        lifetime_secs: 90 * DAY,
+        repair_secs: 3_600,
+    };
+    let expected = [
+        ("small-warm-put", put(10_000, StorageTier::Warm)),
+        ("large-archive-put", put(1 << 30, StorageTier::Archive)),
+        (
+            "three-node-put",
+            Facts {
+                nodes: 3,
+                ..put(3 << 20, StorageTier::Hot)
+            },
+        ),
+        (
+            "idle-review",
+            Facts {
+                data: 8,
+                parity: 4,
+                age_secs: 200 * DAY,
+                idle_secs: 200 * DAY,
+                ..put(64 << 20, StorageTier::Warm)
+            },
+        ),
+        (
+            "busy-review",
+            Facts {
+                data: 4,
+                parity: 2,
+                age_secs: DAY,
+                reads_30d: 1_000,
+                idle_secs: 60,
+                ..put(1 << 20, StorageTier::Hot)
+            },
+        ),
+    ];
+    assert_eq!(report.calls.len(), expected.len());
+    for (call, (name, request)) in report.calls.iter().zip(expected) {
+        assert_eq!((call.name, &call.request), (name, &request));
+    }
+    assert!(matches!(
+        tier_echo().self_check(),
+        Err(LoadError::SelfCheck(why)) if why.starts_with("small-warm-put: ")
+    ));
+    // Always 8+4: fine on 40 nodes, refused on three.
+    assert!(matches!(
+        tier_answering(&[0x01, 0x08, 0x04]).self_check(),
+        Err(LoadError::SelfCheck(why)) if why.starts_with("three-node-put: ")
+    ));
+}
+
+/// SPEC R-tdur-model, R-tdur-figures: the model's figures are the spec's.
+#[test]
+fn r_tdur_figures_are_the_models() {
+    use zhtp_host::abi::durability::{YEAR_SECS, loss_probability};
+    const DAY: u64 = 86_400;
+    let nines = |k, m, repair| -loss_probability(k, m, 90 * DAY, repair, YEAR_SECS).log10();
+    let p = loss_probability(4, 2, 90 * DAY, DAY, YEAR_SECS);
+    assert!((p - 0.0271).abs() < 0.00005, "{p}");
+    assert!((nines(4, 2, DAY) - 1.57).abs() < 0.005);
+    assert!((nines(8, 4, 3_600) - 9.13).abs() < 0.005);
+    assert!((nines(16, 8, DAY) - 8.08).abs() < 0.005);
+    assert!((nines(16, 6, 3_600) - 13.33).abs() < 0.005);
 }

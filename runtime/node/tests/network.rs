@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use support::{connected, data, network, put, start};
 use zhtp::network::Node;
 use zhtp_content::EncryptionLevel;
-use zhtp_types::Hash;
+use zhtp_types::{Hash, StorageTier};
 
 #[path = "support/net.rs"]
 mod support;
@@ -264,4 +264,33 @@ async fn a_network_get_places_a_lost_shard_again() {
         async move { n == 1 }
     })
     .await;
+}
+
+/// A put that names no code is placed by the tier plugin with what the node sees: three nodes
+/// known, so no code wider than three shards. A plugin that fails is passed over for the
+/// built-in table, and the placement says so (SPEC R-tuse-fallback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tier_plugin_places_puts_and_a_failing_one_is_passed_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 3).await;
+    let p = nodes[0].placement(3 << 20, StorageTier::Warm).await;
+    assert!(p.chosen_by.starts_with("tier-policy@"), "{p:?}");
+    assert_eq!((p.nodes, p.tier), (3, StorageTier::Warm));
+    assert!(u32::from(p.data) + u32::from(p.parity) <= 3, "{p:?}");
+    // Repairs only on request here: a day assumed.
+    assert_eq!(p.churn.repair_secs, 86_400);
+    let wat = r#"(module (memory (export "memory") 1) (func (export "zhtp_abi_v1"))
+        (func (export "tier_choose") (result i32) unreachable))"#;
+    let host = zhtp_host::Host::new(zhtp_host::Limits::default()).unwrap();
+    let trap = host
+        .load(zhtp_host::Kind::Tier, &wat::parse_str(wat).unwrap())
+        .unwrap();
+    nodes[0].set_tier(zhtp_host::TierPlugin::new(trap));
+    let p = nodes[0].placement(3 << 20, StorageTier::Warm).await;
+    assert!(
+        p.chosen_by
+            .starts_with("built-in table (the tier plugin failed"),
+        "{p:?}"
+    );
+    assert_eq!((p.tier, p.data, p.parity), (StorageTier::Warm, 4, 2));
 }
