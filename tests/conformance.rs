@@ -3410,14 +3410,29 @@ fn r_tmsg_choice_decodes_as_specified() {
     );
 }
 
-/// SPEC R-tout-decode, R-tout-exact, R-tout-code, R-tout-fit: each bad output is refused by
-/// its check, in the spec's order.
+/// SPEC R-tout-decode, R-tout-exact, R-tout-code, R-tout-fit, R-tout-tier: each bad output is
+/// refused by its check, in the spec's order; a review may keep its code on fewer nodes and
+/// move the tier, a put may not change the tier.
 #[test]
 fn r_tout_each_rule_refuses_in_order() {
+    let put = Facts {
+        data: 0,
+        parity: 0,
+        age_secs: 0,
+        idle_secs: 0,
+        ..golden_facts()
+    };
     let refusal = |bytes: &[u8], nodes: u32| {
-        let f = Facts {
-            nodes,
-            ..golden_facts()
+        let f = match nodes {
+            // Node counts above 1,000 stand for a put on (count - 1,000) nodes.
+            n if n > 1_000 => Facts {
+                nodes: n - 1_000,
+                ..put.clone()
+            },
+            n => Facts {
+                nodes: n,
+                ..golden_facts()
+            },
         };
         match tier_answering(bytes).choose(&f) {
             Err(CallError::BadOutput(m)) if m.starts_with("not a Choice") => "decode",
@@ -3428,10 +3443,11 @@ fn r_tout_each_rule_refuses_in_order() {
             }
             Err(CallError::BadOutput(m)) if m.contains("at least 1") || m.contains("64") => "code",
             Err(CallError::BadOutput(m)) if m.contains("nodes known") => "fit",
+            Err(CallError::BadOutput(m)) if m.contains("client asked") => "tier",
             other => panic!("not a section 13.4 refusal: {other:?}"),
         }
     };
-    let cases: [(&[u8], u32, &str); 9] = [
+    let cases: [(&[u8], u32, &str); 12] = [
         (&[0x04, 0x08, 0x04], 40, "decode"),      // tier 4
         (&[0x01, 0x08], 40, "decode"),            // truncated
         (&[0x01, 0x08, 0x04, 0x00], 40, "exact"), // a byte after the message
@@ -3439,7 +3455,10 @@ fn r_tout_each_rule_refuses_in_order() {
         (&[0x01, 0x00, 0x04], 40, "code"),        // no data shards
         (&[0x01, 0x08, 0x00], 40, "code"),        // no parity
         (&[0x01, 0x3c, 0x05], 100, "code"),       // 65 shards
-        (&[0x01, 0x08, 0x04], 11, "fit"),         // 12 shards on 11 nodes
+        (&[0x01, 0x08, 0x05], 11, "fit"),         // 13 shards on 11 nodes
+        (&[0x01, 0x08, 0x04], 1_011, "fit"),      // a put: 12 shards on 11 nodes
+        (&[0x00, 0x08, 0x04], 1_040, "tier"),     // a put of warm content placed hot
+        (&[0x00, 0x08, 0x05], 1_011, "fit"),      // fit before tier
         (&[0x01, 0x02, 0x01], 1, "fit"),          // 3 shards on a lone node
     ];
     for (bytes, nodes, check) in cases {
@@ -3449,7 +3468,21 @@ fn r_tout_each_rule_refuses_in_order() {
             "{bytes:02x?} on {nodes} nodes"
         );
     }
-    // The edges that pass: 64 shards on 64 nodes, and two on a lone node.
+    // The edges that pass: 64 shards on 64 nodes, two on a lone node, a review keeping its
+    // 8+4 on three nodes, a review moving warm content to cold.
+    assert!(
+        tier_answering(&[0x01, 0x08, 0x04])
+            .choose(&Facts {
+                nodes: 3,
+                ..golden_facts()
+            })
+            .is_ok()
+    );
+    assert!(
+        tier_answering(&[0x02, 0x08, 0x04])
+            .choose(&golden_facts())
+            .is_ok()
+    );
     assert!(
         tier_answering(&[0x01, 0x3c, 0x04])
             .choose(&Facts {
@@ -3527,10 +3560,21 @@ fn r_tcheck_requests_are_the_five_documented() {
         tier_echo().self_check(),
         Err(LoadError::SelfCheck(why)) if why.starts_with("small-warm-put: ")
     ));
-    // Always 8+4: fine on 40 nodes, refused on three.
+    // Always warm 8+4: fine for the warm put on 40 nodes, refused for the archive put (its
+    // tier) and on three nodes (its width); the first failure is the one reported.
+    let warm = tier_answering(&[0x01, 0x08, 0x04]);
+    let problems: Vec<_> = warm
+        .self_check_report()
+        .calls
+        .into_iter()
+        .map(|c| c.problem.unwrap_or_default())
+        .collect();
+    assert!(problems[0].is_empty(), "{problems:?}");
+    assert!(problems[1].contains("client asked"), "{problems:?}");
+    assert!(problems[2].contains("nodes known"), "{problems:?}");
     assert!(matches!(
-        tier_answering(&[0x01, 0x08, 0x04]).self_check(),
-        Err(LoadError::SelfCheck(why)) if why.starts_with("three-node-put: ")
+        warm.self_check(),
+        Err(LoadError::SelfCheck(why)) if why.starts_with("large-archive-put: ")
     ));
 }
 

@@ -38,7 +38,7 @@ impl TierPlugin {
             .call_with(&buf[..n], |out| decode_choice(out, facts))
     }
 
-    /// Runs the install self-check (SPEC.md section 13.6) up to its first failure.
+    /// Runs the install self-check (SPEC.md section 13.7) up to its first failure.
     pub fn self_check(&self) -> Result<(), LoadError> {
         match self.samples().find_map(|c| c.failure()) {
             Some(why) => Err(LoadError::SelfCheck(why)),

@@ -19,8 +19,9 @@ pub const YEAR_SECS: u64 = 365 * 86_400;
 /// Node lifetime assumed before any is observed: 90 days.
 pub const DEFAULT_LIFETIME_SECS: u64 = 90 * 86_400;
 
-/// Mean time to data loss of a segment coded `data + parity`, seconds (`f64::INFINITY` when
-/// nodes never fail; 0 when the code has no data shards or a time is zero).
+/// Mean time to data loss of a segment coded `data + parity`, seconds: 0 when the code has no
+/// data shards or the lifetime is zero, `f64::INFINITY` when repair is instant (0) or the
+/// figure overflows.
 pub fn mttdl_secs(data: u8, parity: u8, lifetime_secs: u64, repair_secs: u64) -> f64 {
     let n = u32::from(data) + u32::from(parity);
     if data == 0 || lifetime_secs == 0 {

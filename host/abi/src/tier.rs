@@ -1,8 +1,8 @@
 //! Messages of the tier plugin kind (entry export [`v1::TIER_ENTRY`](crate::v1::TIER_ENTRY)).
 //!
-//! The host asks a tier plugin where a content belongs: at a put (which tier and erasure code
-//! for new content of this size and requested class) and again at each review of content it
-//! published (whether to migrate it, from its access statistics). Both questions are the same
+//! The host asks a tier plugin where a content belongs: at a put (which erasure code for new
+//! content of this size and requested class) and, once nodes carry migrations out, at reviews
+//! of content it published (whether to migrate it, from its access statistics). Both questions are the same
 //! message, [`Facts`]; the answer is a [`Choice`]. The plugin also sees the network's observed
 //! churn, so it can choose a code that keeps a durability target ([`crate::durability`]).
 
@@ -89,8 +89,8 @@ impl Choice {
     /// placed, audited and repaired on its own, so wider codes cost more than they save.
     pub const MAX_SHARDS: u16 = 64;
 
-    /// Why the choice breaks SPEC.md R-tout-code / R-tout-fit for `facts`, if it does. The
-    /// host refuses such an output.
+    /// Why the choice breaks SPEC.md R-tout-code / R-tout-fit / R-tout-tier for `facts`, if it
+    /// does. The host refuses such an output.
     pub fn check(&self, facts: &Facts) -> Result<(), &'static str> {
         if self.data == 0 || self.parity == 0 {
             return Err("data and parity must each be at least 1");
@@ -99,8 +99,14 @@ impl Choice {
         if shards > Self::MAX_SHARDS {
             return Err("data + parity above 64");
         }
-        if u32::from(shards) > facts.nodes.max(2) {
+        // A review's "stay" keeps the stored code even where the network has shrunk below it.
+        let stays = !facts.is_put() && (self.data, self.parity) == (facts.data, facts.parity);
+        if u32::from(shards) > facts.nodes.max(2) && !stays {
             return Err("data + parity above the nodes known (at least 2 allowed)");
+        }
+        // The client asked for (and signed a price for) a class: a put keeps it.
+        if facts.is_put() && self.tier != facts.tier {
+            return Err("at a put, the tier is the one the client asked for");
         }
         Ok(())
     }
@@ -324,7 +330,27 @@ mod tests {
         let many = Facts { nodes: 1_000, ..f };
         assert!(wide.check(&many).unwrap_err().contains("64"));
         let few = Facts { nodes: 6, ..f };
-        assert!(ok.check(&few).unwrap_err().contains("nodes"));
+        let wider = Choice { parity: 5, ..ok };
+        assert!(wider.check(&few).unwrap_err().contains("nodes"));
+        let shrunk = Facts { nodes: 3, ..f };
+        assert_eq!(
+            ok.check(&shrunk),
+            Ok(()),
+            "a review may keep its code on fewer nodes"
+        );
+        let put = Facts {
+            data: 0,
+            parity: 0,
+            age_secs: 0,
+            idle_secs: 0,
+            ..f
+        };
+        let hot = Choice {
+            tier: StorageTier::Hot,
+            ..ok
+        };
+        assert!(hot.check(&put).unwrap_err().contains("client asked"));
+        assert_eq!(hot.check(&f), Ok(()), "a review may move the tier");
         let one = Facts { nodes: 1, ..f };
         let pair = Choice {
             data: 1,

@@ -343,11 +343,11 @@ impl Slots {
     }
 }
 
-/// Retries of a request refused as busy, and the first wait (doubled each time).
 /// Peers that must acknowledge a record [`Dht::publish`] stores before it returns (fewer when
-/// fewer are connected): this node plus three others keep a record through two failures.
+/// fewer are connected): with this node, four copies, which outlive any three failures.
 pub const REPLICAS: usize = 3;
 
+/// Retries of a request refused as busy, and the first wait (doubled each time).
 const BUSY_RETRIES: u32 = 4;
 const BUSY_WAIT: Duration = Duration::from_millis(25);
 

@@ -45,8 +45,9 @@ pub fn mttdl_days(k: u32, m: u32, churn: Churn) -> f64 {
         return 0.0;
     }
     let lifetime = (churn.node_lifetime_days * 86_400.0).round() as u64;
+    // At least a second: a repair time that rounds to 0 would be instant repair (no loss).
     let repair = (churn.repair_hours * 3_600.0).round() as u64;
-    zhtp_abi::durability::mttdl_secs(k, m, lifetime.max(1), repair) / 86_400.0
+    zhtp_abi::durability::mttdl_secs(k, m, lifetime.max(1), repair.max(1)) / 86_400.0
 }
 
 /// Probability that a segment of a `k`+`m` code is lost within a year.

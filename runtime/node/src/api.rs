@@ -467,12 +467,6 @@ async fn put(
         drop(file);
         let t = std::time::Instant::now();
         let hashed = (Hash(*hasher.finalize().as_bytes()), total);
-        if chosen {
-            // No code named: the tier plugin places the content, now that its size is known
-            // (and before it is priced: the code is part of the quote).
-            let p = st.node.placement(total, opts.tier).await;
-            (opts.tier, opts.code) = (p.tier, p.code());
-        }
         if let Some(h) = expected
             && h != hashed.0
         {
@@ -480,6 +474,12 @@ async fn put(
                 "the upload hashes to {}, not to the content_hash {h} of zhtp-put",
                 hashed.0
             )));
+        }
+        if chosen {
+            // No code named: the tier plugin places the content, now that its size is known
+            // (and before it is priced: the code is part of the quote).
+            let p = st.node.placement(total, opts.tier).await;
+            (opts.tier, opts.code) = (p.tier, p.code());
         }
         let (stored, contract) = match payment {
             None => (st.node.put_hashed(&path, hashed, opts).await?, None),

@@ -418,7 +418,19 @@ pub(crate) fn put_remote(
                 let size = file.metadata()?.len();
                 let placed: zhtp::network::Placement =
                     client.get(&format!("/placement?size={size}&tier={}", opts.tier))?;
-                (opts.tier, opts.code) = (placed.tier, placed.code());
+                // The node's word, checked: the tier asked for, a code that can be stored.
+                if placed.tier != opts.tier {
+                    bail!(
+                        "the node places this {} put in {}: refused (a put keeps its tier)",
+                        opts.tier,
+                        placed.tier
+                    );
+                }
+                placed
+                    .code()
+                    .validate()
+                    .context("the node's placement is not a usable code")?;
+                opts.code = placed.code();
                 code = Some(opts.code);
             }
             let max = match p.max_price {
@@ -666,11 +678,17 @@ fn info(
 ) -> Result<()> {
     // The churn the durability figure assumes: the node's, through one; else the reference.
     let mut churn = zhtp_economy::durability::Churn::REFERENCE;
+    let mut nodes_churn = false;
     let mut m: ManifestInfo = match remote {
         Some(url) => {
             let client = Client::new(url)?;
-            let status: zhtp::wire::NodeStatus = client.get("/status")?;
-            if let Some(c) = status.churn {
+            // Only for the text, and not worth failing for: the reference stands in.
+            let status = match json {
+                true => None,
+                false => client.get::<zhtp::wire::NodeStatus>("/status").ok(),
+            };
+            if let Some(c) = status.and_then(|s| s.churn) {
+                nodes_churn = true;
                 churn = zhtp_economy::durability::Churn {
                     node_lifetime_days: c.lifetime_secs as f64 / 86_400.0,
                     repair_hours: c.repair_secs as f64 / 3_600.0,
@@ -748,7 +766,7 @@ fn info(
         )),
         churn.node_lifetime_days,
         churn.repair_hours,
-        if remote.is_some() {
+        if nodes_churn {
             ", the node's"
         } else {
             ", the reference; --node shows a node's"

@@ -473,7 +473,7 @@ fn render_tier(
     let failed = check.calls.iter().filter(|c| c.problem.is_some()).count();
     writeln!(
         out,
-        "self-check (host/SPEC.md section 13.6): {} requests, {failed} failed",
+        "self-check (host/SPEC.md section 13.7): {} requests, {failed} failed",
         check.calls.len()
     )?;
     writeln!(

@@ -395,7 +395,7 @@ fn tier_plugins_are_checked_and_a_failing_one_is_refused_at_start() {
     assert!(!out.status.success(), "the node must not start");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("fails the tier self-check") && err.contains("three-node-put"),
+        err.contains("fails the tier self-check") && err.contains("large-archive-put"),
         "{err}"
     );
 }

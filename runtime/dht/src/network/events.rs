@@ -284,11 +284,10 @@ impl EventLoop {
                         let r = match r {
                             // Fewer acknowledgements than asked for (a small network, a peer
                             // gone): the record is out, on fewer nodes; republishing spreads it.
-                            Err(kad::PutRecordError::QuorumFailed { success, .. })
-                                if !success.is_empty() =>
-                            {
-                                Ok(())
-                            }
+                            Err(
+                                kad::PutRecordError::QuorumFailed { success, .. }
+                                | kad::PutRecordError::Timeout { success, .. },
+                            ) if !success.is_empty() => Ok(()),
                             r => r.map(|_| ()).map_err(|e| Error::Query(e.to_string())),
                         };
                         let _ = tx.send(r);

@@ -53,6 +53,19 @@ impl Churn {
     }
 }
 
+/// Most nines a figure states: beyond it the model's float underflows (and JSON has no
+/// infinity: serde_json would write `null`, which a client cannot read as a number).
+pub const MAX_NINES: f64 = 99.0;
+
+/// `p` as nines, at most [`MAX_NINES`].
+pub fn nines(p: f64) -> f64 {
+    if p > 0.0 {
+        (-p.log10()).min(MAX_NINES)
+    } else {
+        MAX_NINES
+    }
+}
+
 /// Durations of repair rounds that rebuilt something.
 #[derive(Debug, Default)]
 pub(super) struct RepairTimes {
@@ -69,7 +82,7 @@ pub struct Placement {
     pub data: u8,
     /// m.
     pub parity: u8,
-    /// Modeled nines per segment per year under `churn`.
+    /// Modeled nines per segment per year under `churn`, at most [`MAX_NINES`].
     pub nines: f64,
     /// The churn it was chosen under.
     pub churn: Churn,
@@ -149,7 +162,7 @@ impl Node {
                 } else {
                     times.busy / u32::try_from(rounds).unwrap_or(u32::MAX)
                 };
-                (every + mean).as_secs().max(1)
+                every.saturating_add(mean).as_secs().max(1)
             }
             None => ON_REQUEST_REPAIR_SECS,
         };
@@ -200,32 +213,55 @@ impl Node {
                 format!("built-in table ({why})"),
             )
         };
-        let (tier, code, chosen_by) = match self.tier_plugin() {
-            Some(p) => {
-                let plugin = p.clone();
-                match blocking(move || plugin.choose(&facts)).await {
-                    Ok(Ok(c)) => {
-                        let code = CodeParams {
-                            data: c.data,
-                            parity: c.parity,
-                            ..PutOptions::code_for(c.tier)
-                        };
-                        (c.tier, code, p.plugin().info().name.clone())
-                    }
-                    Ok(Err(e)) => fallback(format!("the tier plugin failed: {e}")),
-                    Err(e) => fallback(format!("the tier plugin failed: {e}")),
-                }
+        // Off the async workers: a call runs wasm, and the first use of the built-in plugin
+        // compiles it.
+        let node = self.clone();
+        let chosen = blocking(move || {
+            node.tier_plugin()
+                .map(|p| (p.plugin().info().name.clone(), p.choose(&facts)))
+        })
+        .await;
+        let (tier, code, chosen_by) = match chosen {
+            Ok(Some((name, Ok(c)))) => {
+                let code = CodeParams {
+                    data: c.data,
+                    parity: c.parity,
+                    ..PutOptions::code_for(c.tier)
+                };
+                (c.tier, code, name)
             }
-            None => fallback("no tier plugin loads".into()),
+            Ok(Some((_, Err(e)))) => fallback(format!("the tier plugin failed: {e}")),
+            Err(e) => fallback(format!("the tier plugin failed: {e}")),
+            Ok(None) => fallback("no tier plugin loads".into()),
         };
         Placement {
             tier,
             data: code.data,
             parity: code.parity,
-            nines: -churn.loss_per_year(code).log10(),
+            nines: nines(churn.loss_per_year(code)),
             churn,
             nodes,
             chosen_by,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A code so wide and repair so fast that the loss probability underflows to 0: the
+    /// figure stays a number JSON can carry.
+    #[test]
+    fn nines_are_finite_even_where_the_model_underflows() {
+        let p = loss_probability(1, 63, DEFAULT_LIFETIME_SECS, 60, YEAR_SECS);
+        assert_eq!(
+            p, 0.0,
+            "the model no longer underflows here: pick a wider case"
+        );
+        assert_eq!(nines(p), MAX_NINES);
+        let json = serde_json::to_string(&nines(p)).unwrap();
+        assert_eq!(serde_json::from_str::<f64>(&json).unwrap(), MAX_NINES);
+        assert!((nines(1e-9) - 9.0).abs() < 1e-9);
     }
 }
