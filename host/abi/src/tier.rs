@@ -1,8 +1,8 @@
 //! Messages of the tier plugin kind (entry export [`v1::TIER_ENTRY`](crate::v1::TIER_ENTRY)).
 //!
 //! The host asks a tier plugin where a content belongs: at a put (which erasure code for new
-//! content of this size and requested class) and, once nodes carry migrations out, at reviews
-//! of content it published (whether to migrate it, from its access statistics). Both questions are the same
+//! content of this size and requested class) and at reviews of content put through it (whether
+//! to migrate it, from its access statistics). Both questions are the same
 //! message, [`Facts`]; the answer is a [`Choice`]. The plugin also sees the network's observed
 //! churn, so it can choose a code that keeps a durability target ([`crate::durability`]).
 
@@ -98,6 +98,11 @@ impl Choice {
         let shards = u16::from(self.data) + u16::from(self.parity);
         if shards > Self::MAX_SHARDS {
             return Err("data + parity above 64");
+        }
+        // Nodes refuse manifests that store more than three times their data (a reader
+        // rebuilding a segment allocates every slot): such a choice could never be published.
+        if u16::from(self.parity) > 2 * u16::from(self.data) {
+            return Err("parity above twice data (more than 3x the content stored)");
         }
         // A review's "stay" keeps the stored code even where the network has shrunk below it.
         let stays = !facts.is_put() && (self.data, self.parity) == (facts.data, facts.parity);
@@ -320,6 +325,12 @@ mod tests {
             parity: 4,
         };
         assert_eq!(ok.check(&f), Ok(()));
+        let heavy = Choice {
+            data: 2,
+            parity: 5,
+            ..ok
+        };
+        assert!(heavy.check(&f).unwrap_err().contains("twice"));
         let no_parity = Choice { parity: 0, ..ok };
         assert!(no_parity.check(&f).unwrap_err().contains("at least 1"));
         let wide = Choice {

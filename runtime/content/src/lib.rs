@@ -29,7 +29,7 @@ pub use error::Error;
 pub use manifest::{
     EncryptionHeader, MAX_MANIFEST_LEN, Manifest, Metadata, SegmentInfo, open_private,
 };
-pub use segment::{Decoded, Decoder, EncodedSegment, Encoder, Params};
+pub use segment::{Decoded, Decoder, EncodedSegment, Encoder, Params, recode};
 
 /// Default segment size: 4 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u32 = 4 << 20;

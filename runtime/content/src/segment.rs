@@ -215,6 +215,86 @@ impl Encoder {
     }
 }
 
+/// Re-codes segment `index` from the erasure code `from` to `to` without its key: the stored
+/// bytes (compressed and encrypted as they are) are rebuilt from any k good shards and split
+/// again, so a migration between tiers needs no reader. Shards that do not match `info`'s
+/// hashes are dropped first; fails, naming the segment, with fewer than k good ones.
+pub fn recode(
+    index: u32,
+    info: &SegmentInfo,
+    from: CodeParams,
+    shards: &mut [Option<Vec<u8>>],
+    to: CodeParams,
+) -> Result<EncodedSegment, Error> {
+    to.validate()?;
+    let (k, total) = (from.data as usize, from.total());
+    if shards.len() != total || info.shards.len() != total {
+        return Err(Error::Params(format!(
+            "segment {index}: {} shards for a {}+{} code",
+            shards.len(),
+            from.data,
+            from.parity
+        )));
+    }
+    for (i, slot) in shards.iter_mut().enumerate() {
+        if slot.as_deref().is_some_and(|b| hash(b) != info.shards[i]) {
+            *slot = None;
+        }
+    }
+    let good = shards.iter().filter(|s| s.is_some()).count();
+    if good < k {
+        return Err(Error::NotEnoughShards {
+            segment: index,
+            good,
+            total,
+            needed: k,
+        });
+    }
+    if shards[..k].iter().any(Option::is_none) {
+        erasure_code(from)?.reconstruct(shards)?;
+        for (i, slot) in shards.iter().enumerate().take(k) {
+            if slot.as_deref().map(hash) != Some(info.shards[i]) {
+                return Err(Error::Erasure(format!(
+                    "segment {index}: shard {i} rebuilt wrong"
+                )));
+            }
+        }
+    }
+    let stored_len = info.stored_len as usize;
+    let k2 = to.data as usize;
+    let len2 = shard_len(stored_len, k2);
+    let mut buf = Vec::with_capacity(len2 * k2);
+    for s in shards.iter().take(k) {
+        buf.extend_from_slice(s.as_deref().unwrap_or_default());
+    }
+    if buf.len() < stored_len {
+        return Err(Error::Erasure(format!(
+            "segment {index}: {} stored bytes, the manifest says {stored_len}",
+            buf.len()
+        )));
+    }
+    buf.truncate(stored_len);
+    buf.resize(len2 * k2, 0);
+    let data: Vec<&[u8]> = buf.chunks_exact(len2).collect();
+    let parity = erasure_code(to)?.encode(&data)?;
+    let hashes = data
+        .iter()
+        .map(|d| hash(d))
+        .chain(parity.iter().map(|p| hash(p)))
+        .collect();
+    Ok(EncodedSegment {
+        info: SegmentInfo {
+            plain_len: info.plain_len,
+            compressed: info.compressed,
+            stored_len: info.stored_len,
+            shard_len: len2 as u32,
+            shards: hashes,
+        },
+        data: buf,
+        parity,
+    })
+}
+
 /// A decoded segment.
 #[derive(Debug)]
 pub struct Decoded {
@@ -430,6 +510,47 @@ mod tests {
             out.extend(dec.decode_segment(i as u32, s)?.plain);
         }
         Ok(out)
+    }
+
+    /// A content re-coded from 4+2 to 3+3 and to 8+4 (a data shard of each segment lost and a
+    /// parity shard lying first) reads back byte for byte with its key, which the re-coding never saw; a shard that
+    /// lies about its bytes is dropped, and too few good shards fail by segment.
+    #[test]
+    fn recode_moves_content_between_codes_without_its_key() {
+        let key = ContentKey::random().unwrap();
+        let from = params(EncryptionLevel::Standard, CodeKind::ReedSolomonSimd, 4, 2);
+        let data = sample(200_000);
+        let (m, mut all) = put(&from, Some(&key), &data);
+        for to in [(3u8, 3u8), (8, 4)] {
+            let to = CodeParams::new(CodeKind::ReedSolomonSimd, to.0, to.1).unwrap();
+            let mut recoded = m.clone();
+            recoded.code = to;
+            recoded.segments.clear();
+            let mut shards = Vec::new();
+            for (i, (info, seg)) in m.segments.iter().zip(&all).enumerate() {
+                let mut slots = seg.clone();
+                slots[0] = None;
+                slots[5] = Some(vec![7; info.shard_len as usize]); // a lying parity shard
+                let r = recode(i as u32, info, m.code, &mut slots, to).unwrap();
+                shards.push(r.shards().map(|(_, b)| Some(b.to_vec())).collect());
+                recoded.segments.push(r.info);
+            }
+            recoded.validate().unwrap();
+            assert_eq!(get(&recoded, Some(&key), &mut shards).unwrap(), data);
+        }
+        let mut too_few = all[0].clone();
+        (too_few[0], too_few[1], too_few[2]) = (None, None, None);
+        let to = CodeParams::new(CodeKind::ReedSolomonSimd, 2, 2).unwrap();
+        assert!(matches!(
+            recode(0, &m.segments[0], m.code, &mut too_few, to),
+            Err(Error::NotEnoughShards {
+                segment: 0,
+                good: 3,
+                needed: 4,
+                ..
+            })
+        ));
+        all.clear();
     }
 
     fn sample(len: usize) -> Vec<u8> {

@@ -14,6 +14,7 @@
 //! | GET | `/content/{hash}/access` | the manifest's bytes (what an owner signs a new access list over) |
 //! | POST | `/content/{hash}/access` | a new version of the access list: the whole manifest, owner-signed |
 //! | POST | `/quote` | price a JSON `QuoteRequest` with the current pricing plugin |
+//! | POST | `/review` | one tier review of the contents put through this node: each migrated where the tier plugin says (`ReviewReport`) |
 //! | GET | `/placement?size=N&tier=T` | the tier and code the tier plugin gives such a put, its modeled durability and the churn behind it |
 //! | GET | `/accounts/{id}` | an account of the node's ledger: balance, supply, last transfers |
 //! | POST | `/accounts/{id}/fund` | pay a JSON [`FundRequest`] from a devnet's faucet (`node run --devnet`) |
@@ -304,6 +305,7 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/plugins/{kind}/rollback", post(rollback))
         .route("/repair", post(repair))
         .route("/gc", post(collect))
+        .route("/review", post(review))
         // `put` streams its body and counts it against MAX_UPLOAD itself.
         .layer(DefaultBodyLimit::max(MAX_JSON))
         .route_layer(axum::middleware::from_fn_with_state(guard, auth::require))
@@ -828,6 +830,10 @@ async fn reputation(State(st): State<ApiState>) -> Result<Json<Vec<network::Stan
         .await
         .map_err(internal)??;
     Ok(Json(list))
+}
+
+async fn review(State(st): State<ApiState>) -> Result<Json<network::ReviewReport>, ApiError> {
+    Ok(Json(st.node.review().await?))
 }
 
 async fn repair(State(st): State<ApiState>) -> Result<Json<RepairReport>, ApiError> {

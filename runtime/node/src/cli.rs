@@ -106,6 +106,12 @@ pub enum Command {
     /// Held shards that no published manifest has referenced for the grace period are
     /// deleted, and the peers that stored them get that quota back.
     Gc,
+    /// Run a tier review on the node now (needs --node; also part of each maintenance round).
+    ///
+    /// The tier plugin judges every content put through the node (age, reads, idleness, the
+    /// network's churn); content it places elsewhere is re-coded into the new tier and code
+    /// under the same address. A node that charges defers such moves (no one pays for them).
+    Review,
     /// Give back the disk space of pack files that are mostly dead bytes.
     ///
     /// Dead bytes are left by failed or interrupted puts and by removed, repaired and collected
@@ -203,6 +209,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Gc => {
             let r: GcReport = need_node(node, "gc")?.post("/gc", &())?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Review => {
+            let r: zhtp::network::ReviewReport = need_node(node, "review")?.post("/review", &())?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }

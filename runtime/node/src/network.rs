@@ -42,6 +42,7 @@ mod audits;
 mod contracts;
 mod gc;
 mod market;
+mod migration;
 mod placement;
 mod repair;
 mod retrieval;
@@ -53,6 +54,7 @@ pub use audits::{AuditConfig, AuditReport, SettleReport, Standing};
 pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 pub use market::{MarketConfig, MarketView};
+pub use migration::{Migrated, Reads, ReviewReport};
 pub use tiers::{Churn, Placement};
 
 /// How long a manifest record lives in the DHT before it must be published again.

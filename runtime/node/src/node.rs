@@ -273,6 +273,14 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                         Ok(_) => {}
                         Err(e) => tracing::warn!("garbage collection failed: {e}"),
                     }
+                    // Tiers: the tier plugin's review of what was put through this node.
+                    match n.review().await {
+                        Ok(r) if !r.migrated.is_empty() || r.failed > 0 => {
+                            tracing::info!(?r, "tier review")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("tier review failed: {e}"),
+                    }
                 }
             });
         }

@@ -294,3 +294,73 @@ async fn the_tier_plugin_places_puts_and_a_failing_one_is_passed_over() {
     );
     assert_eq!((p.tier, p.data, p.parity), (StorageTier::Warm, 4, 2));
 }
+
+/// A review moves content where the tier plugin says: re-coded by the node it was put through,
+/// without its key (the bytes stay encrypted), published under the same address, readable
+/// through any node, and left alone when asked again. A node that charges defers the move (no
+/// one pays for the new shards). Reads through the node are counted for the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_migrates_content_where_the_tier_plugin_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 6).await;
+    let bytes = data(3 << 20, 9);
+    let stored = put(&nodes[0], &tmp, &bytes, EncryptionLevel::Standard).await;
+    let (hash, key) = (stored.manifest.content_hash, support::key(&stored));
+    assert_eq!(nodes[0].reads(&hash).unwrap().last, 0);
+    assert_eq!(nodes[0].get_bytes(&hash, key.clone()).await.unwrap(), bytes);
+    let reads = nodes[0].reads(&hash).unwrap();
+    assert!(
+        reads.last > 0,
+        "the read through the node it was put through is counted"
+    );
+    assert_eq!(reads.last_30_days(reads.last), 1);
+
+    // Everything belongs in archive, 3+3.
+    let wat = r#"(module
+        (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "\03\03\03")
+        (func (export "zhtp_abi_v1"))
+        (func (export "tier_choose") (result i32)
+            (drop (call $out (i32.const 0) (i32.const 3))) (i32.const 0)))"#;
+    let host = zhtp_host::Host::new(zhtp_host::Limits::default()).unwrap();
+    let plugin = host
+        .load(zhtp_host::Kind::Tier, &wat::parse_str(wat).unwrap())
+        .unwrap();
+    nodes[0].set_tier(zhtp_host::TierPlugin::new(plugin));
+
+    nodes[0].charge(true);
+    let r = nodes[0].review().await.unwrap();
+    assert_eq!(
+        (r.reviewed, r.deferred, r.migrated.len()),
+        (1, 1, 0),
+        "{r:?}"
+    );
+    nodes[0].charge(false);
+
+    let r = nodes[0].review().await.unwrap();
+    assert_eq!((r.reviewed, r.failed, r.migrated.len()), (1, 0, 1), "{r:?}");
+    let moved = &r.migrated[0];
+    assert_eq!(
+        (moved.from_tier, moved.from_code.as_str()),
+        (StorageTier::Hot, "4+2")
+    );
+    assert_eq!(
+        (moved.to_tier, moved.to_code.as_str()),
+        (StorageTier::Archive, "3+3")
+    );
+    // Another node finds the new manifest in the DHT and reads the content through it.
+    let m = nodes[4].manifest(&hash).await.unwrap();
+    assert_eq!(
+        (m.tier, m.code.data, m.code.parity),
+        (StorageTier::Archive, 3, 3)
+    );
+    assert_eq!(
+        m.encryption, stored.manifest.encryption,
+        "key and readers unchanged"
+    );
+    assert_eq!(nodes[4].get_bytes(&hash, key).await.unwrap(), bytes);
+    // Asked again, the plugin's answer is what is stored: nothing moves.
+    let r = nodes[0].review().await.unwrap();
+    assert_eq!((r.reviewed, r.migrated.len()), (1, 0), "{r:?}");
+}

@@ -466,6 +466,9 @@ impl Node {
     > {
         let hash = &manifest.content_hash;
         let key = self.known_key(&manifest, key)?;
+        // Counted for the tier plugin's reviews (off the async workers), before the get starts.
+        let (node, h) = (self.clone(), *hash);
+        let _ = blocking(move || node.record_read(&h)).await;
         let decoder = Decoder::new(manifest.clone(), key.as_ref())?;
         let k = manifest.code.data as usize;
         let enough = (manifest.segments.len() as u32, k);

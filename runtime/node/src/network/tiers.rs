@@ -187,11 +187,7 @@ impl Node {
     /// The tier and code for a new content of `size` bytes asked for in `tier`: the tier
     /// plugin's choice under the observed churn, or the built-in table's when it fails.
     pub async fn placement(&self, size: u64, tier: StorageTier) -> Placement {
-        let peers = match self.inner.dht.status().await {
-            Ok(s) => s.connected.len(),
-            Err(_) => 0,
-        };
-        let nodes = u32::try_from(peers).unwrap_or(u32::MAX).saturating_add(1);
+        let nodes = self.known_nodes().await;
         let churn = self.churn();
         let facts = Facts {
             size,

@@ -1,0 +1,310 @@
+//! Migrations: content put through this node moved to the tier and code its tier plugin
+//! chooses at a review, in the background.
+//!
+//! A review asks the tier plugin about every content put through this node, with its age, the
+//! reads this node served in the last 30 days and how long it has been idle ([`Reads`], kept
+//! per content in the index). When the answer differs from the stored tier and code, the node
+//! re-codes the content: each segment's stored bytes are rebuilt from k shards and split again
+//! under the new code ([`zhtp_content::recode`]: no key is needed, the bytes stay encrypted),
+//! the new shards are placed like a put's, and the manifest is committed and published in
+//! place of the old one under the same content address. The old shards are then unreferenced
+//! and their holders collect them after their grace period, as after a re-put.
+//!
+//! On a network whose nodes charge, new shards are admitted only under a storage contract,
+//! and this node has no mandate from the content's owner to pay for one: such migrations are
+//! deferred (counted and logged), not carried out.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use zhtp_content::{CodeParams, Manifest, SegmentInfo};
+use zhtp_host::abi::tier::{Choice, Facts};
+use zhtp_store::Cf;
+use zhtp_types::{Hash, StorageTier};
+
+use super::{Error, MANIFEST_TTL, Node, blocking, manifest_key};
+
+/// Index key prefix of a content's [`Reads`].
+const READS: &[u8] = b"reads/";
+/// Days of reads remembered.
+const DAYS: usize = 30;
+const DAY_SECS: u64 = 86_400;
+
+/// Reads of a content this node served: one counter per day of the last [`DAYS`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reads {
+    /// Unix seconds of the last read.
+    pub last: u64,
+    /// Reads per day, indexed by day number modulo [`DAYS`]; only days after
+    /// `last / DAY_SECS - DAYS` count.
+    days: Vec<u32>,
+}
+
+impl Reads {
+    /// One more read at `now`.
+    fn add(&mut self, now: u64) {
+        self.age_to(now);
+        self.days.resize(DAYS, 0);
+        let i = (now / DAY_SECS) as usize % DAYS;
+        self.days[i] = self.days[i].saturating_add(1);
+        self.last = now;
+    }
+
+    /// Clears the counters of the days between the last read and `now`: they had none.
+    fn age_to(&mut self, now: u64) {
+        let (from, to) = (self.last / DAY_SECS, now / DAY_SECS);
+        if to <= from {
+            return;
+        }
+        for d in (from + 1..=to).take(DAYS) {
+            if let Some(c) = self.days.get_mut(d as usize % DAYS) {
+                *c = 0;
+            }
+        }
+    }
+
+    /// Reads in the last [`DAYS`] days as of `now`.
+    pub fn last_30_days(&self, now: u64) -> u32 {
+        let mut aged = self.clone();
+        aged.age_to(now);
+        aged.days.iter().fold(0u32, |a, c| a.saturating_add(*c))
+    }
+}
+
+fn reads_key(content: &Hash) -> Vec<u8> {
+    [READS, content.as_bytes()].concat()
+}
+
+/// What a review did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewReport {
+    /// Contents put through this node, asked about.
+    pub reviewed: usize,
+    /// Moved: content, the tier and code before, and after.
+    pub migrated: Vec<Migrated>,
+    /// Moves the plugin proposed that this node cannot pay for (it charges: see the module
+    /// docs).
+    pub deferred: usize,
+    /// Moves that failed (logged; the content stays as it was).
+    pub failed: usize,
+    /// Contents the tier plugin could not judge (it failed; the content stays).
+    pub unjudged: usize,
+}
+
+/// One content moved by a review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migrated {
+    /// The content.
+    #[serde(with = "crate::wire::hex")]
+    pub content: Hash,
+    /// Tier before.
+    pub from_tier: StorageTier,
+    /// Code before, `k+m`.
+    pub from_code: String,
+    /// Tier after.
+    pub to_tier: StorageTier,
+    /// Code after, `k+m`.
+    pub to_code: String,
+}
+
+impl Node {
+    /// Counts a read of `content` when it was put through this node (what reviews judge
+    /// idleness by). A failure to count is logged, never a failed get.
+    pub(super) fn record_read(&self, content: &Hash) {
+        let store = &self.inner.store;
+        let counted = (|| -> Result<(), Error> {
+            if !self.inner.local.is_own(content)? {
+                return Ok(());
+            }
+            let key = reads_key(content);
+            let mut reads: Reads = store
+                .get(Cf::Index, &key)?
+                .and_then(|b| postcard::from_bytes(&b).ok())
+                .unwrap_or_default();
+            reads.add(zhtp_dht::record::unix_now());
+            let bytes = postcard::to_allocvec(&reads).map_err(|e| Error::Task(e.to_string()))?;
+            let mut b = store.batch();
+            store.put(&mut b, Cf::Index, &key, &bytes)?;
+            store.write(b)?;
+            Ok(())
+        })();
+        if let Err(e) = counted {
+            tracing::debug!(%content, "read not counted: {e}");
+        }
+    }
+
+    /// The reads of `content` counted here.
+    pub fn reads(&self, content: &Hash) -> Result<Reads, Error> {
+        Ok(self
+            .inner
+            .store
+            .get(Cf::Index, &reads_key(content))?
+            .and_then(|b| postcard::from_bytes(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// One review of every content put through this node (see the module docs).
+    pub async fn review(&self) -> Result<ReviewReport, Error> {
+        let mut report = ReviewReport::default();
+        let node = self.clone();
+        let own = blocking(move || node.inner.local.list(None)).await??;
+        let nodes = self.known_nodes().await;
+        let churn = self.churn();
+        let now = zhtp_dht::record::unix_now();
+        for summary in own {
+            let hash = summary.content_hash;
+            let Some(manifest) = self.inner.local.manifest(&hash)? else {
+                continue;
+            };
+            report.reviewed += 1;
+            let reads = self.reads(&hash)?;
+            let age = now.saturating_sub(manifest.metadata.created);
+            let facts = Facts {
+                size: manifest.size,
+                tier: manifest.tier,
+                data: manifest.code.data,
+                parity: manifest.code.parity,
+                age_secs: age,
+                reads_30d: reads.last_30_days(now),
+                idle_secs: now
+                    .saturating_sub(reads.last.max(manifest.metadata.created))
+                    .min(age),
+                nodes,
+                lifetime_secs: churn.lifetime_secs,
+                repair_secs: churn.repair_secs,
+            };
+            let node = self.clone();
+            let choice = blocking(move || node.tier_plugin().map(|p| p.choose(&facts))).await?;
+            let choice = match choice {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    tracing::warn!(content = %hash, "the tier plugin cannot judge it: {e}");
+                    report.unjudged += 1;
+                    continue;
+                }
+                None => {
+                    report.unjudged += 1;
+                    continue;
+                }
+            };
+            let stays = Choice {
+                tier: manifest.tier,
+                data: manifest.code.data,
+                parity: manifest.code.parity,
+            };
+            if choice == stays {
+                continue;
+            }
+            if self.charges() {
+                tracing::info!(content = %hash, ?choice, "migration deferred: new shards need a storage contract, and nothing here pays for one");
+                report.deferred += 1;
+                continue;
+            }
+            let to = CodeParams {
+                data: choice.data,
+                parity: choice.parity,
+                ..manifest.code
+            };
+            match self.migrate(&manifest, choice.tier, to).await {
+                Ok(_) => report.migrated.push(Migrated {
+                    content: hash,
+                    from_tier: manifest.tier,
+                    from_code: format!("{}+{}", manifest.code.data, manifest.code.parity),
+                    to_tier: choice.tier,
+                    to_code: format!("{}+{}", to.data, to.parity),
+                }),
+                Err(e) => {
+                    tracing::warn!(content = %hash, "migration failed, the content stays as it was: {e}");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Moves content put through this node to `tier` and `code` (see the module docs), and
+    /// returns its new manifest. Nothing changes for readers: the address, the key and the
+    /// access list stay.
+    pub async fn migrate(
+        &self,
+        manifest: &Manifest,
+        tier: StorageTier,
+        code: CodeParams,
+    ) -> Result<Manifest, Error> {
+        code.validate()?;
+        let content = manifest.content_hash;
+        let (holders, _) = self.holders(&content).await?;
+        let peers = self.live_peers().await?;
+        let from = manifest.code;
+        let mut segments: Vec<SegmentInfo> = Vec::with_capacity(manifest.segments.len());
+        for (s, info) in manifest.segments.iter().enumerate() {
+            let s = s as u32;
+            let mut slots = self
+                .gather(info, s, from.data as usize, &holders)
+                .await?
+                .slots;
+            let old = info.clone();
+            let seg =
+                blocking(move || zhtp_content::recode(s, &old, from, &mut slots, code)).await??;
+            let shards = seg
+                .shards()
+                .enumerate()
+                .map(|(j, (h, b))| (j, h, b.to_vec()))
+                .collect();
+            self.place(content, s, shards, &peers, &HashSet::new(), None)
+                .await?;
+            segments.push(seg.info);
+        }
+        let mut new = manifest.clone();
+        (new.tier, new.code, new.segments) = (tier, code, segments);
+        new.validate()?;
+        let (node, m) = (self.clone(), new.clone());
+        blocking(move || {
+            let _positions = node
+                .inner
+                .positions
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            node.inner.local.commit(&m, Vec::new())
+        })
+        .await??;
+        if let Err(e) = self
+            .inner
+            .dht
+            .publish(&manifest_key(&content), new.encode(), MANIFEST_TTL)
+            .await
+        {
+            // Kept here and republished with the node's records; gets through this node use
+            // the new manifest already.
+            tracing::warn!(%content, "migrated manifest not replicated yet: {e}");
+        }
+        Ok(new)
+    }
+
+    /// Storage nodes this node knows, itself included (banned ones not counted): the most
+    /// distinct holders a segment can have.
+    pub(super) async fn known_nodes(&self) -> u32 {
+        let peers = self.live_peers().await.map_or(1, |p| p.len());
+        u32::try_from(peers).unwrap_or(u32::MAX).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_count_the_last_30_days_only() {
+        let day = DAY_SECS;
+        let mut r = Reads::default();
+        r.add(100 * day);
+        r.add(100 * day + 5);
+        r.add(110 * day);
+        assert_eq!(r.last_30_days(110 * day), 3);
+        assert_eq!(r.last_30_days(129 * day), 3);
+        assert_eq!(r.last_30_days(131 * day), 1, "day 100 is past");
+        assert_eq!(r.last_30_days(200 * day), 0);
+        r.add(200 * day);
+        assert_eq!((r.last_30_days(200 * day), r.last), (1, 200 * day));
+    }
+}
