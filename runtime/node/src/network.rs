@@ -240,6 +240,8 @@ struct Inner {
     tier: std::sync::RwLock<Option<zhtp_host::TierPlugin>>,
     /// Repair rounds that rebuilt shards: part of the observed repair time.
     repair_times: Mutex<tiers::RepairTimes>,
+    /// The mean node lifetime estimated from sightings (0: none yet) and departures counted.
+    lifetime: Mutex<(u64, u64)>,
     /// The data dir (its disk's free space is the default capacity advertised).
     data_dir: std::path::PathBuf,
 }
@@ -427,6 +429,7 @@ impl Node {
                 quality: std::sync::RwLock::new(None),
                 tier: std::sync::RwLock::new(None),
                 repair_times: Mutex::default(),
+                lifetime: Mutex::default(),
                 market: std::sync::Mutex::new(market::MarketState::default()),
                 data_dir: data_dir.to_path_buf(),
             }),

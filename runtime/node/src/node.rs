@@ -81,6 +81,10 @@ pub const DEVNET_SUPPLY: u64 = 1_000_000_000 * zhtp_types::MICRO_PER_TOKEN;
 
 /// One audit round, the repair of what it banned, and the settlement of ended periods.
 async fn economy_round(n: &Node) {
+    // Who is here: the churn the tier plugin and the durability figures are fed with.
+    if let Err(e) = n.observe_peers().await {
+        tracing::warn!("peers not observed: {e}");
+    }
     // The market first: what this node offers and what its audits found, for other nodes.
     if let Err(e) = n.publish_market().await {
         tracing::warn!("market records not published: {e}");
@@ -273,7 +277,11 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
                         Ok(_) => {}
                         Err(e) => tracing::warn!("garbage collection failed: {e}"),
                     }
-                    // Tiers: the tier plugin's review of what was put through this node.
+                    // Tiers: the tier plugin's review of what was put through this node, under
+                    // the churn seen now.
+                    if let Err(e) = n.observe_peers().await {
+                        tracing::warn!("peers not observed: {e}");
+                    }
                     match n.review().await {
                         Ok(r) if !r.migrated.is_empty() || r.failed > 0 => {
                             tracing::info!(?r, "tier review")

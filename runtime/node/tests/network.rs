@@ -315,6 +315,14 @@ async fn a_review_migrates_content_where_the_tier_plugin_says() {
     );
     assert_eq!(reads.last_30_days(reads.last), 1);
 
+    // The churn behind the review: five peers just seen, none gone, so the 90-day prior.
+    nodes[0].observe_peers().await.unwrap();
+    let churn = nodes[0].churn();
+    assert_eq!(
+        (churn.lifetime_secs, churn.departures_observed),
+        (90 * 86_400, 0)
+    );
+
     // Everything belongs in archive, 3+3.
     let wat = r#"(module
         (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))

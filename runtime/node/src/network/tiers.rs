@@ -10,8 +10,14 @@
 //! What is observed and what is assumed: repair time is this node's repair interval (how long
 //! a loss can go unseen) plus the mean duration of its repair rounds that rebuilt shards
 //! ([`Churn::repairs_observed`] of them); a node that repairs only on request assumes one day.
-//! Node lifetime is not observed yet: 90 days (`zhtp_abi::durability::DEFAULT_LIFETIME_SECS`)
-//! is assumed, and said so wherever it is shown.
+//! Node lifetime is estimated from the peers this node has seen ([`Node::observe_peers`], each
+//! maintenance and economy round): first and last sighting of each, a peer unseen for a day
+//! counting as gone. The estimate is the exponential lifetime's maximum-likelihood one with
+//! right-censoring (every peer's time seen, gone or not, over the departures), with one
+//! pseudo-departure after 90 days as the prior, so that a young network's few sightings move
+//! it slowly ([`lifetime_estimate`]). A peer seen for less than an hour before it went is not
+//! counted: a connection that came and went is not a storage node (and a swarm of such
+//! identities would otherwise talk the estimate down).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -21,23 +27,62 @@ use zhtp_content::CodeParams;
 use zhtp_host::abi::durability::{DEFAULT_LIFETIME_SECS, YEAR_SECS, loss_probability};
 use zhtp_host::abi::tier::Facts;
 use zhtp_host::{Kind, Plugin, TierPlugin};
+use zhtp_store::Cf;
 use zhtp_types::StorageTier;
 
-use super::{Node, blocking};
+use super::{Error, Node, blocking};
 use crate::local::PutOptions;
 
 /// Repair time assumed by a node that repairs only on request (`--repair-interval 0`).
 const ON_REQUEST_REPAIR_SECS: u64 = 86_400;
+/// Index key prefix of a peer's first and last sighting.
+const SEEN: &[u8] = b"seen/";
+/// A peer unseen this long is gone.
+pub const GONE_AFTER_SECS: u64 = 86_400;
+/// A peer that went after being seen for less than this is not counted.
+pub const MIN_LIFE_SECS: u64 = 3_600;
+/// Most peers whose sightings are kept (the longest unseen are forgotten first).
+const MAX_SIGHTED: usize = 4_096;
+
+/// The mean node lifetime the `sightings` (first, last seen, unix seconds) give at `now`, and
+/// the departures counted (see the module docs).
+pub fn lifetime_estimate(sightings: impl IntoIterator<Item = (u64, u64)>, now: u64) -> (u64, u64) {
+    let (mut exposure, mut departures) = (u128::from(DEFAULT_LIFETIME_SECS), 1u128);
+    let mut counted = 0;
+    for (first, last) in sightings {
+        let life = u128::from(last.saturating_sub(first));
+        let gone = now.saturating_sub(last) >= GONE_AFTER_SECS;
+        if gone && life < u128::from(MIN_LIFE_SECS) {
+            continue;
+        }
+        exposure += life;
+        if gone {
+            departures += 1;
+            counted += 1;
+        }
+    }
+    let mean = u64::try_from(exposure / departures)
+        .unwrap_or(u64::MAX)
+        .max(1);
+    (mean, counted)
+}
+
+fn seen_key(peer: &zhtp_dht::PeerId) -> Vec<u8> {
+    [SEEN, &peer.to_bytes()[..]].concat()
+}
 
 /// The churn the durability model is fed with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Churn {
-    /// Mean node lifetime, seconds (assumed: see the module docs).
+    /// Mean node lifetime, seconds (estimated from sightings: see the module docs).
     pub lifetime_secs: u64,
     /// Mean time until a lost shard is rebuilt, seconds.
     pub repair_secs: u64,
     /// Repair rounds that rebuilt shards, whose duration is part of `repair_secs`.
     pub repairs_observed: u64,
+    /// Peers seen to go, whose lives are part of `lifetime_secs` (0: the 90-day prior alone).
+    #[serde(default)]
+    pub departures_observed: u64,
 }
 
 impl Churn {
@@ -166,11 +211,72 @@ impl Node {
             }
             None => ON_REQUEST_REPAIR_SECS,
         };
+        let (lifetime, departures) = *self
+            .inner
+            .lifetime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Churn {
-            lifetime_secs: DEFAULT_LIFETIME_SECS,
+            lifetime_secs: if lifetime == 0 {
+                DEFAULT_LIFETIME_SECS
+            } else {
+                lifetime
+            },
             repair_secs,
             repairs_observed: rounds,
+            departures_observed: departures,
         }
+    }
+
+    /// Records the peers connected now (first and last sighting of each, in the index) and
+    /// estimates the mean node lifetime again from every sighting kept.
+    pub async fn observe_peers(&self) -> Result<(), Error> {
+        let connected = self.inner.dht.status().await?.connected;
+        let node = self.clone();
+        let estimate = blocking(move || -> Result<(u64, u64), Error> {
+            let store = &node.inner.store;
+            let now = zhtp_dht::record::unix_now();
+            let mut b = store.batch();
+            let mut sightings: Vec<(Vec<u8>, u64, u64)> = Vec::new();
+            for item in store.scan(Cf::Index, SEEN)? {
+                let (k, v) = item?;
+                if let Ok((first, last)) = postcard::from_bytes::<(u64, u64)>(&v) {
+                    sightings.push((k.to_vec(), first, last));
+                }
+            }
+            for peer in &connected {
+                let key = seen_key(peer);
+                let first = sightings
+                    .iter()
+                    .find(|(k, ..)| *k == key)
+                    .map_or(now, |(_, f, _)| *f);
+                sightings.retain(|(k, ..)| *k != key);
+                sightings.push((key, first, now));
+            }
+            // Bounded: the peers unseen longest are forgotten first.
+            sightings.sort_by_key(|(_, _, last)| std::cmp::Reverse(*last));
+            for (k, ..) in sightings.iter().skip(MAX_SIGHTED) {
+                store.delete(&mut b, Cf::Index, k)?;
+            }
+            sightings.truncate(MAX_SIGHTED);
+            for (k, first, last) in &sightings {
+                let v = postcard::to_allocvec(&(*first, *last))
+                    .map_err(|e| Error::Task(e.to_string()))?;
+                store.put(&mut b, Cf::Index, k, &v)?;
+            }
+            store.write(b)?;
+            Ok(lifetime_estimate(
+                sightings.iter().map(|(_, f, l)| (*f, *l)),
+                now,
+            ))
+        })
+        .await??;
+        *self
+            .inner
+            .lifetime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = estimate;
+        Ok(())
     }
 
     /// Records a repair round that rebuilt shards and how long it took.
@@ -245,6 +351,30 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lifetime_estimate_starts_at_the_prior_and_learns_from_departures() {
+        let day = 86_400;
+        let now = 1_000 * day;
+        // Nothing seen: the prior.
+        assert_eq!(lifetime_estimate([], now), (DEFAULT_LIFETIME_SECS, 0));
+        // Ten nodes that lived 10 days and went: (90 + 100) days over 11 departures.
+        let gone = (0..10).map(|i| (i * day, i * day + 10 * day));
+        assert_eq!(lifetime_estimate(gone, now), (190 * day / 11, 10));
+        // Still there after 300 days: censored, so it raises the estimate without a departure.
+        assert_eq!(
+            lifetime_estimate([(now - 300 * day, now)], now),
+            (390 * day, 0)
+        );
+        // Connections that came and went within the hour are not nodes.
+        let flashes = (0..1_000).map(|i| (i * 10, i * 10 + 60));
+        assert_eq!(lifetime_estimate(flashes, now), (DEFAULT_LIFETIME_SECS, 0));
+        // Seen an hour ago: not gone yet.
+        assert_eq!(
+            lifetime_estimate([(now - 20 * day, now - 3_600)], now),
+            (110 * day - 3_600, 0)
+        );
+    }
 
     /// A code so wide and repair so fast that the loss probability underflows to 0: the
     /// figure stays a number JSON can carry.
