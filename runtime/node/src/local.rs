@@ -71,6 +71,10 @@ pub enum Error {
     /// Wrapping the key for the readers failed.
     #[error(transparent)]
     Readers(#[from] crate::readers::Error),
+    /// The manifest changed (an access update, a re-put, a removal) while a migration of the
+    /// content was under way: the migration is dropped, the change stands.
+    #[error("content {0} changed during its migration; the migration was dropped")]
+    Changed(Hash),
 }
 
 /// What a put asks for.
@@ -329,13 +333,33 @@ impl LocalNode {
         manifest: &Manifest,
         shards: Vec<WrittenShard>,
     ) -> Result<(), Error> {
-        let h = manifest.content_hash;
         // One writer of a manifest at a time: an access update must not write back a version
         // that a re-put has just replaced.
         let _one_at_a_time = self
             .access
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.commit_locked(manifest, shards)
+    }
+
+    /// Commits `new` (a migration: same content, key and access list, another tier and code)
+    /// in place of `old`, only if `old` is still the manifest here: a grant, revoke, re-put or
+    /// removal since the migration read it wins, and [`Error::Changed`] says so.
+    pub(crate) fn commit_migration(&self, old: &Manifest, new: &Manifest) -> Result<(), Error> {
+        let _one_at_a_time = self
+            .access
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.manifest(&old.content_hash)?.as_ref() != Some(old)
+            || !self.is_own(&old.content_hash)?
+        {
+            return Err(Error::Changed(old.content_hash));
+        }
+        self.commit_locked(new, Vec::new())
+    }
+
+    fn commit_locked(&self, manifest: &Manifest, shards: Vec<WrittenShard>) -> Result<(), Error> {
+        let h = manifest.content_hash;
         self.may_replace(&h, crate::readers::owner(manifest))?;
         let mut b = self.store.batch();
         for shard in shards {

@@ -219,6 +219,12 @@ struct Inner {
     dht: Dht,
     providing: Mutex<HashSet<Hash>>,
     repair_lock: tokio::sync::Mutex<()>,
+    /// One tier review at a time.
+    review_lock: tokio::sync::Mutex<()>,
+    /// Held from a local change of one of this node's manifests to its publication (an
+    /// access update, a removal, a migration), so that the record published is the manifest
+    /// kept: a migration cannot publish over a grant made meanwhile.
+    manifest_lock: tokio::sync::Mutex<()>,
     repair: RepairConfig,
     /// Read by every write of a held position, written by garbage collection: a shard being
     /// released can not meanwhile gain a position that counts on its bytes.
@@ -420,6 +426,8 @@ impl Node {
                 dht,
                 providing: Mutex::new(HashSet::new()),
                 repair_lock: tokio::sync::Mutex::new(()),
+                review_lock: tokio::sync::Mutex::new(()),
+                manifest_lock: tokio::sync::Mutex::new(()),
                 repair,
                 positions: std::sync::RwLock::new(()),
                 latency: Mutex::new(HashMap::new()),

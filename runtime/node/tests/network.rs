@@ -323,19 +323,25 @@ async fn a_review_migrates_content_where_the_tier_plugin_says() {
         (90 * 86_400, 0)
     );
 
-    // Everything belongs in archive, 3+3.
-    let wat = r#"(module
-        (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))
-        (memory (export "memory") 1)
-        (data (i32.const 0) "\03\03\03")
-        (func (export "zhtp_abi_v1"))
-        (func (export "tier_choose") (result i32)
-            (drop (call $out (i32.const 0) (i32.const 3))) (i32.const 0)))"#;
+    // A tier plugin answering every call with `choice` (tier, k, m as in SPEC.md 13.3).
     let host = zhtp_host::Host::new(zhtp_host::Limits::default()).unwrap();
-    let plugin = host
-        .load(zhtp_host::Kind::Tier, &wat::parse_str(wat).unwrap())
-        .unwrap();
-    nodes[0].set_tier(zhtp_host::TierPlugin::new(plugin));
+    let answering = |choice: &str| {
+        let wat = format!(
+            r#"(module
+            (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "{choice}")
+            (func (export "zhtp_abi_v1"))
+            (func (export "tier_choose") (result i32)
+                (drop (call $out (i32.const 0) (i32.const 3))) (i32.const 0)))"#
+        );
+        let plugin = host
+            .load(zhtp_host::Kind::Tier, &wat::parse_str(&wat).unwrap())
+            .unwrap();
+        zhtp_host::TierPlugin::new(plugin)
+    };
+    // Everything belongs in archive, 3+3.
+    nodes[0].set_tier(answering("\\03\\03\\03"));
 
     nodes[0].charge(true);
     let r = nodes[0].review().await.unwrap();
@@ -371,4 +377,24 @@ async fn a_review_migrates_content_where_the_tier_plugin_says() {
     // Asked again, the plugin's answer is what is stored: nothing moves.
     let r = nodes[0].review().await.unwrap();
     assert_eq!((r.reviewed, r.migrated.len()), (1, 0), "{r:?}");
+    // The plugin changes its mind at once: the content was moved within the day, so the
+    // move waits for a later review.
+    nodes[0].set_tier(answering("\\02\\02\\02"));
+    let r = nodes[0].review().await.unwrap();
+    assert_eq!((r.later, r.migrated.len()), (1, 0), "{r:?}");
+    // A migration made from a manifest that has changed since (a grant, a re-put; here the one
+    // before the move) is dropped: what is stored wins.
+    let code =
+        zhtp_content::CodeParams::new(zhtp_content::CodeKind::ReedSolomonSimd, 2, 2).unwrap();
+    let stale = nodes[0]
+        .migrate(&stored.manifest, StorageTier::Cold, code)
+        .await;
+    assert!(
+        matches!(&stale, Err(e) if e.to_string().contains("changed during its migration")),
+        "{stale:?}"
+    );
+    assert_eq!(
+        nodes[0].local().manifest(&hash).unwrap().unwrap().tier,
+        StorageTier::Archive
+    );
 }

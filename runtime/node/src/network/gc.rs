@@ -240,6 +240,7 @@ impl Node {
     /// ([`crate::readers::apply`]), and publishes it in place of the manifest record. Returns
     /// whether the record reached another node (it is republished with the others if not).
     pub async fn update_access(&self, new: Manifest) -> Result<bool, Error> {
+        let _publishing = self.inner.manifest_lock.lock().await;
         let (node, m) = (self.clone(), new.clone());
         let old = blocking(move || node.inner.local.update_access(&m)).await??;
         let hash = new.content_hash;
@@ -270,6 +271,7 @@ impl Node {
     /// deletes the local manifest, key and listing and the shards held here.
     /// [`Error::NotFound`] when it was not put through this node.
     pub async fn remove(&self, hash: &Hash) -> Result<RemoveReport, Error> {
+        let _publishing = self.inner.manifest_lock.lock().await;
         let (node, h) = (self.clone(), *hash);
         if !blocking(move || node.inner.local.is_own(&h)).await?? {
             return Err(Error::NotFound(*hash));

@@ -12,7 +12,16 @@
 //!
 //! On a network whose nodes charge, new shards are admitted only under a storage contract,
 //! and this node has no mandate from the content's owner to pay for one: such migrations are
-//! deferred (counted and logged), not carried out.
+//! deferred (counted and logged), not carried out; so is the move of a content that has a
+//! storage contract here (its holders are paid for the shards it names).
+//!
+//! Bounded: at most [`MOVES_PER_REVIEW`] migrations are tried per review, and a content whose
+//! migration was tried (done or failed) is not tried again for [`RETRY_SECS`]: a plugin
+//! changing its mind, or churn estimates that swing, cannot keep the network re-coding. A
+//! migration is dropped, its new shards left to be collected, when the manifest changed
+//! meanwhile, when it took longer than half this node's orphan grace (holders may already be
+//! collecting its first shards), or when the network refuses the new manifest (the old one is
+//! put back).
 
 use std::collections::HashSet;
 
@@ -22,10 +31,18 @@ use zhtp_host::abi::tier::{Choice, Facts};
 use zhtp_store::Cf;
 use zhtp_types::{Hash, StorageTier};
 
+use zhtp_dht::protocol::MAX_SHARD;
+
 use super::{Error, MANIFEST_TTL, Node, blocking, manifest_key};
 
 /// Index key prefix of a content's [`Reads`].
 const READS: &[u8] = b"reads/";
+/// Index key prefix of the time a content's migration was last tried.
+const TRIED: &[u8] = b"moved/";
+/// Most migrations tried per review.
+pub const MOVES_PER_REVIEW: usize = 4;
+/// A content whose migration was tried is not tried again for this long: a day.
+pub const RETRY_SECS: u64 = 86_400;
 /// Days of reads remembered.
 const DAYS: usize = 30;
 const DAY_SECS: u64 = 86_400;
@@ -47,7 +64,8 @@ impl Reads {
         self.days.resize(DAYS, 0);
         let i = (now / DAY_SECS) as usize % DAYS;
         self.days[i] = self.days[i].saturating_add(1);
-        self.last = now;
+        // A clock stepping back does not move the last read back (the ring is aged by it).
+        self.last = self.last.max(now);
     }
 
     /// Clears the counters of the days between the last read and `now`: they had none.
@@ -89,6 +107,10 @@ pub struct ReviewReport {
     pub failed: usize,
     /// Contents the tier plugin could not judge (it failed; the content stays).
     pub unjudged: usize,
+    /// Moves left for a later review: tried within the last day, or past this review's
+    /// budget of moves.
+    #[serde(default)]
+    pub later: usize,
 }
 
 /// One content moved by a review.
@@ -143,21 +165,41 @@ impl Node {
             .unwrap_or_default())
     }
 
-    /// One review of every content put through this node (see the module docs).
+    /// One review of every content put through this node (see the module docs); one at a
+    /// time (the maintenance loop and `POST /review` would otherwise move a content twice).
     pub async fn review(&self) -> Result<ReviewReport, Error> {
+        let _one_at_a_time = self.inner.review_lock.lock().await;
         let mut report = ReviewReport::default();
         let node = self.clone();
         let own = blocking(move || node.inner.local.list(None)).await??;
         let nodes = self.known_nodes().await;
         let churn = self.churn();
         let now = zhtp_dht::record::unix_now();
+        let node = self.clone();
+        let paid: HashSet<Hash> = blocking(move || -> Result<HashSet<Hash>, Error> {
+            let contracts = node
+                .contracts()
+                .list(usize::MAX)
+                .map_err(super::audits::economy)?;
+            Ok(contracts.into_iter().map(|c| c.terms().content).collect())
+        })
+        .await??;
+        let mut tried = 0;
         for summary in own {
             let hash = summary.content_hash;
-            let Some(manifest) = self.inner.local.manifest(&hash)? else {
+            let (node, h) = (self.clone(), hash);
+            let looked = blocking(move || -> Result<_, Error> {
+                Ok((
+                    node.inner.local.manifest(&h)?,
+                    node.reads(&h)?,
+                    node.tried_at(&h)?,
+                ))
+            })
+            .await??;
+            let (Some(manifest), reads, last_try) = looked else {
                 continue;
             };
             report.reviewed += 1;
-            let reads = self.reads(&hash)?;
             let age = now.saturating_sub(manifest.metadata.created);
             let facts = Facts {
                 size: manifest.size,
@@ -195,11 +237,18 @@ impl Node {
             if choice == stays {
                 continue;
             }
-            if self.charges() {
+            if self.charges() || paid.contains(&hash) {
                 tracing::info!(content = %hash, ?choice, "migration deferred: new shards need a storage contract, and nothing here pays for one");
                 report.deferred += 1;
                 continue;
             }
+            if tried >= MOVES_PER_REVIEW || now.saturating_sub(last_try) < RETRY_SECS {
+                report.later += 1;
+                continue;
+            }
+            tried += 1;
+            let (node, h) = (self.clone(), hash);
+            blocking(move || node.mark_tried(&h, now)).await??;
             let to = CodeParams {
                 data: choice.data,
                 parity: choice.parity,
@@ -233,7 +282,40 @@ impl Node {
     ) -> Result<Manifest, Error> {
         code.validate()?;
         let content = manifest.content_hash;
-        let (holders, _) = self.holders(&content).await?;
+        // What the network would refuse, refused before anything is placed.
+        if u16::from(code.parity) > 2 * u16::from(code.data) {
+            return Err(Error::Invalid(format!(
+                "a {}+{} code stores more than three times its data",
+                code.data, code.parity
+            )));
+        }
+        let widest = manifest
+            .segments
+            .iter()
+            .map(|s| s.stored_len)
+            .max()
+            .unwrap_or(0);
+        let shard = (widest as usize)
+            .div_ceil(usize::from(code.data))
+            .next_multiple_of(64);
+        if shard > MAX_SHARD {
+            return Err(Error::Invalid(format!(
+                "{}+{} makes shards of {shard} bytes, larger than the network carries ({MAX_SHARD})",
+                code.data, code.parity
+            )));
+        }
+        let started = std::time::Instant::now();
+        // Not while a repair places shards of the old code.
+        let _no_repair = self.inner.repair_lock.lock().await;
+        let (mut holders, _) = self.holders(&content).await?;
+        // This node's own shards, which it may not announce.
+        let me = self.peer_id();
+        for h in self.inventory(&content)? {
+            let at = holders.entry((h.segment, h.index)).or_default();
+            if !at.contains(&me) {
+                at.push(me);
+            }
+        }
         let peers = self.live_peers().await?;
         let from = manifest.code;
         let mut segments: Vec<SegmentInfo> = Vec::with_capacity(manifest.segments.len());
@@ -258,27 +340,68 @@ impl Node {
         let mut new = manifest.clone();
         (new.tier, new.code, new.segments) = (tier, code, segments);
         new.validate()?;
-        let (node, m) = (self.clone(), new.clone());
+        if started.elapsed() > self.inner.repair.orphan_grace / 2 {
+            return Err(Error::Invalid(format!(
+                "the migration of {content} took {:?}, more than half the orphan grace: holders \
+                 may be collecting its first shards; dropped",
+                started.elapsed()
+            )));
+        }
+        let _publishing = self.inner.manifest_lock.lock().await;
+        let (node, old, m) = (self.clone(), manifest.clone(), new.clone());
         blocking(move || {
             let _positions = node
                 .inner
                 .positions
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            node.inner.local.commit(&m, Vec::new())
+            // Only over the manifest it was made from: an access update or a removal since
+            // wins (the new shards are then unreferenced, and collected as such).
+            node.inner.local.commit_migration(&old, &m)
         })
         .await??;
-        if let Err(e) = self
+        match self
             .inner
             .dht
             .publish(&manifest_key(&content), new.encode(), MANIFEST_TTL)
             .await
         {
+            Ok(()) => {}
+            Err(zhtp_dht::Error::Record(e)) => {
+                // Refused for good: the old manifest, still the network's, is put back here.
+                let (node, old, m) = (self.clone(), manifest.clone(), new.clone());
+                blocking(move || node.inner.local.commit_migration(&m, &old)).await??;
+                return Err(Error::Invalid(format!(
+                    "the network refuses the migrated manifest of {content}: {e}"
+                )));
+            }
             // Kept here and republished with the node's records; gets through this node use
             // the new manifest already.
-            tracing::warn!(%content, "migrated manifest not replicated yet: {e}");
+            Err(e) => tracing::warn!(%content, "migrated manifest not replicated yet: {e}"),
         }
         Ok(new)
+    }
+
+    fn tried_at(&self, content: &Hash) -> Result<u64, Error> {
+        Ok(self
+            .inner
+            .store
+            .get(Cf::Index, &[TRIED, content.as_bytes()].concat())?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes))
+    }
+
+    fn mark_tried(&self, content: &Hash, now: u64) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let mut b = store.batch();
+        store.put(
+            &mut b,
+            Cf::Index,
+            &[TRIED, content.as_bytes()].concat(),
+            &now.to_le_bytes(),
+        )?;
+        store.write(b)?;
+        Ok(())
     }
 
     /// Storage nodes this node knows, itself included (banned ones not counted): the most

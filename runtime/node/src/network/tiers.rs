@@ -13,11 +13,17 @@
 //! Node lifetime is estimated from the peers this node has seen ([`Node::observe_peers`], each
 //! maintenance and economy round): first and last sighting of each, a peer unseen for a day
 //! counting as gone. The estimate is the exponential lifetime's maximum-likelihood one with
-//! right-censoring (every peer's time seen, gone or not, over the departures), with one
-//! pseudo-departure after 90 days as the prior, so that a young network's few sightings move
-//! it slowly ([`lifetime_estimate`]). A peer seen for less than an hour before it went is not
-//! counted: a connection that came and went is not a storage node (and a swarm of such
-//! identities would otherwise talk the estimate down).
+//! right-censoring (every peer's time seen, gone or not, over the departures), with ten
+//! pseudo-departures after 90 days each as the prior, so that a few sightings move it slowly
+//! ([`lifetime_estimate`]). A peer seen for less than a day before it went is not counted: a
+//! connection that came and went says little about storage nodes, and a swarm of short-lived
+//! identities would otherwise talk the estimate down.
+//!
+//! What this does not see: a live peer this node has not been connected to for a day (idle
+//! connections close after minutes; audits and gets keep the useful ones open) counts as
+//! gone, and so does every peer after this node itself was down for a day. Both err towards
+//! shorter lives: wider codes, a cost rather than a loss, which the prior and the migration
+//! budget ([`super::migration`]) bound.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -39,15 +45,20 @@ const ON_REQUEST_REPAIR_SECS: u64 = 86_400;
 const SEEN: &[u8] = b"seen/";
 /// A peer unseen this long is gone.
 pub const GONE_AFTER_SECS: u64 = 86_400;
-/// A peer that went after being seen for less than this is not counted.
-pub const MIN_LIFE_SECS: u64 = 3_600;
+/// A peer that went after being seen for less than this is not counted: a day.
+pub const MIN_LIFE_SECS: u64 = 86_400;
+/// Weight of the 90-day prior, in pseudo-departures.
+const PRIOR_DEPARTURES: u128 = 10;
 /// Most peers whose sightings are kept (the longest unseen are forgotten first).
 const MAX_SIGHTED: usize = 4_096;
 
 /// The mean node lifetime the `sightings` (first, last seen, unix seconds) give at `now`, and
 /// the departures counted (see the module docs).
 pub fn lifetime_estimate(sightings: impl IntoIterator<Item = (u64, u64)>, now: u64) -> (u64, u64) {
-    let (mut exposure, mut departures) = (u128::from(DEFAULT_LIFETIME_SECS), 1u128);
+    let (mut exposure, mut departures) = (
+        PRIOR_DEPARTURES * u128::from(DEFAULT_LIFETIME_SECS),
+        PRIOR_DEPARTURES,
+    );
     let mut counted = 0;
     for (first, last) in sightings {
         let life = u128::from(last.saturating_sub(first));
@@ -233,7 +244,14 @@ impl Node {
     pub async fn observe_peers(&self) -> Result<(), Error> {
         let connected = self.inner.dht.status().await?.connected;
         let node = self.clone();
-        let estimate = blocking(move || -> Result<(u64, u64), Error> {
+        blocking(move || -> Result<(), Error> {
+            // Held throughout: the economy and maintenance rounds both observe, and each
+            // rewrites the table from what it read.
+            let mut estimate = node
+                .inner
+                .lifetime
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let store = &node.inner.store;
             let now = zhtp_dht::record::unix_now();
             let mut b = store.batch();
@@ -265,18 +283,10 @@ impl Node {
                 store.put(&mut b, Cf::Index, k, &v)?;
             }
             store.write(b)?;
-            Ok(lifetime_estimate(
-                sightings.iter().map(|(_, f, l)| (*f, *l)),
-                now,
-            ))
+            *estimate = lifetime_estimate(sightings.iter().map(|(_, f, l)| (*f, *l)), now);
+            Ok(())
         })
-        .await??;
-        *self
-            .inner
-            .lifetime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = estimate;
-        Ok(())
+        .await?
     }
 
     /// Records a repair round that rebuilt shards and how long it took.
@@ -358,21 +368,21 @@ mod tests {
         let now = 1_000 * day;
         // Nothing seen: the prior.
         assert_eq!(lifetime_estimate([], now), (DEFAULT_LIFETIME_SECS, 0));
-        // Ten nodes that lived 10 days and went: (90 + 100) days over 11 departures.
+        // Ten nodes that lived 10 days and went: (10 × 90 + 10 × 10) days over 20 departures.
         let gone = (0..10).map(|i| (i * day, i * day + 10 * day));
-        assert_eq!(lifetime_estimate(gone, now), (190 * day / 11, 10));
+        assert_eq!(lifetime_estimate(gone, now), (50 * day, 10));
         // Still there after 300 days: censored, so it raises the estimate without a departure.
         assert_eq!(
             lifetime_estimate([(now - 300 * day, now)], now),
-            (390 * day, 0)
+            (120 * day, 0)
         );
-        // Connections that came and went within the hour are not nodes.
-        let flashes = (0..1_000).map(|i| (i * 10, i * 10 + 60));
+        // Identities that came and went within the day are not counted, however many.
+        let flashes = (0..1_000).map(|i| (i * 10, i * 10 + 80_000));
         assert_eq!(lifetime_estimate(flashes, now), (DEFAULT_LIFETIME_SECS, 0));
         // Seen an hour ago: not gone yet.
         assert_eq!(
             lifetime_estimate([(now - 20 * day, now - 3_600)], now),
-            (110 * day - 3_600, 0)
+            ((920 * day - 3_600) / 10, 0)
         );
     }
 
