@@ -645,6 +645,21 @@ pub fn demo() -> Result<()> {
         zhtp_economy::tokens(quote.total),
         t.elapsed().as_secs_f64() * 1e3
     );
+    // What the tier plugin would choose, had the put named no code: on six nodes, and under
+    // node 0's churn (its repair interval is the demo's).
+    let placed: zhtp::network::Placement = c0.get(&format!("/placement?size={size}&tier=warm"))?;
+    let hot = zhtp::local::PutOptions::new(StorageTier::Hot).code;
+    println!(
+        "         tier plugin {}: a warm put of this size naming no code gets {}+{} on these {} nodes, {:.1} nines per segment per year (the demo's hot 4+2: {:.1}), under {:.0}-day node lives and {:.2} h repair (this devnet repairs on request)",
+        placed.chosen_by,
+        placed.data,
+        placed.parity,
+        placed.nodes,
+        placed.nines,
+        -placed.churn.loss_per_year(hot).log10(),
+        placed.churn.lifetime_secs as f64 / 86_400.0,
+        placed.churn.repair_secs as f64 / 3_600.0
+    );
     let payment = zhtp::wire::PaymentRequest::sign(
         &owner,
         expected,
