@@ -307,6 +307,7 @@ impl Node {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 node.inner.local.remove(&h)?
             };
+            node.forget_reviews(&h)?;
             let positions: HashSet<Vec<u8>> = node
                 .inventory(&h)?
                 .into_iter()

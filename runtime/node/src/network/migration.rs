@@ -382,6 +382,16 @@ impl Node {
         Ok(new)
     }
 
+    /// Drops what reviews kept of `content` (its reads, its last migration): it was removed.
+    pub(super) fn forget_reviews(&self, content: &Hash) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let mut b = store.batch();
+        store.delete(&mut b, Cf::Index, &reads_key(content))?;
+        store.delete(&mut b, Cf::Index, &[TRIED, content.as_bytes()].concat())?;
+        store.write(b)?;
+        Ok(())
+    }
+
     fn tried_at(&self, content: &Hash) -> Result<u64, Error> {
         Ok(self
             .inner
