@@ -277,7 +277,8 @@ impl Node {
                 store.delete(&mut b, Cf::Index, k)?;
             }
             sightings.truncate(MAX_SIGHTED);
-            for (k, first, last) in &sightings {
+            // Only the peers seen now changed (the others' entries stand as written).
+            for (k, first, last) in sightings.iter().filter(|(_, _, last)| *last == now) {
                 let v = postcard::to_allocvec(&(*first, *last))
                     .map_err(|e| Error::Task(e.to_string()))?;
                 store.put(&mut b, Cf::Index, k, &v)?;
