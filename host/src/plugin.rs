@@ -2,12 +2,27 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{InstancePre, Module, Store, Trap, TypedFunc};
-use zhtp_abi::{Status, v1};
+use zhtp_abi::{Message, Status, v1};
 
 use crate::compat::{GuestInfo, Kind};
 use crate::engine::{Host, TICK};
 use crate::env::{GuestAbort, HostState, LimitExceeded, OutputTooLarge};
 use crate::error::{CallError, LoadError};
+
+/// Bytes of the stack buffer a request is encoded into ([`Plugin::call_message`]).
+const REQUEST_BUF: usize = 128;
+
+/// A plugin's output decoded as a `what` ([`Message::decode`]: exact, strict): malformed bytes
+/// are "not <what>" (`what` with its article), the rest of the codec's refusals are named as they are.
+pub(crate) fn decode_output<M: Message>(out: &[u8], what: &str) -> Result<M, CallError> {
+    M::decode(out).map_err(|e| {
+        CallError::BadOutput(if e.is_malformed() {
+            format!("not {what}: {e}")
+        } else {
+            e.to_string()
+        })
+    })
+}
 
 /// A validated, compiled plugin with a pool of warm instances. Cheap to clone.
 ///
@@ -126,6 +141,25 @@ impl Plugin {
             .get_typed_func::<(), i32>(&mut store, self.inner.kind.entry())
             .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
         Ok(Warm { store, entry })
+    }
+
+    /// Calls the entry export with `request`, encoded, and hands the output bytes to `decode`:
+    /// what every typed plugin does. A request outside `ranges` (the spec's guarantees about
+    /// requests, checked by the caller) is refused without a call.
+    pub(crate) fn call_message<Q: Message, R>(
+        &self,
+        request: &Q,
+        ranges: Result<(), &'static str>,
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        // On the stack: every v1 request is far shorter than this.
+        const { assert!(Q::MAX_LEN <= REQUEST_BUF) };
+        ranges.map_err(|e| CallError::InvalidRequest(e.into()))?;
+        let mut buf = [0u8; REQUEST_BUF];
+        let n = request
+            .encode(&mut buf)
+            .ok_or_else(|| CallError::InvalidRequest("cannot be encoded".into()))?;
+        self.call_with(&buf[..n], decode)
     }
 
     /// Calls the entry export with `input` and hands the output bytes to `decode`.

@@ -1,5 +1,4 @@
 use serde::Serialize;
-use zhtp_abi::Message as _;
 use zhtp_abi::pricing::{Quote, QuoteRequest};
 use zhtp_types::{Hash, StorageTier};
 
@@ -48,13 +47,8 @@ impl PricingPlugin {
 
     /// Prices `req` without attaching the plugin's identity (the benchmarked hot path).
     pub fn quote_only(&self, req: &QuoteRequest) -> Result<Quote, CallError> {
-        req.check_ranges()
-            .map_err(|e| CallError::InvalidRequest(e.into()))?;
-        let mut buf = [0u8; QuoteRequest::MAX_LEN];
-        let n = req
-            .encode(&mut buf)
-            .ok_or_else(|| CallError::InvalidRequest("cannot be encoded".into()))?;
-        self.plugin.call_with(&buf[..n], decode_quote)
+        self.plugin
+            .call_message(req, req.check_ranges(), decode_quote)
     }
 
     /// Runs the install self-check (SPEC.md section 9) up to its first failure, in the order
@@ -185,13 +179,7 @@ impl SelfCheck {
 /// encoding of what it decodes to (no trailing bytes, no overlong varint), and its total is the
 /// sum of its parts.
 pub(crate) fn decode_quote(out: &[u8]) -> Result<Quote, CallError> {
-    let quote = Quote::decode(out).map_err(|e| {
-        CallError::BadOutput(if e.is_malformed() {
-            format!("not a Quote: {e}")
-        } else {
-            e.to_string()
-        })
-    })?;
+    let quote: Quote = crate::plugin::decode_output(out, "a Quote")?;
     if !quote.is_consistent() {
         return Err(CallError::BadOutput(format!(
             "total {} is not base + quality_premium + network_fee + escrow_fee",

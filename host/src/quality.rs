@@ -1,5 +1,4 @@
 use serde::Serialize;
-use zhtp_abi::Message as _;
 use zhtp_abi::quality::{Assessment, Class, Measurements};
 
 use crate::error::{CallError, LoadError};
@@ -26,13 +25,8 @@ impl QualityPlugin {
     /// refuses it itself otherwise, without calling the guest); the output must pass section
     /// 12.4.
     pub fn assess(&self, m: &Measurements) -> Result<Assessment, CallError> {
-        m.check_ranges()
-            .map_err(|e| CallError::InvalidRequest(e.into()))?;
-        let mut buf = [0u8; Measurements::MAX_LEN];
-        let n = m
-            .encode(&mut buf)
-            .ok_or_else(|| CallError::InvalidRequest("cannot be encoded".into()))?;
-        self.plugin.call_with(&buf[..n], decode_assessment)
+        self.plugin
+            .call_message(m, m.check_ranges(), decode_assessment)
     }
 
     /// Runs the install self-check (SPEC.md section 12.6) up to its first failure.
@@ -157,13 +151,7 @@ impl QualityCheck {
 /// A quality plugin's output as an [`Assessment`], checked against SPEC.md section 12.4 in
 /// its order: it decodes, lists at most five violations, is exact, and keeps its ranges.
 fn decode_assessment(out: &[u8]) -> Result<Assessment, CallError> {
-    let a = Assessment::decode(out).map_err(|e| {
-        CallError::BadOutput(if e.is_malformed() {
-            format!("not an Assessment: {e}")
-        } else {
-            e.to_string()
-        })
-    })?;
+    let a: Assessment = crate::plugin::decode_output(out, "an Assessment")?;
     a.check().map_err(|e| CallError::BadOutput(e.into()))?;
     Ok(a)
 }

@@ -1,5 +1,4 @@
 use serde::Serialize;
-use zhtp_abi::Message as _;
 use zhtp_abi::tier::{Choice, Facts};
 use zhtp_types::StorageTier;
 
@@ -27,15 +26,8 @@ impl TierPlugin {
     /// refuses it itself otherwise, without calling the guest); the output must pass section
     /// 13.4 for this request.
     pub fn choose(&self, facts: &Facts) -> Result<Choice, CallError> {
-        facts
-            .check_ranges()
-            .map_err(|e| CallError::InvalidRequest(e.into()))?;
-        let mut buf = [0u8; Facts::MAX_LEN];
-        let n = facts
-            .encode(&mut buf)
-            .ok_or_else(|| CallError::InvalidRequest("cannot be encoded".into()))?;
         self.plugin
-            .call_with(&buf[..n], |out| decode_choice(out, facts))
+            .call_message(facts, facts.check_ranges(), |out| decode_choice(out, facts))
     }
 
     /// Runs the install self-check (SPEC.md section 13.7) up to its first failure.
@@ -154,13 +146,7 @@ impl TierCheck {
 /// A tier plugin's output as a [`Choice`], checked against SPEC.md section 13.4 in its order:
 /// it decodes exactly, then its code is valid and fits the nodes known.
 fn decode_choice(out: &[u8], facts: &Facts) -> Result<Choice, CallError> {
-    let c = Choice::decode(out).map_err(|e| {
-        CallError::BadOutput(if e.is_malformed() {
-            format!("not a Choice: {e}")
-        } else {
-            e.to_string()
-        })
-    })?;
+    let c: Choice = crate::plugin::decode_output(out, "a Choice")?;
     c.check(facts).map_err(|e| CallError::BadOutput(e.into()))?;
     Ok(c)
 }
