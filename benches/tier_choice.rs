@@ -19,18 +19,7 @@ use zhtp_types::StorageTier;
 
 /// A 1 GiB archive put on 40 nodes living 90 days, one-hour repair: the widest search.
 fn put() -> Facts {
-    Facts {
-        size: 1 << 30,
-        tier: StorageTier::Archive,
-        data: 0,
-        parity: 0,
-        age_secs: 0,
-        reads_30d: 0,
-        idle_secs: 0,
-        nodes: 40,
-        lifetime_secs: 90 * 86_400,
-        repair_secs: 3_600,
-    }
+    Facts::put(1 << 30, StorageTier::Archive, 40, 90 * 86_400, 3_600)
 }
 
 fn plugin() -> TierPlugin {

@@ -20,18 +20,7 @@ fn plugin() -> TierPlugin {
 
 /// A put of `size` bytes in `tier` on `nodes` nodes living 90 days, repaired in `repair` s.
 fn put(size: u64, tier: StorageTier, nodes: u32, repair: u64) -> Facts {
-    Facts {
-        size,
-        tier,
-        data: 0,
-        parity: 0,
-        age_secs: 0,
-        reads_30d: 0,
-        idle_secs: 0,
-        nodes,
-        lifetime_secs: 90 * DAY,
-        repair_secs: repair,
-    }
+    Facts::put(size, tier, nodes, 90 * DAY, repair)
 }
 
 /// A review of content stored as `tier` `k+m`, idle `idle` of its `age` seconds.

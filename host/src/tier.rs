@@ -62,18 +62,7 @@ impl TierPlugin {
 /// on average, one-hour repair, unless a sample says otherwise.
 fn samples() -> [(&'static str, Facts); 5] {
     const DAY: u64 = 86_400;
-    let put = |size, tier| Facts {
-        size,
-        tier,
-        data: 0,
-        parity: 0,
-        age_secs: 0,
-        reads_30d: 0,
-        idle_secs: 0,
-        nodes: 40,
-        lifetime_secs: 90 * DAY,
-        repair_secs: 3_600,
-    };
+    let put = |size, tier| Facts::put(size, tier, 40, 90 * DAY, 3_600);
     [
         ("small-warm-put", put(10_000, StorageTier::Warm)),
         ("large-archive-put", put(1 << 30, StorageTier::Archive)),

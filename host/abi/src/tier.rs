@@ -43,6 +43,29 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// The facts of a put of `size` bytes asked for in `tier`, on a network of `nodes` nodes
+    /// living `lifetime_secs` on average and repaired in `repair_secs`: nothing stored yet.
+    pub fn put(
+        size: u64,
+        tier: StorageTier,
+        nodes: u32,
+        lifetime_secs: u64,
+        repair_secs: u64,
+    ) -> Self {
+        Self {
+            size,
+            tier,
+            data: 0,
+            parity: 0,
+            age_secs: 0,
+            reads_30d: 0,
+            idle_secs: 0,
+            nodes,
+            lifetime_secs,
+            repair_secs,
+        }
+    }
+
     /// Whether these facts describe a put (no code yet) rather than a review.
     pub fn is_put(&self) -> bool {
         self.data == 0

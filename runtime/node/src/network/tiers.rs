@@ -306,18 +306,7 @@ impl Node {
     pub async fn placement(&self, size: u64, tier: StorageTier) -> Placement {
         let nodes = self.known_nodes().await;
         let churn = self.churn();
-        let facts = Facts {
-            size,
-            tier,
-            data: 0,
-            parity: 0,
-            age_secs: 0,
-            reads_30d: 0,
-            idle_secs: 0,
-            nodes,
-            lifetime_secs: churn.lifetime_secs,
-            repair_secs: churn.repair_secs,
-        };
+        let facts = Facts::put(size, tier, nodes, churn.lifetime_secs, churn.repair_secs);
         let fallback = |why: String| {
             tracing::warn!("the built-in table places the put: {why}");
             (
