@@ -159,31 +159,10 @@ impl Encoder {
         if !compressed {
             buf.extend_from_slice(plain);
         }
-        let mut stored_len = buf.len();
         if let Some(c) = &self.cipher {
             c.seal(index, compressed, &mut buf)?;
-            stored_len = buf.len();
         }
-        let shard_len = shard_len(stored_len, k);
-        buf.resize(shard_len * k, 0);
-        let data: Vec<&[u8]> = buf.chunks_exact(shard_len).collect();
-        let parity = self.code.encode(&data)?;
-        let shards = data
-            .iter()
-            .map(|d| hash(d))
-            .chain(parity.iter().map(|p| hash(p)))
-            .collect();
-        Ok(EncodedSegment {
-            info: SegmentInfo {
-                plain_len: plain.len() as u32,
-                compressed,
-                stored_len: stored_len as u32,
-                shard_len: shard_len as u32,
-                shards,
-            },
-            data: buf,
-            parity,
-        })
+        coded(buf, k, &*self.code, plain.len() as u32, compressed)
     }
 
     /// The manifest of a content whose segments were all encoded.
@@ -215,6 +194,95 @@ impl Encoder {
     }
 }
 
+/// A segment as stored: `buf` (its stored bytes: compressed and sealed, exactly) split into
+/// `k` zero-padded data shards of [`shard_len`], `code`'s parity, and every shard's hash.
+fn coded(
+    mut buf: Vec<u8>,
+    k: usize,
+    code: &dyn ErasureCode,
+    plain_len: u32,
+    compressed: bool,
+) -> Result<EncodedSegment, Error> {
+    let stored_len = buf.len();
+    let shard_len = shard_len(stored_len, k);
+    buf.resize(shard_len * k, 0);
+    let data: Vec<&[u8]> = buf.chunks_exact(shard_len).collect();
+    let parity = code.encode(&data)?;
+    let shards = data
+        .iter()
+        .map(|d| hash(d))
+        .chain(parity.iter().map(|p| hash(p)))
+        .collect();
+    Ok(EncodedSegment {
+        info: SegmentInfo {
+            plain_len,
+            compressed,
+            stored_len: stored_len as u32,
+            shard_len: shard_len as u32,
+            shards,
+        },
+        data: buf,
+        parity,
+    })
+}
+
+/// Slots rebuilt from the others: `(index, bytes)`.
+type Rebuilt = Vec<(usize, Vec<u8>)>;
+
+/// Sets to `None` every shard whose bytes do not hash to `info`'s.
+fn drop_mismatched(info: &SegmentInfo, shards: &mut [Option<Vec<u8>>]) {
+    for (i, slot) in shards.iter_mut().enumerate() {
+        if slot.as_deref().is_some_and(|b| hash(b) != info.shards[i]) {
+            *slot = None;
+        }
+    }
+}
+
+/// The stored bytes of segment `index` from shards already checked against `info`, and the
+/// slots rebuilt on the way: with a data shard missing, every absent slot (data or parity) is
+/// rebuilt from any `k`, checked against its hash and returned, for the caller to write back.
+/// Fails, naming the segment, with fewer than `k`.
+fn stored_bytes(
+    index: u32,
+    info: &SegmentInfo,
+    code: &dyn ErasureCode,
+    k: usize,
+    shards: &mut [Option<Vec<u8>>],
+) -> Result<(Vec<u8>, Rebuilt), Error> {
+    let total = info.shards.len();
+    let good = shards.iter().filter(|s| s.is_some()).count();
+    if good < k {
+        return Err(Error::NotEnoughShards {
+            segment: index,
+            good,
+            total,
+            needed: k,
+        });
+    }
+    // Parity is only needed when a data shard is missing.
+    let missing: Vec<usize> = (0..total).filter(|&i| shards[i].is_none()).collect();
+    let mut repaired = Vec::new();
+    if shards[..k].iter().any(Option::is_none) {
+        code.reconstruct(shards)?;
+        for i in missing {
+            let bytes = shards[i].clone().unwrap_or_default();
+            // A rebuilt shard must hash right; if not, the survivors were inconsistent.
+            if hash(&bytes) != info.shards[i] {
+                return Err(Error::Erasure(format!(
+                    "segment {index}: shard {i} rebuilt wrong"
+                )));
+            }
+            repaired.push((i, bytes));
+        }
+    }
+    let mut buf = Vec::with_capacity(k * info.shard_len as usize);
+    for s in shards.iter().take(k) {
+        buf.extend_from_slice(s.as_deref().unwrap_or_default());
+    }
+    buf.truncate(info.stored_len as usize);
+    Ok((buf, repaired))
+}
+
 /// Re-codes segment `index` from the erasure code `from` to `to` without its key: the stored
 /// bytes (compressed and encrypted as they are) are rebuilt from any k good shards and split
 /// again, so a migration between tiers needs no reader. Shards that do not match `info`'s
@@ -227,7 +295,7 @@ pub fn recode(
     to: CodeParams,
 ) -> Result<EncodedSegment, Error> {
     to.validate()?;
-    let (k, total) = (from.data as usize, from.total());
+    let total = from.total();
     if shards.len() != total || info.shards.len() != total {
         return Err(Error::Params(format!(
             "segment {index}: {} shards for a {}+{} code",
@@ -236,63 +304,28 @@ pub fn recode(
             from.parity
         )));
     }
-    for (i, slot) in shards.iter_mut().enumerate() {
-        if slot.as_deref().is_some_and(|b| hash(b) != info.shards[i]) {
-            *slot = None;
-        }
-    }
-    let good = shards.iter().filter(|s| s.is_some()).count();
-    if good < k {
-        return Err(Error::NotEnoughShards {
-            segment: index,
-            good,
-            total,
-            needed: k,
-        });
-    }
-    if shards[..k].iter().any(Option::is_none) {
-        erasure_code(from)?.reconstruct(shards)?;
-        for (i, slot) in shards.iter().enumerate().take(k) {
-            if slot.as_deref().map(hash) != Some(info.shards[i]) {
-                return Err(Error::Erasure(format!(
-                    "segment {index}: shard {i} rebuilt wrong"
-                )));
-            }
-        }
-    }
-    let stored_len = info.stored_len as usize;
-    let k2 = to.data as usize;
-    let len2 = shard_len(stored_len, k2);
-    let mut buf = Vec::with_capacity(len2 * k2);
-    for s in shards.iter().take(k) {
-        buf.extend_from_slice(s.as_deref().unwrap_or_default());
-    }
-    if buf.len() < stored_len {
+    drop_mismatched(info, shards);
+    let (buf, _) = stored_bytes(
+        index,
+        info,
+        &*erasure_code(from)?,
+        from.data as usize,
+        shards,
+    )?;
+    if buf.len() != info.stored_len as usize {
         return Err(Error::Erasure(format!(
-            "segment {index}: {} stored bytes, the manifest says {stored_len}",
-            buf.len()
+            "segment {index}: {} stored bytes, the manifest says {}",
+            buf.len(),
+            info.stored_len
         )));
     }
-    buf.truncate(stored_len);
-    buf.resize(len2 * k2, 0);
-    let data: Vec<&[u8]> = buf.chunks_exact(len2).collect();
-    let parity = erasure_code(to)?.encode(&data)?;
-    let hashes = data
-        .iter()
-        .map(|d| hash(d))
-        .chain(parity.iter().map(|p| hash(p)))
-        .collect();
-    Ok(EncodedSegment {
-        info: SegmentInfo {
-            plain_len: info.plain_len,
-            compressed: info.compressed,
-            stored_len: info.stored_len,
-            shard_len: len2 as u32,
-            shards: hashes,
-        },
-        data: buf,
-        parity,
-    })
+    coded(
+        buf,
+        to.data as usize,
+        &*erasure_code(to)?,
+        info.plain_len,
+        info.compressed,
+    )
 }
 
 /// A decoded segment.
@@ -379,12 +412,7 @@ impl Decoder {
         index: u32,
         shards: &mut [Option<Vec<u8>>],
     ) -> Result<Decoded, Error> {
-        let info = self.segment(index, shards.len())?;
-        for (i, slot) in shards.iter_mut().enumerate() {
-            if slot.as_deref().is_some_and(|b| hash(b) != info.shards[i]) {
-                *slot = None;
-            }
-        }
+        drop_mismatched(self.segment(index, shards.len())?, shards);
         self.decode_verified_segment(index, shards)
     }
 
@@ -400,38 +428,7 @@ impl Decoder {
     ) -> Result<Decoded, Error> {
         let info = self.segment(index, shards.len())?;
         let k = self.manifest.code.data as usize;
-        let total = info.shards.len();
-        let good = shards.iter().filter(|s| s.is_some()).count();
-        if good < k {
-            return Err(Error::NotEnoughShards {
-                segment: index,
-                good,
-                total,
-                needed: k,
-            });
-        }
-        // Parity is only needed when a data shard is missing; then every absent slot (data or
-        // parity) is rebuilt and reported, and the caller writes back the ones it lost.
-        let missing: Vec<usize> = (0..total).filter(|&i| shards[i].is_none()).collect();
-        let mut repaired = Vec::new();
-        if shards[..k].iter().any(Option::is_none) {
-            self.code.reconstruct(shards)?;
-            for i in missing {
-                let bytes = shards[i].clone().unwrap_or_default();
-                // A rebuilt shard must hash right; if not, the survivors were inconsistent.
-                if hash(&bytes) != info.shards[i] {
-                    return Err(Error::Erasure(format!(
-                        "segment {index}: shard {i} rebuilt wrong"
-                    )));
-                }
-                repaired.push((i, bytes));
-            }
-        }
-        let mut buf = Vec::with_capacity(k * info.shard_len as usize);
-        for s in shards.iter().take(k) {
-            buf.extend_from_slice(s.as_deref().unwrap_or_default());
-        }
-        buf.truncate(info.stored_len as usize);
+        let (mut buf, repaired) = stored_bytes(index, info, &*self.code, k, shards)?;
         if let Some(c) = &self.cipher {
             c.open(index, info.compressed, &mut buf)?;
         }
