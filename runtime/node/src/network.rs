@@ -560,6 +560,31 @@ impl Node {
         Ok((n, bytes))
     }
 
+    /// Publishes `payload` (a manifest, or nothing: a tombstone) as the manifest record of
+    /// `content`. `Ok(true)`: it reached another node; `Ok(false)`: not yet (logged as `what`;
+    /// it is kept here and republished with the node's records); `Err`: the network refuses it
+    /// for good (another publisher owns the key), for the caller to undo its local change.
+    async fn publish_manifest(
+        &self,
+        content: &Hash,
+        payload: Vec<u8>,
+        what: &str,
+    ) -> Result<bool, zhtp_dht::record::RecordError> {
+        match self
+            .inner
+            .dht
+            .publish(&manifest_key(content), payload, MANIFEST_TTL)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(zhtp_dht::Error::Record(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(%content, "{what} not replicated yet: {e}");
+                Ok(false)
+            }
+        }
+    }
+
     async fn live_peers(&self) -> Result<Vec<PeerId>, Error> {
         let mut peers = self.inner.dht.status().await?.connected;
         // A node this node's audits banned gets no new shards.

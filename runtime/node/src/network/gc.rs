@@ -29,7 +29,7 @@ use zhtp_content::Manifest;
 use zhtp_store::Cf;
 use zhtp_types::Hash;
 
-use super::{Error, MANIFEST_TTL, Node, blocking, held_key, manifest_key};
+use super::{Error, Node, blocking, held_key, manifest_key};
 use crate::local::Removed;
 
 const ORPHAN: &[u8] = b"orphan/";
@@ -245,23 +245,17 @@ impl Node {
         let old = blocking(move || node.inner.local.update_access(&m)).await??;
         let hash = new.content_hash;
         match self
-            .inner
-            .dht
-            .publish(&manifest_key(&hash), new.encode(), MANIFEST_TTL)
+            .publish_manifest(&hash, new.encode(), "access update")
             .await
         {
-            Ok(()) => Ok(true),
-            Err(zhtp_dht::Error::Record(e)) => {
+            Ok(published) => Ok(published),
+            Err(e) => {
                 // Refused for good: the old version stays, so the owner can try again.
                 let node = self.clone();
                 blocking(move || node.inner.local.restore_access(&old, &new)).await??;
                 Err(Error::Invalid(format!(
                     "the manifest record of {hash} cannot be replaced from here: {e}"
                 )))
-            }
-            Err(e) => {
-                tracing::warn!(content = %hash, "access update not replicated yet: {e}");
-                Ok(false)
             }
         }
     }
@@ -278,23 +272,14 @@ impl Node {
         }
         // The tombstone first: once it is out, nobody trusts the old manifest, whatever
         // happens here next.
-        let withdrawn = match self
-            .inner
-            .dht
-            .publish(&manifest_key(hash), Vec::new(), MANIFEST_TTL)
+        let withdrawn = self
+            .publish_manifest(hash, Vec::new(), "tombstone")
             .await
-        {
-            Ok(()) => true,
-            Err(zhtp_dht::Error::Record(e)) => {
-                return Err(Error::Invalid(format!(
+            .map_err(|e| {
+                Error::Invalid(format!(
                     "the manifest record of {hash} cannot be replaced from here: {e}"
-                )));
-            }
-            Err(e) => {
-                tracing::warn!(content = %hash, "tombstone not replicated yet: {e}");
-                false
-            }
-        };
+                ))
+            })?;
         let node = self.clone();
         let h = *hash;
         let (a, b) = blocking(move || -> Result<(Removed, Removed), Error> {

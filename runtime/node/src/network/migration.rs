@@ -33,7 +33,7 @@ use zhtp_types::{Hash, StorageTier};
 
 use zhtp_dht::protocol::MAX_SHARD;
 
-use super::{Error, MANIFEST_TTL, Node, blocking, manifest_key};
+use super::{Error, Node, blocking};
 
 /// Index key prefix of a content's [`Reads`].
 const READS: &[u8] = b"reads/";
@@ -360,24 +360,17 @@ impl Node {
             node.inner.local.commit_migration(&old, &m)
         })
         .await??;
-        match self
-            .inner
-            .dht
-            .publish(&manifest_key(&content), new.encode(), MANIFEST_TTL)
+        // Not replicated yet: gets through this node use the new manifest already.
+        if let Err(e) = self
+            .publish_manifest(&content, new.encode(), "migrated manifest")
             .await
         {
-            Ok(()) => {}
-            Err(zhtp_dht::Error::Record(e)) => {
-                // Refused for good: the old manifest, still the network's, is put back here.
-                let (node, old, m) = (self.clone(), manifest.clone(), new.clone());
-                blocking(move || node.inner.local.commit_migration(&m, &old)).await??;
-                return Err(Error::Invalid(format!(
-                    "the network refuses the migrated manifest of {content}: {e}"
-                )));
-            }
-            // Kept here and republished with the node's records; gets through this node use
-            // the new manifest already.
-            Err(e) => tracing::warn!(%content, "migrated manifest not replicated yet: {e}"),
+            // Refused for good: the old manifest, still the network's, is put back here.
+            let (node, old, m) = (self.clone(), manifest.clone(), new.clone());
+            blocking(move || node.inner.local.commit_migration(&m, &old)).await??;
+            return Err(Error::Invalid(format!(
+                "the network refuses the migrated manifest of {content}: {e}"
+            )));
         }
         Ok(new)
     }

@@ -17,7 +17,7 @@ use zhtp_economy::contract::StorageContract;
 
 use super::admission::IN_FLIGHT;
 use super::contracts::{Payment, Plan};
-use super::{Error, MANIFEST_TTL, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
+use super::{Error, Node, Stored, WINDOW, blocking, by_distance, manifest_key};
 use crate::local::PutOptions;
 use crate::pipeline::{Encoded, Sink};
 
@@ -477,18 +477,13 @@ impl Node {
             node.inner.local.commit(&m, Vec::new())
         })
         .await??;
+        // Not replicated yet: kept locally and republished later; gets through this node work.
         let published = match self
-            .inner
-            .dht
-            .publish(
-                &manifest_key(&content_hash),
-                manifest.encode(),
-                MANIFEST_TTL,
-            )
+            .publish_manifest(&content_hash, manifest.encode(), "manifest record")
             .await
         {
-            Ok(()) => true,
-            Err(zhtp_dht::Error::Record(e)) => {
+            Ok(published) => published,
+            Err(e) => {
                 // Another publisher's record got here since `check_owner`: ours would never be
                 // published, and holders would collect our shards as unreferenced. Undo.
                 let (node, h) = (self.clone(), content_hash);
@@ -497,11 +492,6 @@ impl Node {
                     "the manifest record of {content_hash} cannot be published from here ({e}); \
                      nothing was stored"
                 )));
-            }
-            Err(e) => {
-                // Kept locally and republished by Kademlia later; gets through this node work.
-                tracing::warn!(content = %content_hash, "manifest record not replicated yet: {e}");
-                false
             }
         };
         Ok((
