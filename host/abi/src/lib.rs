@@ -19,6 +19,23 @@ pub mod tier;
 pub mod wire;
 
 pub use status::Status;
+
+/// Values for the codecs' property tests: a fixed xorshift sequence, mostly extremes (0,
+/// `u64::MAX`, values of every bit width), which have the longest and shortest encodings.
+#[cfg(test)]
+pub(crate) fn extremes() -> impl FnMut() -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        match x % 4 {
+            0 => 0,
+            1 => u64::MAX,
+            _ => x >> (x % 64),
+        }
+    }
+}
 pub use wire::{DecodeError, Message};
 
 /// Oldest ABI version this crate describes.

@@ -324,18 +324,7 @@ mod tests {
     /// Every value encodes within `MAX_LEN`, as postcard's bytes, and reads back.
     #[test]
     fn every_request_fits_max_len_and_is_postcards() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Mostly extremes: the longest encodings.
-            match x % 4 {
-                0 => 0,
-                1 => u64::MAX,
-                _ => x >> (x % 64),
-            }
-        };
+        let mut next = crate::extremes();
         for _ in 0..2_000 {
             let mut u32s = [0u32; 10];
             for v in &mut u32s {
