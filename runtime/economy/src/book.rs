@@ -110,21 +110,39 @@ impl Book {
     /// Forgets contract `id` (a put that failed before its shards were all placed): the
     /// contract, its position marks and its challenges.
     pub fn forget(&self, c: &StorageContract) -> Result<(), Error> {
-        let id = c.id();
         let mut batch = self.store.batch();
-        self.store
-            .delete(&mut batch, Cf::Ledger, &contract_key(&id))?;
+        self.forget_in(&mut batch, c)?;
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// Adds to `batch` (the one that moves the escrow) the succession of `old` by `new`: `new`
+    /// kept with its challenges ([`Self::fill`]), `old` forgotten ([`Self::forget`]; its
+    /// audit records stay, and the ledger records which contract succeeded it).
+    pub fn succeed(
+        &self,
+        batch: &mut zhtp_store::Batch,
+        old: &StorageContract,
+        new: &StorageContract,
+        prepared: &[Prepared],
+    ) -> Result<(), Error> {
+        self.forget_in(batch, old)?;
+        self.fill(batch, new, prepared)
+    }
+
+    fn forget_in(&self, batch: &mut zhtp_store::Batch, c: &StorageContract) -> Result<(), Error> {
+        let id = c.id();
+        self.store.delete(batch, Cf::Ledger, &contract_key(&id))?;
         for p in &c.terms().shards {
             let mut k = position_prefix(&c.terms().content, p.segment, p.index);
             k.extend_from_slice(id.as_bytes());
-            self.store.delete(&mut batch, Cf::Ledger, &k)?;
+            self.store.delete(batch, Cf::Ledger, &k)?;
         }
         let prefix = [b"q/".as_slice(), id.as_bytes()].concat();
         for item in self.store.scan(Cf::Ledger, &prefix)? {
             let (k, _) = item?;
-            self.store.delete(&mut batch, Cf::Ledger, &k)?;
+            self.store.delete(batch, Cf::Ledger, &k)?;
         }
-        self.store.write(batch)?;
         Ok(())
     }
 

@@ -608,6 +608,54 @@ impl StorageContract {
         Ok(())
     }
 
+    /// Takes over from `from`, a running contract of the same client, content, mandate, price
+    /// and term whose content moved to the shards this one names (a migration to another
+    /// code): this contract, signed by every party, becomes active with `from`'s settled
+    /// periods, so it pays for the rest of the same term and no period twice. Only the shards,
+    /// their holders and the audit commitment may differ. The escrow moves with it
+    /// ([`crate::Ledger::move_escrow`]).
+    pub fn succeed(&mut self, from: &StorageContract) -> Result<State, Error> {
+        let refused = Error::Transition {
+            state: self.state,
+            event: Event::EscrowLocked,
+        };
+        if self.state != State::Signed {
+            return Err(refused);
+        }
+        if !matches!(from.state, State::Active | State::Resolved)
+            || from.periods_settled >= from.terms.periods
+        {
+            return Err(Error::Terms(format!(
+                "a contract that is {:?} with {} of {} periods settled has nothing to hand on",
+                from.state, from.periods_settled, from.terms.periods
+            )));
+        }
+        let (a, b) = (&self.terms, &from.terms);
+        let same = |t: &Terms| {
+            (
+                t.content,
+                t.client,
+                t.price,
+                t.fee,
+                t.plugin,
+                t.start,
+                t.periods,
+                t.period_secs,
+                t.sla,
+                t.penalties,
+                t.mandate,
+            )
+        };
+        if same(a) != same(b) {
+            return Err(Error::Terms(
+                "a successor differs from its predecessor in more than its shards".into(),
+            ));
+        }
+        self.state = State::Active;
+        self.periods_settled = from.periods_settled;
+        Ok(self.state)
+    }
+
     /// Moves the contract by `event` (signing goes through [`Self::sign`]). Beyond the moves
     /// [`next`] allows: a period passes only within the term, a violation is found only
     /// within it, and the term ends only once every period was settled. When a period is

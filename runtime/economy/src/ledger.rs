@@ -149,6 +149,9 @@ pub enum Kind {
     NetworkFee,
     /// A performance bonus, from the incentive pool to a provider, for one period.
     Bonus,
+    /// What is left in a storage contract's escrow, into the escrow of the contract that
+    /// succeeds it (its content was moved to new shards: [`Ledger::move_escrow`]).
+    EscrowMove,
 }
 
 /// One movement: `amount` from `debit` to `credit`.
@@ -382,6 +385,10 @@ fn mandate_key(mandate: &[u8; 32]) -> Vec<u8> {
 
 fn fee_key(contract: &[u8; 32]) -> Vec<u8> {
     key(b'f', &[contract])
+}
+
+fn successor_key(contract: &[u8; 32]) -> Vec<u8> {
+    key(b'r', &[contract])
 }
 
 fn period_key(contract: &[u8; 32], period: u32) -> Vec<u8> {
@@ -989,6 +996,93 @@ impl Ledger {
             .delete(&mut batch, Cf::Ledger, &fee_key(&contract))?;
         self.write_legs(batch, &legs, Some((contract, escrow)))?;
         Ok(left)
+    }
+
+    /// Moves what is left in the escrow of storage contract `from` into a new escrow for
+    /// contract `to`, which succeeds it: the same client and mandate, paying for the rest of
+    /// the same term on other shards (a migration re-coded the content). One atomic batch:
+    /// the transfer, `from` settled with nothing left, `to`'s escrow, the network fee still
+    /// owed (it moves along), the mandate now naming `to`, the succession recorded
+    /// ([`Self::successor`]), and what `with` adds (the contracts themselves). Nothing is
+    /// paid to anyone and nothing comes back to the client: the client's money keeps paying
+    /// for the same storage. Returns the amount moved.
+    pub fn move_escrow(
+        &self,
+        from: [u8; 32],
+        to: [u8; 32],
+        mandate: [u8; 32],
+        with: impl FnOnce(&mut Batch) -> Result<(), Error>,
+    ) -> Result<MicroZhtp, Error> {
+        let _w = self.lock();
+        let mut old = self.escrow(&from)?.ok_or(Error::NoEscrow(from))?;
+        if old.settled {
+            return Err(Error::Settled(from));
+        }
+        if from == to || self.escrow(&to)?.is_some() {
+            return Err(Error::EscrowExists(to));
+        }
+        if self.mandate_used(&mandate)? != Some(from) {
+            return Err(Error::Corrupt(format!(
+                "mandate {} did not pay for storage contract {}",
+                hex::encode(mandate),
+                hex::encode(from)
+            )));
+        }
+        let left = old
+            .remaining()
+            .ok_or_else(|| Error::Corrupt(format!("escrow {} overdrawn", hex::encode(from))))?;
+        let fee = self.fee_pending(&from)?;
+        // Counted as paid out of `from`, like a release: it left the escrow, not for the client.
+        old.released += left;
+        old.settled = true;
+        let new = Escrow {
+            client: old.client,
+            funded: left,
+            released: 0,
+            refunded: 0,
+            settled: false,
+        };
+        let mut batch = self.store.batch();
+        self.store
+            .put(&mut batch, Cf::Ledger, &escrow_key(&from), &encode(&old))?;
+        self.store
+            .put(&mut batch, Cf::Ledger, &mandate_key(&mandate), &to)?;
+        self.store
+            .put(&mut batch, Cf::Ledger, &successor_key(&from), &to)?;
+        if fee > 0 {
+            self.store.delete(&mut batch, Cf::Ledger, &fee_key(&from))?;
+            self.store
+                .put(&mut batch, Cf::Ledger, &fee_key(&to), &fee.to_le_bytes())?;
+        }
+        with(&mut batch)?;
+        let legs = match left {
+            0 => Vec::new(),
+            _ => vec![Leg {
+                id: escrow_step_id("move", &from, 0, &Account::Escrow(to)),
+                derived: true,
+                debit: Account::Escrow(from),
+                credit: Account::Escrow(to),
+                amount: left,
+                kind: Kind::EscrowMove,
+            }],
+        };
+        self.write_legs(batch, &legs, Some((to, new)))?;
+        Ok(left)
+    }
+
+    /// The storage contract that succeeded `contract` ([`Self::move_escrow`]), if one did.
+    pub fn successor(&self, contract: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
+        self.store
+            .get(Cf::Ledger, &successor_key(contract))?
+            .map(|v| {
+                v.as_slice().try_into().map_err(|_| {
+                    Error::Corrupt(format!(
+                        "the successor of {} is not a contract id",
+                        hex::encode(contract)
+                    ))
+                })
+            })
+            .transpose()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -231,3 +231,91 @@ fn a_contract_lives_through_its_states_with_its_money_in_the_ledger() {
     let audit = ledger.audit().unwrap();
     assert_eq!((audit.supply, audit.escrows), (10_000_000, (1, 1)));
 }
+
+/// A migration hands a running contract on: the successor, signed by its own holders, pays
+/// the rest of the same term from the same escrow, and no period twice; anything but the
+/// shards changed is refused.
+#[test]
+fn a_successor_takes_over_the_rest_of_the_term_and_the_escrow() {
+    let ids: Vec<Identity> = (0..4).map(|_| Identity::generate().unwrap()).collect();
+    let (client, p1, p2, p3) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let signed = |t: Terms, who: &[&Identity]| {
+        let mut c = StorageContract::new(t).unwrap();
+        for w in who {
+            let (k, s) = sign(&c, w);
+            c.sign(k, &s).unwrap();
+        }
+        c
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = zhtp_store::Store::open(dir.path(), zhtp_store::Config::default()).unwrap();
+    let ledger = Ledger::open(Arc::new(store));
+    ledger
+        .genesis(Genesis::Devnet { supply: 10_000_000 })
+        .unwrap();
+    let key = |i: &Identity| Account::Key(i.public().signing);
+    ledger.fund([1; 32], key(client), 2_000_000).unwrap();
+
+    let mut t = terms(client, &[p1, p2]);
+    t.fee = 100_000;
+    let mut old = signed(t, &[client, p1, p2]);
+    let (old_id, mandate) = (old.id().0, old.terms().mandate.id().0);
+    ledger
+        .lock_escrow_with(old_id, key(client), 1_200_000, 100_000, mandate, |_| Ok(()))
+        .unwrap();
+    old.apply(Event::EscrowLocked).unwrap();
+    // Period 0 paid to p1 and p2 (the fee goes with it).
+    let t = old.terms().clone();
+    let paid = t.holder_payment(0, &p1.public().signing);
+    ledger.release(old_id, 0, key(p1), paid).unwrap();
+    ledger.release(old_id, 0, key(p2), paid).unwrap();
+    old.apply(Event::PeriodPassed).unwrap();
+
+    // The content re-coded onto three shards, one of them at p3.
+    let mut moved = t.clone();
+    moved.shards = terms(client, &[p1, p3, p3]).shards;
+    moved.shards[0].shard = Hash([99; 32]);
+    moved.audits = Hash([5; 32]);
+    let mut new = signed(moved.clone(), &[client, p1, p3]);
+    assert_eq!(new.state(), State::Signed);
+
+    // Anything but the shards and the audit commitment: refused.
+    let mut pricier = moved.clone();
+    pricier.price += 1;
+    pricier.mandate.max_price += 1;
+    let mut other = signed(pricier, &[client, p1, p3]);
+    assert!(matches!(other.succeed(&old), Err(Error::Terms(_))));
+    let mut laxer = moved.clone();
+    laxer.sla.latency_ms += 1;
+    let mut other = signed(laxer, &[client, p1, p3]);
+    assert!(matches!(other.succeed(&old), Err(Error::Terms(_))));
+    // Not before every party signed.
+    let mut unsigned = StorageContract::new(moved.clone()).unwrap();
+    assert!(matches!(
+        unsigned.succeed(&old),
+        Err(Error::Transition { .. })
+    ));
+
+    assert_eq!(new.succeed(&old), Ok(State::Active));
+    assert_eq!(new.periods_settled(), 1, "period 0 is not paid again");
+    let left = ledger
+        .move_escrow(old_id, new.id().0, mandate, |_| Ok(()))
+        .unwrap();
+    assert_eq!(left, 1_200_000 - 2 * paid);
+    assert_eq!(ledger.mandate_used(&mandate).unwrap(), Some(new.id().0));
+    assert_eq!(ledger.successor(&old_id).unwrap(), Some(new.id().0));
+    assert!(ledger.escrow(&old_id).unwrap().unwrap().settled);
+    assert_eq!(ledger.balance(&Account::Escrow(old_id)).unwrap(), 0);
+    // The fee was never paid out (no period paid through `pay_period`): it moved along.
+    assert_eq!(ledger.fee_pending(&old_id).unwrap(), 0);
+    assert_eq!(ledger.fee_pending(&new.id().0).unwrap(), 100_000);
+    // Once only: the old escrow is settled, the new one exists.
+    assert!(matches!(
+        ledger.move_escrow(old_id, [7; 32], mandate, |_| Ok(())),
+        Err(zhtp_economy::Error::Settled(_))
+    ));
+    // The client got nothing back and paid nothing more.
+    assert_eq!(ledger.balance(&key(client)).unwrap(), 800_000);
+    let audit = ledger.audit().unwrap();
+    assert_eq!((audit.supply, audit.escrows), (10_000_000, (2, 1)));
+}

@@ -350,6 +350,11 @@ enum Op {
     Settle {
         contract: u8,
     },
+    /// The escrow of one contract handed on to another (a migration's successor).
+    Move {
+        from: u8,
+        to: u8,
+    },
     Reopen,
 }
 
@@ -378,6 +383,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(contract, period, to, amount)| Op::Release { contract, period, to, amount }),
         2 => (0u8..4, 0u8..3, amount).prop_map(|(contract, period, amount)| Op::Refund { contract, period, amount }),
         2 => (0u8..4).prop_map(|contract| Op::Settle { contract }),
+        2 => (0u8..4, 0u8..4).prop_map(|(from, to)| Op::Move { from, to }),
         1 => Just(Op::Reopen),
     ]
 }
@@ -395,11 +401,12 @@ enum Outcome {
     Settled,
     Short,
     BadPayee,
+    Exists,
 }
 
-fn outcome(r: Result<zhtp_economy::Receipt, Error>) -> Outcome {
+fn outcome(r: Result<bool, Error>) -> Outcome {
     match r {
-        Ok(r) if r.replayed => Outcome::Replayed,
+        Ok(true) => Outcome::Replayed,
         Ok(_) => Outcome::Done,
         Err(Error::InsufficientFunds { .. }) => Outcome::Insufficient,
         Err(Error::ZeroAmount) => Outcome::Zero,
@@ -409,6 +416,7 @@ fn outcome(r: Result<zhtp_economy::Receipt, Error>) -> Outcome {
         Err(Error::Settled(_)) => Outcome::Settled,
         Err(Error::EscrowShort { .. }) => Outcome::Short,
         Err(Error::BadPayee) => Outcome::BadPayee,
+        Err(Error::EscrowExists(_)) => Outcome::Exists,
         Err(e) => panic!("unexpected error {e}"),
     }
 }
@@ -418,6 +426,8 @@ fn outcome(r: Result<zhtp_economy::Receipt, Error>) -> Outcome {
 struct Model {
     balance: HashMap<Account, u64>,
     escrows: HashMap<[u8; 32], Escrow>,
+    /// The mandate each contract's escrow was paid under (it moves with the escrow).
+    mandates: HashMap<[u8; 32], [u8; 32]>,
     transfers: HashMap<[u8; 32], (Account, Account, u64, Kind)>,
 }
 
@@ -529,6 +539,10 @@ impl Model {
             } => {
                 let c = contract(c);
                 let id = escrow_step_id("lock", &c, 0, &Account::Escrow(c));
+                if !self.transfers.contains_key(&id) && self.escrows.contains_key(&c) {
+                    // Made by a move: no lock replays into it.
+                    return Some(Outcome::Exists);
+                }
                 let r = self.apply(
                     id,
                     user(client),
@@ -537,6 +551,7 @@ impl Model {
                     Kind::EscrowLock,
                 );
                 if r == Outcome::Done {
+                    self.mandates.insert(c, c);
                     self.escrows.insert(
                         c,
                         Escrow {
@@ -561,13 +576,52 @@ impl Model {
                 period,
                 amount,
             } => self.step(contract, period, None, amount),
+            Op::Move { from, to } => {
+                let (from, to) = (contract(from), contract(to));
+                let Some(old) = self.escrows.get(&from).cloned() else {
+                    return Some(Outcome::NoEscrow);
+                };
+                if old.settled {
+                    return Some(Outcome::Settled);
+                }
+                if from == to || self.escrows.contains_key(&to) {
+                    return Some(Outcome::Exists);
+                }
+                let left = old.remaining().unwrap();
+                if left > 0 {
+                    self.checked(
+                        escrow_step_id("move", &from, 0, &Account::Escrow(to)),
+                        Account::Escrow(from),
+                        Account::Escrow(to),
+                        left,
+                        Kind::EscrowMove,
+                    );
+                }
+                let e = self.escrows.get_mut(&from).unwrap();
+                e.released += left;
+                e.settled = true;
+                self.escrows.insert(
+                    to,
+                    Escrow {
+                        client: old.client,
+                        funded: left,
+                        released: 0,
+                        refunded: 0,
+                        settled: false,
+                    },
+                );
+                let m = self.mandates.remove(&from).unwrap();
+                self.mandates.insert(to, m);
+                Outcome::Done
+            }
             Op::Settle { .. } | Op::Reopen => return None,
         })
     }
 }
 
-fn run_on_ledger(l: &Ledger, op: &Op) -> Result<zhtp_economy::Receipt, Error> {
-    match *op {
+/// Runs `op` on the ledger: whether it only replayed an earlier write, or its error.
+fn run_on_ledger(l: &Ledger, op: &Op) -> Result<bool, Error> {
+    let receipt = match *op {
         Op::Fund { id, to, amount } => l.fund([0xF0 + id; 32], user(to), amount),
         Op::Transfer {
             id,
@@ -591,8 +645,19 @@ fn run_on_ledger(l: &Ledger, op: &Op) -> Result<zhtp_economy::Receipt, Error> {
             period,
             amount,
         } => l.refund(contract(c), period.into(), amount),
+        Op::Move { from, to } => {
+            // The mandate the escrow was locked under: this test locks with the contract's id.
+            let mandate = (0..4)
+                .map(contract)
+                .find(|m| l.mandate_used(m).unwrap() == Some(contract(from)))
+                .unwrap_or(contract(from));
+            return l
+                .move_escrow(contract(from), contract(to), mandate, |_| Ok(()))
+                .map(|_| false);
+        }
         Op::Settle { .. } | Op::Reopen => unreachable!("handled by the caller"),
-    }
+    };
+    receipt.map(|r| r.replayed)
 }
 
 proptest! {
@@ -653,6 +718,9 @@ proptest! {
             for (c, e) in &model.escrows {
                 prop_assert_eq!(&l.escrow(c).unwrap().unwrap(), e);
                 prop_assert_eq!(l.balance(&Account::Escrow(*c)).unwrap(), e.remaining().unwrap());
+            }
+            for (c, m) in &model.mandates {
+                prop_assert_eq!(l.mandate_used(m).unwrap(), Some(*c));
             }
         }
     }

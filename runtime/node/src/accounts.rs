@@ -129,6 +129,19 @@ pub fn contract(
     Ok(Some(info))
 }
 
+/// Why storage contract `id` is not shown from `where_`: not kept there, or handed on to a
+/// successor when its content moved to new shards (the ledger remembers which).
+pub fn not_kept(ledger: &Ledger, id: &zhtp_types::Hash, where_: &str) -> String {
+    match ledger.successor(&id.0) {
+        Ok(Some(next)) => format!(
+            "storage contract {id} was handed on to {} when its content moved to new shards \
+             (its escrow went with it)",
+            hex::encode(next)
+        ),
+        _ => format!("no storage contract {id} is kept {where_}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,16 +206,15 @@ async fn contract(
     let id = parse_hash(&id)?;
     let node = st.node.clone();
     let found = tokio::task::spawn_blocking(move || {
-        crate::accounts::contract(node.contracts(), node.local().ledger(), &id)
+        let ledger = node.local().ledger();
+        crate::accounts::contract(node.contracts(), ledger, &id)
+            .map(|c| c.ok_or_else(|| crate::accounts::not_kept(ledger, &id, "on this node")))
     })
     .await
     .map_err(internal)??;
-    found.map(Json).ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no storage contract {id} is kept on this node"),
-        )
-    })
+    found
+        .map(Json)
+        .map_err(|why| ApiError(StatusCode::NOT_FOUND, why))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {

@@ -109,7 +109,14 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
                     let book = zhtp_economy::Book::open(local.shared_store());
                     match zhtp::accounts::contract(&book, local.ledger(), &hash)? {
                         Some(c) => c,
-                        None => bail!("no storage contract {hash} is kept in {}", dir.display()),
+                        None => bail!(
+                            "{}",
+                            zhtp::accounts::not_kept(
+                                local.ledger(),
+                                &hash,
+                                &format!("in {}", dir.display())
+                            )
+                        ),
                     }
                 }
             };

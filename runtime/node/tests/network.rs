@@ -323,23 +323,7 @@ async fn a_review_migrates_content_where_the_tier_plugin_says() {
         (90 * 86_400, 0)
     );
 
-    // A tier plugin answering every call with `choice` (tier, k, m as in SPEC.md 13.3).
-    let host = zhtp_host::Host::new(zhtp_host::Limits::default()).unwrap();
-    let answering = |choice: &str| {
-        let wat = format!(
-            r#"(module
-            (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))
-            (memory (export "memory") 1)
-            (data (i32.const 0) "{choice}")
-            (func (export "zhtp_abi_v1"))
-            (func (export "tier_choose") (result i32)
-                (drop (call $out (i32.const 0) (i32.const 3))) (i32.const 0)))"#
-        );
-        let plugin = host
-            .load(zhtp_host::Kind::Tier, &wat::parse_str(&wat).unwrap())
-            .unwrap();
-        zhtp_host::TierPlugin::new(plugin)
-    };
+    let answering = support::tier_answering;
     // Everything belongs in archive, 3+3.
     nodes[0].set_tier(answering("\\03\\03\\03"));
 

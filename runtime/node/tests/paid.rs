@@ -1031,3 +1031,116 @@ async fn paying_puts_choose_providers_by_their_ads_and_by_reputation_gossiped_by
     nodes[5].contracts().adjust(&x, 0).unwrap();
     assert_eq!(nodes[5].points_of(&x).unwrap(), 1_000);
 }
+
+/// A review moves paid content too: the tier plugin's new code goes out under a successor
+/// storage contract the new holders signed before taking a shard; the successor takes over
+/// the settled periods and what is left in escrow; no period is paid twice, the client pays
+/// nothing more, and the ledger adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_moves_paid_content_with_its_storage_contract() {
+    let tmp = tempfile::tempdir().unwrap();
+    let funds = 100_000_000;
+    let nodes = charging(&tmp, 6, funds).await;
+    let gateway = &nodes[0];
+    let bytes = data(3_000_000, 13);
+    let (path, hashed) = input(&tmp, &bytes);
+    let (price, fee, periods, secs) = (4_000_000, 200_000, 4, 3_600);
+    let (stored, c) = gateway
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            payment_for(hashed.0, price, fee, periods, secs),
+        )
+        .await
+        .unwrap();
+    let (t, old_id) = (c.terms().clone(), c.id());
+    let ledger = gateway.local().ledger();
+    // Period 0 is settled under the first contract: its holders are paid for it.
+    gateway.audit_round(t.start + 10).await.unwrap();
+    let s = gateway.settle(t.start + secs + 1).await.unwrap();
+    assert_eq!((s.periods, s.failed), (1, 0), "{s:?}");
+    let left = ledger
+        .escrow(&old_id.0)
+        .unwrap()
+        .unwrap()
+        .remaining()
+        .unwrap();
+    assert!(left > 0 && left < price);
+    let client_before = balance(gateway);
+
+    // Everything belongs in archive at 3+3, says the tier plugin.
+    gateway.set_tier(support::tier_answering("\\03\\03\\03"));
+    let r = gateway.review().await.unwrap();
+    assert_eq!(
+        (r.reviewed, r.deferred, r.failed, r.migrated.len()),
+        (1, 0, 0, 1),
+        "{r:?}"
+    );
+    let m = gateway.local().manifest(&hashed.0).unwrap().unwrap();
+    assert_eq!((m.code.data, m.code.parity), (3, 3));
+
+    // The successor: same terms and mandate, the new shards, every new holder's signature,
+    // period 0 already settled.
+    let next = ledger
+        .successor(&old_id.0)
+        .unwrap()
+        .expect("the contract was handed on");
+    let new = gateway.contracts().get(&Hash(next)).unwrap().expect("kept");
+    new.verify().unwrap();
+    assert_eq!(new.state(), State::Active);
+    assert_eq!(new.periods_settled(), 1, "period 0 is not paid again");
+    let nt = new.terms();
+    assert_eq!(
+        (nt.mandate, nt.price, nt.fee, nt.start, nt.periods),
+        (t.mandate, t.price, t.fee, t.start, t.periods)
+    );
+    assert_eq!(nt.shards.len(), m.segments.len() * 6);
+    for p in &nt.shards {
+        assert_eq!(
+            p.shard,
+            m.segments[p.segment as usize].shards[p.index as usize]
+        );
+    }
+    assert_eq!(new.signatures().len(), new.parties().len());
+    for node in &nodes[1..] {
+        if nt.providers().contains(&node.provider_key()) {
+            assert!(
+                node.contracts().get(&new.id()).unwrap().is_some(),
+                "each new holder kept the successor it signed, which admitted its shards"
+            );
+        }
+    }
+    // The old contract is gone here; its escrow is settled with nothing left, and what was
+    // left is the successor's. Nothing came back to the client, nothing more was taken.
+    assert!(gateway.contracts().get(&old_id).unwrap().is_none());
+    let old = ledger.escrow(&old_id.0).unwrap().unwrap();
+    assert!(old.settled);
+    assert_eq!(ledger.balance(&Account::Escrow(old_id.0)).unwrap(), 0);
+    assert_eq!(ledger.escrow(&next).unwrap().unwrap().funded, left);
+    assert_eq!(balance(gateway), client_before);
+    assert_eq!(ledger.mandate_used(&t.mandate.id().0).unwrap(), Some(next));
+    let why = zhtp::accounts::not_kept(ledger, &old_id, "here");
+    assert!(why.contains(&hex::encode(next)), "{why}");
+
+    // Period 1 is the successor's: its holders are audited and paid from its escrow.
+    let r = gateway.audit_round(t.start + secs + 10).await.unwrap();
+    assert_eq!(r.audits, nt.providers().len(), "{r:?}");
+    let s = gateway.settle(t.start + 2 * secs + 1).await.unwrap();
+    assert_eq!((s.periods, s.failed), (1, 0), "{s:?}");
+    assert!(ledger.period_receipt(&next, 0).unwrap().is_none());
+    assert!(ledger.period_receipt(&next, 1).unwrap().is_some());
+    assert_eq!(
+        gateway
+            .contracts()
+            .get(&new.id())
+            .unwrap()
+            .unwrap()
+            .periods_settled(),
+        2
+    );
+    // The content reads back through another node, and not a µZHTP was made or lost.
+    let back = nodes[4].get_bytes(&hashed.0, key(&stored)).await.unwrap();
+    assert!(back == bytes);
+    assert_eq!(ledger.audit().unwrap().supply, SUPPLY);
+}

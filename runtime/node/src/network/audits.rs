@@ -29,8 +29,9 @@ use super::{Error, Node, blocking, held_key};
 /// round (each may cost the call limit; the rest is judged by the built-in rule).
 const MAX_PLUGIN_FAILURES: usize = 8;
 
-/// One settlement at a time (the background round and `POST /settle` may meet).
-static SETTLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// One settlement at a time (the background round and `POST /settle` may meet), and none
+/// while a migration hands a contract on to its successor.
+pub(super) static SETTLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How audits are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -351,7 +352,7 @@ impl Node {
 
     /// The contracts this node holds the escrow of and has not settled (from the ledger's
     /// open escrows: contracts others offered this node do not crowd them out).
-    fn escrowed(&self) -> Result<Vec<StorageContract>, Error> {
+    pub(super) fn escrowed(&self) -> Result<Vec<StorageContract>, Error> {
         let mut out = Vec::new();
         for id in self.inner.local.ledger().open_escrows().map_err(economy)? {
             match self.inner.book.get(&Hash(id)) {

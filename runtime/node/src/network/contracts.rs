@@ -63,10 +63,10 @@ pub fn ed25519_of(peer: &PeerId) -> Option<[u8; 32]> {
 
 /// The first pass of a paid put: the shard hashes of each segment, and the audit challenges
 /// of each shard (prepared now, while the shards are at hand).
-struct Planner {
-    seed: [u8; 32],
+pub(super) struct Planner {
+    pub(super) seed: [u8; 32],
     /// Challenges per shard.
-    challenges: usize,
+    pub(super) challenges: usize,
 }
 
 impl crate::pipeline::Sink for Planner {
@@ -340,21 +340,87 @@ impl Node {
                 path.display()
             )));
         }
+        let mut prepared = Vec::new();
+        let mut hashes = Vec::new();
+        for (_, (h, challenges)) in encoded.segments {
+            prepared.extend(challenges);
+            hashes.push(h);
+        }
+        let shard_bytes = (segment_size / usize::from(encoder.params().code.data).max(1)) as u64;
+        let (plan, shards, keys) = self
+            .plan_holders(&hashes, peers, shard_bytes, &Default::default())
+            .await?;
+        let terms = Terms {
+            content,
+            client,
+            shards,
+            price: pay.price,
+            fee: pay.fee,
+            plugin: pay.plugin,
+            start,
+            periods: m.periods,
+            period_secs: m.period_secs,
+            sla: Sla::default(),
+            penalties: Penalties::default(),
+            mandate: m,
+            audits: audit::commitment(&prepared),
+        };
+        let mut c = StorageContract::new(terms).map_err(|e| Error::Payment(e.to_string()))?;
+        c.sign(client, &pay.signature)
+            .map_err(|e| Error::Payment(format!("the client's mandate: {e}")))?;
+        self.collect_signatures(&mut c, &keys).await?;
+        // Active once the escrow is locked: the contract and its challenges are kept in the
+        // batch that locks it, so a crash keeps both or neither.
+        c.apply(Event::EscrowLocked)
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let (node, id, mandate) = (self.clone(), c.id(), m.id());
+        let (price, fee) = (pay.price, pay.fee);
+        let (active, challenges) = (c.clone(), prepared.clone());
+        blocking(move || {
+            let book = &node.inner.book;
+            node.inner.local.ledger().lock_escrow_with(
+                id.0,
+                Account::Key(client),
+                price,
+                fee,
+                mandate.0,
+                |b| book.fill(b, &active, &challenges),
+            )
+        })
+        .await?
+        .map_err(|e| match e {
+            zhtp_economy::Error::InsufficientFunds { .. }
+            | zhtp_economy::Error::MandateUsed(..) => Error::Payment(e.to_string()),
+            e => economy(e),
+        })?;
+        Ok((c, plan, prepared))
+    }
+
+    /// Plans which node holds each shard of a paid put or migration (`hashes`: each segment's
+    /// shard hashes). The market: each shard goes, among the few nodes closest to its hash
+    /// that hold no other shard of its segment, to the best reputation band, then the
+    /// cheapest, with room. A node in `taken` at a position holds another shard there (a
+    /// migration's old shard) and would refuse this one: it is passed over. Returns the
+    /// plan, the contract's placements and each planned node's Ed25519 key.
+    pub(super) async fn plan_holders(
+        &self,
+        hashes: &[Vec<Hash>],
+        peers: &[PeerId],
+        shard_bytes: u64,
+        taken: &super::Holders,
+    ) -> Result<(Plan, Vec<Placement>, HashMap<PeerId, [u8; 32]>), Error> {
         let mut plan = Plan::new();
         let mut shards = Vec::new();
         let mut keys: HashMap<PeerId, [u8; 32]> = HashMap::new();
-        let mut prepared = Vec::new();
-        // The market: each shard goes, among the few nodes closest to its hash that hold no
-        // other shard of its segment, to the best reputation band, then the cheapest, with room.
         let view = self.market_view(peers).await;
         let mut assigned: HashMap<PeerId, u64> = HashMap::new();
-        let shard_bytes = (segment_size / usize::from(encoder.params().code.data).max(1)) as u64;
-        for (segment, (_, (hashes, challenges))) in encoded.segments.into_iter().enumerate() {
-            prepared.extend(challenges);
+        for (segment, hashes) in hashes.iter().enumerate() {
             let segment = segment as u32;
             let mut used = HashSet::new();
             for (index, hash) in hashes.iter().enumerate() {
-                let ranked = by_distance(peers, hash.as_bytes());
+                let there = taken.get(&(segment, index as u16));
+                let mut ranked = by_distance(peers, hash.as_bytes());
+                ranked.retain(|p| there.is_none_or(|t| !t.contains(p)));
                 let fresh: Vec<PeerId> = ranked
                     .iter()
                     .filter(|p| !used.contains(*p))
@@ -391,26 +457,18 @@ impl Node {
                 });
             }
         }
-        let terms = Terms {
-            content,
-            client,
-            shards,
-            price: pay.price,
-            fee: pay.fee,
-            plugin: pay.plugin,
-            start,
-            periods: m.periods,
-            period_secs: m.period_secs,
-            sla: Sla::default(),
-            penalties: Penalties::default(),
-            mandate: m,
-            audits: audit::commitment(&prepared),
-        };
-        let mut c = StorageContract::new(terms).map_err(|e| Error::Payment(e.to_string()))?;
-        c.sign(client, &pay.signature)
-            .map_err(|e| Error::Payment(format!("the client's mandate: {e}")))?;
-        // Every provider signs (this node with its own key, when it holds shards too).
-        let bytes = postcard::to_allocvec(&c).expect("contracts encode");
+        Ok((plan, shards, keys))
+    }
+
+    /// Has every provider in `keys` sign `c` (this node with its own key, when it holds
+    /// shards too). A provider that signs keeps the contract, so it admits the shards `c`
+    /// names from then on.
+    pub(super) async fn collect_signatures(
+        &self,
+        c: &mut StorageContract,
+        keys: &HashMap<PeerId, [u8; 32]>,
+    ) -> Result<(), Error> {
+        let bytes = postcard::to_allocvec(&*c).expect("contracts encode");
         let me = self.peer_id();
         let provider_message = c.terms().signing_message();
         let asks = keys.iter().map(|(&p, &k)| {
@@ -452,31 +510,7 @@ impl Node {
             c.sign(k, &sig)
                 .map_err(|e| Error::Payment(format!("a provider's signature: {e}")))?;
         }
-        // Active once the escrow is locked: the contract and its challenges are kept in the
-        // batch that locks it, so a crash keeps both or neither.
-        c.apply(Event::EscrowLocked)
-            .map_err(|e| Error::Task(e.to_string()))?;
-        let (node, id, mandate) = (self.clone(), c.id(), m.id());
-        let (price, fee) = (pay.price, pay.fee);
-        let (active, challenges) = (c.clone(), prepared.clone());
-        blocking(move || {
-            let book = &node.inner.book;
-            node.inner.local.ledger().lock_escrow_with(
-                id.0,
-                Account::Key(client),
-                price,
-                fee,
-                mandate.0,
-                |b| book.fill(b, &active, &challenges),
-            )
-        })
-        .await?
-        .map_err(|e| match e {
-            zhtp_economy::Error::InsufficientFunds { .. }
-            | zhtp_economy::Error::MandateUsed(..) => Error::Payment(e.to_string()),
-            e => economy(e),
-        })?;
-        Ok((c, plan, prepared))
+        Ok(())
     }
 
     /// A paid put failed after its escrow was locked, before its shards were all placed:

@@ -10,10 +10,18 @@
 //! place of the old one under the same content address. The old shards are then unreferenced
 //! and their holders collect them after their grace period, as after a re-put.
 //!
-//! On a network whose nodes charge, new shards are admitted only under a storage contract,
-//! and this node has no mandate from the content's owner to pay for one: such migrations are
-//! deferred (counted and logged), not carried out; so is the move of a content that has a
-//! storage contract here (its holders are paid for the shards it names).
+//! Paid content moves with its storage contract. The client's mandate bought a term of
+//! storage for a price; which code and which holders is the placing node's choice (the client
+//! never signed it), so the node may re-code within the same mandate: a *successor* contract,
+//! identical but for its shards, their holders and its audit commitment, is signed by the
+//! client's mandate signature and by every new holder before any shard goes out (a node that
+//! charges admits a shard only under a contract naming it); once the new manifest is
+//! published, the successor takes over the old contract's settled periods and, in one ledger
+//! batch, what is left of its escrow ([`zhtp_economy::Ledger::move_escrow`]). The client pays
+//! nothing more and gets nothing back; no period is paid twice; the old holders are paid for
+//! the periods they served and collect their shards as unreferenced. A contract with less than
+//! a period to go is not handed on, and content this node has no running contract for is not
+//! moved on a network that charges (nobody would pay its new holders): both are deferred.
 //!
 //! Bounded: at most [`MOVES_PER_REVIEW`] migrations are tried per review, and a content whose
 //! migration was tried (done or failed) is not tried again for [`RETRY_SECS`]: a plugin
@@ -23,7 +31,7 @@
 //! collecting its first shards), or when the network refuses the new manifest (the old one is
 //! put back).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use zhtp_content::{CodeParams, Manifest, SegmentInfo};
@@ -33,6 +41,12 @@ use zhtp_types::{Hash, StorageTier};
 
 use zhtp_dht::protocol::MAX_SHARD;
 
+use zhtp_content::EncodedSegment;
+use zhtp_economy::audit::{self, Prepared};
+use zhtp_economy::contract::{State, StorageContract, Terms};
+
+use super::audits::economy;
+use super::contracts::{MAX_CHALLENGES_PER_SHARD, Plan, Planner};
 use super::{Error, Node, blocking};
 
 /// Index key prefix of a content's [`Reads`].
@@ -100,11 +114,14 @@ pub struct ReviewReport {
     pub reviewed: usize,
     /// Moved: content, the tier and code before, and after.
     pub migrated: Vec<Migrated>,
-    /// Moves the plugin proposed that this node cannot pay for (it charges: see the module
-    /// docs).
+    /// Moves the plugin proposed that nothing here pays for: a storage contract with less
+    /// than a period left, or content without one on a network that charges (module docs).
     pub deferred: usize,
     /// Moves that failed (logged; the content stays as it was).
     pub failed: usize,
+    /// Why each failed move failed: `content: reason`.
+    #[serde(default)]
+    pub errors: Vec<String>,
     /// Contents the tier plugin could not judge (it failed; the content stays).
     pub unjudged: usize,
     /// Moves left for a later review: tried within the last day, or past this review's
@@ -176,12 +193,22 @@ impl Node {
         let churn = self.churn();
         let now = zhtp_dht::record::unix_now();
         let node = self.clone();
-        let paid: HashSet<Hash> = blocking(move || -> Result<HashSet<Hash>, Error> {
-            let contracts = node
+        let (running, other) = blocking(move || -> Result<_, Error> {
+            let running: HashMap<Hash, StorageContract> = node
+                .escrowed()?
+                .into_iter()
+                .filter(|c| matches!(c.state(), State::Active | State::Resolved))
+                .map(|c| (c.terms().content, c))
+                .collect();
+            let other: HashSet<Hash> = node
                 .contracts()
                 .list(usize::MAX)
-                .map_err(super::audits::economy)?;
-            Ok(contracts.into_iter().map(|c| c.terms().content).collect())
+                .map_err(economy)?
+                .into_iter()
+                .map(|c| c.terms().content)
+                .filter(|h| !running.contains_key(h))
+                .collect();
+            Ok((running, other))
         })
         .await??;
         let mut tried = 0;
@@ -237,7 +264,13 @@ impl Node {
             if choice == stays {
                 continue;
             }
-            if self.charges() || paid.contains(&hash) {
+            let payable = match running.get(&hash) {
+                // Handed on with at least a period to go: a successor needs signatures and
+                // shards placed before its term ends.
+                Some(c) => now.saturating_add(c.terms().period_secs) < super::contracts::end_of(c),
+                None => !self.charges() && !other.contains(&hash),
+            };
+            if !payable {
                 tracing::info!(content = %hash, ?choice, "migration deferred: new shards need a storage contract, and nothing here pays for one");
                 report.deferred += 1;
                 continue;
@@ -265,6 +298,7 @@ impl Node {
                 Err(e) => {
                     tracing::warn!(content = %hash, "migration failed, the content stays as it was: {e}");
                     report.failed += 1;
+                    report.errors.push(format!("{hash}: {e}"));
                 }
             }
         }
@@ -317,26 +351,50 @@ impl Node {
             }
         }
         let peers = self.live_peers().await?;
-        let from = manifest.code;
-        let mut segments: Vec<SegmentInfo> = Vec::with_capacity(manifest.segments.len());
-        for (s, info) in manifest.segments.iter().enumerate() {
-            let s = s as u32;
-            let mut slots = self
-                .gather(info, s, from.data as usize, &holders)
-                .await?
-                .slots;
-            let old = info.clone();
-            let seg =
-                blocking(move || zhtp_content::recode(s, &old, from, &mut slots, code)).await??;
-            let shards = seg
-                .shards()
-                .enumerate()
-                .map(|(j, (h, b))| (j, h, b.to_vec()))
-                .collect();
-            self.place(content, s, shards, &peers, &HashSet::new(), None)
-                .await?;
-            segments.push(seg.info);
+        let node = self.clone();
+        let paid = blocking(move || node.running_contract(&content)).await??;
+        if paid.is_none() && self.charges() {
+            return Err(Error::Payment(format!(
+                "no storage contract here pays for {content}: on a network that charges, its new \
+                 shards would be refused"
+            )));
         }
+        let mut segments: Vec<SegmentInfo> = Vec::with_capacity(manifest.segments.len());
+        let successor = match paid {
+            None => {
+                for s in 0..manifest.segments.len() as u32 {
+                    let seg = self.recoded(manifest, s, code, &holders).await?;
+                    let shards = seg
+                        .shards()
+                        .enumerate()
+                        .map(|(j, (h, b))| (j, h, b.to_vec()))
+                        .collect();
+                    self.place(content, s, shards, &peers, &HashSet::new(), None)
+                        .await?;
+                    segments.push(seg.info);
+                }
+                None
+            }
+            Some(old) => {
+                let (c, prepared, plan, hashes) = self
+                    .successor_for(&old, manifest, code, &holders, &peers, shard as u64)
+                    .await?;
+                // The same shards again (re-coding is deterministic), now to the nodes that
+                // signed for them.
+                for (s, want) in hashes.iter().enumerate() {
+                    let s = s as u32;
+                    let seg = self.recoded(manifest, s, code, &holders).await?;
+                    if seg.shards().map(|(h, _)| h).ne(want.iter().copied()) {
+                        return Err(Error::Invalid(format!(
+                            "segment {s} re-coded to other shards the second time; dropped"
+                        )));
+                    }
+                    self.send_planned(content, s, &seg, &plan).await?;
+                    segments.push(seg.info);
+                }
+                Some((old, c, prepared))
+            }
+        };
         let mut new = manifest.clone();
         (new.tier, new.code, new.segments) = (tier, code, segments);
         new.validate()?;
@@ -372,7 +430,128 @@ impl Node {
                 "the network refuses the migrated manifest of {content}: {e}"
             )));
         }
+        if let Some((old, c, prepared)) = successor {
+            let node = self.clone();
+            let moved = blocking(move || node.hand_on(&old, c, &prepared)).await?;
+            if let Err(e) = moved {
+                // Rare (a disk failing, a term ending meanwhile): said loudly, since the old
+                // holders' contract now pays for shards the manifest no longer names.
+                tracing::error!(%content, "migrated, but its storage contract stayed: {e}");
+                return Err(Error::Payment(format!(
+                    "{content} moved to its new shards, but its storage contract could not \
+                     follow: {e}"
+                )));
+            }
+        }
         Ok(new)
+    }
+
+    /// Segment `s` of `manifest` rebuilt from its holders and re-coded to `code`.
+    async fn recoded(
+        &self,
+        manifest: &Manifest,
+        s: u32,
+        code: CodeParams,
+        holders: &super::Holders,
+    ) -> Result<EncodedSegment, Error> {
+        let (info, from) = (manifest.segments[s as usize].clone(), manifest.code);
+        let mut slots = self
+            .gather(&info, s, from.data as usize, holders)
+            .await?
+            .slots;
+        Ok(blocking(move || zhtp_content::recode(s, &info, from, &mut slots, code)).await??)
+    }
+
+    /// The storage contract to succeed `old` once its content is re-coded to `code`: the same
+    /// terms on the new shards, planned like a put's, with fresh audit challenges for the
+    /// periods left, signed by the client (its mandate is the same) and every new holder.
+    /// Returns it with its challenges, the plan and each segment's new shard hashes.
+    async fn successor_for(
+        &self,
+        old: &StorageContract,
+        manifest: &Manifest,
+        code: CodeParams,
+        holders: &super::Holders,
+        peers: &[zhtp_dht::PeerId],
+        shard_bytes: u64,
+    ) -> Result<(StorageContract, Vec<Prepared>, Plan, Vec<Vec<Hash>>), Error> {
+        use crate::pipeline::Sink as _;
+        let t = old.terms();
+        let left = t.periods.saturating_sub(old.periods_settled());
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
+        let planner = Planner {
+            seed,
+            challenges: left.clamp(1, MAX_CHALLENGES_PER_SHARD) as usize,
+        };
+        let (mut hashes, mut prepared) = (Vec::new(), Vec::new());
+        for s in 0..manifest.segments.len() as u32 {
+            let seg = self.recoded(manifest, s, code, holders).await?;
+            let (h, p) = planner.store(s, &seg)?;
+            hashes.push(h);
+            prepared.extend(p);
+        }
+        let (plan, shards, keys) = self
+            .plan_holders(&hashes, peers, shard_bytes, holders)
+            .await?;
+        let terms = Terms {
+            shards,
+            audits: audit::commitment(&prepared),
+            ..t.clone()
+        };
+        let mut c = StorageContract::new(terms).map_err(|e| Error::Payment(e.to_string()))?;
+        let client = old
+            .signatures()
+            .iter()
+            .find(|(k, _)| *k == t.client)
+            .ok_or_else(|| Error::Payment("the storage contract has no client signature".into()))?;
+        c.sign(client.0, &client.1)
+            .map_err(|e| Error::Payment(format!("the client's mandate: {e}")))?;
+        self.collect_signatures(&mut c, &keys).await?;
+        // Checked now, before any shard goes out (and again when it is handed on).
+        c.clone()
+            .succeed(old)
+            .map_err(|e| Error::Payment(e.to_string()))?;
+        Ok((c, prepared, plan, hashes))
+    }
+
+    /// The running storage contract whose escrow is here for `content`, if there is one: what
+    /// a migration of it hands on. Blocking.
+    fn running_contract(&self, content: &Hash) -> Result<Option<StorageContract>, Error> {
+        Ok(self.escrowed()?.into_iter().find(|c| {
+            c.terms().content == *content && matches!(c.state(), State::Active | State::Resolved)
+        }))
+    }
+
+    /// Hands `old` on to `new`, its signed successor: `new` takes `old`'s settled periods (as
+    /// they stand now: no settlement runs meanwhile), and `old`'s escrow, `new`'s challenges
+    /// and the two contracts change in one batch. Blocking.
+    fn hand_on(
+        &self,
+        old: &StorageContract,
+        mut new: StorageContract,
+        prepared: &[Prepared],
+    ) -> Result<(), Error> {
+        let _no_settlement = super::audits::SETTLING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let book = &self.inner.book;
+        let old = book
+            .get(&old.id())
+            .map_err(economy)?
+            .ok_or_else(|| Error::Payment(format!("storage contract {} is gone", old.id())))?;
+        new.succeed(&old)
+            .map_err(|e| Error::Payment(e.to_string()))?;
+        let moved = self
+            .inner
+            .local
+            .ledger()
+            .move_escrow(old.id().0, new.id().0, old.terms().mandate.id().0, |b| {
+                book.succeed(b, &old, &new, prepared)
+            })
+            .map_err(economy)?;
+        tracing::info!(from = %old.id(), to = %new.id(), "storage contract handed on with {} in escrow", zhtp_economy::tokens(moved));
+        Ok(())
     }
 
     /// Drops what reviews kept of `content` (its reads, its last migration): it was removed.

@@ -141,7 +141,7 @@ impl Node {
     /// Sends each shard of segment `index` to the node `plan` names for it. A node busy writing
     /// the same bytes for another request is asked again shortly; any other refusal fails the
     /// put (another node did not sign for the shard).
-    async fn send_planned(
+    pub(super) async fn send_planned(
         &self,
         content: Hash,
         index: u32,

@@ -155,3 +155,22 @@ pub fn store_request(content: zhtp_types::Hash, segment: u32, seed: u64) -> zhtp
         data,
     }
 }
+
+/// A tier plugin answering every call with `choice`: tier, k and m, one byte each as WAT string
+/// escapes (SPEC.md 13.3), e.g. `"\\03\\03\\03"` for archive at 3+3.
+pub fn tier_answering(choice: &str) -> zhtp_host::TierPlugin {
+    let host = zhtp_host::Host::new(zhtp_host::Limits::default()).unwrap();
+    let wat = format!(
+        r#"(module
+        (import "zhtp:env/v1" "output_set" (func $out (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "{choice}")
+        (func (export "zhtp_abi_v1"))
+        (func (export "tier_choose") (result i32)
+            (drop (call $out (i32.const 0) (i32.const 3))) (i32.const 0)))"#
+    );
+    let plugin = host
+        .load(zhtp_host::Kind::Tier, &wat::parse_str(&wat).unwrap())
+        .unwrap();
+    zhtp_host::TierPlugin::new(plugin)
+}
