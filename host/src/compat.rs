@@ -143,7 +143,7 @@ pub(crate) fn check_module(module: &Module, kind: Kind, limits: &Limits) -> Resu
     Ok(version)
 }
 
-fn check_marker(module: &Module) -> Result<u32, LoadError> {
+pub(crate) fn check_marker(module: &Module) -> Result<u32, LoadError> {
     let markers: Vec<&str> = module
         .exports()
         .map(|e| e.name())
@@ -264,7 +264,7 @@ fn check_exports(module: &Module, kind: Kind) -> Result<(), LoadError> {
     }
 }
 
-fn check_memory(module: &Module, limits: &Limits) -> Result<(), LoadError> {
+pub(crate) fn check_memory(module: &Module, limits: &Limits) -> Result<(), LoadError> {
     let Some(ExternType::Memory(mem)) = module.get_export("memory") else {
         return Err(LoadError::Memory(
             "the guest must export its linear memory as `memory`".into(),

@@ -19,6 +19,8 @@ pub(crate) struct HostState {
     pub(crate) memory: Option<Memory>,
     pub(crate) limiter: Limiter,
     pub(crate) plugin: std::sync::Arc<str>,
+    /// A contract call's context (the contract profile's imports); `None` for plugins.
+    pub(crate) contract: Option<Box<crate::contract::Running>>,
 }
 
 impl HostState {
@@ -34,6 +36,7 @@ impl HostState {
                 max_table,
             },
             plugin,
+            contract: None,
         }
     }
 

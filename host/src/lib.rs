@@ -14,9 +14,15 @@
 //!   rollback, persisted in the node's data directory.
 //! - [`QualityPlugin`]: typed quality calls (a provider's audited period in, a score, violations
 //!   and a bonus out) and their self-check.
+//! - [`Contracts`] and [`Code`]: the contract profile (`host/SPEC.md` section 14): smart
+//!   contracts validated against their own allow-list and run deterministically on a fresh
+//!   instance per call, metered by gas, over a state the caller provides; a call's writes and
+//!   transfers come back in its [`Outcome`], to be committed only if it succeeded, with the
+//!   state root ([`StateHash`]) they lead to.
 
 mod cache;
 mod compat;
+pub mod contract;
 mod engine;
 mod env;
 mod error;
@@ -29,6 +35,7 @@ mod tier;
 
 pub use cache::{CacheStats, MAX_SEEN, ModuleCache};
 pub use compat::{GuestInfo, Kind};
+pub use contract::{Call, Code, ContractError, Contracts, Entry, Outcome, StateHash};
 pub use engine::Host;
 pub use error::{CallError, LoadError};
 pub use limits::Limits;

@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod contract;
 pub mod durability;
 pub mod pricing;
 pub mod quality;

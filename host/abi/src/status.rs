@@ -17,6 +17,14 @@ pub enum Status {
     InvalidArgument = -4,
     /// The guest exceeded a per-call quota (e.g. log lines); the operation was dropped.
     QuotaExceeded = -5,
+    /// Contracts: no such key (`kv.get`, `kv.next`).
+    NotFound = -6,
+    /// Contracts: the contract's account holds less than a transfer asks.
+    InsufficientFunds = -7,
+    /// Contracts: the signature does not verify (`crypto.ed25519_verify`).
+    BadSignature = -8,
+    /// Contracts: the call may not do this (a write in a query, a transfer of a negative amount).
+    Forbidden = -9,
 }
 
 impl Status {
@@ -35,6 +43,10 @@ impl Status {
             -3 => Self::InvalidEncoding,
             -4 => Self::InvalidArgument,
             -5 => Self::QuotaExceeded,
+            -6 => Self::NotFound,
+            -7 => Self::InsufficientFunds,
+            -8 => Self::BadSignature,
+            -9 => Self::Forbidden,
             _ => return None,
         })
     }
@@ -54,6 +66,10 @@ mod tests {
             (Status::InvalidEncoding, -3),
             (Status::InvalidArgument, -4),
             (Status::QuotaExceeded, -5),
+            (Status::NotFound, -6),
+            (Status::InsufficientFunds, -7),
+            (Status::BadSignature, -8),
+            (Status::Forbidden, -9),
         ];
         for (s, c) in all {
             assert_eq!(s.code(), c);
