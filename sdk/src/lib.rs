@@ -17,6 +17,10 @@
 //! and its version. On other targets it emits nothing, so the same function can be unit-tested and
 //! benchmarked natively.
 //!
+//! A smart contract is three functions over JSON messages and an [`contract::Api`], marked
+//! `#[zhtp_sdk::contract(instantiate)]`, `(execute)` and `(query)`; see [`contract`], whose
+//! [`contract::Mock`] runs them natively with the host's rules.
+//!
 //! The SDK is `no_std` + `alloc`. Messages are read and written with `zhtp-abi`'s strict v1
 //! codec. With the default `rt` feature it also provides, on wasm32, the guest's allocator (a
 //! bump allocator that gives a call's memory back once the call freed all of it, and never hands
@@ -27,9 +31,10 @@
 extern crate alloc;
 
 pub use zhtp_abi as abi;
-pub use zhtp_sdk_macros::plugin;
+pub use zhtp_sdk_macros::{contract, plugin};
 pub use zhtp_types as types;
 
+pub mod contract;
 pub mod pricing;
 pub mod quality;
 pub mod tier;
@@ -43,5 +48,7 @@ pub use host::{Level, log};
 /// Runtime support for the code the macros emit. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::contract::run as run_contract;
     pub use crate::host::dispatch;
 }
