@@ -68,6 +68,9 @@ pub enum Command {
     /// ledger) and those it signed as a provider. Also through --node.
     #[command(subcommand)]
     StorageContract(crate::storage_contract::StorageContractCommand),
+    /// Smart contracts: `new` scaffolds a contract crate to build with cargo.
+    #[command(subcommand)]
+    Contract(crate::contract::ContractCommand),
     /// Let another identity read a content you own: its key is wrapped for the grantee in a
     /// new version of the access list, signed by you.
     Grant(crate::access::GrantArgs),
@@ -110,7 +113,9 @@ pub enum Command {
     ///
     /// The tier plugin judges every content put through the node (age, reads, idleness, the
     /// network's churn); content it places elsewhere is re-coded into the new tier and code
-    /// under the same address. A node that charges defers such moves (no one pays for them).
+    /// under the same address. Paid content moves with its storage contract (a successor the
+    /// new holders sign takes over its escrow); a node that charges defers content no running
+    /// contract of its own pays for.
     Review,
     /// Give back the disk space of pack files that are mostly dead bytes.
     ///
@@ -191,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Identity(cmd) => crate::identity::run(&dir, cmd),
         Command::Account(cmd) => crate::account::run(&dir, node, cmd),
         Command::StorageContract(cmd) => crate::storage_contract::run(&dir, node, cmd),
+        Command::Contract(cmd) => crate::contract::run(cmd),
         Command::Grant(a) => crate::access::grant(&dir, node, a),
         Command::Revoke(a) => crate::access::revoke(&dir, node, a),
         Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),

@@ -5,6 +5,7 @@ mod account;
 mod args;
 mod cli;
 mod client;
+mod contract;
 mod figures;
 mod files;
 mod identity;

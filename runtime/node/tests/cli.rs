@@ -423,3 +423,97 @@ fn stats_of_a_stopped_node_come_from_its_data_dir() {
     assert!(text.contains("dht:      not running"), "{text}");
     assert!(text.contains("1 content(s) put here"), "{text}");
 }
+
+/// `zhtp contract new` scaffolds a crate that builds into a contract with one cargo command,
+/// outside this repository, as a user would; the host then runs what it built.
+#[test]
+fn contract_new_scaffolds_a_crate_that_builds_and_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = tmp.path().to_str().unwrap();
+    let bad = zhtp(
+        tmp.path(),
+        &["contract", "new", "My Contract", "--dir", parent],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a crate name"));
+    ok(
+        tmp.path(),
+        &["contract", "new", "my-counter", "--dir", parent],
+    );
+    let again = zhtp(
+        tmp.path(),
+        &["contract", "new", "my-counter", "--dir", parent],
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+
+    // The guests' target dir of this build, when there is one: the SDK's dependencies are
+    // compiled there already.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|t| std::path::PathBuf::from(t).join("guests"))
+        .unwrap_or_else(|| tmp.path().join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .current_dir(tmp.path().join("my-counter"))
+        .args([
+            "build",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--release",
+            "--offline",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wasm =
+        std::fs::read(target.join("wasm32-unknown-unknown/release/my_counter.wasm")).unwrap();
+    let host = zhtp_host::Contracts::new(zhtp_host::Limits::default()).unwrap();
+    let code = host.load(&wasm).unwrap();
+    assert!(
+        code.info().name.starts_with("my-counter@"),
+        "{}",
+        code.info().name
+    );
+    let mut state = std::collections::BTreeMap::new();
+    let mut call = |entry, msg: &str| {
+        let o = code.run(
+            zhtp_host::Call {
+                entry,
+                msg: msg.as_bytes().to_vec(),
+                caller: [1; 32],
+                address: [9; 32],
+                sequence: 0,
+                time: 0,
+                funds: 0,
+                balance: 0,
+                gas_limit: zhtp_host::abi::contract::DEFAULT_GAS_LIMIT,
+            },
+            std::sync::Arc::new(state.clone()),
+        );
+        for w in &o.writes {
+            match &w.after {
+                Some(v) => state.insert(w.key.clone(), v.clone()),
+                None => state.remove(&w.key),
+            };
+        }
+        String::from_utf8(o.result.unwrap()).unwrap()
+    };
+    assert_eq!(
+        call(zhtp_host::Entry::Instantiate, r#"{"start":1}"#),
+        r#"{"count":1}"#
+    );
+    assert_eq!(
+        call(zhtp_host::Entry::Execute, r#"{"increment":{"by":2}}"#),
+        r#"{"count":3}"#
+    );
+    assert_eq!(
+        call(zhtp_host::Entry::Query, r#"{"count":{}}"#),
+        r#"{"count":3}"#
+    );
+}

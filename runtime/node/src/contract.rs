@@ -1,0 +1,150 @@
+//! `zhtp contract ...`: smart contracts. For now `new`, which scaffolds a contract crate that
+//! builds on its own, outside this repository, with one `cargo build`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+
+/// `zhtp contract ...`
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Create a contract crate NAME (a working counter to start from, with native tests).
+    ///
+    /// `cd NAME && cargo build --target wasm32-unknown-unknown --release` gives
+    /// `target/wasm32-unknown-unknown/release/NAME.wasm`; `cargo test` runs the contract
+    /// natively with the SDK's Mock.
+    New {
+        /// The crate's name: lowercase letters, digits, `-` and `_`, starting with a letter.
+        name: String,
+        /// Where to create it (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The zhtp-sdk to build against (default: the SDK of the source tree this zhtp was
+        /// built from).
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
+}
+
+/// The counter of `contracts/counter`, the template's contract (tested in this repository).
+const TEMPLATE: &str = include_str!("../../../contracts/counter/src/lib.rs");
+
+/// The SDK of the source tree this binary was built from.
+fn built_sdk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk")
+}
+
+pub fn run(cmd: ContractCommand) -> Result<()> {
+    match cmd {
+        ContractCommand::New { name, dir, sdk } => {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid {
+                bail!(
+                    "{name:?} is not a crate name for a contract: lowercase letters, digits, `-` \
+                     and `_`, starting with a letter"
+                );
+            }
+            let sdk = sdk.unwrap_or_else(built_sdk);
+            let sdk = sdk.canonicalize().with_context(|| {
+                format!(
+                    "the zhtp SDK is not at {} (give --sdk DIR: the `sdk` directory of a zhtp \
+                     source tree)",
+                    sdk.display()
+                )
+            })?;
+            let at = dir.unwrap_or_else(|| PathBuf::from(".")).join(&name);
+            if at.exists() {
+                bail!("{} exists already: nothing was written", at.display());
+            }
+            std::fs::create_dir_all(at.join("src"))
+                .with_context(|| format!("creating {}", at.display()))?;
+            std::fs::write(at.join("Cargo.toml"), manifest(&name, &sdk))?;
+            std::fs::write(at.join("src/lib.rs"), source(&name))?;
+            std::fs::write(at.join(".gitignore"), "/target\n")?;
+            println!("created {}", at.display());
+            println!(
+                "build it: cd {} && cargo build --target wasm32-unknown-unknown --release",
+                at.display()
+            );
+            println!(
+                "the contract: {}/target/wasm32-unknown-unknown/release/{}.wasm",
+                at.display(),
+                name.replace('-', "_")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The crate's manifest: its own workspace, the SDK by path, the release profile of
+/// `contracts/` (small, no unwinding).
+fn manifest(name: &str, sdk: &Path) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+serde = {{ version = "1", default-features = false, features = ["derive"] }}
+zhtp-sdk = {{ path = {sdk:?} }}
+
+# A workspace of its own, wherever it is created.
+[workspace]
+
+[profile.release]
+opt-level = 3
+lto = true
+codegen-units = 1
+panic = "abort"
+strip = true
+"#,
+        sdk = sdk.display().to_string()
+    )
+}
+
+/// The counter, with native tests of it through the SDK's Mock.
+fn source(name: &str) -> String {
+    let mut src = TEMPLATE.replacen(
+        "//! A counter:",
+        &format!("//! `{name}`, started from zhtp's counter:"),
+        1,
+    );
+    src.push_str(
+        r#"
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zhtp_sdk::contract::{Kind, Mock};
+
+    #[test]
+    fn anyone_raises_the_count_and_only_the_owner_resets_it() {
+        let (owner, other) = ([1; 32], [2; 32]);
+        let mut c = Mock::new([9; 32], owner);
+        assert_eq!(
+            c.call(Kind::Instantiate, instantiate, Init { start: 5 }),
+            Ok(Count { count: 5 })
+        );
+        c.ctx.caller = other;
+        assert_eq!(
+            c.call(Kind::Execute, execute, Exec::Increment { by: 2 }),
+            Ok(Count { count: 7 })
+        );
+        assert!(c.call(Kind::Execute, execute, Exec::Reset {}).is_err());
+        c.ctx.caller = owner;
+        assert_eq!(c.call(Kind::Execute, execute, Exec::Reset {}), Ok(Count { count: 0 }));
+        assert_eq!(c.call(Kind::Query, query, Query::Count {}), Ok(Count { count: 0 }));
+    }
+}
+"#,
+    );
+    src
+}
