@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use zhtp_host::abi::Status;
-use zhtp_host::abi::contract::{DEFAULT_GAS_LIMIT, MAX_VALUE_LEN, gas};
-use zhtp_host::{Call, Code, ContractError, Contracts, Entry, Limits, LoadError, StateHash};
+use zhtp_host::abi::contract::{DEFAULT_GAS_LIMIT, MAX_MEMORY, MAX_VALUE_LEN, gas};
+use zhtp_host::{Call, Code, ContractError, Contracts, Entry, LoadError, StateHash};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn contracts() -> Contracts {
-    Contracts::new(Limits::default().with_memory(1 << 20)).expect("contract host")
+    Contracts::new().expect("contract host")
 }
 
 /// A contract whose three entries are `body` (each `(result i32)`), with every import and
@@ -172,7 +172,7 @@ fn r_c_hostile_memory_bombs_recursion_and_oversize_writes_are_stopped_by_name() 
     );
     let o = run(&bomb, call(Entry::Execute, b""), &Map::new());
     assert!(
-        matches!(o.result, Err(ContractError::MemoryLimit { limit, .. }) if limit == 1 << 20),
+        matches!(o.result, Err(ContractError::MemoryLimit { limit, .. }) if limit == MAX_MEMORY),
         "{o:?}"
     );
     let deep = load("(call $body)", "");
@@ -470,4 +470,133 @@ fn r_c_kv_next_golden_pair() {
     let state: Map = [(b"ab".to_vec(), b"xyz".to_vec())].into_iter().collect();
     let out = run(&code, call(Entry::Query, b""), &state).result.unwrap();
     assert_eq!(out, [0x02, 0, 0, 0, 0x61, 0x62, 0x78, 0x79, 0x7a]);
+}
+
+/// SPEC R-c-gas: exact figures, so a wasmtime upgrade that changed an operator's cost (or our
+/// host functions' costs) fails here. The loop body is `local.get, i32.const, i32.sub,
+/// local.tee, br_if` (5 operators) run 1,000 times, plus the entry's own operators and BASE.
+#[test]
+fn r_c_gas_exact_figures_are_pinned() {
+    let looping = load(
+        r#"(local $n i32) (local.set $n (i32.const 1000))
+           (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+           (drop (call $output_set (i32.const 0) (i32.const 0)))
+           (i32.const 0)"#,
+        "",
+    );
+    let o = run(&looping, call(Entry::Query, b""), &Map::new());
+    assert_eq!(o.result, Ok(Vec::new()));
+    assert_eq!(o.gas_used, 15_029);
+    let counter = load(&counter("", 0), COUNT_KEY);
+    let o = run(&counter, call(Entry::Execute, b""), &Map::new());
+    assert_eq!(o.gas_used, 16_762);
+}
+
+/// SPEC R-c-gas: copying through `zhtp:env/v1` is paid per byte; a trap inside wasm is charged
+/// the whole limit.
+#[test]
+fn r_c_gas_env_copies_are_paid_and_a_trap_costs_the_limit() {
+    // Reads a 60,000-byte message 100 times: 6 M bytes, over a 1 M limit.
+    let reader = load(
+        r#"(local $i i32) (local.set $i (i32.const 100))
+           (loop $l
+             (drop (call $input_read (i32.const 0) (i32.const 65536)))
+             (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+           (drop (call $output_set (i32.const 0) (i32.const 0)))
+           (i32.const 0)"#,
+        "",
+    );
+    let mut c = call(Entry::Query, &[7; 60_000]);
+    c.gas_limit = 1_000_000;
+    let o = run(&reader, c, &Map::new());
+    assert_eq!(o.result, Err(ContractError::OutOfGas { limit: 1_000_000 }));
+    // Burns gas in a loop, then divides by zero: charged everything.
+    let burner = load(
+        r#"(local $n i32) (local.set $n (i32.const 100000))
+           (loop $l (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+           (drop (i32.div_s (i32.const 1) (local.get $n)))
+           (i32.const 0)"#,
+        "",
+    );
+    let mut c = call(Entry::Query, b"");
+    c.gas_limit = 2_000_000;
+    let o = run(&burner, c, &Map::new());
+    assert!(matches!(o.result, Err(ContractError::Trap(_))), "{o:?}");
+    assert_eq!(o.gas_used, 2_000_000);
+    // Below the base cost nothing runs.
+    let mut c = call(Entry::Query, b"");
+    c.gas_limit = gas::BASE - 1;
+    let o = run(&burner, c, &Map::new());
+    assert_eq!(
+        o.result,
+        Err(ContractError::OutOfGas {
+            limit: gas::BASE - 1
+        })
+    );
+}
+
+/// SPEC R-c-limits R-c-kv-remove R-c-ledger: long keys end the call whether set or removed;
+/// removals count toward the bytes written; transfers are capped; absurd lengths cost gas,
+/// never a host panic.
+#[test]
+fn r_c_limits_keys_removals_transfers_and_lengths() {
+    for body in [
+        "(drop (call $set (i32.const 0) (i32.const 257) (i32.const 0) (i32.const 1))) (i32.const 0)",
+        "(drop (call $remove (i32.const 0) (i32.const 257))) (i32.const 0)",
+    ] {
+        let o = run(&load(body, ""), call(Entry::Execute, b""), &Map::new());
+        assert!(
+            matches!(o.result, Err(ContractError::WriteLimit(_))),
+            "{body}: {o:?}"
+        );
+    }
+    // 5,000 removals of 256-byte keys: 1.28 MB, over the 1 MiB a call may write.
+    let remover = load(
+        r#"(local $i i32) (local.set $i (i32.const 5000))
+           (loop $l
+             (i32.store (i32.const 0) (local.get $i))
+             (drop (call $remove (i32.const 0) (i32.const 256)))
+             (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+           (i32.const 0)"#,
+        "",
+    );
+    let mut c = call(Entry::Execute, b"");
+    c.gas_limit = 200_000_000;
+    let o = run(&remover, c, &Map::new());
+    assert!(
+        matches!(o.result, Err(ContractError::WriteLimit(_))),
+        "{o:?}"
+    );
+    // 300 transfers of 1: the 257th answers QuotaExceeded (-5), which this contract outputs.
+    let payer = load(
+        r#"(local $i i32) (local $st i32) (local.set $i (i32.const 300))
+           (block $done (loop $l
+             (local.set $st (call $transfer (i32.const 100) (i64.const 1)))
+             (br_if $done (i32.ne (local.get $st) (i32.const 0)))
+             (br_if $l (local.tee $i (i32.sub (local.get $i) (i32.const 1))))))
+           (i32.store (i32.const 0) (local.get $st))
+           (i32.store (i32.const 4) (local.get $i))
+           (drop (call $output_set (i32.const 0) (i32.const 8)))
+           (i32.const 0)"#,
+        "",
+    );
+    let mut c = call(Entry::Execute, b"");
+    c.balance = 1_000;
+    let o = run(&payer, c, &Map::new());
+    let out = o.result.unwrap();
+    assert_eq!(out[..4], Status::QuotaExceeded.code().to_le_bytes());
+    assert_eq!(o.transfers.len(), 256);
+    // kv.next with both lengths at i32::MAX: its byte charge is computed without overflow and
+    // is simply more gas than any call has.
+    let huge = load(
+        r#"(drop (call $next (i32.const 0) (i32.const 2147483647) (i32.const 0)
+              (i32.const 2147483647) (i32.const 0) (i32.const 0)))
+           (i32.const 0)"#,
+        "",
+    );
+    let o = run(&huge, call(Entry::Query, b""), &Map::new());
+    assert!(
+        matches!(o.result, Err(ContractError::OutOfGas { .. })),
+        "{o:?}"
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use counter::{Count, Exec, Init, Query};
 use zhtp_host::abi::contract::DEFAULT_GAS_LIMIT;
-use zhtp_host::{Call, Code, ContractError, Contracts, Entry, Limits, StateHash};
+use zhtp_host::{Call, Code, ContractError, Contracts, Entry, StateHash};
 use zhtp_sdk::contract::{Kind, Mock};
 
 const OWNER: [u8; 32] = [1; 32];
@@ -23,7 +23,7 @@ struct Wasm {
 
 impl Wasm {
     fn new(wasm: &[u8]) -> Self {
-        let host = Contracts::new(Limits::default()).unwrap();
+        let host = Contracts::new().unwrap();
         Self {
             code: host.load(wasm).unwrap(),
             state: BTreeMap::new(),

@@ -14,6 +14,8 @@
 mod imports;
 pub mod root;
 
+pub(crate) use imports::charge_env;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -205,7 +207,6 @@ struct CodeInner {
     info: GuestInfo,
     pre: InstancePre<HostState>,
     engine: Engine,
-    limits: Limits,
 }
 
 impl std::fmt::Debug for Code {
@@ -249,27 +250,47 @@ fn operator_cost() -> OperatorCost {
     cost
 }
 
-/// The deterministic engine. (Threads need wasmtime's `threads` feature, which this build
-/// leaves out: a shared memory is refused at load.)
-fn engine(limits: &Limits) -> wasmtime::Result<Engine> {
+/// The deterministic engine: WebAssembly 2.0 without SIMD, every later proposal off by name
+/// (not left to wasmtime's defaults). Threads need wasmtime's `threads` feature, which this
+/// build leaves out: a shared memory is refused at load.
+fn engine() -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config
         .consume_fuel(true)
         .operator_cost(operator_cost())
         .cranelift_nan_canonicalization(true)
+        .wasm_bulk_memory(true)
+        .wasm_multi_value(true)
         .wasm_simd(false)
         .wasm_relaxed_simd(false)
         .wasm_multi_memory(false)
         .wasm_memory64(false)
-        .max_wasm_stack(limits.stack());
+        .wasm_tail_call(false)
+        .wasm_extended_const(false)
+        .wasm_wide_arithmetic(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_branch_hinting(false)
+        .wasm_gc(false)
+        .wasm_stack_switching(false)
+        .wasm_shared_everything_threads(false)
+        .max_wasm_stack(abi::MAX_STACK);
     Engine::new(&config)
 }
 
+/// The limits of every contract (the ABI's, not a node's choice).
+fn contract_limits() -> Limits {
+    Limits::default()
+        .with_memory(abi::MAX_MEMORY)
+        .with_code_size(abi::MAX_CODE)
+        .with_stack(abi::MAX_STACK)
+}
+
 impl Contracts {
-    /// A contract host with `limits` (memory, table, stack, code size; the call timeout is
-    /// not used: gas bounds a call).
-    pub fn new(limits: Limits) -> Result<Self, LoadError> {
-        let engine = engine(&limits).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    /// A contract host. Its limits are the ABI's (`zhtp_abi::contract::MAX_*`), the same on
+    /// every node; gas, not time, bounds a call.
+    pub fn new() -> Result<Self, LoadError> {
+        let limits = contract_limits();
+        let engine = engine().map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let mut linker =
             crate::env::linker_v1(&engine).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         imports::add(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -320,7 +341,6 @@ impl Contracts {
                 },
                 pre,
                 engine: self.engine.clone(),
-                limits: self.limits.clone(),
             }),
         })
     }
@@ -408,6 +428,8 @@ pub(crate) struct Running {
     pub(crate) overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     pub(crate) written: usize,
     pub(crate) transfers: Vec<([u8; 32], u64)>,
+    /// The sum of `transfers`.
+    pub(crate) paid: u64,
     /// Why the call must end, when an import decided so (the trap's cause).
     pub(crate) failure: Option<ContractError>,
 }
@@ -452,10 +474,12 @@ impl Code {
                 0,
             );
         }
-        let limits = &self.inner.limits;
+        if limit < abi::gas::BASE {
+            return failed(ContractError::OutOfGas { limit }, limit);
+        }
         let mut host = HostState::new(
-            limits.memory(),
-            limits.table_elements(),
+            abi::MAX_MEMORY,
+            abi::MAX_TABLE,
             self.inner.info.name.as_str().into(),
         );
         host.begin(&call.msg);
@@ -466,13 +490,25 @@ impl Code {
             overlay: BTreeMap::new(),
             written: 0,
             transfers: Vec::new(),
+            paid: 0,
             failure: None,
         }));
         let mut store = Store::new(&self.inner.engine, host);
         store.limiter(|s| &mut s.limiter);
-        store.set_fuel(limit).expect("fuel is on");
-        let result = self.enter(&mut store, entry);
-        let gas_used = limit.saturating_sub(store.get_fuel().unwrap_or(0));
+        store.set_fuel(limit - abi::gas::BASE).expect("fuel is on");
+        let result = self.enter(&mut store, entry, limit);
+        let mut gas_used = limit.saturating_sub(store.get_fuel().unwrap_or(0));
+        // A trap inside wasm code (not in a host function, where the count is exact) may lose
+        // the gas its frame used since the last call: such a call is charged its whole limit,
+        // the same on every replica.
+        if matches!(
+            result,
+            Err(ContractError::Trap(_)
+                | ContractError::StackOverflow
+                | ContractError::MemoryLimit { .. })
+        ) {
+            gas_used = limit;
+        }
         let Some(mut running) = store.data_mut().contract.take() else {
             return failed(
                 ContractError::Abi("the call's context went missing".into()),
@@ -503,8 +539,12 @@ impl Code {
     }
 
     /// Instantiates and calls `entry`: its output, or why it failed.
-    fn enter(&self, store: &mut Store<HostState>, entry: Entry) -> Result<Vec<u8>, ContractError> {
-        let limit = store.get_fuel().unwrap_or(0);
+    fn enter(
+        &self,
+        store: &mut Store<HostState>,
+        entry: Entry,
+        limit: u64,
+    ) -> Result<Vec<u8>, ContractError> {
         let classify = |e: wasmtime::Error| classify(e, limit);
         let instance = self.inner.pre.instantiate(&mut *store).map_err(classify)?;
         let memory = instance.get_memory(&mut *store, "memory");

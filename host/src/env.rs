@@ -8,6 +8,8 @@
 use std::fmt;
 
 use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter};
+
+use crate::contract::charge_env;
 use zhtp_abi::{Status, v1};
 
 /// Per-instance host state: the call's registers and the instance's limiter.
@@ -170,34 +172,41 @@ fn guest_text(caller: &Caller<'_, HostState>, ptr: i32, len: i32) -> Result<Stri
 pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     let m = v1::ENV_MODULE;
-    linker.func_wrap(m, v1::INPUT_LEN, |caller: Caller<'_, HostState>| -> i32 {
-        caller.data().input.len() as i32
-    })?;
+    // A contract pays for each of these in gas (`charge_env`: nothing for a plugin).
+    linker.func_wrap(
+        m,
+        v1::INPUT_LEN,
+        |mut caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+            charge_env(&mut caller, 0)?;
+            Ok(caller.data().input.len() as i32)
+        },
+    )?;
     linker.func_wrap(
         m,
         v1::INPUT_READ,
-        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> i32 {
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             // SPEC R-fn-input_read: a negative length is an argument error, like a negative
             // pointer.
             if len < 0 {
-                return Status::InvalidArgument.code();
+                return Ok(Status::InvalidArgument.code());
             }
             let n = caller.data().input.len().min(len as usize);
+            charge_env(&mut caller, n as u64)?;
             let range = match span(ptr, n as i32) {
                 Ok(r) => r,
-                Err(s) => return s.code(),
+                Err(s) => return Ok(s.code()),
             };
             let Some(mem) = caller.data().memory else {
-                return Status::OutOfBounds.code();
+                return Ok(Status::OutOfBounds.code());
             };
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            match data.get_mut(range) {
+            Ok(match data.get_mut(range) {
                 Some(dst) => {
                     dst.copy_from_slice(&state.input[..n]);
                     n as i32
                 }
                 None => Status::OutOfBounds.code(),
-            }
+            })
         },
     )?;
     linker.func_wrap(
@@ -207,6 +216,7 @@ pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> 
             if len > 0 && len as usize > v1::MAX_OUTPUT_LEN {
                 return Err(wasmtime::Error::new(OutputTooLarge { len: len as usize }));
             }
+            charge_env(&mut caller, len.max(0) as u64)?;
             let range = match span(ptr, len) {
                 Ok(r) => r,
                 Err(s) => return Ok(s.code()),
@@ -227,17 +237,22 @@ pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> 
     linker.func_wrap(
         m,
         v1::LOG,
-        |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| -> i32 {
+        |mut caller: Caller<'_, HostState>,
+         level: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<i32> {
+            charge_env(&mut caller, len.clamp(0, v1::MAX_LOG_LEN as i32) as u64)?;
             if !(0..=3).contains(&level) {
-                return Status::InvalidArgument.code();
+                return Ok(Status::InvalidArgument.code());
             }
             if caller.data().logs >= v1::MAX_LOGS_PER_CALL {
-                return Status::QuotaExceeded.code();
+                return Ok(Status::QuotaExceeded.code());
             }
             caller.data_mut().logs += 1;
             let bytes = match guest_bytes(&caller, ptr, len) {
                 Ok(b) => b,
-                Err(s) => return s.code(),
+                Err(s) => return Ok(s.code()),
             };
             // The range is checked either way (the status is the ABI's); tracing's macros
             // evaluate their arguments only when someone listens at that level, so the text
@@ -250,7 +265,7 @@ pub(crate) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<HostState>> 
                 2 => tracing::warn!(target: "zhtp::guest", plugin, "{}", text()),
                 _ => tracing::error!(target: "zhtp::guest", plugin, "{}", text()),
             }
-            Status::Ok.code()
+            Ok(Status::Ok.code())
         },
     )?;
     linker.func_wrap(

@@ -341,8 +341,10 @@ impl Mock {
             writes: BTreeMap::new(),
             transfers: Vec::new(),
         };
-        let r = f(&mut call, msg).map_err(|e| e.to_string())?;
+        let r = f(&mut call, msg).map_err(|e| e.to_string());
         let (writes, transfers) = (call.writes, call.transfers);
+        let funds = core::mem::take(&mut self.ctx.funds);
+        let r = r?;
         for (k, v) in writes {
             match v {
                 Some(v) => self.state.insert(k, v),
@@ -351,13 +353,13 @@ impl Mock {
         }
         if kind != Kind::Query {
             let out: u64 = transfers.iter().map(|(_, a)| *a).sum();
-            self.balance = self.balance + self.ctx.funds - out;
+            // `transfer` kept `out` within the balance and the funds.
+            self.balance = self.balance.saturating_add(funds).saturating_sub(out);
             self.paid.extend(transfers);
             if kind == Kind::Execute {
                 self.ctx.sequence += 1;
             }
         }
-        self.ctx.funds = 0;
         Ok(r)
     }
 }
@@ -491,7 +493,7 @@ mod sys {
             };
             assert!(
                 st == 0,
-                "kv.set refused (status {st}): a query may not write"
+                "kv.set refused with status {st} (-9: a query may not write)"
             );
         }
 
@@ -499,7 +501,7 @@ mod sys {
             let st = unsafe { remove(key.as_ptr(), key.len() as i32) };
             assert!(
                 st == 0,
-                "kv.remove refused (status {st}): a query may not write"
+                "kv.remove refused with status {st} (-9: a query may not write)"
             );
         }
 
@@ -535,7 +537,11 @@ mod sys {
         }
 
         fn transfer(&mut self, to: &[u8; 32], amount: u64) -> Result<(), TransferError> {
-            match unsafe { transfer(to.as_ptr(), amount as i64) } {
+            // No account holds 2^63 µZHTP: such an amount is refused, not wrapped.
+            let Ok(amount) = i64::try_from(amount) else {
+                return Err(TransferError::InsufficientFunds);
+            };
+            match unsafe { transfer(to.as_ptr(), amount) } {
                 0 => Ok(()),
                 -7 => Err(TransferError::InsufficientFunds),
                 _ => Err(TransferError::Forbidden),

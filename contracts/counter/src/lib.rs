@@ -48,6 +48,9 @@ const OWNER: Item<[u8; 32]> = Item::new("owner");
 /// Starts the count; the caller becomes the owner.
 #[zhtp_sdk::contract(instantiate)]
 pub fn instantiate(api: &mut dyn Api, msg: Init) -> Result<Count, &'static str> {
+    if OWNER.load(api).is_some() {
+        return Err("this counter was instantiated already");
+    }
     let owner = api.ctx().caller;
     OWNER.save(api, &owner);
     COUNT.save(api, &msg.start);

@@ -8,9 +8,11 @@
 //! [`CRYPTO_MODULE`] and [`LEDGER_MODULE`], and nothing else.
 //!
 //! Every call runs under a gas limit. Gas is wasmtime fuel, one for one: each wasm operator
-//! costs [`OP_GAS`] except the free ones listed in `host/SPEC.md`, `memory.grow` costs
+//! costs 1 except the free ones listed in `host/SPEC.md`, `memory.grow` costs
 //! [`GROW_GAS_PER_PAGE`] a page on top, bulk memory operations one a byte, and each host
-//! function its cost in [`gas`]. The table is part of the ABI: a change is a new version.
+//! function its cost in [`gas`]. The table is part of the ABI: a change is a new version
+//! (`tests/contract_profile.rs` pins exact figures, so a wasmtime upgrade that changed them
+//! would fail).
 
 /// Entry: `contract_instantiate() -> i32`, once per address, with the instantiate message.
 pub const INSTANTIATE: &str = "contract_instantiate";
@@ -104,6 +106,19 @@ pub const IMPORTS: &[(&str, &str, &[Ty], &[Ty])] = &[
     (LEDGER_MODULE, LEDGER_TRANSFER, &[I32, I64], &[I32]),
 ];
 
+/// The contract profile's limits are part of the ABI, not of a node's configuration: a call
+/// must end the same way on every replica.
+/// Largest linear memory of a contract, in bytes (256 pages).
+pub const MAX_MEMORY: usize = 16 << 20;
+/// Largest table of a contract, in elements.
+pub const MAX_TABLE: usize = 10_000;
+/// Largest wasm stack of a contract call, in bytes of the host's native stack.
+pub const MAX_STACK: usize = 512 << 10;
+/// Largest contract module, in bytes.
+pub const MAX_CODE: usize = 1 << 20;
+/// Most transfers one call may make; more answer `QuotaExceeded`.
+pub const MAX_TRANSFERS: usize = 256;
+
 /// Longest key.
 pub const MAX_KEY_LEN: usize = 256;
 /// Longest value.
@@ -111,8 +126,6 @@ pub const MAX_VALUE_LEN: usize = 16 * 1024;
 /// Most bytes (keys and values) one call may write.
 pub const MAX_WRITE_BYTES: usize = 1024 * 1024;
 
-/// Gas of each wasm operator that is not free.
-pub const OP_GAS: u64 = 1;
 /// Gas per 64 KiB page `memory.grow` adds, on top of the operator.
 pub const GROW_GAS_PER_PAGE: u8 = 255;
 /// The default gas limit of a call.
@@ -123,6 +136,9 @@ pub const MAX_GAS_LIMIT: u64 = 1_000_000_000;
 /// What each host function costs, charged before it runs (a call without the gas for it ends
 /// out of gas).
 pub mod gas {
+    /// Every call, before the module is instantiated (its data segments copied, its start
+    /// function run).
+    pub const BASE: u64 = 10_000;
     /// Every host function, `zhtp:env/v1`'s included, on top of what follows.
     pub const CALL: u64 = 20;
     /// Per byte copied across the boundary (input, output, log text, keys, values, hashes).

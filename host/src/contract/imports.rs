@@ -113,7 +113,12 @@ fn first(
     end: Option<&[u8]>,
 ) -> wasmtime::Result<Option<super::Pair>> {
     let mut from = from.to_vec();
+    let mut looked = false;
     loop {
+        // Each key this call removed costs another read to step over.
+        if std::mem::replace(&mut looked, true) {
+            charge(cx, gas::READ + from.len() as u64 * gas::BYTE)?;
+        }
         let r = running(cx);
         let stored = match r.state.next(&from, end) {
             Ok(s) => s,
@@ -123,7 +128,8 @@ fn first(
         let written = r
             .overlay
             .range(from.clone()..)
-            .find(|(k, _)| end.is_none_or(|e| k.as_slice() < e))
+            .next()
+            .filter(|(k, _)| end.is_none_or(|e| k.as_slice() < e))
             .map(|(k, v)| (k.clone(), v.clone()));
         let pick = match (stored, written) {
             (None, None) => return Ok(None),
@@ -139,11 +145,6 @@ fn first(
         };
         let Some((k, v)) = pick else {
             return Ok(None);
-        };
-        // The call's own value wins over the stored one of the same key.
-        let v = match r.overlay.get(&k) {
-            Some(w) => w.clone(),
-            None => v,
         };
         match v {
             Some(v) => return Ok(Some((k, v))),
@@ -219,16 +220,27 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut cx: Cx<'_>, kp: i32, kl: i32| -> wasmtime::Result<i32> {
             charge(
                 &mut cx,
-                gas::CALL + gas::WRITE + kl.max(0) as u64 * gas::BYTE,
+                gas::CALL + gas::WRITE + kl.max(0) as u64 * (gas::BYTE + gas::WRITE_BYTE),
             )?;
             if running(&mut cx).call.entry == Entry::Query {
                 return Ok(Status::Forbidden.code());
             }
-            let k = match key(&cx, kp, kl) {
+            if kl > 0 && kl as usize > abi::MAX_KEY_LEN {
+                let why = format!("a key of {kl} bytes; at most {}", abi::MAX_KEY_LEN);
+                return Err(stop(&mut cx, ContractError::WriteLimit(why)));
+            }
+            let k = match read(&cx, kp, kl) {
                 Ok(k) => k,
                 Err(s) => return Ok(s.code()),
             };
-            running(&mut cx).overlay.insert(k, None);
+            // A removal is a write every replica keeps: it counts toward the call's bytes.
+            let r = running(&mut cx);
+            r.written += k.len();
+            if r.written > abi::MAX_WRITE_BYTES {
+                let why = format!("over {} bytes in one call", abi::MAX_WRITE_BYTES);
+                return Err(stop(&mut cx, ContractError::WriteLimit(why)));
+            }
+            r.overlay.insert(k, None);
             Ok(Status::Ok.code())
         },
     )?;
@@ -245,7 +257,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
          -> wasmtime::Result<i32> {
             charge(
                 &mut cx,
-                gas::CALL + gas::READ + (fl.max(0) + el.max(0)) as u64 * gas::BYTE,
+                gas::CALL + gas::READ + (fl.max(0) as u64 + el.max(0) as u64) * gas::BYTE,
             )?;
             let (from, end) = match (key(&cx, fp, fl), key(&cx, ep, el)) {
                 (Ok(f), Ok(e)) => (f, e),
@@ -370,10 +382,14 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Err(s) => return Ok(s.code()),
             };
             let r = running(&mut cx);
+            if r.transfers.len() >= abi::MAX_TRANSFERS {
+                return Ok(Status::QuotaExceeded.code());
+            }
             if balance(r) < amount as u64 {
                 return Ok(Status::InsufficientFunds.code());
             }
             r.transfers.push((to, amount as u64));
+            r.paid += amount as u64;
             Ok(Status::Ok.code())
         },
     )?;
@@ -383,9 +399,17 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 /// What the contract holds now: its balance before the call, the call's funds, less its
 /// transfers so far (never below zero: a transfer is refused before it would be).
 fn balance(r: &Running) -> u64 {
-    let out: u64 = r.transfers.iter().map(|(_, a)| *a).sum();
     r.call
         .balance
         .saturating_add(r.call.funds)
-        .saturating_sub(out)
+        .saturating_sub(r.paid)
+}
+
+/// Charges a `zhtp:env/v1` function called by a contract ([`gas::CALL`] and `bytes` copied);
+/// nothing for a plugin, which time bounds instead.
+pub(crate) fn charge_env(cx: &mut Cx<'_>, bytes: u64) -> wasmtime::Result<()> {
+    if cx.data().contract.is_none() {
+        return Ok(());
+    }
+    charge(cx, gas::CALL + bytes * gas::BYTE)
 }

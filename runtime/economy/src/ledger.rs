@@ -192,7 +192,8 @@ pub struct Escrow {
     pub client: Account,
     /// µZHTP paid in.
     pub funded: MicroZhtp,
-    /// µZHTP paid out: to providers, and the network fee to the incentive pool.
+    /// µZHTP paid out: to providers, the network fee to the incentive pool, and what a
+    /// [`Ledger::move_escrow`] handed on to a successor's escrow (its transfer says which).
     pub released: MicroZhtp,
     /// µZHTP paid back to the client before settlement (penalties).
     pub refunded: MicroZhtp,

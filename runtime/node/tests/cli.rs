@@ -473,7 +473,7 @@ fn contract_new_scaffolds_a_crate_that_builds_and_runs() {
     );
     let wasm =
         std::fs::read(target.join("wasm32-unknown-unknown/release/my_counter.wasm")).unwrap();
-    let host = zhtp_host::Contracts::new(zhtp_host::Limits::default()).unwrap();
+    let host = zhtp_host::Contracts::new().unwrap();
     let code = host.load(&wasm).unwrap();
     assert!(
         code.info().name.starts_with("my-counter@"),

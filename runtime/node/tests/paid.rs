@@ -388,7 +388,21 @@ async fn offers_are_checked_before_a_provider_signs() {
     let future = offered(&client, Hash([1; 32]), Hash([2; 32]), me, now() + 3_600);
     let why = refusal(ask(future).await);
     assert!(why.contains("starts in the future"), "{why}");
+    // Offered in the last half day of a three-day term: too late to sign for the first time.
+    let stale = offered(
+        &client,
+        Hash([1; 32]),
+        Hash([2; 32]),
+        me,
+        now() - 5 * 43_200,
+    );
+    let why = refusal(ask(stale).await);
+    assert!(why.contains("offered too late"), "{why}");
     assert!(provider.contracts().list(10).unwrap().is_empty());
+    // A successor keeps its predecessor's start: begun a day ago, two days to go, it is signed.
+    let successor = offered(&client, Hash([1; 32]), Hash([4; 32]), me, now() - 86_400);
+    assert!(matches!(ask(successor).await, Response::Signed(s) if !s.is_empty()));
+    assert_eq!(provider.contracts().list(10).unwrap().len(), 1);
 
     // A good offer is signed with the provider's node key; one naming others only is kept
     // unsigned (for repaired shards).
@@ -400,7 +414,7 @@ async fn offers_are_checked_before_a_provider_signs() {
     zhtp_identity::verify(&me, &c.terms().signing_message(), &sig).unwrap();
     let others = offered(&client, Hash([1; 32]), Hash([5; 32]), [9; 32], now());
     assert_eq!(ask(others).await, Response::Signed(Vec::new()));
-    assert_eq!(provider.contracts().list(10).unwrap().len(), 2);
+    assert_eq!(provider.contracts().list(10).unwrap().len(), 3);
 }
 
 /// A mandate and payment of [`owner`] for `content` at `price` (of which `fee` is the network
@@ -1137,6 +1151,10 @@ async fn a_review_moves_paid_content_with_its_storage_contract() {
     assert_eq!((s.periods, s.failed), (1, 0), "{s:?}");
     assert!(ledger.period_receipt(&next, 0).unwrap().is_none());
     assert!(ledger.period_receipt(&next, 1).unwrap().is_some());
+    assert!(
+        ledger.period_receipt(&old_id.0, 1).unwrap().is_none(),
+        "the old contract pays nothing after it was handed on"
+    );
     assert_eq!(
         gateway
             .contracts()

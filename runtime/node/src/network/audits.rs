@@ -580,7 +580,7 @@ impl Node {
     }
 
     /// Settles the ended periods of `c` (and `c` itself once its term is over).
-    fn settle_one(
+    pub(super) fn settle_one(
         &self,
         mut c: StorageContract,
         now: u64,

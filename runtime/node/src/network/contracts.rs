@@ -156,18 +156,21 @@ impl Node {
                 "the storage contract starts in the future".into(),
             ));
         }
-        let end = t
-            .start
-            .saturating_add(u64::from(t.periods).saturating_mul(t.period_secs));
+        let end = end_of(&c);
         if end <= now {
             return Err(Error::Invalid("the storage contract's term is over".into()));
         }
         let me = self.provider_key();
         let sig = if t.providers().contains(&me) {
-            if t.start + CLOCK_SKEW < now && c.signatures().iter().all(|(p, _)| *p != me) {
-                // A first signature long after the start: a stale offer, or one replayed.
+            // A first signature after the start is normal for a successor (a migration keeps
+            // its predecessor's start): signed while a whole period of the term is left, not
+            // for the last scraps of a term (a stale offer, or one replayed).
+            let first = c.signatures().iter().all(|(p, _)| *p != me);
+            if first && t.start + CLOCK_SKEW < now && end.saturating_sub(now) < t.period_secs {
                 return Err(Error::Invalid(
-                    "the storage contract was offered too late".into(),
+                    "the storage contract was offered too late: less than a period of its term \
+                     is left"
+                        .into(),
                 ));
             }
             let sig = self

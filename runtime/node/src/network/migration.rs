@@ -518,9 +518,17 @@ impl Node {
     /// The running storage contract whose escrow is here for `content`, if there is one: what
     /// a migration of it hands on. Blocking.
     fn running_contract(&self, content: &Hash) -> Result<Option<StorageContract>, Error> {
-        Ok(self.escrowed()?.into_iter().find(|c| {
+        let mut running = self.escrowed()?.into_iter().filter(|c| {
             c.terms().content == *content && matches!(c.state(), State::Active | State::Resolved)
-        }))
+        });
+        let first = running.next();
+        if running.next().is_some() {
+            // Which one pays for the shards is not this node's to guess: not moved.
+            return Err(Error::Payment(format!(
+                "{content} has several running storage contracts here; it is not moved"
+            )));
+        }
+        Ok(first)
     }
 
     /// Hands `old` on to `new`, its signed successor: `new` takes `old`'s settled periods (as
@@ -536,10 +544,18 @@ impl Node {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let book = &self.inner.book;
-        let old = book
-            .get(&old.id())
-            .map_err(economy)?
-            .ok_or_else(|| Error::Payment(format!("storage contract {} is gone", old.id())))?;
+        let fresh = |id: &zhtp_types::Hash| {
+            book.get(id)
+                .map_err(economy)?
+                .ok_or_else(|| Error::Payment(format!("storage contract {id} is gone")))
+        };
+        // Every period that has ended is the old holders' (they held the shards through it):
+        // settled first, with the audits made of them; the one in progress is the new
+        // holders'. (This also catches up a period paid before a crash kept the book from
+        // counting it.)
+        let now = zhtp_dht::record::unix_now();
+        self.settle_one(fresh(&old.id())?, now, &mut Default::default())?;
+        let old = fresh(&old.id())?;
         new.succeed(&old)
             .map_err(|e| Error::Payment(e.to_string()))?;
         let moved = self
