@@ -880,16 +880,20 @@ impl Ledger {
 
     /// The contract mandate `mandate` (its id) paid for, if it did.
     pub fn mandate_used(&self, mandate: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
+        self.contract_at(&mandate_key(mandate), || {
+            format!("mandate {} names no contract", hex::encode(mandate))
+        })
+    }
+
+    /// The contract id stored under `key`, if any; `what` says what is damaged otherwise.
+    fn contract_at(
+        &self,
+        key: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<[u8; 32]>, Error> {
         self.store
-            .get(Cf::Ledger, &mandate_key(mandate))?
-            .map(|v| {
-                v.as_slice().try_into().map_err(|_| {
-                    Error::Corrupt(format!(
-                        "mandate {} names no contract",
-                        hex::encode(mandate)
-                    ))
-                })
-            })
+            .get(Cf::Ledger, key)?
+            .map(|v| v.as_slice().try_into().map_err(|_| Error::Corrupt(what())))
             .transpose()
     }
 
@@ -1073,17 +1077,12 @@ impl Ledger {
 
     /// The storage contract that succeeded `contract` ([`Self::move_escrow`]), if one did.
     pub fn successor(&self, contract: &[u8; 32]) -> Result<Option<[u8; 32]>, Error> {
-        self.store
-            .get(Cf::Ledger, &successor_key(contract))?
-            .map(|v| {
-                v.as_slice().try_into().map_err(|_| {
-                    Error::Corrupt(format!(
-                        "the successor of {} is not a contract id",
-                        hex::encode(contract)
-                    ))
-                })
-            })
-            .transpose()
+        self.contract_at(&successor_key(contract), || {
+            format!(
+                "the successor of {} is not a contract id",
+                hex::encode(contract)
+            )
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
