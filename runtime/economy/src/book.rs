@@ -54,6 +54,18 @@ fn outcome_prefix(id: &Hash, period: Option<u32>) -> Vec<u8> {
     k
 }
 
+fn held_key(old: &Hash) -> Vec<u8> {
+    [b"w/".as_slice(), old.as_bytes()].concat()
+}
+
+/// A succession waiting to be handed on ([`Book::hold_succession`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Held {
+    /// The successor, encoded.
+    contract: Vec<u8>,
+    prepared: Vec<Prepared>,
+}
+
 fn points_key(node: &[u8; 32]) -> Vec<u8> {
     [b"n/".as_slice(), node].concat()
 }
@@ -118,7 +130,8 @@ impl Book {
 
     /// Adds to `batch` (the one that moves the escrow) the succession of `old` by `new`: `new`
     /// kept with its challenges ([`Self::fill`]), `old` forgotten ([`Self::forget`]; its
-    /// audit records stay, and the ledger records which contract succeeded it).
+    /// audit records stay, and the ledger records which contract succeeded it), and the
+    /// succession no longer held.
     pub fn succeed(
         &self,
         batch: &mut zhtp_store::Batch,
@@ -126,8 +139,59 @@ impl Book {
         new: &StorageContract,
         prepared: &[Prepared],
     ) -> Result<(), Error> {
+        self.store.delete(batch, Cf::Ledger, &held_key(&old.id()))?;
         self.forget_in(batch, old)?;
         self.fill(batch, new, prepared)
+    }
+
+    /// Keeps the signed successor of contract `old` and its challenges until it is handed on
+    /// ([`Self::succeed`]) or dropped: a node stopped between publishing a migration and
+    /// handing its contract on finds it here ([`Self::held_successions`]).
+    pub fn hold_succession(
+        &self,
+        old: &Hash,
+        new: &StorageContract,
+        prepared: &[Prepared],
+    ) -> Result<(), Error> {
+        let held = Held {
+            contract: postcard::to_allocvec(new).expect("contracts encode"),
+            prepared: prepared.to_vec(),
+        };
+        let mut batch = self.store.batch();
+        self.store.put(
+            &mut batch,
+            Cf::Ledger,
+            &held_key(old),
+            &postcard::to_allocvec(&held).expect("a held succession encodes"),
+        )?;
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// Every held succession: `(old contract id, its successor, the successor's challenges)`.
+    pub fn held_successions(&self) -> Result<Vec<(Hash, StorageContract, Vec<Prepared>)>, Error> {
+        let mut out = Vec::new();
+        for item in self.store.scan(Cf::Ledger, b"w/")? {
+            let (k, v) = item?;
+            let old = k[2..]
+                .try_into()
+                .map(Hash)
+                .map_err(|_| Error::Corrupt("a held succession's key names no contract".into()))?;
+            let held: Held =
+                postcard::from_bytes(&v).map_err(|e| corrupt("a held succession", e))?;
+            let new = StorageContract::decode(&held.contract)
+                .map_err(|e| corrupt("a held successor", e))?;
+            out.push((old, new, held.prepared));
+        }
+        Ok(out)
+    }
+
+    /// Drops the held succession of `old` (the migration was undone).
+    pub fn drop_succession(&self, old: &Hash) -> Result<(), Error> {
+        let mut batch = self.store.batch();
+        self.store.delete(&mut batch, Cf::Ledger, &held_key(old))?;
+        self.store.write(batch)?;
+        Ok(())
     }
 
     fn forget_in(&self, batch: &mut zhtp_store::Batch, c: &StorageContract) -> Result<(), Error> {

@@ -1143,6 +1143,16 @@ async fn a_review_moves_paid_content_with_its_storage_contract() {
     assert_eq!(ledger.mandate_used(&t.mandate.id().0).unwrap(), Some(next));
     let why = zhtp::accounts::not_kept(ledger, &old_id, "here");
     assert!(why.contains(&hex::encode(next)), "{why}");
+    // Nothing is left waiting to be handed on; a held succession whose contract is gone is
+    // dropped by the next review, not handed on.
+    assert!(gateway.contracts().held_successions().unwrap().is_empty());
+    gateway
+        .contracts()
+        .hold_succession(&Hash([7; 32]), &new, &[])
+        .unwrap();
+    let r = gateway.review().await.unwrap();
+    assert_eq!(r.resumed, 0, "{r:?}");
+    assert!(gateway.contracts().held_successions().unwrap().is_empty());
 
     // Period 1 is the successor's: its holders are audited and paid from its escrow.
     let r = gateway.audit_round(t.start + secs + 10).await.unwrap();

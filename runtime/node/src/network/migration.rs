@@ -122,6 +122,10 @@ pub struct ReviewReport {
     /// Why each failed move failed: `content: reason`.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Storage contracts handed on late: their content was moved by an earlier migration that
+    /// stopped before its contract followed.
+    #[serde(default)]
+    pub resumed: usize,
     /// Contents the tier plugin could not judge (it failed; the content stays).
     pub unjudged: usize,
     /// Moves left for a later review: tried within the last day, or past this review's
@@ -187,6 +191,8 @@ impl Node {
     pub async fn review(&self) -> Result<ReviewReport, Error> {
         let _one_at_a_time = self.inner.review_lock.lock().await;
         let mut report = ReviewReport::default();
+        let node = self.clone();
+        report.resumed = blocking(move || node.resume_successions()).await??;
         let node = self.clone();
         let own = blocking(move || node.inner.local.list(None)).await??;
         let nodes = self.known_nodes().await;
@@ -406,8 +412,27 @@ impl Node {
             )));
         }
         let _publishing = self.inner.manifest_lock.lock().await;
+        // Held before the manifest changes: a node stopped after publishing hands the contract
+        // on at its next review (`resume_successions`).
+        if let Some((old, c, prepared)) = &successor {
+            let (node, id, c, p) = (self.clone(), old.id(), c.clone(), prepared.clone());
+            blocking(move || node.inner.book.hold_succession(&id, &c, &p))
+                .await?
+                .map_err(economy)?;
+        }
+        let undo_hold = |node: Node| {
+            let held = successor.as_ref().map(|(old, _, _)| old.id());
+            async move {
+                if let Some(id) = held {
+                    let dropped = blocking(move || node.inner.book.drop_succession(&id)).await;
+                    if !matches!(dropped, Ok(Ok(()))) {
+                        tracing::error!(contract = %id, "a held succession was not dropped");
+                    }
+                }
+            }
+        };
         let (node, old, m) = (self.clone(), manifest.clone(), new.clone());
-        blocking(move || {
+        let committed = blocking(move || {
             let _positions = node
                 .inner
                 .positions
@@ -417,7 +442,11 @@ impl Node {
             // wins (the new shards are then unreferenced, and collected as such).
             node.inner.local.commit_migration(&old, &m)
         })
-        .await??;
+        .await?;
+        if let Err(e) = committed {
+            undo_hold(self.clone()).await;
+            return Err(e.into());
+        }
         // Not replicated yet: gets through this node use the new manifest already.
         if let Err(e) = self
             .publish_manifest(&content, new.encode(), "migrated manifest")
@@ -426,20 +455,21 @@ impl Node {
             // Refused for good: the old manifest, still the network's, is put back here.
             let (node, old, m) = (self.clone(), manifest.clone(), new.clone());
             blocking(move || node.inner.local.commit_migration(&m, &old)).await??;
+            undo_hold(self.clone()).await;
             return Err(Error::Invalid(format!(
                 "the network refuses the migrated manifest of {content}: {e}"
             )));
         }
         if let Some((old, c, prepared)) = successor {
             let node = self.clone();
-            let moved = blocking(move || node.hand_on(&old, c, &prepared)).await?;
+            let moved = blocking(move || node.hand_on(&old.id(), c, &prepared)).await?;
             if let Err(e) = moved {
                 // Rare (a disk failing, a term ending meanwhile): said loudly, since the old
                 // holders' contract now pays for shards the manifest no longer names.
                 tracing::error!(%content, "migrated, but its storage contract stayed: {e}");
                 return Err(Error::Payment(format!(
                     "{content} moved to its new shards, but its storage contract could not \
-                     follow: {e}"
+                     follow yet (the next review tries again): {e}"
                 )));
             }
         }
@@ -536,7 +566,7 @@ impl Node {
     /// and the two contracts change in one batch. Blocking.
     fn hand_on(
         &self,
-        old: &StorageContract,
+        old: &Hash,
         mut new: StorageContract,
         prepared: &[Prepared],
     ) -> Result<(), Error> {
@@ -554,8 +584,8 @@ impl Node {
         // holders'. (This also catches up a period paid before a crash kept the book from
         // counting it.)
         let now = zhtp_dht::record::unix_now();
-        self.settle_one(fresh(&old.id())?, now, &mut Default::default())?;
-        let old = fresh(&old.id())?;
+        self.settle_one(fresh(old)?, now, &mut Default::default())?;
+        let old = fresh(old)?;
         new.succeed(&old)
             .map_err(|e| Error::Payment(e.to_string()))?;
         let moved = self
@@ -568,6 +598,39 @@ impl Node {
             .map_err(economy)?;
         tracing::info!(from = %old.id(), to = %new.id(), "storage contract handed on with {} in escrow", zhtp_economy::tokens(moved));
         Ok(())
+    }
+
+    /// Hands on the successions a migration published but did not hand on (the node stopped,
+    /// or the hand-on failed): each whose successor names the shards of the content's manifest
+    /// here is handed on now; one whose content no longer has those shards (the migration was
+    /// undone, the content removed) is dropped; one whose contract is gone already is dropped.
+    /// Returns how many were handed on. Blocking.
+    pub(super) fn resume_successions(&self) -> Result<usize, Error> {
+        let book = &self.inner.book;
+        let mut handed = 0;
+        for (old, new, prepared) in book.held_successions().map_err(economy)? {
+            let content = new.terms().content;
+            let manifest = self.inner.local.manifest(&content)?;
+            let named = manifest.is_some_and(|m| {
+                new.terms().shards.iter().all(|p| {
+                    m.segments
+                        .get(p.segment as usize)
+                        .and_then(|s| s.shards.get(p.index as usize))
+                        == Some(&p.shard)
+                })
+            });
+            if !named || book.get(&old).map_err(economy)?.is_none() {
+                book.drop_succession(&old).map_err(economy)?;
+                continue;
+            }
+            match self.hand_on(&old, new, &prepared) {
+                Ok(()) => handed += 1,
+                Err(e) => {
+                    tracing::error!(contract = %old, "a held succession is still not handed on: {e}")
+                }
+            }
+        }
+        Ok(handed)
     }
 
     /// Drops what reviews kept of `content` (its reads, its last migration): it was removed.
