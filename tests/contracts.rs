@@ -187,3 +187,161 @@ fn the_mock_discards_a_failed_calls_writes_and_transfers() {
     });
     assert!(query.is_err());
 }
+
+/// The counter as built when the contract profile was published (`tests/fixtures/
+/// counter-v1.wasm`, committed): every later build must keep loading it and answering alike.
+/// A change to the profile that breaks it is a new ABI version.
+#[test]
+fn the_v1_counter_fixture_keeps_loading_and_answering() {
+    let mut wasm = Wasm::new(include_bytes!("fixtures/counter-v1.wasm"));
+    assert_eq!(wasm.code.info().name, "counter@0.1.0");
+    assert_eq!(
+        wasm.call(Entry::Instantiate, OWNER, r#"{"start":40}"#),
+        Ok(r#"{"count":40}"#.to_owned())
+    );
+    assert_eq!(
+        wasm.call(Entry::Execute, OTHER, r#"{"increment":{"by":2}}"#),
+        Ok(r#"{"count":42}"#.to_owned())
+    );
+    assert_eq!(
+        wasm.call(Entry::Query, OTHER, r#"{"count":{}}"#),
+        Ok(r#"{"count":42}"#.to_owned())
+    );
+    assert_eq!(
+        wasm.call(Entry::Instantiate, OWNER, r#"{"start":1}"#),
+        Err(ContractError::Refused(
+            "this counter was instantiated already".to_owned()
+        ))
+    );
+}
+
+#[test]
+fn the_registry_answers_alike_natively_and_in_wasm() {
+    use registry::{Answer, Exec, Init, Query, Record};
+    let mut mock = Mock::new(ADDRESS, OWNER);
+    let mut wasm = Wasm::new(zhtp_artifacts::REGISTRY);
+    let both = |mock: &mut Mock, wasm: &mut Wasm, who: [u8; 32], msg: Exec| {
+        mock.ctx.caller = who;
+        let native = mock.call(Kind::Execute, registry::execute, msg.clone());
+        let in_wasm = wasm.call(Entry::Execute, who, &json(&msg));
+        match &native {
+            Ok(a) => assert_eq!(in_wasm, Ok(json(a)), "{msg:?}"),
+            Err(why) => assert_eq!(in_wasm, Err(ContractError::Refused(why.clone())), "{msg:?}"),
+        }
+        assert_eq!(mock.state, wasm.state, "after {msg:?}");
+        native
+    };
+    mock.call(Kind::Instantiate, registry::instantiate, Init {})
+        .unwrap();
+    wasm.call(Entry::Instantiate, OWNER, "{}").unwrap();
+    let (h1, h2) = ("ab".repeat(32), "CD".repeat(32));
+    let owner_hex = hex::encode(OWNER);
+    let other_hex = hex::encode(OTHER);
+    let reg = |name: &str, content: &str| Exec::Register {
+        name: name.into(),
+        content: content.into(),
+    };
+    assert_eq!(
+        both(&mut mock, &mut wasm, OWNER, reg("docs", &h1)),
+        Ok(Answer::Record(Record {
+            name: "docs".into(),
+            content: h1.clone(),
+            owner: owner_hex.clone()
+        }))
+    );
+    for (who, msg, why) in [
+        (OTHER, reg("docs", &h2), "that name is taken"),
+        (
+            OTHER,
+            reg("Bad Name", &h2),
+            "a name is 1 to 64 of a-z, 0-9, '-' and '.'",
+        ),
+        (OTHER, reg("x", "12"), "a content hash is 64 hex characters"),
+        (
+            OTHER,
+            Exec::Update {
+                name: "docs".into(),
+                content: h2.clone(),
+            },
+            "only the name's owner may change it",
+        ),
+        (
+            OWNER,
+            Exec::Release {
+                name: "nothing".into(),
+            },
+            "no such name",
+        ),
+    ] {
+        assert_eq!(both(&mut mock, &mut wasm, who, msg), Err(why.into()));
+    }
+    // The owner points it elsewhere (upper-case hex is stored lower-case), then gives it away;
+    // the new owner may release it, the old one may no longer touch it.
+    let updated = both(
+        &mut mock,
+        &mut wasm,
+        OWNER,
+        Exec::Update {
+            name: "docs".into(),
+            content: h2.clone(),
+        },
+    );
+    assert!(matches!(updated, Ok(Answer::Record(r)) if r.content == "cd".repeat(32)));
+    both(
+        &mut mock,
+        &mut wasm,
+        OWNER,
+        Exec::Transfer {
+            name: "docs".into(),
+            to: other_hex.clone(),
+        },
+    )
+    .unwrap();
+    both(&mut mock, &mut wasm, OTHER, reg("api", &h1)).unwrap();
+    both(&mut mock, &mut wasm, OTHER, reg("blog", &h1)).unwrap();
+    assert!(
+        both(
+            &mut mock,
+            &mut wasm,
+            OWNER,
+            Exec::Release {
+                name: "docs".into()
+            }
+        )
+        .is_err()
+    );
+    // Listed in name order, from a start, bounded.
+    let list = Query::List {
+        start: "b".into(),
+        limit: 10,
+    };
+    let native = mock
+        .call(Kind::Query, registry::query, list.clone())
+        .unwrap();
+    let Answer::Records(records) = &native else {
+        panic!("{native:?}")
+    };
+    let names: Vec<_> = records.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["blog", "docs"]);
+    assert_eq!(
+        wasm.call(Entry::Query, OWNER, &json(&list)),
+        Ok(json(&native))
+    );
+    both(
+        &mut mock,
+        &mut wasm,
+        OTHER,
+        Exec::Release {
+            name: "docs".into(),
+        },
+    )
+    .unwrap();
+    let resolve = Query::Resolve {
+        name: "docs".into(),
+    };
+    assert_eq!(
+        wasm.call(Entry::Query, OWNER, &json(&resolve)),
+        Err(ContractError::Refused("no such name".into()))
+    );
+    assert_eq!(root(&mock.state), root(&wasm.state));
+}
