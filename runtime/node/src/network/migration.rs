@@ -18,8 +18,11 @@
 //! charges admits a shard only under a contract naming it); once the new manifest is
 //! published, the successor takes over the old contract's settled periods and, in one ledger
 //! batch, what is left of its escrow ([`zhtp_economy::Ledger::move_escrow`]). The client pays
-//! nothing more and gets nothing back; no period is paid twice; the old holders are paid for
-//! the periods they served and collect their shards as unreferenced. A contract with less than
+//! nothing more and gets nothing back; no period is paid twice; every period that ended before
+//! the hand-on is settled first, to the old holders, and the one in progress is the new
+//! holders'; the old holders collect their shards as unreferenced. The successor is held in the
+//! book until it is handed on, so a node stopped in between hands it on at its next review. A
+//! contract with less than
 //! a period to go is not handed on, and content this node has no running contract for is not
 //! moved on a network that charges (nobody would pay its new holders): both are deferred.
 //!
@@ -34,16 +37,13 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use zhtp_content::{CodeParams, Manifest, SegmentInfo};
+use zhtp_content::{CodeParams, EncodedSegment, Manifest, SegmentInfo};
+use zhtp_dht::protocol::MAX_SHARD;
+use zhtp_economy::audit::{self, Prepared};
+use zhtp_economy::contract::{State, StorageContract, Terms};
 use zhtp_host::abi::tier::{Choice, Facts};
 use zhtp_store::Cf;
 use zhtp_types::{Hash, StorageTier};
-
-use zhtp_dht::protocol::MAX_SHARD;
-
-use zhtp_content::EncodedSegment;
-use zhtp_economy::audit::{self, Prepared};
-use zhtp_economy::contract::{State, StorageContract, Terms};
 
 use super::audits::economy;
 use super::contracts::{MAX_CHALLENGES_PER_SHARD, Plan, Planner};
