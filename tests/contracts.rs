@@ -14,11 +14,13 @@ const OWNER: [u8; 32] = [1; 32];
 const OTHER: [u8; 32] = [2; 32];
 const ADDRESS: [u8; 32] = [9; 32];
 
-/// The wasm side: a loaded contract, its committed state and sequence.
+/// The wasm side: a loaded contract, its committed state, sequence, balance and payments.
 struct Wasm {
     code: Code,
     state: BTreeMap<Vec<u8>, Vec<u8>>,
     sequence: u64,
+    balance: u64,
+    paid: Vec<([u8; 32], u64)>,
 }
 
 impl Wasm {
@@ -28,11 +30,24 @@ impl Wasm {
             code: host.load(wasm).unwrap(),
             state: BTreeMap::new(),
             sequence: 0,
+            balance: 0,
+            paid: Vec::new(),
         }
     }
 
-    /// One call as a node runs it: commits the writes of a successful instantiate or execute.
     fn call(&mut self, entry: Entry, caller: [u8; 32], msg: &str) -> Result<String, ContractError> {
+        self.call_with(entry, caller, msg, 0)
+    }
+
+    /// One call as a node runs it, with `funds`: commits the writes, funds and transfers of a
+    /// successful instantiate or execute.
+    fn call_with(
+        &mut self,
+        entry: Entry,
+        caller: [u8; 32],
+        msg: &str,
+        funds: u64,
+    ) -> Result<String, ContractError> {
         let o = self.code.run(
             Call {
                 entry,
@@ -41,13 +56,18 @@ impl Wasm {
                 address: ADDRESS,
                 sequence: self.sequence,
                 time: 1_700_000_000,
-                funds: 0,
-                balance: 0,
+                funds,
+                balance: self.balance,
                 gas_limit: DEFAULT_GAS_LIMIT,
             },
             Arc::new(self.state.clone()),
         );
         let out = o.result?;
+        if entry != Entry::Query {
+            let out: u64 = o.transfers.iter().map(|(_, a)| a).sum();
+            self.balance = self.balance + funds - out;
+            self.paid.extend(o.transfers.iter().copied());
+        }
         for w in &o.writes {
             match &w.after {
                 Some(v) => self.state.insert(w.key.clone(), v.clone()),
@@ -343,5 +363,124 @@ fn the_registry_answers_alike_natively_and_in_wasm() {
         wasm.call(Entry::Query, OWNER, &json(&resolve)),
         Err(ContractError::Refused("no such name".into()))
     );
+    assert_eq!(root(&mock.state), root(&wasm.state));
+}
+
+/// The storage-escrow contract: the client's deposit pays the provider per audited period, a
+/// penalty goes back to the client, only the auditor's signature settles a period, each period
+/// once; the same natively and in wasm, and not a µZHTP made or lost.
+#[test]
+fn the_storage_escrow_pays_per_audited_period_alike_natively_and_in_wasm() {
+    use ed25519_dalek::Signer as _;
+    use storage_escrow::{Exec, Init, Query, Status};
+    let auditor = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[0x43; 32]);
+    let (client, provider) = ([1u8; 32], [2u8; 32]);
+    let crypto = zhtp_sdk::contract::MockCrypto {
+        blake3: |d| *blake3::hash(d).as_bytes(),
+        ed25519_verify: |k, m, s| {
+            let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(k) else {
+                return false;
+            };
+            key.verify_strict(m, &ed25519_dalek::Signature::from_bytes(s))
+                .is_ok()
+        },
+    };
+    let mut mock = Mock::new(ADDRESS, client);
+    mock.crypto = Some(crypto);
+    let mut wasm = Wasm::new(zhtp_artifacts::STORAGE_ESCROW);
+    // The verdict as the auditor signs it (the digest of storage_escrow::verdict_digest).
+    let verdict = |by: &ed25519_dalek::SigningKey, period: u32, passed: bool, bp: u32| {
+        let mut m = b"zhtp storage-escrow v1".to_vec();
+        m.extend_from_slice(&ADDRESS);
+        m.extend_from_slice(&period.to_le_bytes());
+        m.push(u8::from(passed));
+        m.extend_from_slice(&bp.to_le_bytes());
+        let sig = by.sign(blake3::hash(&m).as_bytes());
+        Exec::Settle {
+            period,
+            passed,
+            penalty_bp: bp,
+            signature: hex::encode(sig.to_bytes()),
+        }
+    };
+    let init = Init {
+        client: hex::encode(client),
+        provider: hex::encode(provider),
+        auditor: hex::encode(auditor.verifying_key().to_bytes()),
+        periods: 3,
+        per_period: 1_000,
+    };
+    // Short of the price: refused, nothing kept (the funds stay with the client).
+    mock.ctx.funds = 2_999;
+    let short = mock.call(Kind::Instantiate, storage_escrow::instantiate, init.clone());
+    assert!(short.is_err());
+    assert_eq!(
+        wasm.call_with(Entry::Instantiate, client, &json(&init), 2_999),
+        Err(ContractError::Refused(short.unwrap_err()))
+    );
+    assert_eq!((mock.balance, wasm.balance), (0, 0));
+    mock.ctx.funds = 3_000;
+    let opened = mock.call(Kind::Instantiate, storage_escrow::instantiate, init.clone());
+    assert_eq!(
+        wasm.call_with(Entry::Instantiate, client, &json(&init), 3_000),
+        Ok(json(opened.as_ref().unwrap()))
+    );
+    assert_eq!((mock.balance, wasm.balance), (3_000, 3_000));
+
+    let mut step = |msg: Exec, who: [u8; 32]| {
+        mock.ctx.caller = who;
+        let native = mock.call(Kind::Execute, storage_escrow::execute, msg.clone());
+        let in_wasm = wasm.call(Entry::Execute, who, &json(&msg));
+        match &native {
+            Ok(s) => assert_eq!(in_wasm, Ok(json(s)), "{msg:?}"),
+            Err(why) => assert_eq!(in_wasm, Err(ContractError::Refused(why.clone())), "{msg:?}"),
+        }
+        assert_eq!(
+            (&mock.state, &mock.paid),
+            (&wasm.state, &wasm.paid),
+            "{msg:?}"
+        );
+        native
+    };
+    // Period 0 passed: the provider is paid in full; anyone may submit the verdict.
+    let s: Status = step(verdict(&auditor, 0, true, 0), provider).unwrap();
+    assert_eq!((s.settled, s.paid, s.balance), (1, 1_000, 2_000));
+    // Again: refused. A verdict signed by another key (valid, wrong signer): refused. A
+    // verdict for another period than signed: refused.
+    assert!(step(verdict(&auditor, 0, true, 0), provider).is_err());
+    assert!(step(verdict(&forger, 1, true, 0), provider).is_err());
+    let Exec::Settle { signature, .. } = verdict(&auditor, 2, true, 0) else {
+        unreachable!()
+    };
+    let replayed = Exec::Settle {
+        period: 1,
+        passed: true,
+        penalty_bp: 0,
+        signature,
+    };
+    assert!(step(replayed, provider).is_err());
+    // Period 1 failed, 50% penalty: half to the provider, half back to the client.
+    let s = step(verdict(&auditor, 1, false, 5_000), client).unwrap();
+    assert_eq!((s.paid, s.refunded, s.balance), (1_500, 500, 1_000));
+    // Closing before the last period: refused; after it, by the client only.
+    assert!(step(Exec::Close {}, client).is_err());
+    step(verdict(&auditor, 2, true, 0), provider).unwrap();
+    assert!(step(Exec::Close {}, provider).is_err());
+    let s = step(Exec::Close {}, client).unwrap();
+    assert!(s.closed);
+    assert_eq!(s.balance, 0);
+    // Every µZHTP of the deposit went to the provider or back to the client.
+    let to = |who: [u8; 32]| -> u64 {
+        wasm.paid
+            .iter()
+            .filter(|(k, _)| *k == who)
+            .map(|(_, a)| a)
+            .sum()
+    };
+    assert_eq!((to(provider), to(client)), (2_500, 500));
+    assert_eq!(wasm.balance, 0);
+    let q = Query::Status {};
+    assert_eq!(wasm.call(Entry::Query, client, &json(&q)), Ok(json(&s)));
     assert_eq!(root(&mock.state), root(&wasm.state));
 }
