@@ -45,6 +45,9 @@ async fn oversize(listen: &str) {
     // The sender allows itself more than the receiver does.
     let big = node(listen, 4 * MAX_MESSAGE, vec![boot]).await;
     big.wait_connected(1).await.unwrap();
+    // Both sides count the connection before the counts are taken: the dialed side may report
+    // it a moment after the dialer (counted late, it looked like a second connection).
+    small.wait_connected(1).await.unwrap();
 
     let data = vec![7u8; MAX_MESSAGE + 1];
     let store = Request::Store {

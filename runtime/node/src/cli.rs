@@ -68,7 +68,8 @@ pub enum Command {
     /// ledger) and those it signed as a provider. Also through --node.
     #[command(subcommand)]
     StorageContract(crate::storage_contract::StorageContractCommand),
-    /// Smart contracts: `new` scaffolds a contract crate to build with cargo.
+    /// Smart contracts: `new` scaffolds a contract crate to build with cargo; `check` validates
+    /// one and dry-runs its instantiate.
     #[command(subcommand)]
     Contract(crate::contract::ContractCommand),
     /// Let another identity read a content you own: its key is wrapped for the grantee in a

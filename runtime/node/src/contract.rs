@@ -1,5 +1,6 @@
 //! `zhtp contract ...`: smart contracts. For now `new`, which scaffolds a contract crate that
-//! builds on its own, outside this repository, with one `cargo build`.
+//! builds on its own, outside this repository, with one `cargo build`, and `check`, which
+//! validates one and dry-runs its instantiate.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,25 @@ pub enum ContractCommand {
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
     },
+    /// Check a contract before deploying it: validation (host/SPEC.md 14.1) and, with --msg,
+    /// a dry run of its instantiate on an empty state: the answer, the gas, the keys written
+    /// and the state root. Nothing is stored.
+    Check {
+        /// The contract's .wasm file.
+        file: PathBuf,
+        /// An instantiate message (JSON for SDK contracts) to dry-run.
+        #[arg(long, value_name = "JSON")]
+        msg: Option<String>,
+        /// The caller of the dry run, 64 hex characters (default: all zeros).
+        #[arg(long, value_name = "KEY")]
+        caller: Option<String>,
+        /// µZHTP sent with the dry run.
+        #[arg(long, default_value_t = 0)]
+        funds: u64,
+        /// The gas limit of the dry run.
+        #[arg(long, default_value_t = zhtp_host::abi::contract::DEFAULT_GAS_LIMIT)]
+        gas: u64,
+    },
 }
 
 /// The counter of `contracts/counter`, the template's contract (tested in this repository).
@@ -37,6 +57,13 @@ fn built_sdk() -> PathBuf {
 
 pub fn run(cmd: ContractCommand) -> Result<()> {
     match cmd {
+        ContractCommand::Check {
+            file,
+            msg,
+            caller,
+            funds,
+            gas,
+        } => check(&file, msg, caller.as_deref(), funds, gas),
         ContractCommand::New { name, dir, sdk } => {
             let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 && name
@@ -147,4 +174,64 @@ mod tests {
 "#,
     );
     src
+}
+
+fn check(
+    file: &Path,
+    msg: Option<String>,
+    caller: Option<&str>,
+    funds: u64,
+    gas: u64,
+) -> Result<()> {
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let host = zhtp_host::Contracts::new()?;
+    let code = host
+        .load(&wasm)
+        .with_context(|| format!("{} is not a valid v1 contract", file.display()))?;
+    let info = code.info();
+    println!(
+        "valid: {} (ABI v{}, {} bytes, code hash {})",
+        info.name, info.abi_version, info.size, info.hash
+    );
+    let Some(msg) = msg else {
+        return Ok(());
+    };
+    let caller = match caller {
+        None => [0; 32],
+        Some(h) => hex::decode(h)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("--caller {h:?} is not 64 hex characters"))?,
+    };
+    let o = code.run(
+        zhtp_host::Call {
+            entry: zhtp_host::Entry::Instantiate,
+            msg: msg.into_bytes(),
+            caller,
+            address: [0; 32],
+            sequence: 0,
+            time: 0,
+            funds,
+            balance: 0,
+            gas_limit: gas,
+        },
+        std::sync::Arc::new(std::collections::BTreeMap::<Vec<u8>, Vec<u8>>::new()),
+    );
+    let mut root = zhtp_host::StateHash::default();
+    o.apply_to(&mut root);
+    match &o.result {
+        Ok(answer) => println!("instantiate: {}", String::from_utf8_lossy(answer)),
+        Err(e) => println!("instantiate failed: {e}"),
+    }
+    println!(
+        "gas {} of {gas}; {} key(s) written; {} transfer(s); state root {}",
+        o.gas_used,
+        o.writes.len(),
+        o.transfers.len(),
+        hex::encode(root.root())
+    );
+    if o.result.is_err() {
+        bail!("the dry run failed");
+    }
+    Ok(())
 }

@@ -517,3 +517,39 @@ fn contract_new_scaffolds_a_crate_that_builds_and_runs() {
         r#"{"count":3}"#
     );
 }
+
+/// `zhtp contract check` validates a contract, dry-runs its instantiate, and says what is wrong
+/// with a module that is not one.
+#[test]
+fn contract_check_validates_and_dry_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let counter = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/counter-v1.wasm"
+    );
+    let out = ok(tmp.path(), &["contract", "check", counter]);
+    assert!(out.starts_with("valid: counter@0.1.0 (ABI v1"), "{out}");
+    let out = ok(
+        tmp.path(),
+        &["contract", "check", counter, "--msg", r#"{"start":7}"#],
+    );
+    assert!(out.contains(r#"instantiate: {"count":7}"#), "{out}");
+    assert!(out.contains("2 key(s) written"), "{out}");
+    // A bad message: the contract's refusal, and a failing exit.
+    let bad = zhtp(tmp.path(), &["contract", "check", counter, "--msg", "{}"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stdout).contains("malformed message"),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
+    // A pricing plugin is no contract: which export is missing is said.
+    let plugin = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/pricing-standard-v1.wasm"
+    );
+    let out = zhtp(tmp.path(), &["contract", "check", plugin]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("contract_instantiate"), "{err}");
+}
