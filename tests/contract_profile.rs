@@ -600,3 +600,22 @@ fn r_c_limits_keys_removals_transfers_and_lengths() {
         "{o:?}"
     );
 }
+
+/// The hand-written counter of SPEC.md 14.8 loads and does what the spec says it does.
+/// SPEC R-c-shape R-c-kv-get R-c-kv-set
+#[test]
+fn the_specs_hand_written_counter_runs_as_described() {
+    let section = &zhtp_tests::SPEC[zhtp_tests::SPEC.find("### 14.8").unwrap()..];
+    let start = section.find("```wat\n").unwrap() + "```wat\n".len();
+    let wat = &section[start..start + section[start..].find("```").unwrap()];
+    let code = contracts().load(&wat::parse_str(wat).unwrap()).unwrap();
+    let o = run(&code, call(Entry::Execute, b""), &Map::new());
+    assert_eq!(o.result, Ok(1u64.to_le_bytes().to_vec()));
+    assert_eq!(o.writes.len(), 1);
+    assert_eq!(
+        (o.writes[0].key.as_slice(), o.writes[0].after.as_deref()),
+        (&b"count"[..], Some(&1u64.to_le_bytes()[..]))
+    );
+    let o = run(&code, call(Entry::Query, b""), &Map::new());
+    assert!(o.writes.is_empty(), "a query writes nothing");
+}
