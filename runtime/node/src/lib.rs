@@ -26,5 +26,6 @@ pub mod output;
 pub mod pipeline;
 pub mod private;
 pub mod readers;
+pub mod smart;
 pub mod stats;
 pub mod wire;

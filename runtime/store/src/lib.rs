@@ -561,6 +561,23 @@ impl Store {
             .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix))))
     }
 
+    /// Every `(key, value)` of `cf` from `start` on whose key starts with `within`, in key order
+    /// (a range scan inside one prefix, e.g. one contract's state from a key on).
+    pub fn scan_from(
+        &self,
+        cf: Cf,
+        start: &[u8],
+        within: &[u8],
+    ) -> Result<impl Iterator<Item = Result<Entry, Error>> + '_, Error> {
+        let within = within.to_vec();
+        let mode = IteratorMode::From(start, rocksdb::Direction::Forward);
+        let it = self.db.iterator_cf(self.cf(cf)?, mode);
+        let path = self.path.clone();
+        Ok(it
+            .map(move |r| r.map_err(db_err(&path)))
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&within))))
+    }
+
     /// Flushes memtables to disk (for benchmarks and shutdown).
     pub fn flush(&self) -> Result<(), Error> {
         for cf in Cf::ALL {

@@ -1,0 +1,406 @@
+//! Smart contracts on one node: code kept by hash, instances with their state in RocksDB
+//! (`Cf::Contracts`), and calls committed atomically with the state root they lead to.
+//!
+//! Keys: `c` + code hash → the wasm; `i` + address → the [`Instance`]; `s` + address + key →
+//! a state value. A committed call writes its state changes and the instance's new sequence and
+//! accumulator in one batch, so a crash keeps a call whole or not at all. Calls on one address
+//! run one at a time; an execute may name the sequence it was made against and is refused at
+//! any other (compare-and-swap: what replicas will need to never diverge).
+//!
+//! Not yet: replication through the DHT, and funds (the contract's account in the ledger): a
+//! call with funds is refused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use zhtp_host::{Call, Code, ContractError, Contracts, Entry, Outcome, StateHash};
+use zhtp_store::{Cf, Store};
+use zhtp_types::Hash;
+
+/// What went wrong.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The code is not a valid contract.
+    #[error("not a valid contract: {0}")]
+    Invalid(#[from] zhtp_host::LoadError),
+    /// No code with this hash was deployed here.
+    #[error("no contract code {0} here: deploy it first")]
+    NoCode(Hash),
+    /// No instance at this address.
+    #[error("no contract at {0}")]
+    NoInstance(Hash),
+    /// An instance exists at this address already.
+    #[error("a contract exists at {0} already")]
+    Exists(Hash),
+    /// The execute was made against another state version.
+    #[error("made against state version {at}, but the contract is at {now}: query it again")]
+    Stale {
+        /// The version the call named.
+        at: u64,
+        /// The version now.
+        now: u64,
+    },
+    /// Funds need the contract's account in the ledger, which is not there yet.
+    #[error("calls with funds are not supported yet (the contract's ledger account is next)")]
+    Funds,
+    /// The store failed, or holds something it did not write.
+    #[error("contract store: {0}")]
+    Store(String),
+}
+
+impl From<zhtp_store::Error> for Error {
+    fn from(e: zhtp_store::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+/// A contract instance: its code, who created it, its state version and accumulator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// The code's hash.
+    pub code: Hash,
+    /// Who instantiated it.
+    pub creator: [u8; 32],
+    /// The state version: 0 after instantiate, one more per committed execute.
+    pub sequence: u64,
+    /// The state's accumulator ([`StateHash::to_bytes`]).
+    accumulator: Vec<u8>,
+}
+
+impl Instance {
+    /// The state root.
+    pub fn root(&self) -> Result<[u8; 32], Error> {
+        Ok(self.hash()?.root())
+    }
+
+    fn hash(&self) -> Result<StateHash, Error> {
+        StateHash::from_bytes(&self.accumulator)
+            .ok_or_else(|| Error::Store("an instance's accumulator is damaged".into()))
+    }
+}
+
+/// A committed call: what the contract answered, the state version and root after it, its gas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The contract's answer, or why the call failed (nothing was then written).
+    pub result: Result<Vec<u8>, ContractError>,
+    /// The state version after the call.
+    pub sequence: u64,
+    /// The state root after the call.
+    pub root: [u8; 32],
+    /// Gas used.
+    pub gas_used: u64,
+}
+
+fn code_key(h: &Hash) -> Vec<u8> {
+    [b"c".as_slice(), h.as_bytes()].concat()
+}
+
+fn instance_key(a: &Hash) -> Vec<u8> {
+    [b"i".as_slice(), a.as_bytes()].concat()
+}
+
+fn state_prefix(a: &Hash) -> Vec<u8> {
+    [b"s".as_slice(), a.as_bytes()].concat()
+}
+
+/// One contract's committed state, read from the store.
+struct View {
+    store: Arc<Store>,
+    prefix: Vec<u8>,
+}
+
+impl zhtp_host::contract::State for View {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let k = [self.prefix.as_slice(), key].concat();
+        self.store.get(Cf::Contracts, &k).map_err(|e| e.to_string())
+    }
+
+    fn next(
+        &self,
+        from: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<Option<zhtp_host::contract::Pair>, String> {
+        let start = [self.prefix.as_slice(), from].concat();
+        let mut it = self
+            .store
+            .scan_from(Cf::Contracts, &start, &self.prefix)
+            .map_err(|e| e.to_string())?;
+        match it.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok((k, v))) => {
+                let key = k[self.prefix.len()..].to_vec();
+                Ok(end
+                    .is_none_or(|e| key.as_slice() < e)
+                    .then(|| (key, v.into_vec())))
+            }
+        }
+    }
+}
+
+/// The smart contracts of one node.
+pub struct SmartContracts {
+    store: Arc<Store>,
+    host: Contracts,
+    codes: Mutex<HashMap<Hash, Code>>,
+    /// One call at a time per address.
+    locks: Mutex<HashMap<Hash, Arc<Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for SmartContracts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmartContracts").finish_non_exhaustive()
+    }
+}
+
+impl SmartContracts {
+    /// The contracts kept in `store`.
+    pub fn open(store: Arc<Store>) -> Result<Self, Error> {
+        Ok(Self {
+            store,
+            host: Contracts::new()?,
+            codes: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Validates `wasm` and keeps it under its hash, which it returns. Deploying the same code
+    /// again changes nothing.
+    pub fn deploy(&self, wasm: &[u8]) -> Result<Hash, Error> {
+        let code = self.host.load(wasm)?;
+        let h = code.hash();
+        let mut b = self.store.batch();
+        self.store.put(&mut b, Cf::Contracts, &code_key(&h), wasm)?;
+        self.store.write(b)?;
+        self.codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(h, code);
+        Ok(h)
+    }
+
+    fn code(&self, h: &Hash) -> Result<Code, Error> {
+        if let Some(c) = self
+            .codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(h)
+        {
+            return Ok(c.clone());
+        }
+        let wasm = self
+            .store
+            .get(Cf::Contracts, &code_key(h))?
+            .ok_or(Error::NoCode(*h))?;
+        let code = self.host.load(&wasm)?;
+        self.codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(*h, code.clone());
+        Ok(code)
+    }
+
+    /// The instance at `address`.
+    pub fn instance(&self, address: &Hash) -> Result<Option<Instance>, Error> {
+        self.store
+            .get(Cf::Contracts, &instance_key(address))?
+            .map(|b| {
+                postcard::from_bytes(&b)
+                    .map_err(|e| Error::Store(format!("instance {address}: {e}")))
+            })
+            .transpose()
+    }
+
+    fn lock(&self, address: &Hash) -> Arc<Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(*address)
+            .or_default()
+            .clone()
+    }
+
+    /// The address an instance of `code` by `creator` with `msg` at `time` gets: the same on
+    /// every node.
+    pub fn address_of(code: &Hash, creator: &[u8; 32], msg: &[u8], time: u64) -> Hash {
+        let mut h = blake3::Hasher::new_derive_key("zhtp contract address v1");
+        h.update(code.as_bytes());
+        h.update(creator);
+        h.update(&time.to_le_bytes());
+        h.update(blake3::hash(msg).as_bytes());
+        Hash(*h.finalize().as_bytes())
+    }
+
+    fn call(
+        &self,
+        code: &Code,
+        address: &Hash,
+        entry: Entry,
+        caller: [u8; 32],
+        msg: &[u8],
+        (sequence, time, gas): (u64, u64, u64),
+    ) -> Outcome {
+        let view = View {
+            store: self.store.clone(),
+            prefix: state_prefix(address),
+        };
+        code.run(
+            Call {
+                entry,
+                msg: msg.to_vec(),
+                caller,
+                address: address.0,
+                sequence,
+                time,
+                funds: 0,
+                balance: 0,
+                gas_limit: gas,
+            },
+            Arc::new(view),
+        )
+    }
+
+    /// Commits `o`'s writes and the instance after it, in one batch.
+    fn commit(&self, address: &Hash, mut inst: Instance, o: &Outcome) -> Result<Instance, Error> {
+        let mut hash = inst.hash()?;
+        o.apply_to(&mut hash);
+        inst.accumulator = hash.to_bytes();
+        let prefix = state_prefix(address);
+        let mut b = self.store.batch();
+        for w in &o.writes {
+            let k = [prefix.as_slice(), &w.key].concat();
+            match &w.after {
+                Some(v) => self.store.put(&mut b, Cf::Contracts, &k, v)?,
+                None => self.store.delete(&mut b, Cf::Contracts, &k)?,
+            }
+        }
+        let bytes = postcard::to_allocvec(&inst).expect("an instance encodes");
+        self.store
+            .put(&mut b, Cf::Contracts, &instance_key(address), &bytes)?;
+        self.store.write(b)?;
+        Ok(inst)
+    }
+
+    /// Creates an instance of `code` with `msg`: its address and the committed call (a failed
+    /// instantiate creates nothing).
+    pub fn instantiate(
+        &self,
+        code: &Hash,
+        creator: [u8; 32],
+        msg: &[u8],
+        time: u64,
+        gas: u64,
+    ) -> Result<(Hash, Committed), Error> {
+        let c = self.code(code)?;
+        let address = Self::address_of(code, &creator, msg, time);
+        let lock = self.lock(&address);
+        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.instance(&address)?.is_some() {
+            return Err(Error::Exists(address));
+        }
+        let o = self.call(
+            &c,
+            &address,
+            Entry::Instantiate,
+            creator,
+            msg,
+            (0, time, gas),
+        );
+        let inst = Instance {
+            code: *code,
+            creator,
+            sequence: 0,
+            accumulator: StateHash::default().to_bytes(),
+        };
+        let root = match &o.result {
+            Ok(_) => self.commit(&address, inst, &o)?.root()?,
+            Err(_) => inst.root()?,
+        };
+        Ok((
+            address,
+            Committed {
+                result: o.result,
+                sequence: 0,
+                root,
+                gas_used: o.gas_used,
+            },
+        ))
+    }
+
+    /// Runs an execute on the contract at `address`; with `at`, only if its state version is
+    /// still `at`. A successful call is committed with the next version.
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute(
+        &self,
+        address: &Hash,
+        caller: [u8; 32],
+        msg: &[u8],
+        time: u64,
+        gas: u64,
+        funds: u64,
+        at: Option<u64>,
+    ) -> Result<Committed, Error> {
+        if funds > 0 {
+            return Err(Error::Funds);
+        }
+        let lock = self.lock(address);
+        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let inst = self.instance(address)?.ok_or(Error::NoInstance(*address))?;
+        if let Some(at) = at
+            && at != inst.sequence
+        {
+            return Err(Error::Stale {
+                at,
+                now: inst.sequence,
+            });
+        }
+        let c = self.code(&inst.code)?;
+        let o = self.call(
+            &c,
+            address,
+            Entry::Execute,
+            caller,
+            msg,
+            (inst.sequence, time, gas),
+        );
+        let after = match &o.result {
+            Ok(_) => {
+                let mut next = inst.clone();
+                next.sequence += 1;
+                self.commit(address, next, &o)?
+            }
+            Err(_) => inst,
+        };
+        Ok(Committed {
+            result: o.result,
+            sequence: after.sequence,
+            root: after.root()?,
+            gas_used: o.gas_used,
+        })
+    }
+
+    /// Runs a query on the contract at `address`: its answer and gas; nothing is written.
+    pub fn query(
+        &self,
+        address: &Hash,
+        caller: [u8; 32],
+        msg: &[u8],
+        time: u64,
+        gas: u64,
+    ) -> Result<Outcome, Error> {
+        let inst = self.instance(address)?.ok_or(Error::NoInstance(*address))?;
+        let c = self.code(&inst.code)?;
+        Ok(self.call(
+            &c,
+            address,
+            Entry::Query,
+            caller,
+            msg,
+            (inst.sequence, time, gas),
+        ))
+    }
+}
