@@ -331,6 +331,13 @@ impl SmartContracts {
         ))
     }
 
+    /// The instance at `address` and its code.
+    fn loaded(&self, address: &Hash) -> Result<(Instance, Code), Error> {
+        let inst = self.instance(address)?.ok_or(Error::NoInstance(*address))?;
+        let code = self.code(&inst.code)?;
+        Ok((inst, code))
+    }
+
     /// Runs an execute on the contract at `address`; with `at`, only if its state version is
     /// still `at`. A successful call is committed with the next version.
     #[allow(clippy::too_many_arguments)]
@@ -349,7 +356,7 @@ impl SmartContracts {
         }
         let lock = self.lock(address);
         let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let inst = self.instance(address)?.ok_or(Error::NoInstance(*address))?;
+        let (inst, c) = self.loaded(address)?;
         if let Some(at) = at
             && at != inst.sequence
         {
@@ -358,7 +365,6 @@ impl SmartContracts {
                 now: inst.sequence,
             });
         }
-        let c = self.code(&inst.code)?;
         let o = self.call(
             &c,
             address,
@@ -392,8 +398,7 @@ impl SmartContracts {
         time: u64,
         gas: u64,
     ) -> Result<Outcome, Error> {
-        let inst = self.instance(address)?.ok_or(Error::NoInstance(*address))?;
-        let c = self.code(&inst.code)?;
+        let (inst, c) = self.loaded(address)?;
         Ok(self.call(
             &c,
             address,
