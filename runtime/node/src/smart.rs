@@ -147,7 +147,8 @@ pub struct SmartContracts {
     store: Arc<Store>,
     host: Contracts,
     codes: Mutex<HashMap<Hash, Code>>,
-    /// One call at a time per address.
+    /// One call at a time per address. (One small entry per address ever called: fine for a
+    /// node's own contracts; replicas of many will want these dropped when idle.)
     locks: Mutex<HashMap<Hash, Arc<Mutex<()>>>>,
 }
 
@@ -389,7 +390,8 @@ impl SmartContracts {
         })
     }
 
-    /// Runs a query on the contract at `address`: its answer and gas; nothing is written.
+    /// Runs a query on the contract at `address`: its answer and gas; nothing is written. It
+    /// waits for a running execute, so it reads one state version, never half of a commit's.
     pub fn query(
         &self,
         address: &Hash,
@@ -398,6 +400,8 @@ impl SmartContracts {
         time: u64,
         gas: u64,
     ) -> Result<Outcome, Error> {
+        let lock = self.lock(address);
+        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
         let (inst, c) = self.loaded(address)?;
         Ok(self.call(
             &c,
