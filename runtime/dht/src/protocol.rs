@@ -80,6 +80,10 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         contract: Vec<u8>,
     },
+    /// A smart-contract message: opaque to this crate, the postcard encoding of the node's own
+    /// request type (`zhtp::network::smart`). Answered with [`Response::Contract`] or a
+    /// refusal. Appended last, so the variant numbers of the requests above are unchanged.
+    Contract(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// One shard a node holds.
@@ -111,6 +115,8 @@ pub enum Response {
     /// The Ed25519 signature of this node's key over the offered contract (empty: kept, but
     /// this node is not a party).
     Signed(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The answer to a [`Request::Contract`]: the node's own encoding.
+    Contract(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// The length-prefixed postcard codec with a size limit.

@@ -22,8 +22,9 @@ use thiserror::Error;
 
 /// Longest record key.
 pub const MAX_KEY: usize = 64;
-/// Largest record value (a manifest of ~15 GiB at 4+2 in 4 MiB segments).
-pub const MAX_VALUE: usize = 1 << 20;
+/// Largest record value: a manifest of ~15 GiB at 4+2 in 4 MiB segments, or a smart contract's
+/// code at the host's 1 MiB limit with room for its envelope (key, signature, times).
+pub const MAX_VALUE: usize = (1 << 20) + (4 << 10);
 /// Longest a record may live: its signed expiry is at most this far ahead. Beyond it, the
 /// expiry is refused rather than trusted (a time of `u64::MAX` seconds cannot even be turned
 /// into an `Instant`).

@@ -23,6 +23,10 @@
 //! | POST | `/plugins/pricing/rollback` | the previous plugin again |
 //! | POST | `/repair` | run a repair round now |
 //! | POST | `/gc` | run a garbage-collection round now (unreferenced held shards) |
+//! | POST | `/contracts` | deploy the body (a contract's .wasm) through the DHT: its code hash |
+//! | POST | `/contracts/{code}` | instantiate: a JSON [`CallRequest`]; the address in the reply |
+//! | POST | `/contracts/{address}/execute` | execute on the replicas: a JSON [`CallRequest`] |
+//! | POST | `/contracts/{address}/query` | query the replicas: a JSON [`CallRequest`] |
 //!
 //! Every request needs the node's token (`Authorization: Bearer ...`) and a `Host` naming the
 //! API's address ([`auth`]). Bodies are bounded per route: a plugin by the host's code-size
@@ -63,6 +67,7 @@ use crate::wire::{
     AccessUpdated, AccountInfo, ContractInfo, ErrorBody, FundRequest, HolderMap, Installed, Listed,
     ManifestInfo, NodeStatus, PluginRow, Priced, PutReply, SegmentHolders, TransferInfo,
 };
+use crate::wire::{CallReply, CallRequest, Deployed};
 
 /// Largest upload accepted through the API.
 pub const MAX_UPLOAD: u64 = 64 << 30;
@@ -117,6 +122,16 @@ impl From<network::Error> for ApiError {
             // Someone else's content.
             network::Error::Local(crate::local::Error::Owned { .. }) => StatusCode::FORBIDDEN,
             network::Error::Invalid(_) | network::Error::Input(_) => StatusCode::BAD_REQUEST,
+            network::Error::Smart(s) => match s {
+                network::SmartError::Invalid(_) => StatusCode::BAD_REQUEST,
+                network::SmartError::NoCode(_) | network::SmartError::NoInstance(_) => {
+                    StatusCode::NOT_FOUND
+                }
+                network::SmartError::Exists(_) | network::SmartError::Contended(_) => {
+                    StatusCode::CONFLICT
+                }
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
             network::Error::Payment(_) => StatusCode::PAYMENT_REQUIRED,
             network::Error::Declined(_) => StatusCode::SERVICE_UNAVAILABLE,
             network::Error::Unavailable { .. } | network::Error::Placement { .. } => {
@@ -305,6 +320,13 @@ pub fn router(state: ApiState, guard: auth::Guard) -> Router {
         .route("/repair", post(repair))
         .route("/gc", post(collect))
         .route("/review", post(review))
+        .route(
+            "/contracts",
+            post(deploy).layer(DefaultBodyLimit::max(zhtp_host::abi::contract::MAX_CODE)),
+        )
+        .route("/contracts/{id}", post(instantiate))
+        .route("/contracts/{id}/execute", post(execute))
+        .route("/contracts/{id}/query", post(query))
         // `put` streams its body and counts it against MAX_UPLOAD itself.
         .layer(DefaultBodyLimit::max(MAX_JSON))
         .route_layer(axum::middleware::from_fn_with_state(guard, auth::require))
@@ -837,4 +859,72 @@ async fn review(State(st): State<ApiState>) -> Result<Json<network::ReviewReport
 
 async fn repair(State(st): State<ApiState>) -> Result<Json<RepairReport>, ApiError> {
     Ok(Json(st.node.repair().await?))
+}
+
+/// The call's message bytes and gas, or why the request is refused.
+fn call_parts(req: CallRequest) -> Result<(Vec<u8>, u64), ApiError> {
+    if req.funds > 0 {
+        return Err(bad(
+            "calls with funds are not supported yet: contracts have no ledger accounts",
+        ));
+    }
+    let gas = req
+        .gas
+        .unwrap_or(zhtp_host::abi::contract::DEFAULT_GAS_LIMIT);
+    let msg = serde_json::to_vec(&req.msg).map_err(internal)?;
+    Ok((msg, gas))
+}
+
+fn parse_address(s: &str) -> Result<Hash, ApiError> {
+    Hash::from_hex(s).map_err(|e| bad(format!("`{s}` is not a contract address: {e}")))
+}
+
+async fn deploy(State(st): State<ApiState>, wasm: Bytes) -> Result<Json<Deployed>, ApiError> {
+    let h = st.node.contract_deploy(wasm.to_vec()).await?;
+    Ok(Json(Deployed {
+        code: h.to_string(),
+    }))
+}
+
+async fn instantiate(
+    State(st): State<ApiState>,
+    Path(code): Path<String>,
+    Json(req): Json<CallRequest>,
+) -> Result<Json<CallReply>, ApiError> {
+    let code =
+        Hash::from_hex(&code).map_err(|e| bad(format!("`{code}` is not a code hash: {e}")))?;
+    let (msg, gas) = call_parts(req)?;
+    let a = st
+        .node
+        .contract_instantiate(code, msg, zhtp_dht::record::unix_now(), gas)
+        .await?;
+    Ok(Json(CallReply::of(&a)))
+}
+
+async fn execute(
+    State(st): State<ApiState>,
+    Path(address): Path<String>,
+    Json(req): Json<CallRequest>,
+) -> Result<Json<CallReply>, ApiError> {
+    let address = parse_address(&address)?;
+    let (msg, gas) = call_parts(req)?;
+    let a = st
+        .node
+        .contract_execute(address, msg, zhtp_dht::record::unix_now(), gas)
+        .await?;
+    Ok(Json(CallReply::of(&a)))
+}
+
+async fn query(
+    State(st): State<ApiState>,
+    Path(address): Path<String>,
+    Json(req): Json<CallRequest>,
+) -> Result<Json<CallReply>, ApiError> {
+    let address = parse_address(&address)?;
+    let (msg, gas) = call_parts(req)?;
+    let a = st
+        .node
+        .contract_query(address, msg, zhtp_dht::record::unix_now(), gas)
+        .await?;
+    Ok(Json(CallReply::of(&a)))
 }

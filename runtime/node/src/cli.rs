@@ -69,7 +69,8 @@ pub enum Command {
     #[command(subcommand)]
     StorageContract(crate::storage_contract::StorageContractCommand),
     /// Smart contracts: `new` scaffolds a contract crate to build with cargo; `check` validates
-    /// one and dry-runs its instantiate.
+    /// one and dry-runs its instantiate; `deploy`, `instantiate`, `execute` and `query` go
+    /// through a node (--node) to the contract's replicas.
     #[command(subcommand)]
     Contract(crate::contract::ContractCommand),
     /// Let another identity read a content you own: its key is wrapped for the grantee in a
@@ -197,7 +198,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Identity(cmd) => crate::identity::run(&dir, cmd),
         Command::Account(cmd) => crate::account::run(&dir, node, cmd),
         Command::StorageContract(cmd) => crate::storage_contract::run(&dir, node, cmd),
-        Command::Contract(cmd) => crate::contract::run(cmd),
+        Command::Contract(cmd) => crate::contract::run(node, cmd),
         Command::Grant(a) => crate::access::grant(&dir, node, a),
         Command::Revoke(a) => crate::access::revoke(&dir, node, a),
         Command::Node(NodeCommand::Run(args)) => crate::node::run(&dir, args),

@@ -1,6 +1,7 @@
-//! `zhtp contract ...`: smart contracts. For now `new`, which scaffolds a contract crate that
-//! builds on its own, outside this repository, with one `cargo build`, and `check`, which
-//! validates one and dry-runs its instantiate.
+//! `zhtp contract ...`: smart contracts. `new` scaffolds a contract crate that builds on its
+//! own, outside this repository, with one `cargo build`; `check` validates one and dry-runs its
+//! instantiate; `deploy`, `instantiate`, `execute` and `query` go through a running node
+//! (`--node`) to the network, where each contract lives on the replicas closest to its address.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,103 @@ pub enum ContractCommand {
         #[arg(long, default_value_t = zhtp_host::abi::contract::DEFAULT_GAS_LIMIT)]
         gas: u64,
     },
+    /// Deploy a contract's code through the node (--node): validated, kept, and published as a
+    /// signed DHT record under its BLAKE3 hash. Prints the code hash `instantiate` takes.
+    Deploy {
+        /// The contract's .wasm file.
+        file: PathBuf,
+    },
+    /// Create an instance of deployed code on its replicas; the node (--node) is its creator.
+    /// Prints the new contract's address.
+    Instantiate {
+        /// The code hash `deploy` printed (64 hex characters).
+        code: String,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    /// Run an execute on a contract's replicas: committed when a majority agree.
+    Execute {
+        /// The contract's address (64 hex characters).
+        address: String,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    /// Run a query on a contract's replicas: nothing is written.
+    Query {
+        /// The contract's address (64 hex characters).
+        address: String,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+}
+
+/// What a call through the network takes.
+#[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// The message, JSON (SDK contracts take JSON), e.g. '{"increment":{}}'.
+    #[arg(long, value_name = "JSON")]
+    msg: String,
+    /// The call's gas limit.
+    #[arg(long, default_value_t = zhtp_host::abi::contract::DEFAULT_GAS_LIMIT)]
+    gas: u64,
+    /// µZHTP to send with the call (contracts have no ledger accounts yet: only 0).
+    #[arg(long, default_value_t = 0)]
+    funds: u64,
+    /// Print the reply as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Sends a call to the node and prints the replicas' agreed answer.
+fn call(remote: Option<&str>, path: &str, args: CallArgs, what: &str) -> Result<()> {
+    let msg: serde_json::Value = serde_json::from_str(&args.msg)
+        .with_context(|| format!("--msg {:?} is not JSON", args.msg))?;
+    let req = zhtp::wire::CallRequest {
+        msg,
+        gas: Some(args.gas),
+        funds: args.funds,
+    };
+    let reply: zhtp::wire::CallReply = node(remote, what)?.post(path, &req)?;
+    for (peer, answer) in &reply.mismatches {
+        eprintln!("warning: replica {peer} disagrees with the majority: {answer}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&reply)?);
+    } else {
+        if what == "instantiate" {
+            println!("address   {}", reply.address);
+        }
+        match (&reply.output, &reply.output_hex, &reply.error) {
+            (Some(v), _, _) => println!("answer    {v}"),
+            (_, Some(h), _) => println!("answer    0x{h}"),
+            (_, _, Some(e)) => println!("failed    {e}"),
+            _ => {}
+        }
+        println!(
+            "state     version {}, root {}; gas {}; agreed by {} of {} replicas",
+            reply.sequence,
+            reply.root,
+            reply.gas_used,
+            reply.agreeing,
+            reply.replicas.len()
+        );
+    }
+    if let Some(e) = reply.error {
+        bail!("the contract's {what} failed: {e}");
+    }
+    Ok(())
+}
+
+fn node(remote: Option<&str>, what: &str) -> Result<crate::client::Client> {
+    match remote {
+        Some(url) => crate::client::Client::new(url),
+        None => bail!("contract {what} runs on a node: give --node URL (or $ZHTP_NODE)"),
+    }
+}
+
+fn hash_arg(s: &str, what: &str) -> Result<zhtp_types::Hash> {
+    zhtp_types::Hash::from_hex(s.trim())
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a {what} (64 hex characters)"))
 }
 
 /// The counter of `contracts/counter`, the template's contract (tested in this repository).
@@ -55,8 +153,38 @@ fn built_sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk")
 }
 
-pub fn run(cmd: ContractCommand) -> Result<()> {
+pub fn run(remote: Option<&str>, cmd: ContractCommand) -> Result<()> {
     match cmd {
+        ContractCommand::Deploy { file } => {
+            let wasm =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            // Refused here with the host's own words before anything is sent.
+            zhtp_host::Contracts::new()?
+                .load(&wasm)
+                .with_context(|| format!("{} is not a valid v1 contract", file.display()))?;
+            let d: zhtp::wire::Deployed =
+                node(remote, "deploy")?.post_bytes("/contracts", &wasm)?;
+            println!("{}", d.code);
+            Ok(())
+        }
+        ContractCommand::Instantiate { code, call: args } => {
+            let code = hash_arg(&code, "code hash")?;
+            call(remote, &format!("/contracts/{code}"), args, "instantiate")
+        }
+        ContractCommand::Execute {
+            address,
+            call: args,
+        } => {
+            let a = hash_arg(&address, "contract address")?;
+            call(remote, &format!("/contracts/{a}/execute"), args, "execute")
+        }
+        ContractCommand::Query {
+            address,
+            call: args,
+        } => {
+            let a = hash_arg(&address, "contract address")?;
+            call(remote, &format!("/contracts/{a}/query"), args, "query")
+        }
         ContractCommand::Check {
             file,
             msg,

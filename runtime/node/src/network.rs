@@ -45,6 +45,7 @@ mod market;
 mod migration;
 mod placement;
 mod repair;
+mod replicated;
 mod retrieval;
 mod serve;
 mod tiers;
@@ -55,6 +56,7 @@ pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 pub use market::{MarketConfig, MarketView};
 pub use migration::{Migrated, Reads, ReviewReport};
+pub use replicated::{Agreed, CODE_KEY, ContractRound, MAX_SKEW, Reply, SmartError};
 pub use tiers::{Churn, Placement};
 
 /// How long a manifest record lives in the DHT before it must be published again.
@@ -122,6 +124,9 @@ pub enum Error {
     /// Providers would not take a paid put's contract (declined, unreachable).
     #[error("{0}")]
     Declined(String),
+    /// A smart contract through the network.
+    #[error(transparent)]
+    Smart(#[from] SmartError),
     /// A worker task panicked or was cancelled.
     #[error("internal: {0}")]
     Task(String),
@@ -196,6 +201,9 @@ pub struct RepairReport {
     pub unrecoverable: usize,
     /// Holders that did not answer or failed the random shard check.
     pub failed_holders: usize,
+    /// The smart-contract instances kept here, checked against their other replicas.
+    #[serde(default)]
+    pub contracts: ContractRound,
 }
 
 /// What a put did.
@@ -250,6 +258,10 @@ struct Inner {
     lifetime: Mutex<(u64, u64)>,
     /// The data dir (its disk's free space is the default capacity advertised).
     data_dir: std::path::PathBuf,
+    /// The smart contracts this node keeps as a replica.
+    smart: crate::smart::SmartContracts,
+    /// Contract instances to check against their other replicas.
+    checks: replicated::Checks,
 }
 
 /// A node on the network. Cheap to clone.
@@ -304,9 +316,13 @@ fn held_key(content: &Hash, segment: u32, index: u16) -> Vec<u8> {
 }
 
 /// Checks a record's payload for its key: a market record signed by the node it is filed
-/// under, or a manifest of the content it is filed under.
+/// under, a contract's code filed under its hash, or a manifest of the content it is filed
+/// under.
 pub fn validate_record(key: &[u8], payload: &[u8], publisher: &PeerId) -> Result<(), String> {
     if let Some(checked) = market::validate(key, payload, publisher) {
+        return checked;
+    }
+    if let Some(checked) = replicated::validate(key, payload) {
         return checked;
     }
     let Some(hash) = key
@@ -417,6 +433,9 @@ impl Node {
         let store_for_book = store.clone();
         let admission = Arc::new(Admission::open(store.clone(), quota)?);
         net.validator = Some(Arc::new(validate_record));
+        let smart = crate::smart::SmartContracts::open(store.clone())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let (checks, check_queue) = replicated::Checks::new();
         let (dht, inbound) = Dht::spawn(keypair, net, Some(store.clone())).await?;
         let node = Self {
             inner: Arc::new(Inner {
@@ -440,10 +459,16 @@ impl Node {
                 lifetime: Mutex::default(),
                 market: std::sync::Mutex::new(market::MarketState::default()),
                 data_dir: data_dir.to_path_buf(),
+                smart,
+                checks,
             }),
         };
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.
         tokio::spawn(serve::serve(Arc::downgrade(&node.inner), inbound));
+        tokio::spawn(replicated::checker(
+            Arc::downgrade(&node.inner),
+            check_queue,
+        ));
         // Re-announce what this node holds once it has a peer to announce to.
         let (weak, dht) = (Arc::downgrade(&node.inner), node.inner.dht.clone());
         tokio::spawn(async move {

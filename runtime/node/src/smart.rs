@@ -7,11 +7,13 @@
 //! run one at a time; an execute may name the sequence it was made against and is refused at
 //! any other (compare-and-swap: what replicas will need to never diverge).
 //!
-//! Not yet: replication through the DHT, and funds (the contract's account in the ledger): a
-//! call with funds is refused.
+//! Replication through the DHT is `zhtp::network`'s: it runs the same calls on every replica
+//! and moves whole states between them ([`SmartContracts::page`], [`SmartContracts::install`]).
+//!
+//! Not yet: funds (the contract's account in the ledger): a call with funds is refused.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -46,6 +48,9 @@ pub enum Error {
     /// Funds need the contract's account in the ledger, which is not there yet.
     #[error("calls with funds are not supported yet (the contract's ledger account is next)")]
     Funds,
+    /// A state from another node does not have the root it was said to have.
+    #[error("the state received does not have the agreed root")]
+    Mismatch,
     /// The store failed, or holds something it did not write.
     #[error("contract store: {0}")]
     Store(String),
@@ -58,6 +63,9 @@ impl From<zhtp_store::Error> for Error {
 }
 
 /// A contract instance: its code, who created it, its state version and accumulator.
+///
+/// From another node it is a claim: [`Instance::root`] refuses a damaged accumulator, and
+/// [`SmartContracts::install`] recomputes it from the state itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     /// The code's hash.
@@ -72,6 +80,9 @@ pub struct Instance {
 
 impl Instance {
     /// The state root.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the accumulator is not one.
     pub fn root(&self) -> Result<[u8; 32], Error> {
         Ok(self.hash()?.root())
     }
@@ -106,6 +117,14 @@ fn instance_key(a: &Hash) -> Vec<u8> {
 fn state_prefix(a: &Hash) -> Vec<u8> {
     [b"s".as_slice(), a.as_bytes()].concat()
 }
+
+/// One key and value of a contract's state.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// Calls on one address run one at a time: a fixed set of locks, an address taking the one its
+/// first byte picks. Bounded whatever number of contracts a replica keeps; two addresses
+/// sharing a lock only wait for each other.
+const LOCKS: usize = 64;
 
 /// One contract's committed state, read from the store.
 struct View {
@@ -147,9 +166,7 @@ pub struct SmartContracts {
     store: Arc<Store>,
     host: Contracts,
     codes: Mutex<HashMap<Hash, Code>>,
-    /// One call at a time per address. (One small entry per address ever called: fine for a
-    /// node's own contracts; replicas of many will want these dropped when idle.)
-    locks: Mutex<HashMap<Hash, Arc<Mutex<()>>>>,
+    locks: Vec<Mutex<()>>,
 }
 
 impl std::fmt::Debug for SmartContracts {
@@ -165,7 +182,7 @@ impl SmartContracts {
             store,
             host: Contracts::new()?,
             codes: Mutex::new(HashMap::new()),
-            locks: Mutex::new(HashMap::new()),
+            locks: (0..LOCKS).map(|_| Mutex::new(())).collect(),
         })
     }
 
@@ -216,13 +233,105 @@ impl SmartContracts {
             .transpose()
     }
 
-    fn lock(&self, address: &Hash) -> Arc<Mutex<()>> {
-        self.locks
+    fn lock(&self, address: &Hash) -> MutexGuard<'_, ()> {
+        self.locks[usize::from(address.0[0]) % LOCKS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(*address)
-            .or_default()
-            .clone()
+    }
+
+    /// Whether the code with hash `h` is kept here.
+    pub fn has_code(&self, h: &Hash) -> Result<bool, Error> {
+        Ok(self
+            .codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(h)
+            || self.store.contains(Cf::Contracts, &code_key(h))?)
+    }
+
+    /// The addresses of the instances kept here.
+    pub fn addresses(&self) -> Result<Vec<Hash>, Error> {
+        let mut out = Vec::new();
+        for item in self.store.scan(Cf::Contracts, b"i")? {
+            let (k, _) = item?;
+            if let Ok(a) = <[u8; 32]>::try_from(&k[1..]) {
+                out.push(Hash(a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The instance at `address` and the pairs of its state after `after` (from the first
+    /// without), up to about `max_bytes` of them, read under the address's lock so that they all
+    /// belong to the instance's version; `true` when more follow.
+    pub fn page(
+        &self,
+        address: &Hash,
+        after: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> Result<(Instance, Vec<Pair>, bool), Error> {
+        let _one = self.lock(address);
+        let inst = self.instance(address)?.ok_or(Error::NoInstance(*address))?;
+        let prefix = state_prefix(address);
+        // The first key after `after`: `after` with a zero byte appended.
+        let start = match after {
+            Some(a) => [prefix.as_slice(), a, &[0]].concat(),
+            None => prefix.clone(),
+        };
+        let (mut pairs, mut bytes) = (Vec::new(), 0usize);
+        for item in self.store.scan_from(Cf::Contracts, &start, &prefix)? {
+            let (k, v) = item?;
+            if bytes >= max_bytes {
+                return Ok((inst, pairs, true));
+            }
+            bytes += k.len() - prefix.len() + v.len();
+            pairs.push((k[prefix.len()..].to_vec(), v.into_vec()));
+        }
+        Ok((inst, pairs, false))
+    }
+
+    /// Replaces the state at `address` with `pairs` (sorted, unique keys) as version `sequence`
+    /// of an instance of `code` by `creator`, in one batch — if the root of `pairs` is `root`;
+    /// otherwise nothing is written and [`Error::Mismatch`] says so. What a replica that is
+    /// behind (or was on a branch the others did not take) does with the state the others
+    /// agree on.
+    pub fn install(
+        &self,
+        address: &Hash,
+        (code, creator, sequence): (Hash, [u8; 32], u64),
+        pairs: &[Pair],
+        root: [u8; 32],
+    ) -> Result<(), Error> {
+        self.code(&code)?;
+        let mut hash = StateHash::default();
+        for (k, v) in pairs {
+            hash.insert(k, v);
+        }
+        if hash.root() != root {
+            return Err(Error::Mismatch);
+        }
+        let inst = Instance {
+            code,
+            creator,
+            sequence,
+            accumulator: hash.to_bytes(),
+        };
+        let _one = self.lock(address);
+        let prefix = state_prefix(address);
+        let mut b = self.store.batch();
+        for item in self.store.scan(Cf::Contracts, &prefix)? {
+            let (k, _) = item?;
+            self.store.delete(&mut b, Cf::Contracts, &k)?;
+        }
+        for (k, v) in pairs {
+            let key = [prefix.as_slice(), k].concat();
+            self.store.put(&mut b, Cf::Contracts, &key, v)?;
+        }
+        let bytes = postcard::to_allocvec(&inst).expect("an instance encodes");
+        self.store
+            .put(&mut b, Cf::Contracts, &instance_key(address), &bytes)?;
+        self.store.write(b)?;
+        Ok(())
     }
 
     /// The address an instance of `code` by `creator` with `msg` at `time` gets: the same on
@@ -298,8 +407,7 @@ impl SmartContracts {
     ) -> Result<(Hash, Committed), Error> {
         let c = self.code(code)?;
         let address = Self::address_of(code, &creator, msg, time);
-        let lock = self.lock(&address);
-        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = self.lock(&address);
         if self.instance(&address)?.is_some() {
             return Err(Error::Exists(address));
         }
@@ -355,8 +463,7 @@ impl SmartContracts {
         if funds > 0 {
             return Err(Error::Funds);
         }
-        let lock = self.lock(address);
-        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = self.lock(address);
         let (inst, c) = self.loaded(address)?;
         if let Some(at) = at
             && at != inst.sequence
@@ -400,8 +507,7 @@ impl SmartContracts {
         time: u64,
         gas: u64,
     ) -> Result<Outcome, Error> {
-        let lock = self.lock(address);
-        let _one = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = self.lock(address);
         let (inst, c) = self.loaded(address)?;
         Ok(self.call(
             &c,

@@ -840,3 +840,78 @@ impl ContractInfo {
         }
     }
 }
+
+/// What `POST /contracts` answers: the deployed code's hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    /// BLAKE3 of the wasm, hex: what `instantiate` names.
+    pub code: String,
+}
+
+/// The body of a contract call through the API.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    /// The message: JSON, handed to the contract as its bytes.
+    pub msg: serde_json::Value,
+    /// The call's gas limit (default: the host's default).
+    #[serde(default)]
+    pub gas: Option<u64>,
+    /// µZHTP sent with the call. Only 0 for now: contracts have no ledger accounts yet.
+    #[serde(default)]
+    pub funds: u64,
+}
+
+/// A contract call the replicas agreed on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallReply {
+    /// The contract's address, hex.
+    pub address: String,
+    /// The contract's answer when it is JSON (SDK contracts answer JSON).
+    pub output: Option<serde_json::Value>,
+    /// The answer's bytes, hex, when it is not JSON.
+    pub output_hex: Option<String>,
+    /// Why the call failed, when it did (it then wrote nothing).
+    pub error: Option<String>,
+    /// The state version after the call.
+    pub sequence: u64,
+    /// The state root after the call, hex.
+    pub root: String,
+    /// Gas used.
+    pub gas_used: u64,
+    /// The replicas asked, closest to the address first.
+    pub replicas: Vec<String>,
+    /// How many gave this answer.
+    pub agreeing: usize,
+    /// Replicas that answered otherwise or not at all: `[peer, what it answered]`.
+    pub mismatches: Vec<(String, String)>,
+}
+
+impl CallReply {
+    /// The reply of an agreed call.
+    pub fn of(a: &crate::network::Agreed) -> Self {
+        let (output, output_hex, error) = match &a.reply.result {
+            Ok(out) => match serde_json::from_slice(out) {
+                Ok(v) => (Some(v), None, None),
+                Err(_) => (None, Some(::hex::encode(out)), None),
+            },
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        Self {
+            address: a.address.to_string(),
+            output,
+            output_hex,
+            error,
+            sequence: a.reply.sequence,
+            root: ::hex::encode(a.reply.root),
+            gas_used: a.reply.gas_used,
+            replicas: a.replicas.iter().map(|p| p.to_string()).collect(),
+            agreeing: a.agreeing,
+            mismatches: a
+                .mismatches
+                .iter()
+                .map(|(p, w)| (p.to_string(), w.clone()))
+                .collect(),
+        }
+    }
+}

@@ -34,7 +34,7 @@ impl EventLoop {
         };
         let peer = req.peer;
         let len = match &response {
-            Response::Shard(b) => b.len(),
+            Response::Shard(b) | Response::Contract(b) => b.len(),
             Response::Inventory(v) => v.len() * std::mem::size_of::<crate::Held>(),
             _ => 0,
         };
@@ -128,7 +128,7 @@ impl EventLoop {
                     },
             } => {
                 let size = match &request {
-                    Request::Store { data, .. } => data.len(),
+                    Request::Store { data, .. } | Request::Contract(data) => data.len(),
                     _ => 0,
                 };
                 if self.serving.of_peer(&peer) >= self.cfg.max_inbound_per_peer

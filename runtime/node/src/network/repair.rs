@@ -100,6 +100,7 @@ impl Node {
             // How long a loss takes to heal once seen: the model's repair time.
             self.record_repair(started.elapsed());
         }
+        report.contracts = self.contract_round().await?;
         Ok(report)
     }
 

@@ -115,6 +115,7 @@ impl Node {
                     Ok(Err(e)) | Err(e) => Response::Refused(e.to_string()),
                 }
             }
+            Request::Contract(bytes) => self.serve_contract(peer, &bytes).await,
             Request::Inventory { content } => {
                 let node = self.clone();
                 match blocking(move || node.inventory(&content)).await {

@@ -1,0 +1,880 @@
+//! Smart contracts through the DHT: code as signed records, each instance kept by the
+//! [`REPLICAS`] live nodes closest to its address, every call run on all of them and accepted
+//! when a majority agree on (answer, state version, state root, gas).
+//!
+//! **Code.** `deploy` validates the wasm, keeps it, and publishes it as the record
+//! `zhtp/c/` + BLAKE3(wasm): every node checks the payload hashes to its key before storing or
+//! serving it, so whoever publishes, the code under a hash is that code. A replica missing a
+//! code fetches it from there and validates it before running it.
+//!
+//! **Calls.** The node a user talks to coordinates (it keeps nothing itself unless it is a
+//! replica). The caller a contract sees is that node's Ed25519 key, taken from the
+//! authenticated connection, never from the message. An execute first asks every replica its
+//! state version and root, and names the version most of them are at (`at`). It goes to the
+//! *primary* (the closest replica at that version) first, and to the others only once the
+//! primary applied it: the primary applies one call per version (compare-and-swap), so of two
+//! concurrent executes made against the same version only one reaches the others; the other
+//! comes back stale and is retried against the next version. A replica applies a call only at
+//! the version it names.
+//!
+//! **Divergence.** Answers that differ from the majority's are reported with the result, never
+//! hidden, and the replicas that gave them are told to check themselves. A replica checking
+//! itself asks the replicas *it* sees for their versions and roots (a coordinator's word is
+//! never enough), and when a majority agree on a state other than its own it pulls that state
+//! page by page from one of them and installs it only if it hashes to the agreed root. The
+//! same check runs for every kept instance in each repair round, which also brings the state
+//! onto a node that became a replica (one left, or a closer one joined).
+
+use std::collections::HashSet;
+use std::sync::PoisonError;
+
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use zhtp_dht::{PeerId, REPLICAS, Request, Response};
+use zhtp_host::ContractError;
+use zhtp_types::Hash;
+
+use super::{Error, MANIFEST_TTL, Node, blocking, by_distance, ed25519_of};
+use crate::smart::{self, Instance, Pair};
+
+/// Record key prefix of contract code.
+pub const CODE_KEY: &[u8] = b"zhtp/c/";
+/// How far the time a call names may be from a replica's clock, in seconds. Within it, every
+/// replica runs the call with the caller's time, so they agree.
+pub const MAX_SKEW: u64 = 300;
+/// State bytes per page when a replica catches up.
+const PAGE_BYTES: usize = 256 << 10;
+/// Largest state a replica pulls when it catches up (it holds it in memory to check its root
+/// before it writes anything).
+pub const MAX_STATE: usize = 64 << 20;
+/// Times an execute is made again after another one took the version it was made against.
+const STALE_RETRIES: usize = 8;
+/// Checks waiting on a node: a peer asking for more gets them ignored.
+const MAX_CHECKS: usize = 64;
+
+/// The checks replicas were told to make, run one at a time by [`checker`].
+pub(super) struct Checks {
+    pending: std::sync::Mutex<HashSet<Hash>>,
+    queue: tokio::sync::mpsc::Sender<Hash>,
+}
+
+impl Checks {
+    /// The queue, and what [`checker`] takes from it.
+    pub(super) fn new() -> (Self, tokio::sync::mpsc::Receiver<Hash>) {
+        let (queue, rx) = tokio::sync::mpsc::channel(MAX_CHECKS);
+        let pending = std::sync::Mutex::default();
+        (Self { pending, queue }, rx)
+    }
+}
+
+/// Runs the checks replicas were told to make, until the node is dropped. A task of its own:
+/// a check asks replicas, which may answer with a check.
+pub(super) async fn checker(
+    node: std::sync::Weak<super::Inner>,
+    mut queue: tokio::sync::mpsc::Receiver<Hash>,
+) {
+    while let Some(address) = queue.recv().await {
+        let Some(inner) = node.upgrade() else { break };
+        let node = Node { inner };
+        if let Err(e) = node.catch_up(address).await {
+            tracing::warn!(%address, "contract check failed: {e}");
+        }
+        node.inner
+            .checks
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&address);
+    }
+}
+
+/// Why a contract operation through the network failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SmartError {
+    /// The code is not a valid contract, or the message is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// No node has this code.
+    #[error("no contract code {0}: deploy it first (zhtp contract deploy FILE.wasm)")]
+    NoCode(Hash),
+    /// No replica has an instance at this address.
+    #[error("no contract at {0}")]
+    NoInstance(Hash),
+    /// An instance exists at this address already.
+    #[error("a contract exists at {0} already")]
+    Exists(Hash),
+    /// Other executes kept taking the version this one was made against.
+    #[error("contract {0} is busy: {STALE_RETRIES} other executes came first; try again")]
+    Contended(Hash),
+    /// The replicas do not agree, or too few answered.
+    #[error("contract {address}: no majority of the {replicas} replicas agree ({answers})")]
+    NoMajority {
+        /// The contract.
+        address: Hash,
+        /// Replicas asked.
+        replicas: usize,
+        /// What each answered.
+        answers: String,
+    },
+}
+
+/// What a node asks a replica (the payload of [`Request::Contract`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Ask {
+    /// Create an instance of `code` at the address it gets with the asking node as creator.
+    Instantiate {
+        code: Hash,
+        msg: Vec<u8>,
+        time: u64,
+        gas: u64,
+    },
+    /// Run an execute, only at state version `at`.
+    Execute {
+        address: Hash,
+        msg: Vec<u8>,
+        time: u64,
+        gas: u64,
+        at: u64,
+    },
+    /// Run a query.
+    Query {
+        address: Hash,
+        msg: Vec<u8>,
+        time: u64,
+        gas: u64,
+    },
+    /// Your instance at `address`, if any.
+    Status { address: Hash },
+    /// The state at `address` after key `after`, one page.
+    Page {
+        address: Hash,
+        after: Option<Vec<u8>>,
+    },
+    /// Your answer differed from the majority's: check yourself against the other replicas.
+    Check { address: Hash },
+}
+
+/// A replica's answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Answer {
+    Called(Reply),
+    Status(Option<Instance>),
+    Page {
+        instance: Instance,
+        pairs: Vec<Pair>,
+        more: bool,
+    },
+    Checking,
+    Refused(Refusal),
+}
+
+/// Why a replica did not run a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Refusal {
+    /// It is at another state version.
+    Stale {
+        /// The version named.
+        at: u64,
+        /// The replica's version.
+        now: u64,
+    },
+    /// It has no instance there.
+    NoInstance,
+    /// It has one there already.
+    Exists,
+    /// It could not find the code.
+    NoCode,
+    /// It is not one of the address's replicas as it sees the network.
+    NotReplica,
+    /// Anything else, in words.
+    Other(String),
+}
+
+/// One replica's answer to a call: what callers compare.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The contract's answer, or why the call failed (and wrote nothing).
+    pub result: Result<Vec<u8>, ContractError>,
+    /// The state version after the call.
+    pub sequence: u64,
+    /// The state root after the call.
+    pub root: [u8; 32],
+    /// Gas used.
+    pub gas_used: u64,
+}
+
+impl From<smart::Committed> for Reply {
+    fn from(c: smart::Committed) -> Self {
+        Self {
+            result: c.result,
+            sequence: c.sequence,
+            root: c.root,
+            gas_used: c.gas_used,
+        }
+    }
+}
+
+/// A call the replicas agreed on.
+#[derive(Clone, Debug)]
+pub struct Agreed {
+    /// The contract's address.
+    pub address: Hash,
+    /// The answer a majority gave.
+    pub reply: Reply,
+    /// The replicas asked, closest to the address first.
+    pub replicas: Vec<PeerId>,
+    /// How many gave the majority's answer.
+    pub agreeing: usize,
+    /// Every replica that answered otherwise (or not at all), and what it answered. They are
+    /// told to check themselves against the others.
+    pub mismatches: Vec<(PeerId, String)>,
+}
+
+/// What a round over the kept instances did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractRound {
+    /// Instances kept here.
+    pub instances: usize,
+    /// Instances this node replaced with the state the other replicas agree on.
+    pub caught_up: usize,
+    /// Replicas told to check themselves (behind, diverged, or new and empty).
+    pub told: usize,
+}
+
+fn code_key(h: &Hash) -> Vec<u8> {
+    [CODE_KEY, h.as_bytes()].concat()
+}
+
+/// Checks a code record: its payload hashes to its key. `None`: not a code record.
+pub(super) fn validate(key: &[u8], payload: &[u8]) -> Option<Result<(), String>> {
+    let h = key.strip_prefix(CODE_KEY)?;
+    Some(if h != blake3::hash(payload).as_bytes() {
+        Err("contract code filed under another hash".into())
+    } else if payload.len() > zhtp_host::abi::contract::MAX_CODE {
+        Err("contract code larger than the host's limit".into())
+    } else {
+        Ok(())
+    })
+}
+
+/// How a refusal reads.
+fn describe(a: &Result<Answer, String>) -> String {
+    match a {
+        Ok(Answer::Called(r)) => format!(
+            "{} at version {} root {} gas {}",
+            match &r.result {
+                Ok(out) => format!("ok ({} bytes)", out.len()),
+                Err(e) => format!("failed ({e})"),
+            },
+            r.sequence,
+            &hex::encode(r.root)[..16],
+            r.gas_used
+        ),
+        Ok(Answer::Refused(r)) => format!("refused: {r:?}"),
+        Ok(_) => "an answer of another kind".into(),
+        Err(e) => format!("no answer: {e}"),
+    }
+}
+
+/// Work on the contracts kept here, run off the async workers.
+type Job = Box<dyn FnOnce(&smart::SmartContracts) -> Result<Answer, smart::Error> + Send>;
+
+fn refusal(e: smart::Error) -> Refusal {
+    match e {
+        smart::Error::Stale { at, now } => Refusal::Stale { at, now },
+        smart::Error::NoInstance(_) => Refusal::NoInstance,
+        smart::Error::Exists(_) => Refusal::Exists,
+        smart::Error::NoCode(_) => Refusal::NoCode,
+        other => Refusal::Other(other.to_string()),
+    }
+}
+
+/// An instance's code, state version and root: what replicas that agree share.
+type Version = (Hash, u64, [u8; 32]);
+
+/// The [`Version`] a strict majority of `statuses` (out of `replicas`) share, and who.
+fn majority_status(
+    statuses: &[(PeerId, Instance)],
+    replicas: usize,
+) -> Option<(Version, Vec<PeerId>)> {
+    let mut groups: Vec<(Version, Vec<PeerId>)> = Vec::new();
+    for (p, i) in statuses {
+        let Ok(root) = i.root() else { continue };
+        let k = (i.code, i.sequence, root);
+        match groups.iter_mut().find(|g| g.0 == k) {
+            Some(g) => g.1.push(*p),
+            None => groups.push((k, vec![*p])),
+        }
+    }
+    groups.into_iter().find(|g| g.1.len() > replicas / 2)
+}
+
+impl Node {
+    /// The smart contracts kept here.
+    pub fn smart(&self) -> &smart::SmartContracts {
+        &self.inner.smart
+    }
+
+    /// The replicas of `address` as this node sees the network: the [`REPLICAS`] live nodes
+    /// closest to it, closest first (this node among them if it is one).
+    pub async fn contract_replicas(&self, address: &Hash) -> Result<Vec<PeerId>, Error> {
+        let mut peers = self.live_peers().await?;
+        peers.sort();
+        peers.dedup();
+        let mut v = by_distance(&peers, address.as_bytes());
+        v.truncate(REPLICAS);
+        Ok(v)
+    }
+
+    /// Validates `wasm`, keeps it and publishes it as a signed record under its hash: its code
+    /// hash. Deploying a code someone deployed already changes nothing.
+    pub async fn contract_deploy(&self, wasm: Vec<u8>) -> Result<Hash, Error> {
+        let node = self.clone();
+        let (h, wasm) = blocking(move || node.inner.smart.deploy(&wasm).map(|h| (h, wasm)))
+            .await?
+            .map_err(|e| SmartError::Invalid(e.to_string()))?;
+        match self
+            .inner
+            .dht
+            .publish(&code_key(&h), wasm, MANIFEST_TTL)
+            .await
+        {
+            // Content-addressed: another publisher's record under this key is the same code.
+            Ok(())
+            | Err(zhtp_dht::Error::Record(zhtp_dht::record::RecordError::NotOwner { .. })) => {}
+            Err(e) => tracing::warn!(code = %h, "contract code not replicated yet: {e}"),
+        }
+        Ok(h)
+    }
+
+    /// Creates an instance of `code` with `msg` on its replicas; this node is its creator.
+    pub async fn contract_instantiate(
+        &self,
+        code: Hash,
+        msg: Vec<u8>,
+        time: u64,
+        gas: u64,
+    ) -> Result<Agreed, Error> {
+        let me = ed25519_of(&self.peer_id()).expect("nodes have Ed25519 identities");
+        let address = smart::SmartContracts::address_of(&code, &me, &msg, time);
+        let replicas = self.contract_replicas(&address).await?;
+        let ask = Ask::Instantiate {
+            code,
+            msg,
+            time,
+            gas,
+        };
+        let first = self.ask_replica(replicas[0], &ask).await;
+        match &first {
+            Ok(Answer::Refused(Refusal::NoCode)) => return Err(SmartError::NoCode(code).into()),
+            Ok(Answer::Refused(Refusal::Exists)) => return Err(SmartError::Exists(address).into()),
+            _ => {}
+        }
+        let mut answers = vec![(replicas[0], first)];
+        answers.extend(self.ask_all(&replicas[1..], &ask).await);
+        self.tally(address, &replicas, answers)
+    }
+
+    /// Runs an execute on the contract at `address` through its replicas.
+    pub async fn contract_execute(
+        &self,
+        address: Hash,
+        msg: Vec<u8>,
+        time: u64,
+        gas: u64,
+    ) -> Result<Agreed, Error> {
+        let replicas = self.contract_replicas(&address).await?;
+        for _ in 0..STALE_RETRIES {
+            let (at, holders) = self.agreed_version(address, &replicas).await?;
+            let primary = holders[0];
+            let ask = Ask::Execute {
+                address,
+                msg: msg.clone(),
+                time,
+                gas,
+                at,
+            };
+            let first = self.ask_replica(primary, &ask).await;
+            if let Ok(Answer::Refused(Refusal::Stale { .. })) = first {
+                continue; // another execute took version `at` first
+            }
+            let others: Vec<PeerId> = replicas.iter().copied().filter(|p| *p != primary).collect();
+            let mut answers = vec![(primary, first)];
+            answers.extend(self.ask_all(&others, &ask).await);
+            return self.tally(address, &replicas, answers);
+        }
+        Err(SmartError::Contended(address).into())
+    }
+
+    /// Runs a query on the contract at `address` on every replica; nothing is written.
+    pub async fn contract_query(
+        &self,
+        address: Hash,
+        msg: Vec<u8>,
+        time: u64,
+        gas: u64,
+    ) -> Result<Agreed, Error> {
+        let replicas = self.contract_replicas(&address).await?;
+        let ask = Ask::Query {
+            address,
+            msg,
+            time,
+            gas,
+        };
+        // An execute landing between the replicas' answers splits them; asking again after it
+        // settles them.
+        for _ in 0..3 {
+            let answers = self.ask_all(&replicas, &ask).await;
+            match self.tally(address, &replicas, answers) {
+                Err(Error::Smart(SmartError::NoMajority { .. })) | Err(Error::Net(_)) => {}
+                other => return other,
+            }
+        }
+        let answers = self.ask_all(&replicas, &ask).await;
+        self.tally(address, &replicas, answers)
+    }
+
+    /// The state version a majority of `replicas` are at, and those replicas, closest first.
+    async fn agreed_version(
+        &self,
+        address: Hash,
+        replicas: &[PeerId],
+    ) -> Result<(u64, Vec<PeerId>), Error> {
+        let answers = self.ask_all(replicas, &Ask::Status { address }).await;
+        let statuses: Vec<(PeerId, Instance)> = answers
+            .iter()
+            .filter_map(|(p, a)| match a {
+                Ok(Answer::Status(Some(i))) => Some((*p, i.clone())),
+                _ => None,
+            })
+            .collect();
+        if statuses.is_empty() {
+            return Err(SmartError::NoInstance(address).into());
+        }
+        let Some(((_, at, _), holders)) = majority_status(&statuses, replicas.len()) else {
+            return Err(SmartError::NoMajority {
+                address,
+                replicas: replicas.len(),
+                answers: statuses
+                    .iter()
+                    .map(|(p, i)| format!("{p} at version {}", i.sequence))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        };
+        // Keep the distance order of `replicas`.
+        let holders = replicas
+            .iter()
+            .copied()
+            .filter(|p| holders.contains(p))
+            .collect();
+        Ok((at, holders))
+    }
+
+    /// The majority's reply among `answers`, the others reported and told to check themselves.
+    fn tally(
+        &self,
+        address: Hash,
+        replicas: &[PeerId],
+        answers: Vec<(PeerId, Result<Answer, String>)>,
+    ) -> Result<Agreed, Error> {
+        let mut groups: Vec<(Reply, Vec<PeerId>)> = Vec::new();
+        for (p, a) in &answers {
+            if let Ok(Answer::Called(r)) = a {
+                match groups.iter_mut().find(|g| g.0 == *r) {
+                    Some(g) => g.1.push(*p),
+                    None => groups.push((r.clone(), vec![*p])),
+                }
+            }
+        }
+        let Some((reply, agreeing)) = groups.into_iter().find(|g| g.1.len() > replicas.len() / 2)
+        else {
+            if answers.iter().all(|(_, a)| {
+                matches!(
+                    a,
+                    Ok(Answer::Refused(Refusal::NoInstance | Refusal::NotReplica))
+                )
+            }) {
+                return Err(SmartError::NoInstance(address).into());
+            }
+            let answers = answers
+                .iter()
+                .map(|(p, a)| format!("{p}: {}", describe(a)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            // Everyone checks: whoever is off the majority state brings itself back.
+            self.tell_to_check(address, replicas.to_vec());
+            return Err(SmartError::NoMajority {
+                address,
+                replicas: replicas.len(),
+                answers,
+            }
+            .into());
+        };
+        let mismatches: Vec<(PeerId, String)> = answers
+            .iter()
+            .filter(|(p, _)| !agreeing.contains(p))
+            .map(|(p, a)| (*p, describe(a)))
+            .collect();
+        if !mismatches.is_empty() {
+            tracing::warn!(%address, "replicas disagree with the majority: {mismatches:?}");
+            self.tell_to_check(address, mismatches.iter().map(|m| m.0).collect());
+        }
+        Ok(Agreed {
+            address,
+            reply,
+            replicas: replicas.to_vec(),
+            agreeing: agreeing.len(),
+            mismatches,
+        })
+    }
+
+    fn tell_to_check(&self, address: Hash, peers: Vec<PeerId>) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            node.ask_all(&peers, &Ask::Check { address }).await;
+        });
+    }
+
+    async fn ask_all(&self, peers: &[PeerId], ask: &Ask) -> Vec<(PeerId, Result<Answer, String>)> {
+        join_all(
+            peers
+                .iter()
+                .map(|p| async move { (*p, self.ask_replica(*p, ask).await) }),
+        )
+        .await
+    }
+
+    /// Asks `peer` (this node answers itself without the network).
+    async fn ask_replica(&self, peer: PeerId, ask: &Ask) -> Result<Answer, String> {
+        if peer == self.peer_id() {
+            return Ok(self.answer_contract(peer, ask.clone()).await);
+        }
+        let bytes = postcard::to_allocvec(ask).map_err(|e| e.to_string())?;
+        match self.inner.dht.request(peer, Request::Contract(bytes)).await {
+            Ok(Response::Contract(b)) => postcard::from_bytes(&b).map_err(|e| e.to_string()),
+            Ok(Response::Refused(why)) => Err(why),
+            Ok(_) => Err("an answer of another kind".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Answers a contract request from `peer` (its encoding).
+    pub(super) async fn serve_contract(&self, peer: PeerId, bytes: &[u8]) -> Response {
+        match postcard::from_bytes::<Ask>(bytes) {
+            Ok(ask) => match postcard::to_allocvec(&self.answer_contract(peer, ask).await) {
+                Ok(b) => Response::Contract(b),
+                Err(e) => Response::Refused(e.to_string()),
+            },
+            Err(e) => Response::Refused(format!("not a contract request: {e}")),
+        }
+    }
+
+    async fn answer_contract(&self, peer: PeerId, ask: Ask) -> Answer {
+        match self.answer_or_refuse(peer, ask).await {
+            Ok(a) => a,
+            Err(r) => Answer::Refused(r),
+        }
+    }
+
+    async fn answer_or_refuse(&self, peer: PeerId, ask: Ask) -> Result<Answer, Refusal> {
+        let caller = ed25519_of(&peer)
+            .ok_or_else(|| Refusal::Other("the asking node has no Ed25519 identity".into()))?;
+        let skew = |time: u64| {
+            let now = zhtp_dht::record::unix_now();
+            if time.abs_diff(now) > MAX_SKEW {
+                Err(Refusal::Other(format!(
+                    "the call's time {time} is more than {MAX_SKEW} s from this replica's clock ({now})"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let run = |f: Job| {
+            let node = self.clone();
+            async move {
+                blocking(move || f(&node.inner.smart))
+                    .await
+                    .map_err(|e| Refusal::Other(e.to_string()))?
+                    .map_err(refusal)
+            }
+        };
+        match ask {
+            Ask::Instantiate {
+                code,
+                msg,
+                time,
+                gas,
+            } => {
+                skew(time)?;
+                let address = smart::SmartContracts::address_of(&code, &caller, &msg, time);
+                self.replica_of(&address).await?;
+                self.fetch_code(code).await?;
+                run(Box::new(move |s| {
+                    let (_, c) = s.instantiate(&code, caller, &msg, time, gas)?;
+                    Ok(Answer::Called(c.into()))
+                }))
+                .await
+            }
+            Ask::Execute {
+                address,
+                msg,
+                time,
+                gas,
+                at,
+            } => {
+                skew(time)?;
+                run(Box::new(move |s| {
+                    let c = s.execute(&address, caller, &msg, time, gas, 0, Some(at))?;
+                    Ok(Answer::Called(c.into()))
+                }))
+                .await
+            }
+            Ask::Query {
+                address,
+                msg,
+                time,
+                gas,
+            } => {
+                skew(time)?;
+                run(Box::new(move |s| {
+                    let o = s.query(&address, caller, &msg, time, gas)?;
+                    let inst = s
+                        .instance(&address)?
+                        .ok_or(smart::Error::NoInstance(address))?;
+                    Ok(Answer::Called(Reply {
+                        result: o.result,
+                        sequence: inst.sequence,
+                        root: inst.root()?,
+                        gas_used: o.gas_used,
+                    }))
+                }))
+                .await
+            }
+            Ask::Status { address } => {
+                run(Box::new(move |s| Ok(Answer::Status(s.instance(&address)?)))).await
+            }
+            Ask::Page { address, after } => {
+                run(Box::new(move |s| {
+                    let (instance, pairs, more) = s.page(&address, after.as_deref(), PAGE_BYTES)?;
+                    Ok(Answer::Page {
+                        instance,
+                        pairs,
+                        more,
+                    })
+                }))
+                .await
+            }
+            Ask::Check { address } => {
+                let mut pending = self
+                    .inner
+                    .checks
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                // A check already pending covers this one; beyond the bound, they are dropped
+                // (the next repair round checks every instance anyway).
+                if pending.len() < MAX_CHECKS
+                    && pending.insert(address)
+                    && self.inner.checks.queue.try_send(address).is_err()
+                {
+                    pending.remove(&address);
+                }
+                Ok(Answer::Checking)
+            }
+        }
+    }
+
+    /// Refuses with [`Refusal::NotReplica`] unless this node is one of `address`'s replicas.
+    async fn replica_of(&self, address: &Hash) -> Result<(), Refusal> {
+        let replicas = self
+            .contract_replicas(address)
+            .await
+            .map_err(|e| Refusal::Other(e.to_string()))?;
+        if replicas.contains(&self.peer_id()) {
+            Ok(())
+        } else {
+            Err(Refusal::NotReplica)
+        }
+    }
+
+    /// Makes sure the code `h` is kept here: fetched from its record and validated if not.
+    async fn fetch_code(&self, h: Hash) -> Result<(), Refusal> {
+        let node = self.clone();
+        if blocking(move || node.inner.smart.has_code(&h))
+            .await
+            .map_err(|e| Refusal::Other(e.to_string()))?
+            .map_err(refusal)?
+        {
+            return Ok(());
+        }
+        let record = self
+            .inner
+            .dht
+            .get_record(&code_key(&h))
+            .await
+            .map_err(|_| Refusal::NoCode)?;
+        let node = self.clone();
+        let got = blocking(move || node.inner.smart.deploy(&record.payload))
+            .await
+            .map_err(|e| Refusal::Other(e.to_string()))?
+            .map_err(refusal)?;
+        if got != h {
+            return Err(Refusal::Other(format!(
+                "the record of code {h} holds code {got}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks this node's instance at `address` against the other replicas it sees; when a
+    /// majority of them agree on another state, pulls it from one of them and installs it if
+    /// it hashes to their root. `Ok(true)`: replaced.
+    pub async fn catch_up(&self, address: Hash) -> Result<bool, Error> {
+        let replicas = self.contract_replicas(&address).await?;
+        let me = self.peer_id();
+        if !replicas.contains(&me) {
+            return Ok(false);
+        }
+        let answers = self.ask_all(&replicas, &Ask::Status { address }).await;
+        let statuses: Vec<(PeerId, Instance)> = answers
+            .into_iter()
+            .filter_map(|(p, a)| match a {
+                Ok(Answer::Status(Some(i))) => Some((p, i)),
+                _ => None,
+            })
+            .collect();
+        let Some(((code, sequence, root), holders)) = majority_status(&statuses, replicas.len())
+        else {
+            return Ok(false);
+        };
+        if holders.contains(&me) {
+            return Ok(false);
+        }
+        let creator = statuses
+            .iter()
+            .find(|(p, _)| holders.contains(p))
+            .map(|(_, i)| i.creator)
+            .expect("a holder answered");
+        self.fetch_code(code)
+            .await
+            .map_err(|r| Error::Invalid(format!("code {code}: {r:?}")))?;
+        let mut last = String::new();
+        for source in replicas.iter().filter(|p| holders.contains(p)) {
+            match self.pull(*source, address, (sequence, root)).await {
+                Ok(pairs) => {
+                    let node = self.clone();
+                    blocking(move || {
+                        node.inner
+                            .smart
+                            .install(&address, (code, creator, sequence), &pairs, root)
+                    })
+                    .await?
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                    tracing::info!(%address, sequence, from = %source, "contract state caught up");
+                    self.inner.dht.changed();
+                    return Ok(true);
+                }
+                Err(e) => last = format!("{source}: {e}"),
+            }
+        }
+        Err(Error::Invalid(format!(
+            "contract {address}: no replica gave the agreed state ({last})"
+        )))
+    }
+
+    /// The whole state at `address` from `source`, every page at version `sequence` with root
+    /// `root`.
+    async fn pull(
+        &self,
+        source: PeerId,
+        address: Hash,
+        (sequence, root): (u64, [u8; 32]),
+    ) -> Result<Vec<Pair>, String> {
+        let (mut pairs, mut bytes, mut after) = (Vec::<Pair>::new(), 0usize, None);
+        loop {
+            let page = self
+                .ask_replica(source, &Ask::Page { address, after })
+                .await?;
+            let Answer::Page {
+                instance,
+                pairs: got,
+                more,
+            } = page
+            else {
+                return Err(describe(&Ok(page)));
+            };
+            if instance.sequence != sequence || instance.root().ok() != Some(root) {
+                return Err(format!("moved on to version {}", instance.sequence));
+            }
+            for (k, v) in got {
+                // Strictly increasing keys: no duplicates, nothing a page sent again.
+                if pairs.last().is_some_and(|(last, _)| *last >= k) {
+                    return Err("state pages out of order".into());
+                }
+                bytes += k.len() + v.len();
+                if bytes > MAX_STATE {
+                    return Err(format!("state larger than {MAX_STATE} bytes"));
+                }
+                pairs.push((k, v));
+            }
+            if !more {
+                return Ok(pairs);
+            }
+            after = match pairs.last() {
+                Some((k, _)) => Some(k.clone()),
+                None => return Err("an empty page said more follow".into()),
+            };
+        }
+    }
+
+    /// Checks every instance kept here against its replicas: catches this node up where a
+    /// majority agree on another state, and tells replicas that are behind, off, or missing the
+    /// instance (new replicas after churn) to check themselves.
+    pub async fn contract_round(&self) -> Result<ContractRound, Error> {
+        let node = self.clone();
+        let addresses = blocking(move || node.inner.smart.addresses())
+            .await?
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut round = ContractRound {
+            instances: addresses.len(),
+            ..ContractRound::default()
+        };
+        let me = self.peer_id();
+        for address in addresses {
+            match self.catch_up(address).await {
+                Ok(true) => round.caught_up += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%address, "contract check failed: {e}"),
+            }
+            let replicas = self.contract_replicas(&address).await?;
+            let answers = self.ask_all(&replicas, &Ask::Status { address }).await;
+            let statuses: Vec<(PeerId, Instance)> = answers
+                .iter()
+                .filter_map(|(p, a)| match a {
+                    Ok(Answer::Status(Some(i))) => Some((*p, i.clone())),
+                    _ => None,
+                })
+                .collect();
+            let Some((_, holders)) = majority_status(&statuses, replicas.len()) else {
+                continue;
+            };
+            let off: HashSet<PeerId> = replicas
+                .iter()
+                .copied()
+                .filter(|p| *p != me && !holders.contains(p))
+                .collect();
+            round.told += off.len();
+            if !off.is_empty() {
+                self.ask_all(
+                    &off.into_iter().collect::<Vec<_>>(),
+                    &Ask::Check { address },
+                )
+                .await;
+            }
+        }
+        Ok(round)
+    }
+}

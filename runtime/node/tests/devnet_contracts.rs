@@ -1,0 +1,238 @@
+//! Smart contracts through the DHT on a devnet of real nodes: deployed on one node,
+//! instantiated from another, executed from a third and queried from a fourth; every call
+//! runs on the replicas closest to the contract's address and is accepted by a majority.
+
+#[path = "support/net.rs"]
+mod support;
+
+use std::collections::HashSet;
+
+use support::{connected, network, start, until};
+use zhtp::network::{Error, Node, SmartError, validate_record};
+use zhtp_dht::record::unix_now;
+use zhtp_host::ContractError;
+use zhtp_host::abi::contract::DEFAULT_GAS_LIMIT as GAS;
+use zhtp_types::Hash;
+
+fn answer(a: &zhtp::network::Agreed) -> String {
+    String::from_utf8(a.reply.result.clone().expect("the call succeeded")).unwrap()
+}
+
+/// Every node's (version, root) of the instance at `address`, for those that keep it.
+fn kept(nodes: &[&Node], address: &Hash) -> Vec<(zhtp_dht::PeerId, u64, [u8; 32])> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let i = n.smart().instance(address).unwrap()?;
+            Some((n.peer_id(), i.sequence, i.root().unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_deployed_on_one_node_runs_on_its_replicas_from_any_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 6).await;
+    let (a, b, c, f) = (&nodes[0], &nodes[1], &nodes[2], &nodes[5]);
+
+    // A pricing plugin is no contract: refused before anything is published.
+    assert!(matches!(
+        a.contract_deploy(zhtp_artifacts::PRICING_STANDARD.to_vec())
+            .await,
+        Err(Error::Smart(SmartError::Invalid(_)))
+    ));
+    let code = a
+        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        code,
+        Hash(*blake3::hash(zhtp_artifacts::COUNTER).as_bytes())
+    );
+
+    // Instantiated from C: C is the creator, the replicas fetch the code from its record.
+    let t = unix_now();
+    let made = c
+        .contract_instantiate(code, br#"{"start":1}"#.to_vec(), t, GAS)
+        .await
+        .unwrap();
+    assert_eq!(answer(&made), r#"{"count":1}"#);
+    assert_eq!((made.agreeing, made.replicas.len()), (3, 3));
+    assert!(made.mismatches.is_empty(), "{:?}", made.mismatches);
+    let address = made.address;
+    // Exactly the three nodes closest to the address keep it, at version 0.
+    let all: Vec<&Node> = nodes.iter().collect();
+    let holders: HashSet<_> = kept(&all, &address).iter().map(|k| k.0).collect();
+    assert_eq!(holders, made.replicas.iter().copied().collect());
+    // The same instantiate again names the same address: refused.
+    assert!(matches!(
+        c.contract_instantiate(code, br#"{"start":1}"#.to_vec(), t, GAS)
+            .await,
+        Err(Error::Smart(SmartError::Exists(x))) if x == address
+    ));
+
+    // Executed from F, queried from B.
+    let inc = br#"{"increment":{"by":2}}"#.to_vec();
+    let one = f
+        .contract_execute(address, inc.clone(), unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!(answer(&one), r#"{"count":3}"#);
+    assert_eq!((one.reply.sequence, one.agreeing), (1, 3));
+    let q = b
+        .contract_query(address, br#"{"count":{}}"#.to_vec(), unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!(answer(&q), r#"{"count":3}"#);
+    assert_eq!((q.reply.sequence, q.reply.root), (1, one.reply.root));
+
+    // Two executes at once from two nodes: both are applied, one after the other, and every
+    // replica ends with the same root.
+    let by1 = br#"{"increment":{"by":1}}"#.to_vec();
+    let (x, y) = tokio::join!(
+        nodes[3].contract_execute(address, by1.clone(), unix_now(), GAS),
+        nodes[4].contract_execute(address, by1.clone(), unix_now(), GAS),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let mut versions = [x.reply.sequence, y.reply.sequence];
+    versions.sort();
+    assert_eq!(versions, [2, 3]);
+    let counts: HashSet<String> = [answer(&x), answer(&y)].into();
+    assert_eq!(
+        counts,
+        [r#"{"count":4}"#, r#"{"count":5}"#]
+            .map(String::from)
+            .into()
+    );
+    let states = kept(&all, &address);
+    assert_eq!(states.len(), 3);
+    assert!(
+        states
+            .iter()
+            .all(|s| (s.1, s.2) == (states[0].1, states[0].2)),
+        "replicas diverged: {states:?}"
+    );
+    assert_eq!(states[0].1, 3);
+
+    // Out of gas: nothing committed anywhere, the version and root stay.
+    let starved = f
+        .contract_execute(address, inc.clone(), unix_now(), 10_500)
+        .await
+        .unwrap();
+    assert_eq!(
+        starved.reply.result,
+        Err(ContractError::OutOfGas { limit: 10_500 })
+    );
+    assert_eq!(starved.agreeing, 3);
+    assert_eq!(kept(&all, &address), states);
+
+    // What does not exist is named.
+    assert!(matches!(
+        f.contract_execute(Hash([7; 32]), inc.clone(), unix_now(), GAS)
+            .await,
+        Err(Error::Smart(SmartError::NoInstance(_)))
+    ));
+    assert!(matches!(
+        c.contract_instantiate(Hash([9; 32]), b"{}".to_vec(), unix_now(), GAS)
+            .await,
+        Err(Error::Smart(SmartError::NoCode(_)))
+    ));
+}
+
+#[test]
+fn a_code_record_must_hash_to_its_key() {
+    let publisher = zhtp_dht::Keypair::generate_ed25519().public().to_peer_id();
+    let wasm = zhtp_artifacts::COUNTER;
+    let key = [zhtp::network::CODE_KEY, blake3::hash(wasm).as_bytes()].concat();
+    assert_eq!(validate_record(&key, wasm, &publisher), Ok(()));
+    // Other bytes under the counter's hash: every node refuses to store or serve them.
+    let forged = zhtp_artifacts::REGISTRY;
+    assert_eq!(
+        validate_record(&key, forged, &publisher),
+        Err("contract code filed under another hash".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_or_off_the_majority_catches_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, boot) = network(&tmp, 4).await;
+    let code = nodes[0]
+        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
+        .await
+        .unwrap();
+    let made = nodes[0]
+        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
+        .await
+        .unwrap();
+    let address = made.address;
+    // A replica that is not the first node (which coordinates) goes down.
+    let down = nodes
+        .iter()
+        .position(|n| made.replicas.contains(&n.peer_id()) && n.peer_id() != nodes[0].peer_id())
+        .unwrap();
+    let down_id = nodes[down].peer_id();
+    let dir = tmp.path().join(format!("node-{down}"));
+    nodes.remove(down).stop().await;
+    let coordinator = &nodes[0];
+    connected(coordinator, 2).await;
+    let inc = br#"{"increment":{"by":1}}"#.to_vec();
+    for n in 1..=2u64 {
+        let r = coordinator
+            .contract_execute(address, inc.clone(), unix_now(), GAS)
+            .await
+            .unwrap();
+        assert_eq!(r.reply.sequence, n);
+    }
+
+    // Restarted from its data dir: at version 0 while the others are at 2.
+    let back = start(&dir, boot).await;
+    let _ = back.dht().bootstrap().await;
+    connected(&back, 3).await;
+    for n in &nodes {
+        connected(n, 3).await;
+    }
+    assert_eq!(back.peer_id(), down_id);
+    assert_eq!(
+        back.smart().instance(&address).unwrap().unwrap().sequence,
+        0
+    );
+    let r = coordinator
+        .contract_execute(address, inc.clone(), unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!(answer(&r), r#"{"count":3}"#);
+    // The replica behind is reported, not hidden...
+    assert!(
+        r.mismatches.iter().any(|(p, _)| *p == down_id),
+        "{:?}",
+        r.mismatches
+    );
+    // ...and catches up from the others, checked against their root.
+    let agreed = (r.reply.sequence, r.reply.root);
+    until("the restarted replica to catch up", [&back], || async {
+        back.smart()
+            .instance(&address)
+            .unwrap()
+            .is_some_and(|i| (i.sequence, i.root().unwrap()) == agreed)
+    })
+    .await;
+
+    // A replica on a branch the others did not take (a call applied only there, version 4) is
+    // brought back to the state the majority agree on (version 3).
+    back.smart()
+        .execute(&address, [5; 32], &inc, unix_now(), GAS, 0, Some(3))
+        .unwrap();
+    let off = back.smart().instance(&address).unwrap().unwrap();
+    assert_ne!(off.root().unwrap(), agreed.1);
+    assert!(back.catch_up(address).await.unwrap());
+    let i = back.smart().instance(&address).unwrap().unwrap();
+    assert_eq!((i.sequence, i.root().unwrap()), agreed);
+    // Now all three answer alike.
+    let q = back
+        .contract_query(address, br#"{"count":{}}"#.to_vec(), unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!((answer(&q).as_str(), q.agreeing), (r#"{"count":3}"#, 3));
+    assert!(q.mismatches.is_empty(), "{:?}", q.mismatches);
+}
