@@ -207,6 +207,42 @@ struct CodeInner {
     info: GuestInfo,
     pre: InstancePre<HostState>,
     engine: Engine,
+    slots: Arc<Slots>,
+}
+
+/// Instances alive at once, at most the pool's size: a call waits for a slot rather than
+/// failing to instantiate, so how busy a node is never changes a call's result.
+#[derive(Debug)]
+struct Slots {
+    free: std::sync::Mutex<u32>,
+    freed: std::sync::Condvar,
+}
+
+impl Slots {
+    fn new(n: u32) -> Self {
+        Self {
+            free: std::sync::Mutex::new(n),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn take(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Code {
@@ -223,6 +259,7 @@ pub struct Contracts {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     limits: Limits,
+    slots: Arc<Slots>,
 }
 
 impl std::fmt::Debug for Contracts {
@@ -250,11 +287,31 @@ fn operator_cost() -> OperatorCost {
     cost
 }
 
+/// Contract instances alive at once in the pooling allocator. A call beyond it gets its
+/// instance the slow way (on demand) rather than failing: how a call is allocated must never
+/// change its result.
+const POOL_INSTANCES: u32 = 256;
+
 /// The deterministic engine: WebAssembly 2.0 without SIMD, every later proposal off by name
 /// (not left to wasmtime's defaults). Threads need wasmtime's `threads` feature, which this
 /// build leaves out: a shared memory is refused at load.
-fn engine() -> wasmtime::Result<Engine> {
+///
+/// `pooled`: instances come from wasmtime's pooling allocator (slots reserved once, a freed
+/// slot's pages given back with `madvise`), which makes a fresh instance per call cheap;
+/// otherwise each instance maps its memory anew.
+fn engine(pooled: bool) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    if pooled {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_core_instances(POOL_INSTANCES)
+            .total_memories(POOL_INSTANCES)
+            .total_tables(POOL_INSTANCES)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .table_elements(abi::MAX_TABLE)
+            .max_memory_size(abi::MAX_MEMORY);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
     config
         .consume_fuel(true)
         .operator_cost(operator_cost())
@@ -289,8 +346,19 @@ impl Contracts {
     /// A contract host. Its limits are the ABI's (`zhtp_abi::contract::MAX_*`), the same on
     /// every node; gas, not time, bounds a call.
     pub fn new() -> Result<Self, LoadError> {
+        Self::build(true)
+    }
+
+    /// A contract host that maps every instance's memory anew instead of taking it from a
+    /// pool: what the pool saves, for benches.
+    #[doc(hidden)]
+    pub fn on_demand() -> Result<Self, LoadError> {
+        Self::build(false)
+    }
+
+    fn build(pooled: bool) -> Result<Self, LoadError> {
         let limits = contract_limits();
-        let engine = engine().map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let engine = engine(pooled).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let mut linker =
             crate::env::linker_v1(&engine).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         imports::add(&mut linker).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -298,6 +366,7 @@ impl Contracts {
             engine,
             linker: Arc::new(linker),
             limits,
+            slots: Arc::new(Slots::new(POOL_INSTANCES)),
         })
     }
 
@@ -341,6 +410,7 @@ impl Contracts {
                 },
                 pre,
                 engine: self.engine.clone(),
+                slots: self.slots.clone(),
             }),
         })
     }
@@ -493,6 +563,8 @@ impl Code {
             paid: 0,
             failure: None,
         }));
+        // Declared before the store: dropped after it, so the slot is free when it is given back.
+        let _slot = self.inner.slots.take();
         let mut store = Store::new(&self.inner.engine, host);
         store.limiter(|s| &mut s.limiter);
         store.set_fuel(limit - abi::gas::BASE).expect("fuel is on");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use zhtp_content::{CodeKind, CodeParams, EncryptionLevel};
 use zhtp_store::Config;
-use zhtp_types::StorageTier;
+use zhtp_types::{Hash, StorageTier};
 
 use crate::local::{LocalNode, PutOptions};
 
@@ -316,4 +316,253 @@ pub fn identity() -> Result<(), zhtp_identity::Error> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The median of `n` timings of `f`, after `n / 10` unmeasured runs.
+fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let mut v: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    v[n / 2]
+}
+
+/// CosmWasm 3.0 (wasmer singlepass) on this machine, measured side by side when the contract
+/// issue was filed: a counter increment warm, and a full cycle (instance from cache, execute,
+/// state commit).
+const COSMWASM_WARM: Duration = Duration::from_micros(24);
+const COSMWASM_CYCLE: Duration = Duration::from_micros(102);
+
+/// Smart-contract costs: the counter's increment natively (serde_json and a map: the same
+/// work without wasm), warm in the host, through a node's store with its commit, and end to
+/// end through a 3-node devnet; compiling; a 1,000-name registry batch; gas per second. Each
+/// next to the CosmWasm anchor where there is one. `dir` holds the stores.
+pub fn contracts(dir: &std::path::Path) -> Result<(), crate::network::Error> {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use zhtp_host::abi::contract::DEFAULT_GAS_LIMIT as GAS;
+    use zhtp_host::{Call, Contracts, Entry};
+
+    use crate::smart::SmartContracts;
+
+    let invalid = |e: &dyn std::fmt::Display| crate::network::Error::Invalid(e.to_string());
+    let inc = br#"{"increment":{"by":1}}"#;
+    let host = Contracts::new().map_err(|e| invalid(&e))?;
+    let counter = zhtp_artifacts::COUNTER;
+    let code = host.load(counter).map_err(|e| invalid(&e))?;
+    let call = |entry, msg: &[u8], gas_limit| Call {
+        entry,
+        msg: msg.to_vec(),
+        caller: [1; 32],
+        address: [2; 32],
+        sequence: 0,
+        time: 1_700_000_000,
+        funds: 0,
+        balance: 0,
+        gas_limit,
+    };
+    // The counter's state after its instantiate, in memory.
+    let made = code.run(
+        call(Entry::Instantiate, br#"{"start":0}"#, GAS),
+        Arc::new(BTreeMap::<Vec<u8>, Vec<u8>>::new()),
+    );
+    let state: Arc<BTreeMap<Vec<u8>, Vec<u8>>> = Arc::new(
+        made.writes
+            .iter()
+            .filter_map(|w| Some((w.key.clone(), w.after.clone()?)))
+            .collect(),
+    );
+    const N: usize = 2_000;
+
+    // The same work natively: parse the message, read, add, write, answer.
+    let mut map: BTreeMap<Vec<u8>, Vec<u8>> = (*state).clone();
+    let native = median_of(N * 10, || {
+        let m: serde_json::Value = serde_json::from_slice(black_box(inc)).expect("json");
+        let by = m["increment"]["by"].as_u64().unwrap_or(0);
+        let now = map
+            .get(b"count".as_slice())
+            .and_then(|v| serde_json::from_slice::<u64>(v).ok())
+            .unwrap_or(0);
+        map.insert(
+            b"count".to_vec(),
+            serde_json::to_vec(&(now + by)).expect("json"),
+        );
+        black_box(serde_json::to_vec(&serde_json::json!({ "count": now + by })).expect("json"));
+    });
+    let mut gas = 0;
+    let warm = median_of(N, || {
+        let o = code.run(call(Entry::Execute, inc, GAS), state.clone());
+        gas = o.gas_used;
+        black_box(o);
+    });
+    let query = median_of(N, || {
+        black_box(code.run(call(Entry::Query, br#"{"count":{}}"#, GAS), state.clone()));
+    });
+    let compile = median_of(20, || {
+        black_box(host.load(counter).expect("valid"));
+    });
+
+    // Through a node's store: load, run, commit (one batch), with and without fsync.
+    let cycle = |sync: bool,
+                 name: &str|
+     -> Result<(Duration, SmartContracts, Hash), crate::network::Error> {
+        let store = Arc::new(zhtp_store::Store::open(
+            dir.join(name),
+            Config::default().with_sync(sync),
+        )?);
+        let sc = SmartContracts::open(store).map_err(|e| invalid(&e))?;
+        let h = sc.deploy(counter).map_err(|e| invalid(&e))?;
+        let (a, _) = sc
+            .instantiate(&h, [1; 32], br#"{"start":0}"#, 1_700_000_000, GAS)
+            .map_err(|e| invalid(&e))?;
+        let d = median_of(if sync { 200 } else { N }, || {
+            black_box(
+                sc.execute(&a, [1; 32], inc, 1_700_000_000, GAS, 0, None)
+                    .expect("runs"),
+            );
+        });
+        Ok((d, sc, a))
+    };
+    let (cycle_nosync, sc, counter_at) = cycle(false, "contracts-nosync")?;
+    let (cycle_sync, _, _) = cycle(true, "contracts-sync")?;
+    let cache_hit = median_of(N, || {
+        black_box(sc.instance(&counter_at).expect("kept"));
+    });
+
+    // 1,000 registry names, one execute each, committed with fsync as a node does.
+    let store = Arc::new(zhtp_store::Store::open(
+        dir.join("registry"),
+        Config::default(),
+    )?);
+    let sc = SmartContracts::open(store).map_err(|e| invalid(&e))?;
+    let h = sc
+        .deploy(zhtp_artifacts::REGISTRY)
+        .map_err(|e| invalid(&e))?;
+    let (reg, _) = sc
+        .instantiate(&h, [1; 32], b"{}", 1_700_000_000, GAS)
+        .map_err(|e| invalid(&e))?;
+    let content = "ab".repeat(32);
+    let (mut batch_gas, t) = (0u64, Instant::now());
+    for i in 0..1_000 {
+        let msg = format!(r#"{{"register":{{"name":"name-{i}","content":"{content}"}}}}"#);
+        let c = sc
+            .execute(&reg, [1; 32], msg.as_bytes(), 1_700_000_000, GAS, 0, None)
+            .map_err(|e| invalid(&e))?;
+        if let Err(e) = c.result {
+            return Err(invalid(&e));
+        }
+        batch_gas += c.gas_used;
+    }
+    let batch = t.elapsed();
+
+    // End to end through a 3-node devnet on 127.0.0.1: status round, primary, the others.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(crate::network::Error::Input)?;
+    let e2e = rt.block_on(devnet_execute(dir))?;
+
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("smart contracts: the counter's increment unless said otherwise; medians");
+    println!(
+        "{:<58} {:>11} {:>11} {:>11}",
+        "operation", "µs", "vs native", "vs CosmWasm"
+    );
+    let row = |name: &str, d: Duration, anchor: Option<Duration>| {
+        println!(
+            "{name:<58} {:>11.1} {:>10.1}x {:>11}",
+            us(d),
+            d.as_secs_f64() / native.as_secs_f64(),
+            anchor.map_or("".into(), |a| format!(
+                "{:.2}x",
+                d.as_secs_f64() / a.as_secs_f64()
+            ))
+        );
+    };
+    row("native: serde_json + a map (reference)", native, None);
+    row(
+        "warm execute: fresh instance, call, writes collected",
+        warm,
+        Some(COSMWASM_WARM),
+    );
+    row("warm query", query, None);
+    row(
+        "full cycle: load, execute, commit (RocksDB, no fsync)",
+        cycle_nosync,
+        Some(COSMWASM_CYCLE),
+    );
+    row(
+        "full cycle with fsync (what a node does)",
+        cycle_sync,
+        Some(COSMWASM_CYCLE),
+    );
+    row("compile the counter (cold, Cranelift)", compile, None);
+    row("compiled-code cache hit and instance read", cache_hit, None);
+    row(
+        "registry: 1,000 names registered, per name (fsync)",
+        batch / 1_000,
+        None,
+    );
+    row("devnet execute end to end, 3 replicas", e2e, None);
+    println!(
+        "gas: {gas} per increment; {:.0} M gas/s warm; registry batch {:.0} M gas/s with commits ({} ms for 1,000)",
+        gas as f64 / warm.as_secs_f64() / 1e6,
+        batch_gas as f64 / batch.as_secs_f64() / 1e6,
+        batch.as_millis()
+    );
+    Ok(())
+}
+
+/// The median of 50 counter increments through a 3-node devnet, as a node's API would run them.
+async fn devnet_execute(dir: &std::path::Path) -> Result<Duration, crate::network::Error> {
+    use crate::network::{Node, RepairConfig};
+    use zhtp_host::abi::contract::DEFAULT_GAS_LIMIT as GAS;
+    let config = |boot: Vec<zhtp_dht::Multiaddr>| {
+        let mut c = zhtp_dht::Config::default();
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
+        c.bootstrap = boot;
+        c
+    };
+    let first = Node::start(&dir.join("e2e-0"), config(vec![]), RepairConfig::default()).await?;
+    let boot = first.dht().dialable(1).await?;
+    let mut net = vec![first];
+    for i in 1..3 {
+        let d = dir.join(format!("e2e-{i}"));
+        net.push(Node::start(&d, config(boot.clone()), RepairConfig::default()).await?);
+    }
+    for n in &net {
+        let _ = n.dht().bootstrap().await;
+    }
+    for n in &net {
+        n.dht().wait_connected(2).await?;
+    }
+    let now = zhtp_dht::record::unix_now;
+    let code = net[0]
+        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
+        .await?;
+    let a = net[1]
+        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), now(), GAS)
+        .await?
+        .address;
+    let mut v = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        net[2]
+            .contract_execute(a, br#"{"increment":{"by":1}}"#.to_vec(), now(), GAS)
+            .await?;
+        v.push(t.elapsed());
+    }
+    v.sort();
+    for n in net {
+        n.stop().await;
+    }
+    Ok(v[v.len() / 2])
 }

@@ -158,6 +158,9 @@ pub enum Bench {
     Devnet,
     /// Sealing and opening an identity in the keystore (Argon2id), against memcpy.
     Identity,
+    /// Smart contracts: warm calls, full cycles with commits, compiling, a registry batch, a
+    /// devnet execute; against native code and the CosmWasm anchor.
+    Contracts,
 }
 
 /// The data directory in force.
@@ -252,6 +255,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Bench::Pipeline => zhtp::bench::pipeline(mib.max(1), &tmp).map_err(Into::into),
                 Bench::Devnet => zhtp::bench::devnet(mib.max(1), 6, &tmp).map_err(Into::into),
                 Bench::Identity => zhtp::bench::identity().map_err(Into::into),
+                Bench::Contracts => zhtp::bench::contracts(&tmp).map_err(Into::into),
             };
             let _ = std::fs::remove_dir_all(&tmp);
             r
