@@ -309,7 +309,17 @@ fn engine(pooled: bool) -> wasmtime::Result<Engine> {
             .max_memories_per_module(1)
             .max_tables_per_module(1)
             .table_elements(abi::MAX_TABLE)
-            .max_memory_size(abi::MAX_MEMORY);
+            .max_memory_size(abi::MAX_MEMORY)
+            // A freed slot's pages are given back 32 slots at a time: one `madvise` and one
+            // TLB flush for 32 calls instead of one each (warm increment 19 -> 13 µs here).
+            // A slot waiting in the batch is not handed out until its pages are reset.
+            .decommit_batch_size(32)
+            // Tables are reset with `memset` rather than unmapped: at the cap (10,000 8-byte
+            // elements) that is cheaper than faulting the pages in again (13 -> 10 µs). Linear
+            // memories are not: a Rust guest touches pages a megabyte in (its stack), and
+            // `memset` of that much cost more than the faults (48 µs). No `pagemap_scan`: its
+            // reset skips pages that are not resident (bytecodealliance/wasmtime#14357).
+            .table_keep_resident(abi::MAX_TABLE * 8);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     config

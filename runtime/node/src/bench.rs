@@ -403,6 +403,12 @@ pub fn contracts(dir: &std::path::Path) -> Result<(), crate::network::Error> {
         gas = o.gas_used;
         black_box(o);
     });
+    let unpooled = Contracts::on_demand()
+        .and_then(|h| h.load(counter))
+        .map_err(|e| invalid(&e))?;
+    let on_demand = median_of(N, || {
+        black_box(unpooled.run(call(Entry::Execute, inc, GAS), state.clone()));
+    });
     let query = median_of(N, || {
         black_box(code.run(call(Entry::Query, br#"{"count":{}}"#, GAS), state.clone()));
     });
@@ -491,6 +497,11 @@ pub fn contracts(dir: &std::path::Path) -> Result<(), crate::network::Error> {
     row(
         "warm execute: fresh instance, call, writes collected",
         warm,
+        Some(COSMWASM_WARM),
+    );
+    row(
+        "warm execute, memory mapped per instance (no pool)",
+        on_demand,
         Some(COSMWASM_WARM),
     );
     row("warm query", query, None);
