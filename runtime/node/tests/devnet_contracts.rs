@@ -126,6 +126,18 @@ async fn a_contract_deployed_on_one_node_runs_on_its_replicas_from_any_other() {
     assert_eq!(starved.agreeing, 3);
     assert_eq!(kept(&all, &address), states);
 
+    // SPEC R-c-net-time: a time more than 300 s from the replicas' clocks is refused by each.
+    let e = f
+        .contract_execute(address, inc.clone(), unix_now() - 400, GAS)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("more than 300 s from this replica's clock"),
+        "{e}"
+    );
+    assert_eq!(kept(&all, &address), states);
+
     // What does not exist is named.
     assert!(matches!(
         f.contract_execute(Hash([7; 32]), inc.clone(), unix_now(), GAS)

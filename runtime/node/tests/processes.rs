@@ -134,6 +134,28 @@ fn contracts_through_the_command_line_of_three_node_processes() {
         e.contains("the contract's execute failed: the contract refused"),
         "{e}"
     );
+    // SPEC R-c-net-caller: the caller is the node the command went to; node 1 owns it.
+    let out = String::from_utf8(ok(nodes[1].cli(&[
+        "contract",
+        "execute",
+        address,
+        "--msg",
+        r#"{"reset":{}}"#,
+    ])))
+    .unwrap();
+    assert!(out.contains(r#"answer    {"count":0}"#), "{out}");
+    let out = String::from_utf8(ok(nodes[2].cli(&[
+        "contract",
+        "execute",
+        address,
+        "--msg",
+        r#"{"increment":{"by":6}}"#,
+    ])))
+    .unwrap();
+    assert!(
+        out.contains(r#"answer    {"count":6}"#) && out.contains("version 3,"),
+        "{out}"
+    );
     // Bad input, each named.
     let e = fail(nodes[0].cli(&["contract", "execute", address, "--msg", "{count"]));
     assert!(e.contains("is not JSON"), "{e}");
@@ -162,7 +184,7 @@ fn contracts_through_the_command_line_of_three_node_processes() {
             reply["output"]["count"].as_u64(),
             reply["sequence"].as_u64()
         ),
-        (Some(6), Some(1))
+        (Some(6), Some(3))
     );
     let (status, _) = support::http(
         &nodes[1].addr,

@@ -137,3 +137,22 @@ fn a_registry_lists_its_names_from_the_store() {
         .collect();
     assert_eq!(names, ["blog", "docs"]);
 }
+
+/// SPEC.md R-c-net-address: the golden address.
+#[test]
+fn an_address_is_derived_as_the_spec_says() {
+    let a = SmartContracts::address_of(
+        &zhtp_types::Hash([0x11; 32]),
+        &[0x22; 32],
+        b"{}",
+        1_700_000_000,
+    );
+    // The derivation as the spec words it, byte by byte.
+    let mut bytes = vec![0x11; 32];
+    bytes.extend_from_slice(&[0x22; 32]);
+    bytes.extend_from_slice(&1_700_000_000u64.to_le_bytes());
+    bytes.extend_from_slice(blake3::hash(b"{}").as_bytes());
+    assert_eq!(a.0, blake3::derive_key("zhtp contract address v1", &bytes));
+    let spec = include_str!("../../../host/SPEC.md");
+    assert!(spec.contains(&a.to_string()), "SPEC.md does not give {a}");
+}
