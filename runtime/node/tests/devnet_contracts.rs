@@ -187,7 +187,30 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
     let dir = tmp.path().join(format!("node-{down}"));
     nodes.remove(down).stop().await;
     let coordinator = &nodes[0];
-    connected(coordinator, 2).await;
+    for n in &nodes {
+        connected(n, 2).await;
+    }
+    // The node that was no replica is one now. A repair round on a remaining replica finds it
+    // without the instance and tells it to check: it pulls the state from the two others.
+    let holder = nodes
+        .iter()
+        .find(|n| made.replicas.contains(&n.peer_id()))
+        .unwrap();
+    let newcomer = nodes
+        .iter()
+        .find(|n| !made.replicas.contains(&n.peer_id()))
+        .unwrap();
+    assert!(newcomer.smart().instance(&address).unwrap().is_none());
+    let round = holder.repair().await.unwrap().contracts;
+    assert_eq!((round.instances, round.told), (1, 1));
+    until("the new replica to get the state", [newcomer], || async {
+        newcomer
+            .smart()
+            .instance(&address)
+            .unwrap()
+            .is_some_and(|i| (i.sequence, i.root().unwrap()) == (0, made.reply.root))
+    })
+    .await;
     let inc = br#"{"increment":{"by":1}}"#.to_vec();
     for n in 1..=2u64 {
         let r = coordinator
