@@ -287,9 +287,8 @@ fn operator_cost() -> OperatorCost {
     cost
 }
 
-/// Contract instances alive at once in the pooling allocator. A call beyond it gets its
-/// instance the slow way (on demand) rather than failing: how a call is allocated must never
-/// change its result.
+/// Contract instances alive at once in the pooling allocator. A call beyond it waits for a
+/// slot (see `Slots`) rather than failing: how busy a node is must never change a result.
 const POOL_INSTANCES: u32 = 256;
 
 /// The deterministic engine: WebAssembly 2.0 without SIMD, every later proposal off by name

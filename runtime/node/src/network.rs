@@ -56,7 +56,7 @@ pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 pub use market::{MarketConfig, MarketView};
 pub use migration::{Migrated, Reads, ReviewReport};
-pub use replicated::{Agreed, CODE_KEY, ContractRound, MAX_SKEW, Reply, SmartError};
+pub use replicated::{Agreed, CODE_KEY, ContractRound, MAX_SKEW, Misstep, Reply, SmartError};
 pub use tiers::{Churn, Placement};
 
 /// How long a manifest record lives in the DHT before it must be published again.

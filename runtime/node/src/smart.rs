@@ -51,6 +51,9 @@ pub enum Error {
     /// A state from another node does not have the root it was said to have.
     #[error("the state received does not have the agreed root")]
     Mismatch,
+    /// The instance changed while a state to replace it was fetched.
+    #[error("the instance changed meanwhile")]
+    Moved,
     /// The store failed, or holds something it did not write.
     #[error("contract store: {0}")]
     Store(String),
@@ -112,6 +115,10 @@ fn code_key(h: &Hash) -> Vec<u8> {
 
 fn instance_key(a: &Hash) -> Vec<u8> {
     [b"i".as_slice(), a.as_bytes()].concat()
+}
+
+fn note_key(a: &Hash) -> Vec<u8> {
+    [b"l".as_slice(), a.as_bytes()].concat()
 }
 
 fn state_prefix(a: &Hash) -> Vec<u8> {
@@ -291,16 +298,18 @@ impl SmartContracts {
     }
 
     /// Replaces the state at `address` with `pairs` (sorted, unique keys) as version `sequence`
-    /// of an instance of `code` by `creator`, in one batch — if the root of `pairs` is `root`;
-    /// otherwise nothing is written and [`Error::Mismatch`] says so. What a replica that is
-    /// behind (or was on a branch the others did not take) does with the state the others
-    /// agree on.
+    /// of an instance of `code` by `creator`, in one batch — if the root of `pairs` is `root`
+    /// (else [`Error::Mismatch`]) and the instance here is still `was` (its version and root;
+    /// `None`: no instance), else [`Error::Moved`]: a call committed meanwhile is never
+    /// overwritten. What a replica that is behind (or was on a branch the others did not take)
+    /// does with the state the others agree on.
     pub fn install(
         &self,
         address: &Hash,
         (code, creator, sequence): (Hash, [u8; 32], u64),
         pairs: &[Pair],
         root: [u8; 32],
+        was: Option<(u64, [u8; 32])>,
     ) -> Result<(), Error> {
         self.code(&code)?;
         let mut hash = StateHash::default();
@@ -317,8 +326,18 @@ impl SmartContracts {
             accumulator: hash.to_bytes(),
         };
         let _one = self.lock(address);
+        let now = match self.instance(address)? {
+            Some(i) => Some((i.sequence, i.root()?)),
+            None => None,
+        };
+        if now != was {
+            return Err(Error::Moved);
+        }
         let prefix = state_prefix(address);
         let mut b = self.store.batch();
+        // The last call noted here is not the one that led to this state.
+        self.store
+            .delete(&mut b, Cf::Contracts, &note_key(address))?;
         for item in self.store.scan(Cf::Contracts, &prefix)? {
             let (k, _) = item?;
             self.store.delete(&mut b, Cf::Contracts, &k)?;
@@ -374,8 +393,14 @@ impl SmartContracts {
         )
     }
 
-    /// Commits `o`'s writes and the instance after it, in one batch.
-    fn commit(&self, address: &Hash, mut inst: Instance, o: &Outcome) -> Result<Instance, Error> {
+    /// Commits `o`'s writes and the instance after it (and `note`, when given), in one batch.
+    fn commit(
+        &self,
+        address: &Hash,
+        mut inst: Instance,
+        o: &Outcome,
+        note: Option<&[u8]>,
+    ) -> Result<Instance, Error> {
         let mut hash = inst.hash()?;
         o.apply_to(&mut hash);
         inst.accumulator = hash.to_bytes();
@@ -391,8 +416,17 @@ impl SmartContracts {
         let bytes = postcard::to_allocvec(&inst).expect("an instance encodes");
         self.store
             .put(&mut b, Cf::Contracts, &instance_key(address), &bytes)?;
+        if let Some(n) = note {
+            self.store
+                .put(&mut b, Cf::Contracts, &note_key(address), n)?;
+        }
         self.store.write(b)?;
         Ok(inst)
+    }
+
+    /// The note the last execute committed here with [`Self::execute_noted`] left, if any.
+    pub fn note(&self, address: &Hash) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.store.get(Cf::Contracts, &note_key(address))?)
     }
 
     /// Creates an instance of `code` with `msg`: its address and the committed call (a failed
@@ -426,7 +460,7 @@ impl SmartContracts {
             accumulator: StateHash::default().to_bytes(),
         };
         let root = match &o.result {
-            Ok(_) => self.commit(&address, inst, &o)?.root()?,
+            Ok(_) => self.commit(&address, inst, &o, None)?.root()?,
             Err(_) => inst.root()?,
         };
         Ok((
@@ -463,6 +497,20 @@ impl SmartContracts {
         if funds > 0 {
             return Err(Error::Funds);
         }
+        self.execute_noted(address, caller, msg, (time, gas), at, None)
+    }
+
+    /// [`Self::execute`] without funds, keeping `note` (the call as the replicas know it) with
+    /// the commit, in the same batch: what [`Self::note`] reads until the next execute.
+    pub fn execute_noted(
+        &self,
+        address: &Hash,
+        caller: [u8; 32],
+        msg: &[u8],
+        (time, gas): (u64, u64),
+        at: Option<u64>,
+        note: Option<&[u8]>,
+    ) -> Result<Committed, Error> {
         let _one = self.lock(address);
         let (inst, c) = self.loaded(address)?;
         if let Some(at) = at
@@ -485,7 +533,7 @@ impl SmartContracts {
             Ok(_) => {
                 let mut next = inst.clone();
                 next.sequence += 1;
-                self.commit(address, next, &o)?
+                self.commit(address, next, &o, note)?
             }
             Err(_) => inst,
         };
@@ -507,15 +555,28 @@ impl SmartContracts {
         time: u64,
         gas: u64,
     ) -> Result<Outcome, Error> {
+        Ok(self.query_at(address, caller, msg, time, gas)?.0)
+    }
+
+    /// [`Self::query`], with the instance it read (its version and root).
+    pub fn query_at(
+        &self,
+        address: &Hash,
+        caller: [u8; 32],
+        msg: &[u8],
+        time: u64,
+        gas: u64,
+    ) -> Result<(Outcome, Instance), Error> {
         let _one = self.lock(address);
         let (inst, c) = self.loaded(address)?;
-        Ok(self.call(
+        let o = self.call(
             &c,
             address,
             Entry::Query,
             caller,
             msg,
             (inst.sequence, time, gas),
-        ))
+        );
+        Ok((o, inst))
     }
 }

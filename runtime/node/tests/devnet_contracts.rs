@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 
 use support::{connected, network, start, until};
-use zhtp::network::{Error, Node, SmartError, validate_record};
+use zhtp::network::{Error, Misstep, Node, SmartError, validate_record};
 use zhtp_dht::record::unix_now;
 use zhtp_host::ContractError;
 use zhtp_host::abi::contract::DEFAULT_GAS_LIMIT as GAS;
@@ -178,10 +178,12 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
         .await
         .unwrap();
     let address = made.address;
-    // A replica that is not the first node (which coordinates) goes down.
+    // A replica that is neither the primary nor the first node (which coordinates) goes down.
     let down = nodes
         .iter()
-        .position(|n| made.replicas.contains(&n.peer_id()) && n.peer_id() != nodes[0].peer_id())
+        .position(|n| {
+            made.replicas[1..].contains(&n.peer_id()) && n.peer_id() != nodes[0].peer_id()
+        })
         .unwrap();
     let down_id = nodes[down].peer_id();
     let dir = tmp.path().join(format!("node-{down}"));
@@ -253,21 +255,117 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
     })
     .await;
 
-    // A replica on a branch the others did not take (a call applied only there, version 4) is
-    // brought back to the state the majority agree on (version 3).
+    // A replica on a branch the others did not take (a call applied only there: version 4
+    // while the others are at 3) keeps it until the others pass version 4 with another call;
+    // then it takes the state they agree on. It never goes back to an earlier version.
     back.smart()
         .execute(&address, [5; 32], &inc, unix_now(), GAS, 0, Some(3))
         .unwrap();
-    let off = back.smart().instance(&address).unwrap().unwrap();
-    assert_ne!(off.root().unwrap(), agreed.1);
-    assert!(back.catch_up(address).await.unwrap());
-    let i = back.smart().instance(&address).unwrap().unwrap();
-    assert_eq!((i.sequence, i.root().unwrap()), agreed);
+    assert!(!back.catch_up(address).await.unwrap());
+    assert_eq!(
+        back.smart().instance(&address).unwrap().unwrap().sequence,
+        4
+    );
+    let r = coordinator
+        .contract_execute(address, inc.clone(), unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer(&r).as_str(), r.reply.sequence),
+        (r#"{"count":4}"#, 4)
+    );
+    assert!(
+        r.mismatches.iter().any(|(p, _)| *p == down_id),
+        "{:?}",
+        r.mismatches
+    );
+    let agreed = (r.reply.sequence, r.reply.root);
+    until(
+        "the replica off the majority to take its state",
+        [&back],
+        || async {
+            back.smart()
+                .instance(&address)
+                .unwrap()
+                .is_some_and(|i| (i.sequence, i.root().unwrap()) == agreed)
+        },
+    )
+    .await;
     // Now all three answer alike.
     let q = back
         .contract_query(address, br#"{"count":{}}"#.to_vec(), unix_now(), GAS)
         .await
         .unwrap();
-    assert_eq!((answer(&q).as_str(), q.agreeing), (r#"{"count":3}"#, 3));
+    assert_eq!((answer(&q).as_str(), q.agreeing), (r#"{"count":4}"#, 3));
     assert!(q.mismatches.is_empty(), "{:?}", q.mismatches);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_primary_orders_calls_and_a_call_it_applied_alone_is_forwarded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (nodes, _) = network(&tmp, 3).await;
+    let code = nodes[0]
+        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
+        .await
+        .unwrap();
+    let made = nodes[0]
+        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
+        .await
+        .unwrap();
+    let address = made.address;
+    let by_id = |id| nodes.iter().find(|n| n.peer_id() == id).unwrap();
+    let (primary, follower, other) = (
+        by_id(made.replicas[0]),
+        made.replicas[1],
+        by_id(made.replicas[2]),
+    );
+    let all: Vec<&Node> = nodes.iter().collect();
+    let before = kept(&all, &address);
+    let inc = br#"{"increment":{"by":1}}"#.to_vec();
+    let call = (0, inc.clone(), unix_now());
+
+    // A peer sending an execute straight to a replica that is not the primary: refused.
+    let a = other
+        .contract_misstep(address, call.clone(), Misstep::Execute(follower))
+        .await;
+    assert!(a.contains("NotPrimary"), "{a}");
+    // The same as if a primary had applied it, signed by the sender (a replica, not the
+    // primary): refused. Two such calls could otherwise split the replicas for good.
+    let a = other
+        .contract_misstep(address, call.clone(), Misstep::SelfSigned(follower))
+        .await;
+    assert!(a.contains("NotSigned"), "{a}");
+    assert_eq!(kept(&all, &address), before);
+
+    // A coordinator that stops after the primary applied its call: the primary is one version
+    // ahead of the others...
+    let a = other
+        .contract_misstep(address, call, Misstep::OnlyPrimary)
+        .await;
+    assert!(a.contains("at version 1"), "{a}");
+    assert_eq!(
+        primary
+            .smart()
+            .instance(&address)
+            .unwrap()
+            .unwrap()
+            .sequence,
+        1
+    );
+    // ...and the next execute first forwards that call to them, then runs at version 1.
+    let r = nodes[1]
+        .contract_execute(address, inc, unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer(&r).as_str(), r.reply.sequence),
+        (r#"{"count":2}"#, 2)
+    );
+    assert_eq!(r.agreeing, 3);
+    assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+    let states = kept(&all, &address);
+    assert!(
+        states.iter().all(|s| (s.1, s.2) == (2, r.reply.root)),
+        "{states:?}"
+    );
 }

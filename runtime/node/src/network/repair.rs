@@ -100,7 +100,11 @@ impl Node {
             // How long a loss takes to heal once seen: the model's repair time.
             self.record_repair(started.elapsed());
         }
-        report.contracts = self.contract_round().await?;
+        // A failing contract check must not lose the shard repair's report.
+        match self.contract_round().await {
+            Ok(r) => report.contracts = r,
+            Err(e) => tracing::warn!("contract round failed: {e}"),
+        }
         Ok(report)
     }
 

@@ -11,22 +11,28 @@
 //! replica). The caller a contract sees is that node's Ed25519 key, taken from the
 //! authenticated connection, never from the message. An execute first asks every replica its
 //! state version and root, and names the version most of them are at (`at`). It goes to the
-//! *primary* (the closest replica at that version) first, and to the others only once the
-//! primary applied it: the primary applies one call per version (compare-and-swap), so of two
-//! concurrent executes made against the same version only one reaches the others; the other
-//! comes back stale and is retried against the next version. A replica applies a call only at
-//! the version it names.
+//! *primary*, the replica closest to the address, and only there: the primary applies one call
+//! per version (compare-and-swap) and signs it (address, version, caller, time, gas, message
+//! hash). The other replicas apply a call only with the signature of the replica *they* see as
+//! primary, and only at the version it names. So of two concurrent executes made against the
+//! same version only one is ever applied anywhere; the other comes back stale and is retried
+//! against the next version; and a peer sending calls to replicas directly gets them refused.
+//! The primary keeps the last call it signed: when a coordinator stops between the primary and
+//! the others, the next one forwards that call to the replicas one version behind first.
 //!
 //! **Divergence.** Answers that differ from the majority's are reported with the result, never
 //! hidden, and the replicas that gave them are told to check themselves. A replica checking
 //! itself asks the replicas *it* sees for their versions and roots (a coordinator's word is
-//! never enough), and when a majority agree on a state other than its own it pulls that state
-//! page by page from one of them and installs it only if it hashes to the agreed root. The
-//! same check runs for every kept instance in each repair round, which also brings the state
-//! onto a node that became a replica (one left, or a closer one joined).
+//! never enough). When a majority agree on a later version than its own, or on another state at
+//! its own version, it replays the primary's last signed call (one version behind) or pulls the
+//! state page by page from one of them, and installs it only if it hashes to the agreed root and
+//! its own instance has not moved meanwhile. It never goes back to an earlier version. The same
+//! check runs for every kept instance in each repair round, which also brings the state onto a
+//! node that became a replica (one left, or a closer one joined).
 
 use std::collections::HashSet;
 use std::sync::PoisonError;
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -47,15 +53,27 @@ const PAGE_BYTES: usize = 256 << 10;
 /// Largest state a replica pulls when it catches up (it holds it in memory to check its root
 /// before it writes anything).
 pub const MAX_STATE: usize = 64 << 20;
-/// Times an execute is made again after another one took the version it was made against.
+/// Times an execute is made again after another one took the version it was made against, or
+/// while its primary catches up.
 const STALE_RETRIES: usize = 8;
+/// The first wait for a primary catching up; doubled at each retry.
+const PRIMARY_WAIT: Duration = Duration::from_millis(20);
+/// What a pulled pair costs beyond its bytes (two vectors), counted against [`MAX_STATE`].
+const PAIR_OVERHEAD: usize = 64;
 /// Checks waiting on a node: a peer asking for more gets them ignored.
 const MAX_CHECKS: usize = 64;
+/// Contract requests from peers answered at once (each may run a call of up to the ABI's gas
+/// limit).
+const PEER_RUNS: usize = 4;
 
 /// The checks replicas were told to make, run one at a time by [`checker`].
 pub(super) struct Checks {
     pending: std::sync::Mutex<HashSet<Hash>>,
     queue: tokio::sync::mpsc::Sender<Hash>,
+    /// Held by a running catch-up.
+    running: tokio::sync::Mutex<()>,
+    /// Contract requests from peers being answered.
+    peer_runs: tokio::sync::Semaphore,
 }
 
 impl Checks {
@@ -63,7 +81,16 @@ impl Checks {
     pub(super) fn new() -> (Self, tokio::sync::mpsc::Receiver<Hash>) {
         let (queue, rx) = tokio::sync::mpsc::channel(MAX_CHECKS);
         let pending = std::sync::Mutex::default();
-        (Self { pending, queue }, rx)
+        let running = tokio::sync::Mutex::new(());
+        (
+            Self {
+                pending,
+                queue,
+                running,
+                peer_runs: tokio::sync::Semaphore::new(PEER_RUNS),
+            },
+            rx,
+        )
     }
 }
 
@@ -76,15 +103,16 @@ pub(super) async fn checker(
     while let Some(address) = queue.recv().await {
         let Some(inner) = node.upgrade() else { break };
         let node = Node { inner };
-        if let Err(e) = node.catch_up(address).await {
-            tracing::warn!(%address, "contract check failed: {e}");
-        }
+        // Taken off before the check: one asked for while it runs is made again after it.
         node.inner
             .checks
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&address);
+        if let Err(e) = node.catch_up(address).await {
+            tracing::warn!(%address, "contract check failed: {e}");
+        }
     }
 }
 
@@ -104,9 +132,22 @@ pub enum SmartError {
     /// An instance exists at this address already.
     #[error("a contract exists at {0} already")]
     Exists(Hash),
-    /// Other executes kept taking the version this one was made against.
-    #[error("contract {0} is busy: {STALE_RETRIES} other executes came first; try again")]
+    /// Other executes kept taking the version this one was made against, or the primary did
+    /// not catch up.
+    #[error(
+        "contract {0} is busy: in {STALE_RETRIES} tries, other executes came first or its primary was catching up; try again"
+    )]
     Contended(Hash),
+    /// The primary did not apply the call (unreachable, refused, or answered something else).
+    #[error("contract {address}: its primary {primary} did not apply the call ({answer})")]
+    Primary {
+        /// The contract.
+        address: Hash,
+        /// The primary (a peer id).
+        primary: String,
+        /// What it answered.
+        answer: String,
+    },
     /// The replicas do not agree, or too few answered.
     #[error("contract {address}: no majority of the {replicas} replicas agree ({answers})")]
     NoMajority {
@@ -129,7 +170,7 @@ enum Ask {
         time: u64,
         gas: u64,
     },
-    /// Run an execute, only at state version `at`.
+    /// Run an execute, only at state version `at`, as the primary: sign it and keep it.
     Execute {
         address: Hash,
         msg: Vec<u8>,
@@ -153,6 +194,43 @@ enum Ask {
     },
     /// Your answer differed from the majority's: check yourself against the other replicas.
     Check { address: Hash },
+    /// Apply this execute, which the primary applied and signed.
+    Apply { call: Signed },
+    /// The last execute you applied and kept (as the primary signed it).
+    Last { address: Hash },
+}
+
+/// An execute as the primary applied it, signed by the primary: what the other replicas apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Signed {
+    address: Hash,
+    at: u64,
+    msg: Vec<u8>,
+    caller: [u8; 32],
+    time: u64,
+    gas: u64,
+    /// The primary's Ed25519 key.
+    primary: [u8; 32],
+    signature: Vec<u8>,
+}
+
+impl Signed {
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut b = b"zhtp contract call v1\0".to_vec();
+        b.extend_from_slice(self.address.as_bytes());
+        b.extend_from_slice(&self.at.to_le_bytes());
+        b.extend_from_slice(&self.caller);
+        b.extend_from_slice(&self.time.to_le_bytes());
+        b.extend_from_slice(&self.gas.to_le_bytes());
+        b.extend_from_slice(blake3::hash(&self.msg).as_bytes());
+        b
+    }
+
+    /// Whether `primary` signed it.
+    fn verify(&self) -> bool {
+        libp2p::identity::ed25519::PublicKey::try_from_bytes(&self.primary)
+            .is_ok_and(|k| k.verify(&self.signed_bytes(), &self.signature))
+    }
 }
 
 /// A replica's answer.
@@ -166,6 +244,12 @@ enum Answer {
         more: bool,
     },
     Checking,
+    /// The primary applied the execute: its reply, and the call signed.
+    Applied {
+        reply: Reply,
+        call: Signed,
+    },
+    Last(Option<Signed>),
     Refused(Refusal),
 }
 
@@ -187,6 +271,10 @@ enum Refusal {
     NoCode,
     /// It is not one of the address's replicas as it sees the network.
     NotReplica,
+    /// It is not the address's primary as it sees the network.
+    NotPrimary,
+    /// The call applied is not signed by the primary it sees.
+    NotSigned,
     /// Anything else, in words.
     Other(String),
 }
@@ -213,6 +301,18 @@ impl From<smart::Committed> for Reply {
             gas_used: c.gas_used,
         }
     }
+}
+
+/// What [`Node::contract_misstep`] sends.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum Misstep {
+    /// The execute to the primary, and nothing to the others.
+    OnlyPrimary,
+    /// The execute straight to this replica.
+    Execute(PeerId),
+    /// The execute to this replica as if applied by a primary, signed by the sender.
+    SelfSigned(PeerId),
 }
 
 /// A call the replicas agreed on.
@@ -271,6 +371,7 @@ fn describe(a: &Result<Answer, String>) -> String {
             &hex::encode(r.root)[..16],
             r.gas_used
         ),
+        Ok(Answer::Applied { reply, .. }) => describe(&Ok(Answer::Called(reply.clone()))),
         Ok(Answer::Refused(r)) => format!("refused: {r:?}"),
         Ok(_) => "an answer of another kind".into(),
         Err(e) => format!("no answer: {e}"),
@@ -290,8 +391,8 @@ fn refusal(e: smart::Error) -> Refusal {
     }
 }
 
-/// An instance's code, state version and root: what replicas that agree share.
-type Version = (Hash, u64, [u8; 32]);
+/// An instance's code, creator, state version and root: what replicas that agree share.
+type Version = (Hash, [u8; 32], u64, [u8; 32]);
 
 /// The [`Version`] a strict majority of `statuses` (out of `replicas`) share, and who.
 fn majority_status(
@@ -301,13 +402,25 @@ fn majority_status(
     let mut groups: Vec<(Version, Vec<PeerId>)> = Vec::new();
     for (p, i) in statuses {
         let Ok(root) = i.root() else { continue };
-        let k = (i.code, i.sequence, root);
+        let k = (i.code, i.creator, i.sequence, root);
         match groups.iter_mut().find(|g| g.0 == k) {
             Some(g) => g.1.push(*p),
             None => groups.push((k, vec![*p])),
         }
     }
     groups.into_iter().find(|g| g.1.len() > replicas / 2)
+}
+
+fn no_majority(address: Hash, replicas: usize, statuses: &[(PeerId, Instance)]) -> SmartError {
+    SmartError::NoMajority {
+        address,
+        replicas,
+        answers: statuses
+            .iter()
+            .map(|(p, i)| format!("{p} at version {}", i.sequence))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 impl Node {
@@ -385,9 +498,28 @@ impl Node {
         gas: u64,
     ) -> Result<Agreed, Error> {
         let replicas = self.contract_replicas(&address).await?;
+        let primary = replicas[0];
+        let mut wait = PRIMARY_WAIT;
         for _ in 0..STALE_RETRIES {
-            let (at, holders) = self.agreed_version(address, &replicas).await?;
-            let primary = holders[0];
+            let statuses = self.statuses(address, &replicas).await;
+            if statuses.is_empty() {
+                return Err(SmartError::NoInstance(address).into());
+            }
+            // Replicas one version behind the primary did not get its last call (its
+            // coordinator stopped halfway): they get it first.
+            if self.forward_last(address, primary, &statuses).await {
+                continue;
+            }
+            let Some(((_, _, at, _), holders)) = majority_status(&statuses, replicas.len()) else {
+                return Err(no_majority(address, replicas.len(), &statuses).into());
+            };
+            if !holders.contains(&primary) {
+                // Behind, off, or without the instance: it checks itself against the others.
+                self.tell_to_check(address, vec![primary]);
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                continue;
+            }
             let ask = Ask::Execute {
                 address,
                 msg: msg.clone(),
@@ -395,16 +527,104 @@ impl Node {
                 gas,
                 at,
             };
-            let first = self.ask_replica(primary, &ask).await;
-            if let Ok(Answer::Refused(Refusal::Stale { .. })) = first {
-                continue; // another execute took version `at` first
-            }
+            let (reply, call) = match self.ask_replica(primary, &ask).await {
+                Ok(Answer::Applied { reply, call }) => (reply, call),
+                // Another execute took version `at` first.
+                Ok(Answer::Refused(Refusal::Stale { .. })) => continue,
+                other => {
+                    return Err(SmartError::Primary {
+                        address,
+                        primary: primary.to_string(),
+                        answer: describe(&other),
+                    }
+                    .into());
+                }
+            };
             let others: Vec<PeerId> = replicas.iter().copied().filter(|p| *p != primary).collect();
-            let mut answers = vec![(primary, first)];
-            answers.extend(self.ask_all(&others, &ask).await);
+            let mut answers = vec![(primary, Ok(Answer::Called(reply)))];
+            answers.extend(self.ask_all(&others, &Ask::Apply { call }).await);
             return self.tally(address, &replicas, answers);
         }
         Err(SmartError::Contended(address).into())
+    }
+
+    /// Sends the primary's last signed call to the replicas exactly one version behind it;
+    /// `true` when one of them applied it.
+    async fn forward_last(
+        &self,
+        address: Hash,
+        primary: PeerId,
+        statuses: &[(PeerId, Instance)],
+    ) -> bool {
+        let Some((_, p)) = statuses.iter().find(|(x, _)| *x == primary) else {
+            return false;
+        };
+        let behind: Vec<PeerId> = statuses
+            .iter()
+            .filter(|(x, i)| *x != primary && i.code == p.code && i.sequence + 1 == p.sequence)
+            .map(|(x, _)| *x)
+            .collect();
+        if behind.is_empty() {
+            return false;
+        }
+        let Ok(Answer::Last(Some(call))) = self.ask_replica(primary, &Ask::Last { address }).await
+        else {
+            return false;
+        };
+        if call.at + 1 != p.sequence {
+            return false;
+        }
+        tracing::info!(%address, at = call.at, "forwarding the primary's last call to replicas behind it");
+        self.ask_all(&behind, &Ask::Apply { call })
+            .await
+            .iter()
+            .any(|(_, a)| matches!(a, Ok(Answer::Called(r)) if r.sequence == p.sequence))
+    }
+
+    /// What a coordinator stopping halfway, or a misbehaving peer, sends: for tests. Returns
+    /// the answer in words.
+    #[doc(hidden)]
+    pub async fn contract_misstep(
+        &self,
+        address: Hash,
+        (at, msg, time): (u64, Vec<u8>, u64),
+        misstep: Misstep,
+    ) -> String {
+        let gas = zhtp_host::abi::contract::DEFAULT_GAS_LIMIT;
+        let execute = Ask::Execute {
+            address,
+            msg: msg.clone(),
+            time,
+            gas,
+            at,
+        };
+        let (peer, ask) = match misstep {
+            Misstep::OnlyPrimary => match self.contract_replicas(&address).await {
+                Ok(r) => (r[0], execute),
+                Err(e) => return e.to_string(),
+            },
+            Misstep::Execute(peer) => (peer, execute),
+            Misstep::SelfSigned(peer) => {
+                let mut call = Signed {
+                    address,
+                    at,
+                    msg,
+                    caller: ed25519_of(&self.peer_id()).expect("an Ed25519 node"),
+                    time,
+                    gas,
+                    primary: ed25519_of(&self.peer_id()).expect("an Ed25519 node"),
+                    signature: Vec::new(),
+                };
+                call.signature = self
+                    .inner
+                    .dht
+                    .keypair()
+                    .sign(&call.signed_bytes())
+                    .expect("signs");
+                (peer, Ask::Apply { call })
+            }
+        };
+        describe(&self.ask_replica(peer, &ask).await)
     }
 
     /// Runs a query on the contract at `address` on every replica; nothing is written.
@@ -435,42 +655,16 @@ impl Node {
         self.tally(address, &replicas, answers)
     }
 
-    /// The state version a majority of `replicas` are at, and those replicas, closest first.
-    async fn agreed_version(
-        &self,
-        address: Hash,
-        replicas: &[PeerId],
-    ) -> Result<(u64, Vec<PeerId>), Error> {
-        let answers = self.ask_all(replicas, &Ask::Status { address }).await;
-        let statuses: Vec<(PeerId, Instance)> = answers
-            .iter()
+    /// The instances `replicas` report at `address` (those that answered with one).
+    async fn statuses(&self, address: Hash, replicas: &[PeerId]) -> Vec<(PeerId, Instance)> {
+        self.ask_all(replicas, &Ask::Status { address })
+            .await
+            .into_iter()
             .filter_map(|(p, a)| match a {
-                Ok(Answer::Status(Some(i))) => Some((*p, i.clone())),
+                Ok(Answer::Status(Some(i))) => Some((p, i)),
                 _ => None,
             })
-            .collect();
-        if statuses.is_empty() {
-            return Err(SmartError::NoInstance(address).into());
-        }
-        let Some(((_, at, _), holders)) = majority_status(&statuses, replicas.len()) else {
-            return Err(SmartError::NoMajority {
-                address,
-                replicas: replicas.len(),
-                answers: statuses
-                    .iter()
-                    .map(|(p, i)| format!("{p} at version {}", i.sequence))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-            .into());
-        };
-        // Keep the distance order of `replicas`.
-        let holders = replicas
-            .iter()
-            .copied()
-            .filter(|p| holders.contains(p))
-            .collect();
-        Ok((at, holders))
+            .collect()
     }
 
     /// The majority's reply among `answers`, the others reported and told to check themselves.
@@ -504,8 +698,6 @@ impl Node {
                 .map(|(p, a)| format!("{p}: {}", describe(a)))
                 .collect::<Vec<_>>()
                 .join("; ");
-            // Everyone checks: whoever is off the majority state brings itself back.
-            self.tell_to_check(address, replicas.to_vec());
             return Err(SmartError::NoMajority {
                 address,
                 replicas: replicas.len(),
@@ -561,8 +753,13 @@ impl Node {
         }
     }
 
-    /// Answers a contract request from `peer` (its encoding).
+    /// Answers a contract request from `peer` (its encoding). At most [`PEER_RUNS`] at once:
+    /// beyond, a request is refused as busy at once (its sender tries again shortly), so that
+    /// contract work never holds the permits shard requests are served under.
     pub(super) async fn serve_contract(&self, peer: PeerId, bytes: &[u8]) -> Response {
+        let Ok(_run) = self.inner.checks.peer_runs.try_acquire() else {
+            return Response::Refused(zhtp_dht::protocol::BUSY.into());
+        };
         match postcard::from_bytes::<Ask>(bytes) {
             Ok(ask) => match postcard::to_allocvec(&self.answer_contract(peer, ask).await) {
                 Ok(b) => Response::Contract(b),
@@ -626,9 +823,72 @@ impl Node {
                 at,
             } => {
                 skew(time)?;
+                self.primary_of(&address).await?;
+                let mut call = Signed {
+                    address,
+                    at,
+                    msg,
+                    caller,
+                    time,
+                    gas,
+                    primary: ed25519_of(&self.peer_id())
+                        .ok_or_else(|| Refusal::Other("this node has no Ed25519 key".into()))?,
+                    signature: Vec::new(),
+                };
+                call.signature = self
+                    .inner
+                    .dht
+                    .keypair()
+                    .sign(&call.signed_bytes())
+                    .map_err(|e| Refusal::Other(e.to_string()))?;
                 run(Box::new(move |s| {
-                    let c = s.execute(&address, caller, &msg, time, gas, 0, Some(at))?;
+                    let note = postcard::to_allocvec(&call).expect("a call encodes");
+                    let c = s.execute_noted(
+                        &address,
+                        caller,
+                        &call.msg,
+                        (time, gas),
+                        Some(at),
+                        Some(&note),
+                    )?;
+                    Ok(Answer::Applied {
+                        reply: c.into(),
+                        call,
+                    })
+                }))
+                .await
+            }
+            Ask::Apply { call } => {
+                if !call.verify() {
+                    return Err(Refusal::NotSigned);
+                }
+                let primary = self
+                    .contract_replicas(&call.address)
+                    .await
+                    .map_err(|e| Refusal::Other(e.to_string()))?[0];
+                if ed25519_of(&primary) != Some(call.primary) || primary == self.peer_id() {
+                    return Err(Refusal::NotSigned);
+                }
+                run(Box::new(move |s| {
+                    let note = postcard::to_allocvec(&call).expect("a call encodes");
+                    let c = s.execute_noted(
+                        &call.address,
+                        call.caller,
+                        &call.msg,
+                        (call.time, call.gas),
+                        Some(call.at),
+                        Some(&note),
+                    )?;
                     Ok(Answer::Called(c.into()))
+                }))
+                .await
+            }
+            Ask::Last { address } => {
+                run(Box::new(move |s| {
+                    Ok(Answer::Last(
+                        s.note(&address)?
+                            .and_then(|b| postcard::from_bytes::<Signed>(&b).ok()),
+                    ))
                 }))
                 .await
             }
@@ -640,10 +900,8 @@ impl Node {
             } => {
                 skew(time)?;
                 run(Box::new(move |s| {
-                    let o = s.query(&address, caller, &msg, time, gas)?;
-                    let inst = s
-                        .instance(&address)?
-                        .ok_or(smart::Error::NoInstance(address))?;
+                    // The version and root the query read, under the same lock.
+                    let (o, inst) = s.query_at(&address, caller, &msg, time, gas)?;
                     Ok(Answer::Called(Reply {
                         result: o.result,
                         sequence: inst.sequence,
@@ -684,6 +942,19 @@ impl Node {
                 }
                 Ok(Answer::Checking)
             }
+        }
+    }
+
+    /// Refuses with [`Refusal::NotPrimary`] unless this node is `address`'s primary.
+    async fn primary_of(&self, address: &Hash) -> Result<(), Refusal> {
+        let replicas = self
+            .contract_replicas(address)
+            .await
+            .map_err(|e| Refusal::Other(e.to_string()))?;
+        if replicas[0] == self.peer_id() {
+            Ok(())
+        } else {
+            Err(Refusal::NotPrimary)
         }
     }
 
@@ -729,54 +1000,80 @@ impl Node {
         Ok(())
     }
 
-    /// Checks this node's instance at `address` against the other replicas it sees; when a
-    /// majority of them agree on another state, pulls it from one of them and installs it if
-    /// it hashes to their root. `Ok(true)`: replaced.
+    /// Checks this node's instance at `address` against the other replicas it sees. When a
+    /// majority of them agree on a later version than this node's, or on another state at its
+    /// version, it brings itself there: by replaying the primary's last signed call when it is
+    /// one version behind, else by pulling the state from one of them and installing it if it
+    /// hashes to their root and nothing was committed here meanwhile. It never goes back to an
+    /// earlier version. `Ok(true)`: brought to the majority's state.
     pub async fn catch_up(&self, address: Hash) -> Result<bool, Error> {
+        // One at a time on a node: two would each install over what the other did.
+        let _one = self.inner.checks.running.lock().await;
         let replicas = self.contract_replicas(&address).await?;
         let me = self.peer_id();
         if !replicas.contains(&me) {
             return Ok(false);
         }
-        let answers = self.ask_all(&replicas, &Ask::Status { address }).await;
-        let statuses: Vec<(PeerId, Instance)> = answers
-            .into_iter()
-            .filter_map(|(p, a)| match a {
-                Ok(Answer::Status(Some(i))) => Some((p, i)),
-                _ => None,
-            })
-            .collect();
-        let Some(((code, sequence, root), holders)) = majority_status(&statuses, replicas.len())
+        let statuses = self.statuses(address, &replicas).await;
+        let Some(((code, creator, sequence, root), holders)) =
+            majority_status(&statuses, replicas.len())
         else {
             return Ok(false);
         };
         if holders.contains(&me) {
             return Ok(false);
         }
-        let creator = statuses
+        let mine = statuses
             .iter()
-            .find(|(p, _)| holders.contains(p))
-            .map(|(_, i)| i.creator)
-            .expect("a holder answered");
+            .find(|(p, _)| *p == me)
+            .map(|(_, i)| i.clone());
+        let was = match &mine {
+            Some(i) if i.sequence > sequence => return Ok(false), // never back
+            Some(i) => Some((
+                i.sequence,
+                i.root().map_err(|e| Error::Invalid(e.to_string()))?,
+            )),
+            None => None,
+        };
         self.fetch_code(code)
             .await
             .map_err(|r| Error::Invalid(format!("code {code}: {r:?}")))?;
+        if let Some((at, _)) = was
+            && at + 1 == sequence
+            && self
+                .replay_last(address, replicas[0], at, (sequence, root))
+                .await
+        {
+            return Ok(true);
+        }
         let mut last = String::new();
         for source in replicas.iter().filter(|p| holders.contains(p)) {
-            match self.pull(*source, address, (sequence, root)).await {
-                Ok(pairs) => {
-                    let node = self.clone();
-                    blocking(move || {
-                        node.inner
-                            .smart
-                            .install(&address, (code, creator, sequence), &pairs, root)
-                    })
-                    .await?
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
+            let pairs = match self
+                .pull(*source, address, (code, creator, sequence, root))
+                .await
+            {
+                Ok(pairs) => pairs,
+                Err(e) => {
+                    last = format!("{source}: {e}");
+                    continue;
+                }
+            };
+            let node = self.clone();
+            let installed = blocking(move || {
+                node.inner
+                    .smart
+                    .install(&address, (code, creator, sequence), &pairs, root, was)
+            })
+            .await?;
+            match installed {
+                Ok(()) => {
                     tracing::info!(%address, sequence, from = %source, "contract state caught up");
                     self.inner.dht.changed();
                     return Ok(true);
                 }
+                // Something was committed here meanwhile: look again next time.
+                Err(smart::Error::Moved) => return Ok(false),
+                // A source that agreed on the root but sent another state: try the next.
                 Err(e) => last = format!("{source}: {e}"),
             }
         }
@@ -785,14 +1082,43 @@ impl Node {
         )))
     }
 
-    /// The whole state at `address` from `source`, every page at version `sequence` with root
-    /// `root`.
+    /// Applies the last call `primary` signed, if it is the one at version `at`, and checks
+    /// that it leads to `agreed`. `true` when it did.
+    async fn replay_last(
+        &self,
+        address: Hash,
+        primary: PeerId,
+        at: u64,
+        agreed: (u64, [u8; 32]),
+    ) -> bool {
+        if primary == self.peer_id() {
+            return false;
+        }
+        let Ok(Answer::Last(Some(call))) = self.ask_replica(primary, &Ask::Last { address }).await
+        else {
+            return false;
+        };
+        if call.address != address || call.at != at {
+            return false;
+        }
+        match self.answer_contract(primary, Ask::Apply { call }).await {
+            Answer::Called(r) if (r.sequence, r.root) == agreed => {
+                tracing::info!(%address, at, "contract caught up with the primary's last call");
+                self.inner.dht.changed();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The whole state at `address` from `source`, every page from an instance at `version`.
     async fn pull(
         &self,
         source: PeerId,
         address: Hash,
-        (sequence, root): (u64, [u8; 32]),
+        (code, creator, sequence, root): Version,
     ) -> Result<Vec<Pair>, String> {
+        use zhtp_host::abi::contract::{MAX_KEY_LEN, MAX_VALUE_LEN};
         let (mut pairs, mut bytes, mut after) = (Vec::<Pair>::new(), 0usize, None);
         loop {
             let page = self
@@ -806,7 +1132,9 @@ impl Node {
             else {
                 return Err(describe(&Ok(page)));
             };
-            if instance.sequence != sequence || instance.root().ok() != Some(root) {
+            if (instance.code, instance.creator, instance.sequence) != (code, creator, sequence)
+                || instance.root().ok() != Some(root)
+            {
                 return Err(format!("moved on to version {}", instance.sequence));
             }
             for (k, v) in got {
@@ -814,7 +1142,11 @@ impl Node {
                 if pairs.last().is_some_and(|(last, _)| *last >= k) {
                     return Err("state pages out of order".into());
                 }
-                bytes += k.len() + v.len();
+                // What no contract can write.
+                if k.is_empty() || k.len() > MAX_KEY_LEN || v.len() > MAX_VALUE_LEN {
+                    return Err("a state entry over the ABI's limits".into());
+                }
+                bytes += k.len() + v.len() + PAIR_OVERHEAD;
                 if bytes > MAX_STATE {
                     return Err(format!("state larger than {MAX_STATE} bytes"));
                 }
@@ -831,7 +1163,7 @@ impl Node {
     }
 
     /// Checks every instance kept here against its replicas: catches this node up where a
-    /// majority agree on another state, and tells replicas that are behind, off, or missing the
+    /// majority agree on a later state, and tells replicas that are behind or missing the
     /// instance (new replicas after churn) to check themselves.
     pub async fn contract_round(&self) -> Result<ContractRound, Error> {
         let node = self.clone();
@@ -850,29 +1182,27 @@ impl Node {
                 Err(e) => tracing::warn!(%address, "contract check failed: {e}"),
             }
             let replicas = self.contract_replicas(&address).await?;
-            let answers = self.ask_all(&replicas, &Ask::Status { address }).await;
-            let statuses: Vec<(PeerId, Instance)> = answers
-                .iter()
-                .filter_map(|(p, a)| match a {
-                    Ok(Answer::Status(Some(i))) => Some((*p, i.clone())),
-                    _ => None,
-                })
-                .collect();
-            let Some((_, holders)) = majority_status(&statuses, replicas.len()) else {
+            let statuses = self.statuses(address, &replicas).await;
+            let Some(((_, _, sequence, _), holders)) = majority_status(&statuses, replicas.len())
+            else {
                 continue;
             };
-            let off: HashSet<PeerId> = replicas
+            // Behind the majority, or without the instance; not those ahead of it (they keep
+            // what they have, and forward it when they are the primary).
+            let off: Vec<PeerId> = replicas
                 .iter()
                 .copied()
                 .filter(|p| *p != me && !holders.contains(p))
+                .filter(|p| {
+                    statuses
+                        .iter()
+                        .find(|(x, _)| x == p)
+                        .is_none_or(|(_, i)| i.sequence <= sequence)
+                })
                 .collect();
             round.told += off.len();
             if !off.is_empty() {
-                self.ask_all(
-                    &off.into_iter().collect::<Vec<_>>(),
-                    &Ask::Check { address },
-                )
-                .await;
+                self.ask_all(&off, &Ask::Check { address }).await;
             }
         }
         Ok(round)
