@@ -906,13 +906,7 @@ async fn execute(
     Path(address): Path<String>,
     Json(req): Json<CallRequest>,
 ) -> Result<Json<CallReply>, ApiError> {
-    let address = parse_address(&address)?;
-    let (msg, gas) = call_parts(req)?;
-    let a = st
-        .node
-        .contract_execute(address, msg, zhtp_dht::record::unix_now(), gas)
-        .await?;
-    Ok(Json(CallReply::of(&a)))
+    call(&st, &address, req, false).await
 }
 
 async fn query(
@@ -920,11 +914,23 @@ async fn query(
     Path(address): Path<String>,
     Json(req): Json<CallRequest>,
 ) -> Result<Json<CallReply>, ApiError> {
-    let address = parse_address(&address)?;
+    call(&st, &address, req, true).await
+}
+
+/// An execute (or with `query`, a query) on the contract at `address`.
+async fn call(
+    st: &ApiState,
+    address: &str,
+    req: CallRequest,
+    query: bool,
+) -> Result<Json<CallReply>, ApiError> {
+    let address = parse_address(address)?;
     let (msg, gas) = call_parts(req)?;
-    let a = st
-        .node
-        .contract_query(address, msg, zhtp_dht::record::unix_now(), gas)
-        .await?;
+    let now = zhtp_dht::record::unix_now();
+    let a = if query {
+        st.node.contract_query(address, msg, now, gas).await?
+    } else {
+        st.node.contract_execute(address, msg, now, gas).await?
+    };
     Ok(Json(CallReply::of(&a)))
 }

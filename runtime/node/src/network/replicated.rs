@@ -807,7 +807,13 @@ impl Node {
             } => {
                 skew(time)?;
                 let address = smart::SmartContracts::address_of(&code, &caller, &msg, time);
-                self.replica_of(&address).await?;
+                if !self
+                    .replicas_seen(&address)
+                    .await?
+                    .contains(&self.peer_id())
+                {
+                    return Err(Refusal::NotReplica);
+                }
                 self.fetch_code(code).await?;
                 run(Box::new(move |s| {
                     let (_, c) = s.instantiate(&code, caller, &msg, time, gas)?;
@@ -823,7 +829,9 @@ impl Node {
                 at,
             } => {
                 skew(time)?;
-                self.primary_of(&address).await?;
+                if self.replicas_seen(&address).await?[0] != self.peer_id() {
+                    return Err(Refusal::NotPrimary);
+                }
                 let mut call = Signed {
                     address,
                     at,
@@ -862,10 +870,7 @@ impl Node {
                 if !call.verify() {
                     return Err(Refusal::NotSigned);
                 }
-                let primary = self
-                    .contract_replicas(&call.address)
-                    .await
-                    .map_err(|e| Refusal::Other(e.to_string()))?[0];
+                let primary = self.replicas_seen(&call.address).await?[0];
                 if ed25519_of(&primary) != Some(call.primary) || primary == self.peer_id() {
                     return Err(Refusal::NotSigned);
                 }
@@ -945,30 +950,11 @@ impl Node {
         }
     }
 
-    /// Refuses with [`Refusal::NotPrimary`] unless this node is `address`'s primary.
-    async fn primary_of(&self, address: &Hash) -> Result<(), Refusal> {
-        let replicas = self
-            .contract_replicas(address)
+    /// `address`'s replicas as this node sees them, as a refusal's reason when that fails.
+    async fn replicas_seen(&self, address: &Hash) -> Result<Vec<PeerId>, Refusal> {
+        self.contract_replicas(address)
             .await
-            .map_err(|e| Refusal::Other(e.to_string()))?;
-        if replicas[0] == self.peer_id() {
-            Ok(())
-        } else {
-            Err(Refusal::NotPrimary)
-        }
-    }
-
-    /// Refuses with [`Refusal::NotReplica`] unless this node is one of `address`'s replicas.
-    async fn replica_of(&self, address: &Hash) -> Result<(), Refusal> {
-        let replicas = self
-            .contract_replicas(address)
-            .await
-            .map_err(|e| Refusal::Other(e.to_string()))?;
-        if replicas.contains(&self.peer_id()) {
-            Ok(())
-        } else {
-            Err(Refusal::NotReplica)
-        }
+            .map_err(|e| Refusal::Other(e.to_string()))
     }
 
     /// Makes sure the code `h` is kept here: fetched from its record and validated if not.
