@@ -77,7 +77,9 @@ pub struct Instance {
     pub creator: [u8; 32],
     /// The state version: 0 after instantiate, one more per committed execute.
     pub sequence: u64,
-    /// The state's accumulator ([`StateHash::to_bytes`]).
+    /// The state's accumulator ([`StateHash::to_bytes`]). One byte string, not a sequence of
+    /// bytes decoded one by one (the same postcard bytes either way).
+    #[serde(with = "serde_bytes")]
     accumulator: Vec<u8>,
 }
 

@@ -166,6 +166,7 @@ enum Ask {
     /// Create an instance of `code` at the address it gets with the asking node as creator.
     Instantiate {
         code: Hash,
+        #[serde(with = "serde_bytes")]
         msg: Vec<u8>,
         time: u64,
         gas: u64,
@@ -173,6 +174,7 @@ enum Ask {
     /// Run an execute, only at state version `at`, as the primary: sign it and keep it.
     Execute {
         address: Hash,
+        #[serde(with = "serde_bytes")]
         msg: Vec<u8>,
         time: u64,
         gas: u64,
@@ -181,6 +183,7 @@ enum Ask {
     /// Run a query.
     Query {
         address: Hash,
+        #[serde(with = "serde_bytes")]
         msg: Vec<u8>,
         time: u64,
         gas: u64,
@@ -205,12 +208,14 @@ enum Ask {
 struct Signed {
     address: Hash,
     at: u64,
+    #[serde(with = "serde_bytes")]
     msg: Vec<u8>,
     caller: [u8; 32],
     time: u64,
     gas: u64,
     /// The primary's Ed25519 key.
     primary: [u8; 32],
+    #[serde(with = "serde_bytes")]
     signature: Vec<u8>,
 }
 
