@@ -335,6 +335,12 @@ async fn only_the_primary_orders_calls_and_a_call_it_applied_alone_is_forwarded(
         .contract_misstep(address, call.clone(), Misstep::SelfSigned(follower))
         .await;
     assert!(a.contains("NotSigned"), "{a}");
+    // The primary itself cannot make up a caller: a call it signs naming a caller who did not
+    // sign it is refused.
+    let a = primary
+        .contract_misstep(address, call.clone(), Misstep::ForgedCaller(follower))
+        .await;
+    assert!(a.contains("NotSigned"), "{a}");
     assert_eq!(kept(&all, &address), before);
 
     // A coordinator that stops after the primary applied its call: the primary is one version

@@ -11,14 +11,23 @@
 //! replica). The caller a contract sees is that node's Ed25519 key, taken from the
 //! authenticated connection, never from the message. An execute first asks every replica its
 //! state version and root, and names the version most of them are at (`at`). It goes to the
-//! *primary*, the replica closest to the address, and only there: the primary applies one call
-//! per version (compare-and-swap) and signs it (address, version, caller, time, gas, message
-//! hash). The other replicas apply a call only with the signature of the replica *they* see as
-//! primary, and only at the version it names. So of two concurrent executes made against the
-//! same version only one is ever applied anywhere; the other comes back stale and is retried
-//! against the next version; and a peer sending calls to replicas directly gets them refused.
-//! The primary keeps the last call it signed: when a coordinator stops between the primary and
-//! the others, the next one forwards that call to the replicas one version behind first.
+//! *primary*, the replica closest to the address, and only there. The coordinator signs the
+//! call (address, version, caller, time, gas, message hash); the primary applies one call per
+//! version (compare-and-swap) and signs it too. The other replicas apply a call only with the
+//! caller's signature and that of the replica *they* see as primary, and only at the version it
+//! names. So while the replicas see the same primary, of two concurrent executes made against
+//! the same version only one is applied anywhere (the other comes back stale and is retried
+//! against the next version), a peer sending calls to replicas directly gets them refused, and
+//! a lying primary cannot make up a call or its caller. Each replica keeps the last call it
+//! committed: when a coordinator stops between the primary and the others, the next one
+//! forwards the primary's to the replicas one version behind (a new primary signs its
+//! predecessor's call again). A majority is [`MAJORITY`] of [`REPLICAS`], whatever number of
+//! replicas a node sees.
+//!
+//! Nodes whose views of the closest live nodes differ (a partial partition) can each see a
+//! different primary; calls acknowledged on both sides are then not all kept when the views
+//! heal: the replicas take the state a majority holds. An agreed primary (a lease or ballot
+//! signed by a majority) would close this; it is not built.
 //!
 //! **Divergence.** Answers that differ from the majority's are reported with the result, never
 //! hidden, and the replicas that gave them are told to check themselves. A replica checking
@@ -171,15 +180,9 @@ enum Ask {
         time: u64,
         gas: u64,
     },
-    /// Run an execute, only at state version `at`, as the primary: sign it and keep it.
-    Execute {
-        address: Hash,
-        #[serde(with = "serde_bytes")]
-        msg: Vec<u8>,
-        time: u64,
-        gas: u64,
-        at: u64,
-    },
+    /// Run an execute, only at state version `at`, as the primary: sign it and keep it. The
+    /// call carries its caller's signature (`primary` and `signature` unset).
+    Execute { call: Signed },
     /// Run a query.
     Query {
         address: Hash,
@@ -213,15 +216,22 @@ struct Signed {
     caller: [u8; 32],
     time: u64,
     gas: u64,
+    /// The caller's signature: a primary cannot make up a call, nor its caller.
+    #[serde(with = "serde_bytes")]
+    by_caller: Vec<u8>,
     /// The primary's Ed25519 key.
     primary: [u8; 32],
     #[serde(with = "serde_bytes")]
     signature: Vec<u8>,
 }
 
+/// What a caller signs over its execute, and a primary over what it applied.
+const CALLER: &[u8] = b"zhtp contract call v1 caller\0";
+const PRIMARY: &[u8] = b"zhtp contract call v1 primary\0";
+
 impl Signed {
-    fn signed_bytes(&self) -> Vec<u8> {
-        let mut b = b"zhtp contract call v1\0".to_vec();
+    fn signed_bytes(&self, role: &[u8]) -> Vec<u8> {
+        let mut b = role.to_vec();
         b.extend_from_slice(self.address.as_bytes());
         b.extend_from_slice(&self.at.to_le_bytes());
         b.extend_from_slice(&self.caller);
@@ -231,10 +241,31 @@ impl Signed {
         b
     }
 
-    /// Whether `primary` signed it.
+    /// Whether its caller and `primary` signed it.
     fn verify(&self) -> bool {
-        libp2p::identity::ed25519::PublicKey::try_from_bytes(&self.primary)
-            .is_ok_and(|k| k.verify(&self.signed_bytes(), &self.signature))
+        let by = |key: &[u8; 32], role, sig: &[u8]| {
+            libp2p::identity::ed25519::PublicKey::try_from_bytes(key)
+                .is_ok_and(|k| k.verify(&self.signed_bytes(role), sig))
+        };
+        by(&self.caller, CALLER, &self.by_caller) && by(&self.primary, PRIMARY, &self.signature)
+    }
+
+    /// The call `caller` (this node) makes at version `at`, signed by it.
+    fn by(node: &Node, address: Hash, (at, msg, time, gas): (u64, Vec<u8>, u64, u64)) -> Self {
+        let key = ed25519_of(&node.peer_id()).expect("nodes have Ed25519 identities");
+        let mut call = Self {
+            address,
+            at,
+            msg,
+            caller: key,
+            time,
+            gas,
+            by_caller: Vec::new(),
+            primary: key,
+            signature: Vec::new(),
+        };
+        call.by_caller = node.sign(&call.signed_bytes(CALLER));
+        call
     }
 }
 
@@ -318,6 +349,9 @@ pub enum Misstep {
     Execute(PeerId),
     /// The execute to this replica as if applied by a primary, signed by the sender.
     SelfSigned(PeerId),
+    /// The execute to this replica, signed by the sender as primary, naming another caller
+    /// (who did not sign it).
+    ForgedCaller(PeerId),
 }
 
 /// A call the replicas agreed on.
@@ -399,11 +433,12 @@ fn refusal(e: smart::Error) -> Refusal {
 /// An instance's code, creator, state version and root: what replicas that agree share.
 type Version = (Hash, [u8; 32], u64, [u8; 32]);
 
-/// The [`Version`] a strict majority of `statuses` (out of `replicas`) share, and who.
-fn majority_status(
-    statuses: &[(PeerId, Instance)],
-    replicas: usize,
-) -> Option<(Version, Vec<PeerId>)> {
+/// How many replicas make a majority: of [`REPLICAS`], whatever number a node sees. A node
+/// cut off from the others (seeing itself alone) is no majority.
+const MAJORITY: usize = REPLICAS / 2 + 1;
+
+/// The [`Version`] a majority ([`MAJORITY`]) of `statuses` share, and who.
+fn majority_status(statuses: &[(PeerId, Instance)]) -> Option<(Version, Vec<PeerId>)> {
     let mut groups: Vec<(Version, Vec<PeerId>)> = Vec::new();
     for (p, i) in statuses {
         let Ok(root) = i.root() else { continue };
@@ -413,7 +448,7 @@ fn majority_status(
             None => groups.push((k, vec![*p])),
         }
     }
-    groups.into_iter().find(|g| g.1.len() > replicas / 2)
+    groups.into_iter().find(|g| g.1.len() >= MAJORITY)
 }
 
 fn no_majority(address: Hash, replicas: usize, statuses: &[(PeerId, Instance)]) -> SmartError {
@@ -515,7 +550,7 @@ impl Node {
             if self.forward_last(address, primary, &statuses).await {
                 continue;
             }
-            let Some(((_, _, at, _), holders)) = majority_status(&statuses, replicas.len()) else {
+            let Some(((_, _, at, _), holders)) = majority_status(&statuses) else {
                 return Err(no_majority(address, replicas.len(), &statuses).into());
             };
             if !holders.contains(&primary) {
@@ -526,11 +561,7 @@ impl Node {
                 continue;
             }
             let ask = Ask::Execute {
-                address,
-                msg: msg.clone(),
-                time,
-                gas,
-                at,
+                call: Signed::by(self, address, (at, msg.clone(), time, gas)),
             };
             let (reply, call) = match self.ask_replica(primary, &ask).await {
                 Ok(Answer::Applied { reply, call }) => (reply, call),
@@ -597,11 +628,7 @@ impl Node {
     ) -> String {
         let gas = zhtp_host::abi::contract::DEFAULT_GAS_LIMIT;
         let execute = Ask::Execute {
-            address,
-            msg: msg.clone(),
-            time,
-            gas,
-            at,
+            call: Signed::by(self, address, (at, msg.clone(), time, gas)),
         };
         let (peer, ask) = match misstep {
             Misstep::OnlyPrimary => match self.contract_replicas(&address).await {
@@ -610,22 +637,14 @@ impl Node {
             },
             Misstep::Execute(peer) => (peer, execute),
             Misstep::SelfSigned(peer) => {
-                let mut call = Signed {
-                    address,
-                    at,
-                    msg,
-                    caller: ed25519_of(&self.peer_id()).expect("an Ed25519 node"),
-                    time,
-                    gas,
-                    primary: ed25519_of(&self.peer_id()).expect("an Ed25519 node"),
-                    signature: Vec::new(),
-                };
-                call.signature = self
-                    .inner
-                    .dht
-                    .keypair()
-                    .sign(&call.signed_bytes())
-                    .expect("signs");
+                let mut call = Signed::by(self, address, (at, msg, time, gas));
+                call.signature = self.sign(&call.signed_bytes(PRIMARY));
+                (peer, Ask::Apply { call })
+            }
+            Misstep::ForgedCaller(peer) => {
+                let mut call = Signed::by(self, address, (at, msg, time, gas));
+                call.caller = [7; 32];
+                call.signature = self.sign(&call.signed_bytes(PRIMARY));
                 (peer, Ask::Apply { call })
             }
         };
@@ -688,8 +707,7 @@ impl Node {
                 }
             }
         }
-        let Some((reply, agreeing)) = groups.into_iter().find(|g| g.1.len() > replicas.len() / 2)
-        else {
+        let Some((reply, agreeing)) = groups.into_iter().find(|g| g.1.len() >= MAJORITY) else {
             if answers.iter().all(|(_, a)| {
                 matches!(
                     a,
@@ -826,42 +844,28 @@ impl Node {
                 }))
                 .await
             }
-            Ask::Execute {
-                address,
-                msg,
-                time,
-                gas,
-                at,
-            } => {
-                skew(time)?;
-                if self.replicas_seen(&address).await?[0] != self.peer_id() {
+            Ask::Execute { mut call } => {
+                skew(call.time)?;
+                // The caller is who sent it, and signed it.
+                let by_caller = libp2p::identity::ed25519::PublicKey::try_from_bytes(&caller)
+                    .is_ok_and(|k| k.verify(&call.signed_bytes(CALLER), &call.by_caller));
+                if call.caller != caller || !by_caller {
+                    return Err(Refusal::NotSigned);
+                }
+                if self.replicas_seen(&call.address).await?[0] != self.peer_id() {
                     return Err(Refusal::NotPrimary);
                 }
-                let mut call = Signed {
-                    address,
-                    at,
-                    msg,
-                    caller,
-                    time,
-                    gas,
-                    primary: ed25519_of(&self.peer_id())
-                        .ok_or_else(|| Refusal::Other("this node has no Ed25519 key".into()))?,
-                    signature: Vec::new(),
-                };
-                call.signature = self
-                    .inner
-                    .dht
-                    .keypair()
-                    .sign(&call.signed_bytes())
-                    .map_err(|e| Refusal::Other(e.to_string()))?;
+                call.primary = ed25519_of(&self.peer_id())
+                    .ok_or_else(|| Refusal::Other("this node has no Ed25519 key".into()))?;
+                call.signature = self.sign(&call.signed_bytes(PRIMARY));
                 run(Box::new(move |s| {
                     let note = postcard::to_allocvec(&call).expect("a call encodes");
                     let c = s.execute_noted(
-                        &address,
-                        caller,
+                        &call.address,
+                        call.caller,
                         &call.msg,
-                        (time, gas),
-                        Some(at),
+                        (call.time, call.gas),
+                        Some(call.at),
                         Some(&note),
                     )?;
                     Ok(Answer::Applied {
@@ -894,13 +898,27 @@ impl Node {
                 .await
             }
             Ask::Last { address } => {
-                run(Box::new(move |s| {
+                let last = run(Box::new(move |s| {
                     Ok(Answer::Last(
                         s.note(&address)?
                             .and_then(|b| postcard::from_bytes::<Signed>(&b).ok()),
                     ))
                 }))
-                .await
+                .await?;
+                // A call signed by an earlier primary, which this one applied: signed again by
+                // this one, so that replicas which see it as primary take it.
+                let me = ed25519_of(&self.peer_id());
+                match last {
+                    Answer::Last(Some(mut call))
+                        if Some(call.primary) != me
+                            && self.replicas_seen(&address).await?[0] == self.peer_id() =>
+                    {
+                        call.primary = me.expect("nodes have Ed25519 identities");
+                        call.signature = self.sign(&call.signed_bytes(PRIMARY));
+                        Ok(Answer::Last(Some(call)))
+                    }
+                    other => Ok(other),
+                }
             }
             Ask::Query {
                 address,
@@ -955,6 +973,15 @@ impl Node {
         }
     }
 
+    /// This node's Ed25519 signature over `bytes`.
+    fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+        self.inner
+            .dht
+            .keypair()
+            .sign(bytes)
+            .expect("an Ed25519 key signs anything")
+    }
+
     /// `address`'s replicas as this node sees them, as a refusal's reason when that fails.
     async fn replicas_seen(&self, address: &Hash) -> Result<Vec<PeerId>, Refusal> {
         self.contract_replicas(address)
@@ -1006,9 +1033,7 @@ impl Node {
             return Ok(false);
         }
         let statuses = self.statuses(address, &replicas).await;
-        let Some(((code, creator, sequence, root), holders)) =
-            majority_status(&statuses, replicas.len())
-        else {
+        let Some(((code, creator, sequence, root), holders)) = majority_status(&statuses) else {
             return Ok(false);
         };
         if holders.contains(&me) {
@@ -1029,8 +1054,10 @@ impl Node {
         self.fetch_code(code)
             .await
             .map_err(|r| Error::Invalid(format!("code {code}: {r:?}")))?;
+        // Replayed only from a primary that is at the agreed state.
         if let Some((at, _)) = was
             && at + 1 == sequence
+            && holders.contains(&replicas[0])
             && self
                 .replay_last(address, replicas[0], at, (sequence, root))
                 .await
@@ -1174,8 +1201,7 @@ impl Node {
             }
             let replicas = self.contract_replicas(&address).await?;
             let statuses = self.statuses(address, &replicas).await;
-            let Some(((_, _, sequence, _), holders)) = majority_status(&statuses, replicas.len())
-            else {
+            let Some(((_, _, sequence, _), holders)) = majority_status(&statuses) else {
                 continue;
             };
             // Behind the majority, or without the instance; not those ahead of it (they keep
