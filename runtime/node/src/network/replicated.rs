@@ -54,8 +54,9 @@ use crate::smart::{self, Instance, Pair};
 
 /// Record key prefix of contract code.
 pub const CODE_KEY: &[u8] = b"zhtp/c/";
-/// How far the time a call names may be from a replica's clock, in seconds. Within it, every
-/// replica runs the call with the caller's time, so they agree.
+/// How far the time a call names may be from the clock of the replica that accepts it (the
+/// primary for an execute), in seconds. The others run the call with the time it accepted, so
+/// they agree.
 pub const MAX_SKEW: u64 = 300;
 /// State bytes per page when a replica catches up.
 const PAGE_BYTES: usize = 256 << 10;
