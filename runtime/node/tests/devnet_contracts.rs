@@ -375,3 +375,65 @@ async fn only_the_primary_orders_calls_and_a_call_it_applied_alone_is_forwarded(
         "{states:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_reached_some_replicas_before_its_primary_left_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = network(&tmp, 4).await;
+    let code = nodes[0]
+        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
+        .await
+        .unwrap();
+    let made = nodes[0]
+        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
+        .await
+        .unwrap();
+    let address = made.address;
+    let (a, b, c) = (made.replicas[0], made.replicas[1], made.replicas[2]);
+    let outsider = nodes
+        .iter()
+        .position(|n| !made.replicas.contains(&n.peer_id()))
+        .unwrap();
+    let inc = br#"{"increment":{"by":1}}"#.to_vec();
+    // The primary A applies a call and its coordinator reaches only C before stopping.
+    let x = &nodes[outsider];
+    let said = x
+        .contract_misstep(address, (0, inc.clone(), unix_now()), Misstep::OnlyPrimary)
+        .await;
+    assert!(said.contains("at version 1"), "{said}");
+    let said = x
+        .contract_misstep(address, (0, inc.clone(), unix_now()), Misstep::LastTo(c))
+        .await;
+    assert!(said.contains("at version 1"), "{said}");
+    // Then A leaves: B is at version 0, C at 1, the outsider (now a replica) has nothing, and
+    // no two agree.
+    let gone = nodes.iter().position(|n| n.peer_id() == a).unwrap();
+    nodes.remove(gone).stop().await;
+    for n in &nodes {
+        until("the primary's departure to be seen", [n], || async {
+            !n.dht().status().await.unwrap().connected.contains(&a)
+        })
+        .await;
+    }
+    let by_id = |id| nodes.iter().find(|n| n.peer_id() == id).unwrap();
+    assert_eq!(
+        by_id(b)
+            .smart()
+            .instance(&address)
+            .unwrap()
+            .unwrap()
+            .sequence,
+        0
+    );
+    // The next execute gets B one version forward with C's call (signed by its caller and by A),
+    // the new replica the state, and runs at version 1: the call A acknowledged is kept.
+    let r = nodes[0]
+        .contract_execute(address, inc, unix_now(), GAS)
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer(&r).as_str(), r.reply.sequence),
+        (r#"{"count":2}"#, 2)
+    );
+    assert!(r.agreeing >= 2, "{r:?}");
+}

@@ -35,7 +35,9 @@
 //! never enough). When a majority agree on a later version than its own, or on another state at
 //! its own version, it replays the primary's last signed call (one version behind) or pulls the
 //! state page by page from one of them, and installs it only if it hashes to the agreed root and
-//! its own instance has not moved meanwhile. It never goes back to an earlier version. The same
+//! its own instance has not moved meanwhile. It never goes back to an earlier version. With no
+//! majority at all (a primary that left reached only some replicas), it steps one version
+//! forward with the last call of a replica one ahead, signed by its caller and a primary. The same
 //! check runs for every kept instance in each repair round, which also brings the state onto a
 //! node that became a replica (one left, or a closer one joined).
 
@@ -353,6 +355,8 @@ pub enum Misstep {
     /// The execute to this replica, signed by the sender as primary, naming another caller
     /// (who did not sign it).
     ForgedCaller(PeerId),
+    /// The primary's last call (as `Last` gives it) to this replica only.
+    LastTo(PeerId),
 }
 
 /// A call the replicas agreed on.
@@ -552,7 +556,22 @@ impl Node {
                 continue;
             }
             let Some(((_, _, at, _), holders)) = majority_status(&statuses) else {
-                return Err(no_majority(address, replicas.len(), &statuses).into());
+                // Replicas at different versions (one missed a call before the primary
+                // changed): those behind the furthest check themselves, which takes them one
+                // version forward with the call the one ahead applied.
+                let top = statuses.iter().map(|(_, i)| i.sequence).max().unwrap_or(0);
+                let behind: Vec<PeerId> = statuses
+                    .iter()
+                    .filter(|(_, i)| i.sequence < top)
+                    .map(|(p, _)| *p)
+                    .collect();
+                if behind.is_empty() || wait > PRIMARY_WAIT * 8 {
+                    return Err(no_majority(address, replicas.len(), &statuses).into());
+                }
+                self.tell_to_check(address, behind);
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                continue;
             };
             if !holders.contains(&primary) {
                 // Behind, off, or without the instance: it checks itself against the others.
@@ -641,6 +660,16 @@ impl Node {
                 let mut call = Signed::by(self, address, (at, msg, time, gas));
                 call.signature = self.sign(&call.signed_bytes(PRIMARY));
                 (peer, Ask::Apply { call })
+            }
+            Misstep::LastTo(peer) => {
+                let primary = match self.contract_replicas(&address).await {
+                    Ok(r) => r[0],
+                    Err(e) => return e.to_string(),
+                };
+                match self.ask_replica(primary, &Ask::Last { address }).await {
+                    Ok(Answer::Last(Some(call))) => (peer, Ask::Apply { call }),
+                    other => return describe(&other),
+                }
             }
             Misstep::ForgedCaller(peer) => {
                 let mut call = Signed::by(self, address, (at, msg, time, gas));
@@ -912,6 +941,7 @@ impl Node {
                 match last {
                     Answer::Last(Some(mut call))
                         if Some(call.primary) != me
+                            && call.verify()
                             && self.replicas_seen(&address).await?[0] == self.peer_id() =>
                     {
                         call.primary = me.expect("nodes have Ed25519 identities");
@@ -1035,7 +1065,7 @@ impl Node {
         }
         let statuses = self.statuses(address, &replicas).await;
         let Some(((code, creator, sequence, root), holders)) = majority_status(&statuses) else {
-            return Ok(false);
+            return Ok(self.step_forward(address, &statuses).await);
         };
         if holders.contains(&me) {
             return Ok(false);
@@ -1099,6 +1129,50 @@ impl Node {
         Err(Error::Invalid(format!(
             "contract {address}: no replica gave the agreed state ({last})"
         )))
+    }
+
+    /// With no majority: takes this node one version forward with the call a replica one
+    /// version ahead applied, if the call carries its caller's and a primary's signatures and
+    /// is the one at this node's version, and leads to that replica's root. `true` when it did.
+    /// (A primary that left may have reached only some replicas; the new one may be behind.)
+    async fn step_forward(&self, address: Hash, statuses: &[(PeerId, Instance)]) -> bool {
+        let me = self.peer_id();
+        let Some((_, mine)) = statuses.iter().find(|(p, _)| *p == me) else {
+            return false;
+        };
+        for (p, ahead) in statuses {
+            if *p == me || ahead.code != mine.code || ahead.sequence != mine.sequence + 1 {
+                continue;
+            }
+            let Ok(Answer::Last(Some(call))) = self.ask_replica(*p, &Ask::Last { address }).await
+            else {
+                continue;
+            };
+            if call.address != address || call.at != mine.sequence || !call.verify() {
+                continue;
+            }
+            let node = self.clone();
+            let applied = blocking(move || {
+                let note = postcard::to_allocvec(&call).expect("a call encodes");
+                node.inner.smart.execute_noted(
+                    &call.address,
+                    call.caller,
+                    &call.msg,
+                    (call.time, call.gas),
+                    Some(call.at),
+                    Some(&note),
+                )
+            })
+            .await;
+            if let Ok(Ok(c)) = applied
+                && (c.sequence, Some(c.root)) == (ahead.sequence, ahead.root().ok())
+            {
+                tracing::info!(%address, from = %p, "contract stepped forward with a replica's last call");
+                self.inner.dht.changed();
+                return true;
+            }
+        }
+        false
     }
 
     /// Applies the last call `primary` signed, if it is the one at version `at`, and checks
