@@ -253,6 +253,19 @@ impl Signed {
         by(&self.caller, CALLER, &self.by_caller) && by(&self.primary, PRIMARY, &self.signature)
     }
 
+    /// Runs it on the contracts kept here at its version, keeping it as the last call.
+    fn apply(&self, s: &smart::SmartContracts) -> Result<smart::Committed, smart::Error> {
+        let note = postcard::to_allocvec(self).expect("a call encodes");
+        s.execute_noted(
+            &self.address,
+            self.caller,
+            &self.msg,
+            (self.time, self.gas),
+            Some(self.at),
+            Some(&note),
+        )
+    }
+
     /// The call `caller` (this node) makes at version `at`, signed by it.
     fn by(node: &Node, address: Hash, (at, msg, time, gas): (u64, Vec<u8>, u64, u64)) -> Self {
         let key = ed25519_of(&node.peer_id()).expect("nodes have Ed25519 identities");
@@ -889,19 +902,8 @@ impl Node {
                     .ok_or_else(|| Refusal::Other("this node has no Ed25519 key".into()))?;
                 call.signature = self.sign(&call.signed_bytes(PRIMARY));
                 run(Box::new(move |s| {
-                    let note = postcard::to_allocvec(&call).expect("a call encodes");
-                    let c = s.execute_noted(
-                        &call.address,
-                        call.caller,
-                        &call.msg,
-                        (call.time, call.gas),
-                        Some(call.at),
-                        Some(&note),
-                    )?;
-                    Ok(Answer::Applied {
-                        reply: c.into(),
-                        call,
-                    })
+                    let reply = call.apply(s)?.into();
+                    Ok(Answer::Applied { reply, call })
                 }))
                 .await
             }
@@ -913,19 +915,7 @@ impl Node {
                 if ed25519_of(&primary) != Some(call.primary) || primary == self.peer_id() {
                     return Err(Refusal::NotSigned);
                 }
-                run(Box::new(move |s| {
-                    let note = postcard::to_allocvec(&call).expect("a call encodes");
-                    let c = s.execute_noted(
-                        &call.address,
-                        call.caller,
-                        &call.msg,
-                        (call.time, call.gas),
-                        Some(call.at),
-                        Some(&note),
-                    )?;
-                    Ok(Answer::Called(c.into()))
-                }))
-                .await
+                run(Box::new(move |s| Ok(Answer::Called(call.apply(s)?.into())))).await
             }
             Ask::Last { address } => {
                 let last = run(Box::new(move |s| {
@@ -1152,18 +1142,7 @@ impl Node {
                 continue;
             }
             let node = self.clone();
-            let applied = blocking(move || {
-                let note = postcard::to_allocvec(&call).expect("a call encodes");
-                node.inner.smart.execute_noted(
-                    &call.address,
-                    call.caller,
-                    &call.msg,
-                    (call.time, call.gas),
-                    Some(call.at),
-                    Some(&note),
-                )
-            })
-            .await;
+            let applied = blocking(move || call.apply(&node.inner.smart)).await;
             if let Ok(Ok(c)) = applied
                 && (c.sequence, Some(c.root)) == (ahead.sequence, ahead.root().ok())
             {
