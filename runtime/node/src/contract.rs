@@ -79,7 +79,7 @@ pub enum ContractCommand {
 /// What a call through the network takes.
 #[derive(Debug, clap::Args)]
 pub struct CallArgs {
-    /// The message, JSON (SDK contracts take JSON), e.g. '{"increment":{}}'.
+    /// The message, JSON (SDK contracts take JSON), e.g. '{"increment":{"by":1}}'.
     #[arg(long, value_name = "JSON")]
     msg: String,
     /// The call's gas limit.
