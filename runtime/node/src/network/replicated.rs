@@ -43,7 +43,6 @@
 
 use std::collections::HashSet;
 use std::sync::PoisonError;
-use std::time::Duration;
 
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -66,10 +65,8 @@ const PAGE_BYTES: usize = 256 << 10;
 /// before it writes anything).
 pub const MAX_STATE: usize = 64 << 20;
 /// Times an execute is made again after another one took the version it was made against, or
-/// while its primary catches up.
+/// after its primary caught up.
 const STALE_RETRIES: usize = 8;
-/// The first wait for a primary catching up; doubled at each retry.
-const PRIMARY_WAIT: Duration = Duration::from_millis(20);
 /// What a pulled pair costs beyond its bytes (two vectors), counted against [`MAX_STATE`].
 const PAIR_OVERHEAD: usize = 64;
 /// Checks waiting on a node: a peer asking for more gets them ignored.
@@ -78,10 +75,13 @@ const MAX_CHECKS: usize = 64;
 /// limit).
 const PEER_RUNS: usize = 4;
 
+/// A check to make, and who waits for its outcome (`true`: caught up), if anyone.
+type CheckJob = (Hash, Option<tokio::sync::oneshot::Sender<bool>>);
+
 /// The checks replicas were told to make, run one at a time by [`checker`].
 pub(super) struct Checks {
     pending: std::sync::Mutex<HashSet<Hash>>,
-    queue: tokio::sync::mpsc::Sender<Hash>,
+    queue: tokio::sync::mpsc::Sender<CheckJob>,
     /// Held by a running catch-up.
     running: tokio::sync::Mutex<()>,
     /// Contract requests from peers being answered.
@@ -90,7 +90,7 @@ pub(super) struct Checks {
 
 impl Checks {
     /// The queue, and what [`checker`] takes from it.
-    pub(super) fn new() -> (Self, tokio::sync::mpsc::Receiver<Hash>) {
+    pub(super) fn new() -> (Self, tokio::sync::mpsc::Receiver<CheckJob>) {
         let (queue, rx) = tokio::sync::mpsc::channel(MAX_CHECKS);
         let pending = std::sync::Mutex::default();
         let running = tokio::sync::Mutex::new(());
@@ -110,9 +110,9 @@ impl Checks {
 /// a check asks replicas, which may answer with a check.
 pub(super) async fn checker(
     node: std::sync::Weak<super::Inner>,
-    mut queue: tokio::sync::mpsc::Receiver<Hash>,
+    mut queue: tokio::sync::mpsc::Receiver<CheckJob>,
 ) {
-    while let Some(address) = queue.recv().await {
+    while let Some((address, waiting)) = queue.recv().await {
         let Some(inner) = node.upgrade() else { break };
         let node = Node { inner };
         // Taken off before the check: one asked for while it runs is made again after it.
@@ -122,8 +122,12 @@ pub(super) async fn checker(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&address);
-        if let Err(e) = node.catch_up(address).await {
+        let caught_up = node.catch_up(address).await.unwrap_or_else(|e| {
             tracing::warn!(%address, "contract check failed: {e}");
+            false
+        });
+        if let Some(w) = waiting {
+            let _ = w.send(caught_up);
         }
     }
 }
@@ -203,6 +207,8 @@ enum Ask {
     },
     /// Your answer differed from the majority's: check yourself against the other replicas.
     Check { address: Hash },
+    /// Check yourself against the other replicas now, and answer when done.
+    CatchUp { address: Hash },
     /// Apply this execute, which the primary applied and signed.
     Apply { call: Signed },
     /// The last execute you applied and kept (as the primary signed it).
@@ -296,6 +302,8 @@ enum Answer {
         more: bool,
     },
     Checking,
+    /// A [`Ask::CatchUp`] ended: `true` when it brought the replica to the majority's state.
+    CaughtUp(bool),
     /// The primary applied the execute: its reply, and the call signed.
     Applied {
         reply: Reply,
@@ -557,7 +565,6 @@ impl Node {
     ) -> Result<Agreed, Error> {
         let replicas = self.contract_replicas(&address).await?;
         let primary = replicas[0];
-        let mut wait = PRIMARY_WAIT;
         for _ in 0..STALE_RETRIES {
             let statuses = self.statuses(address, &replicas).await;
             if statuses.is_empty() {
@@ -578,19 +585,15 @@ impl Node {
                     .filter(|(_, i)| i.sequence < top)
                     .map(|(p, _)| *p)
                     .collect();
-                if behind.is_empty() || wait > PRIMARY_WAIT * 8 {
+                if !self.caught_up(address, &behind).await {
                     return Err(no_majority(address, replicas.len(), &statuses).into());
                 }
-                self.tell_to_check(address, behind);
-                tokio::time::sleep(wait).await;
-                wait *= 2;
                 continue;
             };
             if !holders.contains(&primary) {
-                // Behind, off, or without the instance: it checks itself against the others.
-                self.tell_to_check(address, vec![primary]);
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+                // Behind, off, or without the instance: it checks itself against the others
+                // (and the statuses are asked again, whatever came of it).
+                self.caught_up(address, &[primary]).await;
                 continue;
             }
             let ask = Ask::Execute {
@@ -789,6 +792,14 @@ impl Node {
         })
     }
 
+    /// Has `peers` catch up now; `true` when one of them did.
+    async fn caught_up(&self, address: Hash, peers: &[PeerId]) -> bool {
+        self.ask_all(peers, &Ask::CatchUp { address })
+            .await
+            .iter()
+            .any(|(_, a)| matches!(a, Ok(Answer::CaughtUp(true))))
+    }
+
     fn tell_to_check(&self, address: Hash, peers: Vec<PeerId>) {
         let node = self.clone();
         tokio::spawn(async move {
@@ -985,11 +996,25 @@ impl Node {
                 // (the next repair round checks every instance anyway).
                 if pending.len() < MAX_CHECKS
                     && pending.insert(address)
-                    && self.inner.checks.queue.try_send(address).is_err()
+                    && self.inner.checks.queue.try_send((address, None)).is_err()
                 {
                     pending.remove(&address);
                 }
                 Ok(Answer::Checking)
+            }
+            Ask::CatchUp { address } => {
+                // Through the checker, one at a time: a full queue answers at once.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if self
+                    .inner
+                    .checks
+                    .queue
+                    .try_send((address, Some(tx)))
+                    .is_err()
+                {
+                    return Ok(Answer::CaughtUp(false));
+                }
+                Ok(Answer::CaughtUp(rx.await.unwrap_or(false)))
             }
         }
     }
