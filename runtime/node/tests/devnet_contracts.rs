@@ -29,6 +29,17 @@ fn kept(nodes: &[&Node], address: &Hash) -> Vec<(zhtp_dht::PeerId, u64, [u8; 32]
         .collect()
 }
 
+/// The counter deployed and instantiated (at 0) through `node`.
+async fn counter_through(node: &Node) -> zhtp::network::Agreed {
+    let code = node
+        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
+        .await
+        .unwrap();
+    node.contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contract_deployed_on_one_node_runs_on_its_replicas_from_any_other() {
     let tmp = tempfile::tempdir().unwrap();
@@ -169,14 +180,7 @@ fn a_code_record_must_hash_to_its_key() {
 async fn a_replica_behind_or_off_the_majority_catches_up() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, boot) = network(&tmp, 4).await;
-    let code = nodes[0]
-        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
-        .await
-        .unwrap();
-    let made = nodes[0]
-        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
-        .await
-        .unwrap();
+    let made = counter_through(&nodes[0]).await;
     let address = made.address;
     // A replica that is neither the primary nor the first node (which coordinates) goes down.
     let down = nodes
@@ -304,14 +308,7 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
 async fn only_the_primary_orders_calls_and_a_call_it_applied_alone_is_forwarded() {
     let tmp = tempfile::tempdir().unwrap();
     let (nodes, _) = network(&tmp, 3).await;
-    let code = nodes[0]
-        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
-        .await
-        .unwrap();
-    let made = nodes[0]
-        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
-        .await
-        .unwrap();
+    let made = counter_through(&nodes[0]).await;
     let address = made.address;
     let by_id = |id| nodes.iter().find(|n| n.peer_id() == id).unwrap();
     let (primary, follower, other) = (
@@ -380,14 +377,7 @@ async fn only_the_primary_orders_calls_and_a_call_it_applied_alone_is_forwarded(
 async fn a_call_that_reached_some_replicas_before_its_primary_left_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, _) = network(&tmp, 4).await;
-    let code = nodes[0]
-        .contract_deploy(zhtp_artifacts::COUNTER.to_vec())
-        .await
-        .unwrap();
-    let made = nodes[0]
-        .contract_instantiate(code, br#"{"start":0}"#.to_vec(), unix_now(), GAS)
-        .await
-        .unwrap();
+    let made = counter_through(&nodes[0]).await;
     let address = made.address;
     let (a, b, c) = (made.replicas[0], made.replicas[1], made.replicas[2]);
     let outsider = nodes

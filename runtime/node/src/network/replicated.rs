@@ -613,11 +613,60 @@ impl Node {
                 }
             };
             let others: Vec<PeerId> = replicas.iter().copied().filter(|p| *p != primary).collect();
-            let mut answers = vec![(primary, Ok(Answer::Called(reply)))];
+            let mut answers = vec![(primary, Ok(Answer::Called(reply.clone())))];
             answers.extend(self.ask_all(&others, &Ask::Apply { call }).await);
-            return self.tally(address, &replicas, answers);
+            return match self.tally(address, &replicas, answers) {
+                // Another coordinator may have forwarded this call to them first (it saw
+                // them one version behind the primary): they answered stale, yet hold the
+                // state this call led to. Their versions and roots say so.
+                Err(Error::Smart(SmartError::NoMajority { .. })) => {
+                    self.confirmed(address, &replicas, primary, reply).await
+                }
+                other => other,
+            };
         }
         Err(SmartError::Contended(address).into())
+    }
+
+    /// The primary's `reply`, agreed when a majority of `replicas` now report the version and
+    /// root it led to; otherwise the replicas' disagreement.
+    async fn confirmed(
+        &self,
+        address: Hash,
+        replicas: &[PeerId],
+        primary: PeerId,
+        reply: Reply,
+    ) -> Result<Agreed, Error> {
+        let statuses = self.statuses(address, replicas).await;
+        let at = |i: &Instance| i.sequence == reply.sequence && i.root().ok() == Some(reply.root);
+        let agreeing: Vec<PeerId> = statuses
+            .iter()
+            .filter(|(_, i)| at(i))
+            .map(|(p, _)| *p)
+            .collect();
+        if agreeing.len() < MAJORITY || !agreeing.contains(&primary) {
+            return Err(no_majority(address, replicas.len(), &statuses).into());
+        }
+        let mismatches: Vec<(PeerId, String)> = replicas
+            .iter()
+            .filter(|p| !agreeing.contains(p))
+            .map(|p| {
+                (
+                    *p,
+                    "not at the version and root the call led to".to_string(),
+                )
+            })
+            .collect();
+        if !mismatches.is_empty() {
+            self.tell_to_check(address, mismatches.iter().map(|m| m.0).collect());
+        }
+        Ok(Agreed {
+            address,
+            reply,
+            replicas: replicas.to_vec(),
+            agreeing: agreeing.len(),
+            mismatches,
+        })
     }
 
     /// Sends the primary's last signed call to the replicas exactly one version behind it;
