@@ -84,6 +84,26 @@ pub enum Request {
     /// request type (`zhtp::network::smart`). Answered with [`Response::Contract`] or a
     /// refusal. Appended last, so the variant numbers of the requests above are unchanged.
     Contract(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A proof audit: a Groth16 proof (circuit `circuit`, a `zhtp_proofs::CircuitId`) that this
+    /// node keeps the blocks `nonce` samples from the shard at this position, whose Poseidon
+    /// commitment is `root` over `blocks` blocks (recorded in the storage contract). Answered
+    /// with [`Response::Proved`]. Appended after `Contract`, for the same reason.
+    Prove {
+        /// The content.
+        content: Hash,
+        /// Segment number.
+        segment: u32,
+        /// Shard position in the segment.
+        index: u16,
+        /// The circuit to prove in.
+        circuit: u32,
+        /// The commitment's root (a canonical BN254 scalar, little-endian).
+        root: [u8; 32],
+        /// The commitment's block count.
+        blocks: u32,
+        /// Fresh per audit.
+        nonce: [u8; 16],
+    },
 }
 
 /// One shard a node holds.
@@ -117,6 +137,8 @@ pub enum Response {
     Signed(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The answer to a [`Request::Contract`]: the node's own encoding.
     Contract(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The proof a [`Request::Prove`] asked for: 128 bytes, compressed.
+    Proved(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// The length-prefixed postcard codec with a size limit.

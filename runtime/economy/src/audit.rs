@@ -140,6 +140,28 @@ pub fn commitment(prepared: &[Prepared]) -> Hash {
     Hash(*h.finalize().as_bytes())
 }
 
+/// A proof audit as the auditor recorded it, beside its [`Outcome`]: what `zhtp
+/// storage-contract show` lists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofAudit {
+    /// Segment of the shard asked about.
+    pub segment: u32,
+    /// Its index in the segment.
+    pub index: u16,
+    /// The circuit asked for (`zhtp_proofs::CircuitId`).
+    pub circuit: u32,
+    /// The audit's nonce.
+    pub nonce: [u8; 16],
+    /// How it went.
+    pub outcome: Outcome,
+    /// From the request to the answer (the holder's proving and the way there and back), ms.
+    pub answer_ms: u32,
+    /// Checking the proof, µs (0 when there was none to check).
+    pub verify_us: u32,
+    /// What was wrong, if anything: the holder's refusal, "late", "does not verify".
+    pub problem: Option<String>,
+}
+
 /// How one audit went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

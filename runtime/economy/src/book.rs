@@ -9,7 +9,7 @@
 //!
 //! The client's node also keeps, per contract, the audit challenges it prepared
 //! (`q/<id><segment><index><n>`, each taken once) and what its audits found
-//! (`o/<id><period><provider><n>`), and per node the reputation points its audits gave
+//! (`o/<id><period><provider><n>`; a proof audit's details under the same key with `p/`), and per node the reputation points its audits gave
 //! (`n/<key>`).
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,7 +18,7 @@ use zhtp_store::{Cf, Store};
 use zhtp_types::Hash;
 
 use crate::Error;
-use crate::audit::{Outcome, Prepared};
+use crate::audit::{Outcome, Prepared, ProofAudit};
 use crate::contract::StorageContract;
 use crate::reputation;
 
@@ -239,6 +239,28 @@ impl Book {
         provider: &[u8; 32],
         outcome: Outcome,
     ) -> Result<(), Error> {
+        self.record_with(id, period, provider, outcome, None)
+    }
+
+    /// [`Self::record`] for a proof audit, with its details (in the same batch).
+    pub fn record_proof(
+        &self,
+        id: &Hash,
+        period: u32,
+        provider: &[u8; 32],
+        detail: &ProofAudit,
+    ) -> Result<(), Error> {
+        self.record_with(id, period, provider, detail.outcome, Some(detail))
+    }
+
+    fn record_with(
+        &self,
+        id: &Hash,
+        period: u32,
+        provider: &[u8; 32],
+        outcome: Outcome,
+        detail: Option<&ProofAudit>,
+    ) -> Result<(), Error> {
         let _w = self.lock();
         let mut prefix = outcome_prefix(id, Some(period));
         prefix.extend_from_slice(provider);
@@ -247,8 +269,32 @@ impl Book {
         let mut batch = self.store.batch();
         let v = postcard::to_allocvec(&outcome).expect("outcomes encode");
         self.store.put(&mut batch, Cf::Ledger, &prefix, &v)?;
+        if let Some(d) = detail {
+            // The same key under "p/": the detail of the n-th audit is beside its outcome.
+            let mut k = prefix;
+            k[0] = b'p';
+            let v = postcard::to_allocvec(d).expect("proof audits encode");
+            self.store.put(&mut batch, Cf::Ledger, &k, &v)?;
+        }
         self.store.write(batch)?;
         Ok(())
+    }
+
+    /// The proof audits recorded under contract `id`, in order: period, provider, details.
+    pub fn proof_audits(&self, id: &Hash) -> Result<Vec<(u32, [u8; 32], ProofAudit)>, Error> {
+        let prefix = [b"p/".as_slice(), id.as_bytes()].concat();
+        let mut out = Vec::new();
+        for item in self.store.scan(Cf::Ledger, &prefix)? {
+            let (k, v) = item?;
+            let rest = &k[prefix.len()..];
+            let (Some(p), Some(who)) = (rest.get(..4), rest.get(4..36)) else {
+                return Err(corrupt("a proof audit record", "short key"));
+            };
+            let period = u32::from_be_bytes(p.try_into().expect("4 bytes"));
+            let d = postcard::from_bytes(&v).map_err(|e| corrupt("a proof audit record", e))?;
+            out.push((period, who.try_into().expect("32 bytes"), d));
+        }
+        Ok(out)
     }
 
     /// The audits recorded under contract `id`: of one period, or (`None`) all, in order.
@@ -460,6 +506,7 @@ mod tests {
                 index: 1,
                 shard: Hash([7; 32]),
                 holder: [4; 32],
+                proof: None,
             }],
             price: 100,
             fee: 0,
@@ -524,6 +571,23 @@ mod tests {
             [(0, [4; 32], ok), (0, [4; 32], lost)]
         );
         assert_eq!(book.audits(&c.id(), None).unwrap().len(), 3);
+        // A proof audit is an audit like the others, with its details beside it.
+        let detail = crate::audit::ProofAudit {
+            segment: 3,
+            index: 1,
+            circuit: 0x01_08_0a,
+            nonce: [5; 16],
+            outcome: lost,
+            answer_ms: 700,
+            verify_us: 0,
+            problem: Some("does not verify".into()),
+        };
+        book.record_proof(&c.id(), 1, &[4; 32], &detail).unwrap();
+        assert_eq!(
+            book.audits(&c.id(), Some(1)).unwrap(),
+            [(1, [4; 32], ok), (1, [4; 32], lost)]
+        );
+        assert_eq!(book.proof_audits(&c.id()).unwrap(), [(1, [4; 32], detail)]);
 
         // Points start at 1000 and stay within bounds.
         assert_eq!(book.points(&[4; 32]).unwrap(), reputation::START);

@@ -169,6 +169,9 @@ pub struct Placement {
     pub shard: Hash,
     /// The provider holding it (its Ed25519 key).
     pub holder: [u8; 32],
+    /// The shard's Poseidon commitment, when the client's node made one at put time: its
+    /// audits then ask the holder for a Groth16 proof ([`zhtp_proofs`]) instead of a digest.
+    pub proof: Option<zhtp_proofs::Commitment>,
 }
 
 /// What the client and the providers agree on.
@@ -699,6 +702,7 @@ mod tests {
                     index: i as u16,
                     shard: Hash([i as u8 + 10; 32]),
                     holder: *h,
+                    proof: None,
                 })
                 .collect(),
             price: 1_000_003,
@@ -724,6 +728,9 @@ mod tests {
 
     /// Golden bytes: terms are what every party signs and what nodes keep and send; a change
     /// here makes every kept contract unreadable and every signature void (add a version).
+    /// Changed once on purpose (2026-12-02, issue 16): placements gained their optional proof
+    /// commitment, one byte when absent. No network had kept contracts yet; a devnet data dir
+    /// from before that does not read them.
     #[test]
     fn terms_encoding_and_id_are_frozen() {
         let mut t = terms([9; 32], &[[3; 32]]);
@@ -731,12 +738,12 @@ mod tests {
         let bytes = postcard::to_allocvec(&t).unwrap();
         assert_eq!(
             blake3::hash(&bytes).to_hex().as_str(),
-            "2c26e59d976bb7a365903740b3716ca855bb4a61c999ff2aea0425353c7b02a2"
+            "5faa757f1344841879290691af730056b99a1a0a5d949f2e7b2ccab9aa013283"
         );
-        assert_eq!(bytes.len(), 320);
+        assert_eq!(bytes.len(), 321);
         assert_eq!(
             t.id().to_hex(),
-            "a65700b5a0c5d6b38b8c95bd543f330418c4e8d4383257fff2ff432c5c5c015a"
+            "c988d594fe0ab689254a34ef6210a7100dccee472a5ea10eb8f3a6000d71dc70"
         );
     }
 

@@ -22,6 +22,7 @@ fn terms(client: &Identity, holders: &[&Identity]) -> Terms {
                 index: i as u16,
                 shard: Hash([i as u8 + 10; 32]),
                 holder: h.public().signing,
+                proof: None,
             })
             .collect(),
         price: 1_200_000,

@@ -292,6 +292,7 @@ fn reencrypt(
                 payer: owner,
                 days: PAID_DAYS,
                 max_price: None,
+                proofs: false,
             };
             crate::files::put_remote(c, tmp, Some(m.code), opts, Some(owner), Some(pay))?
         }

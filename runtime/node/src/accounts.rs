@@ -126,6 +126,11 @@ pub fn contract(
         .into_iter()
         .map(|(period, p, o)| (period, hex::encode(p), o))
         .collect();
+    info.proof_audits = book
+        .proof_audits(id)?
+        .into_iter()
+        .map(|(period, p, d)| (period, hex::encode(p), d))
+        .collect();
     Ok(Some(info))
 }
 

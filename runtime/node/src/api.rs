@@ -419,6 +419,7 @@ async fn put(
         )));
     }
     let expected = req.content_hash;
+    let proofs = req.payment.as_ref().is_some_and(|p| p.proof_audits);
     let payment = match (&req.payment, st.node.charges()) {
         (None, true) => {
             return Err(ApiError(
@@ -542,6 +543,7 @@ async fn put(
                     price,
                     fee: priced.quote.network_fee,
                     plugin: priced.plugin_hash,
+                    proofs,
                 };
                 let (stored, c) = st.node.put_paid(&path, hashed, opts, pay).await?;
                 let id = c.id().0;

@@ -44,6 +44,7 @@ mod gc;
 mod market;
 mod migration;
 mod placement;
+mod proving;
 mod repair;
 mod replicated;
 mod retrieval;
@@ -56,6 +57,7 @@ pub use contracts::{Payment, ed25519_of};
 pub use gc::{GcReport, RemoveReport};
 pub use market::{MarketConfig, MarketView};
 pub use migration::{Migrated, Reads, ReviewReport};
+pub use proving::{CIRCUIT, Lapse, PROOF_DEADLINE};
 pub use replicated::{Agreed, CODE_KEY, ContractRound, MAX_SKEW, Misstep, Reply, SmartError};
 pub use tiers::{Churn, Placement};
 
@@ -260,6 +262,12 @@ struct Inner {
     data_dir: std::path::PathBuf,
     /// The smart contracts this node keeps as a replica.
     smart: crate::smart::SmartContracts,
+    /// Proof requests admitted ([`proving::MAX_PROVING`]).
+    proving: Arc<tokio::sync::Semaphore>,
+    /// Held while proving: one proof at a time.
+    prover: tokio::sync::Mutex<()>,
+    /// How this node answers proof audits (tests only).
+    lapse: Mutex<proving::Lapse>,
     /// Contract instances to check against their other replicas.
     checks: replicated::Checks,
 }
@@ -461,6 +469,9 @@ impl Node {
                 data_dir: data_dir.to_path_buf(),
                 smart,
                 checks,
+                proving: Arc::new(tokio::sync::Semaphore::new(proving::MAX_PROVING)),
+                prover: tokio::sync::Mutex::new(()),
+                lapse: Mutex::new(proving::Lapse::None),
             }),
         };
         // Background tasks hold the node weakly: dropping the last `Node` closes the store.

@@ -142,7 +142,10 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
                 "signatures  {} of {} parties",
                 c.signatures.0, c.signatures.1
             );
-            println!("shards      {}", c.shards);
+            println!(
+                "shards      {} ({} committed for proof audits)",
+                c.shards, c.committed
+            );
             for (p, n) in &c.providers {
                 println!("  provider  {p}  {n} shards");
             }
@@ -150,6 +153,25 @@ pub fn run(dir: &Path, remote: Option<&str>, cmd: StorageContractCommand) -> Res
                 println!(
                     "  audit     period {period}  {}  {o:?}",
                     p.get(..16).unwrap_or(p)
+                );
+            }
+            for (period, p, d) in &c.proof_audits {
+                println!(
+                    "  proof     period {period}  {}  shard {}/{}  circuit {}  {}  answer {} ms, verify {} µs{}",
+                    p.get(..16).unwrap_or(p),
+                    d.segment,
+                    d.index,
+                    zhtp_proofs::CircuitId(d.circuit),
+                    match d.outcome.violation() {
+                        None => "passed".to_string(),
+                        Some(v) => format!("failed: {v:?}"),
+                    },
+                    d.answer_ms,
+                    d.verify_us,
+                    d.problem
+                        .as_deref()
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default()
                 );
             }
             match &c.escrow {

@@ -61,6 +61,7 @@ fn payment(content: Hash) -> Payment {
         price: PRICE,
         fee: 0,
         plugin: Hash([3; 32]),
+        proofs: false,
     }
 }
 
@@ -293,6 +294,7 @@ fn offered(client: &Identity, content: Hash, shard: Hash, holder: [u8; 32], star
             index: 0,
             shard,
             holder,
+            proof: None,
         }],
         price: PRICE,
         fee: 0,
@@ -343,6 +345,7 @@ async fn offers_are_checked_before_a_provider_signs() {
             index: 0,
             shard: Hash([2; 32]),
             holder: me,
+            proof: None,
         }],
         price: PRICE,
         fee: 0,
@@ -428,6 +431,7 @@ fn payment_for(content: Hash, price: u64, fee: u64, periods: u32, secs: u64) -> 
         price,
         fee,
         plugin: Hash([3; 32]),
+        proofs: false,
     }
 }
 
@@ -1178,4 +1182,88 @@ async fn a_review_moves_paid_content_with_its_storage_contract() {
     let back = nodes[4].get_bytes(&hashed.0, key(&stored)).await.unwrap();
     assert!(back == bytes);
     assert_eq!(ledger.audit().unwrap().supply, SUPPLY);
+}
+
+/// Proof audits (issue 16) on five real nodes: a put whose client node commits to every shard
+/// records the commitments in the contract; every provider answers its audit with a Groth16
+/// proof that verifies, except one that lost the second half of its shards and proves from
+/// what it has: its proof does not verify, which is data loss. `storage-contract show`'s data
+/// lists each proof audit with its times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_lost_half_a_shard_fails_its_proof_audit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 5, 100_000_000).await;
+    let gateway = &nodes[0];
+    // This put asks for proof audits (`zhtp put --proof-audits`); the node does not for all.
+    assert!(!gateway.audit_config().proofs);
+    let bytes = data(600_000, 21);
+    let (path, hashed) = input(&tmp, &bytes);
+    let (_, c) = gateway
+        .put_paid(
+            &path,
+            hashed,
+            opts(EncryptionLevel::Standard),
+            Payment {
+                proofs: true,
+                ..payment_for(hashed.0, 4_000_000, 0, 2, 100)
+            },
+        )
+        .await
+        .unwrap();
+    let (t, id) = (c.terms().clone(), c.id());
+    // Every shard's placement carries its commitment, for the devnet circuit.
+    assert!(!t.shards.is_empty());
+    for p in &t.shards {
+        let commitment = p.proof.expect("committed at put time");
+        assert_eq!(commitment.depth, zhtp::network::CIRCUIT.depth);
+        assert!(commitment.blocks > 0);
+    }
+    let loser = nodes[1..]
+        .iter()
+        .find(|n| t.providers().contains(&n.provider_key()))
+        .expect("a provider besides the client's node");
+    loser.set_lapse(zhtp::network::Lapse::LostHalf);
+    let x = loser.provider_key();
+
+    let r = gateway.audit_round(t.start + 10).await.unwrap();
+    assert_eq!(r.audits, t.providers().len());
+    assert_eq!(
+        r.proofs.len(),
+        t.providers().len(),
+        "every audit was a proof audit"
+    );
+    assert_eq!(r.passed, t.providers().len() - 1);
+    assert_eq!(
+        r.failed,
+        [(
+            hex::encode(x),
+            id,
+            zhtp_economy::contract::Violation::DataLoss
+        )]
+    );
+    assert_eq!(r.proofs.iter().filter(|p| p.2).count(), r.passed);
+    // The failed proof was checked (it came back, and did not verify), not refused.
+    let info = zhtp::accounts::contract(gateway.contracts(), gateway.local().ledger(), &id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.committed, t.shards.len());
+    assert_eq!(info.proof_audits.len(), t.providers().len());
+    for (period, who, d) in &info.proof_audits {
+        assert_eq!(*period, 0);
+        if *who == hex::encode(x) {
+            assert_eq!(
+                d.outcome,
+                zhtp_economy::audit::Outcome::Failed(zhtp_economy::contract::Violation::DataLoss)
+            );
+            assert_eq!(d.problem.as_deref(), Some("the proof does not verify"));
+            assert!(d.verify_us > 0);
+        } else {
+            assert!(d.outcome.violation().is_none(), "{d:?}");
+            assert!(d.problem.is_none());
+            assert!(d.verify_us > 0 && d.answer_ms > 0);
+        }
+    }
+
+    // Its audits are its reputation: the loss cost it points, the passes earned others some.
+    assert!(gateway.standing(&x).unwrap().points < 1_000);
 }

@@ -42,6 +42,11 @@ pub struct AuditConfig {
     pub deadline: Duration,
     /// How long to wait for any answer before counting the holder unavailable.
     pub patience: Duration,
+    /// Whether this node's paid puts commit to every shard (a Poseidon tree, about 0.25 s per
+    /// MiB of shard on two cores) so that its audits of them ask for Groth16 proofs.
+    pub proofs: bool,
+    /// A proof later than this is data loss.
+    pub proof_deadline: Duration,
     /// Points per outcome.
     pub table: Table,
     /// Band thresholds.
@@ -53,6 +58,8 @@ impl Default for AuditConfig {
         Self {
             deadline: Duration::from_millis(500),
             patience: Duration::from_secs(10),
+            proofs: false,
+            proof_deadline: super::proving::PROOF_DEADLINE,
             table: Table::default(),
             bands: Bands::default(),
         }
@@ -80,6 +87,10 @@ pub struct AuditReport {
     /// Contracts skipped: their content was removed or replaced by its client (its shards are
     /// gone on purpose), or they could not be read.
     pub skipped: usize,
+    /// The proof audits among `audits`: each one's answer time (ms: the holder's proving and
+    /// the way there and back), verification time (µs) and whether it passed.
+    #[serde(default)]
+    pub proofs: Vec<(u32, u32, bool)>,
 }
 
 /// What a settlement did.
@@ -429,7 +440,7 @@ impl Node {
                 });
             for (p, r) in futures::future::join_all(asks).await {
                 match r {
-                    Ok(Some(o)) => results.push((c.clone(), period, p, o)),
+                    Ok(Some((o, detail))) => results.push((c.clone(), period, p, o, detail)),
                     Ok(None) => report.exhausted += 1,
                     Err(e) => tracing::warn!(contract = %c.id(), "audit not made: {e}"),
                 }
@@ -449,16 +460,24 @@ impl Node {
             );
         }
         let config = self.audit_config();
-        for (c, period, p, outcome) in results {
+        for (c, period, p, outcome, detail) in results {
             if outage && outcome == Outcome::Failed(Violation::Unavailability) {
                 report.uncounted += 1;
                 continue;
             }
             report.audits += 1;
             let (node, id, sla) = (self.clone(), c.id(), c.terms().sla.latency_ms);
+            if let Some(d) = &detail {
+                report
+                    .proofs
+                    .push((d.answer_ms, d.verify_us, d.outcome.violation().is_none()));
+            }
             let (before, after) = blocking(move || {
                 let book = &node.inner.book;
-                book.record(&id, period, &p, outcome)?;
+                match &detail {
+                    Some(d) => book.record_proof(&id, period, &p, d)?,
+                    None => book.record(&id, period, &p, outcome)?,
+                }
                 let before = book.points(&p)?;
                 let after = book.adjust(&p, config.table.points(outcome, sla))?;
                 Ok::<_, zhtp_economy::Error>((before, after))
@@ -478,15 +497,32 @@ impl Node {
         Ok(report)
     }
 
-    /// Audits `provider` under `c` on one of its shards that has a challenge left; `None`
-    /// when none has.
+    /// Audits `provider` under `c` on one of its shards: by a proof when the shards it holds
+    /// carry commitments, else by a challenge left; `None` when there is none.
     async fn audit_one(
         &self,
         c: &StorageContract,
         provider: [u8; 32],
         stored: &std::collections::HashSet<(u32, u16)>,
-    ) -> Result<Option<Outcome>, Error> {
+    ) -> Result<Option<(Outcome, Option<audit::ProofAudit>)>, Error> {
         let t = c.terms();
+        let committed: Vec<_> = t
+            .shards
+            .iter()
+            .filter(|s| s.holder == provider && stored.contains(&(s.segment, s.index)))
+            .filter_map(|s| s.proof.map(|p| ((s.segment, s.index), p)))
+            .collect();
+        if !committed.is_empty() {
+            let Some(peer) = peer_of(&provider) else {
+                return Ok(Some((Outcome::Failed(Violation::Breach), None)));
+            };
+            let mut pick = [0u8; 8];
+            getrandom::fill(&mut pick).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
+            let (at, commitment) =
+                committed[(u64::from_le_bytes(pick) % committed.len() as u64) as usize];
+            let d = self.proof_audit(c, provider, peer, at, commitment).await?;
+            return Ok(Some((d.outcome, Some(d))));
+        }
         let mine: Vec<(u32, u16)> = t
             .shards
             .iter()
@@ -512,7 +548,7 @@ impl Node {
             return Ok(None);
         };
         let Some(peer) = peer_of(&provider) else {
-            return Ok(Some(Outcome::Failed(Violation::Breach)));
+            return Ok(Some((Outcome::Failed(Violation::Breach), None)));
         };
         let (content, segment, index) = (t.content, prepared.segment, prepared.index);
         let started = Instant::now();
@@ -538,7 +574,7 @@ impl Node {
         };
         let took = started.elapsed();
         let latency_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
-        Ok(Some(match answer {
+        let outcome = match answer {
             Ok(Response::Audited(d)) if d != prepared.expect => {
                 Outcome::Failed(Violation::DataLoss)
             }
@@ -551,7 +587,8 @@ impl Node {
                 Outcome::Failed(Violation::DataLoss)
             }
             Ok(_) | Err(_) => Outcome::Failed(Violation::Unavailability),
-        }))
+        };
+        Ok(Some((outcome, None)))
     }
 
     /// Settles every period that ended by `now` (Unix seconds) of the contracts whose escrow

@@ -46,6 +46,9 @@ pub struct Payment {
     pub fee: MicroZhtp,
     /// BLAKE3 of the pricing plugin that quoted it.
     pub plugin: Hash,
+    /// Commit to the shards and audit them by proofs (also when this node's
+    /// [`super::AuditConfig::proofs`] says so).
+    pub proofs: bool,
 }
 
 /// Which node holds each shard: `(segment, index)` → node.
@@ -61,16 +64,41 @@ pub fn ed25519_of(peer: &PeerId) -> Option<[u8; 32]> {
     Some(key.try_into_ed25519().ok()?.to_bytes())
 }
 
-/// The first pass of a paid put: the shard hashes of each segment, and the audit challenges
-/// of each shard (prepared now, while the shards are at hand).
+/// The first pass of a paid put: the shard hashes of each segment, the audit challenges of
+/// each shard and, when asked, their proof commitments (made now, while the shards are at
+/// hand).
 pub(super) struct Planner {
     pub(super) seed: [u8; 32],
     /// Challenges per shard.
     pub(super) challenges: usize,
+    /// Whether to commit to each shard for proof audits.
+    pub(super) proofs: bool,
+}
+
+/// What the planner makes of one segment: its shard hashes, their challenges, their
+/// commitments (empty when not asked for).
+pub(super) type Planned = (
+    Vec<Hash>,
+    Vec<Prepared>,
+    Vec<Option<zhtp_proofs::Commitment>>,
+);
+
+/// Sets the proof commitment of each placement from `commitments` (per segment, per index).
+pub(super) fn set_commitments(
+    shards: &mut [Placement],
+    commitments: &[Vec<Option<zhtp_proofs::Commitment>>],
+) {
+    for p in shards {
+        p.proof = commitments
+            .get(p.segment as usize)
+            .and_then(|c| c.get(usize::from(p.index)))
+            .copied()
+            .flatten();
+    }
 }
 
 impl crate::pipeline::Sink for Planner {
-    type Placed = (Vec<Hash>, Vec<Prepared>);
+    type Placed = Planned;
     type Error = Error;
 
     fn store(&self, index: u32, seg: &EncodedSegment) -> Result<Self::Placed, Error> {
@@ -89,7 +117,12 @@ impl crate::pipeline::Sink for Planner {
                 h
             })
             .collect();
-        Ok((hashes, prepared))
+        let commitments = if self.proofs {
+            super::proving::commit(&seg.shards().map(|(_, b)| b).collect::<Vec<_>>())
+        } else {
+            Vec::new()
+        };
+        Ok((hashes, prepared, commitments))
     }
 
     fn abort(&self, _placed: Vec<Self::Placed>) {}
@@ -334,6 +367,7 @@ impl Node {
         let planner = Planner {
             seed,
             challenges: m.periods.clamp(1, MAX_CHALLENGES_PER_SHARD) as usize,
+            proofs: pay.proofs || self.audit_config().proofs,
         };
         let encoded =
             super::placement::run_pipeline(path, encoder.clone(), segment_size, planner).await?;
@@ -345,14 +379,17 @@ impl Node {
         }
         let mut prepared = Vec::new();
         let mut hashes = Vec::new();
-        for (_, (h, challenges)) in encoded.segments {
+        let mut commitments = Vec::new();
+        for (_, (h, challenges, committed)) in encoded.segments {
             prepared.extend(challenges);
             hashes.push(h);
+            commitments.push(committed);
         }
         let shard_bytes = (segment_size / usize::from(encoder.params().code.data).max(1)) as u64;
-        let (plan, shards, keys) = self
+        let (plan, mut shards, keys) = self
             .plan_holders(&hashes, peers, shard_bytes, &Default::default())
             .await?;
+        set_commitments(&mut shards, &commitments);
         let terms = Terms {
             content,
             client,
@@ -457,6 +494,7 @@ impl Node {
                     index: index as u16,
                     shard: *hash,
                     holder,
+                    proof: None,
                 });
             }
         }

@@ -513,17 +513,21 @@ impl Node {
         let planner = Planner {
             seed,
             challenges: left.clamp(1, MAX_CHALLENGES_PER_SHARD) as usize,
+            // The successor is audited as its predecessor was.
+            proofs: t.shards.iter().any(|p| p.proof.is_some()),
         };
-        let (mut hashes, mut prepared) = (Vec::new(), Vec::new());
+        let (mut hashes, mut prepared, mut commitments) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..manifest.segments.len() as u32 {
             let seg = self.recoded(manifest, s, code, holders).await?;
-            let (h, p) = planner.store(s, &seg)?;
+            let (h, p, c) = planner.store(s, &seg)?;
             hashes.push(h);
             prepared.extend(p);
+            commitments.push(c);
         }
-        let (plan, shards, keys) = self
+        let (plan, mut shards, keys) = self
             .plan_holders(&hashes, peers, shard_bytes, holders)
             .await?;
+        super::contracts::set_commitments(&mut shards, &commitments);
         let terms = Terms {
             shards,
             audits: audit::commitment(&prepared),

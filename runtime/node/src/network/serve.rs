@@ -116,6 +116,23 @@ impl Node {
                 }
             }
             Request::Contract(bytes) => self.serve_contract(peer, &bytes).await,
+            Request::Prove {
+                content,
+                segment,
+                index,
+                circuit,
+                root,
+                blocks,
+                nonce,
+            } => {
+                let commitment = zhtp_proofs::Commitment {
+                    root,
+                    blocks,
+                    depth: super::CIRCUIT.depth,
+                };
+                self.answer_prove(content, segment, index, circuit, commitment, nonce)
+                    .await
+            }
             Request::Inventory { content } => {
                 let node = self.clone();
                 match blocking(move || node.inventory(&content)).await {

@@ -1,0 +1,265 @@
+//! Proof audits (`zhtp_proofs`): a shard whose placement carries a Poseidon commitment is
+//! audited by asking its holder for a Groth16 proof that it keeps the blocks a fresh nonce
+//! samples, bound to its own key, instead of a BLAKE3 digest over prepared ranges. Such audits
+//! never run out (no challenge is prepared) and anyone holding the contract can check them.
+//!
+//! The holder proves off the serving path: at most [`MAX_PROVING`] proof requests are
+//! admitted at once and one is proved at a time (a proof uses every core for about a second);
+//! more are refused as busy. A missing, invalid or late proof is data loss; no answer at all
+//! is unavailability, as for any audit.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use zhtp_dht::{Request, Response};
+use zhtp_economy::audit::{Outcome, ProofAudit};
+use zhtp_economy::contract::{StorageContract, Violation};
+use zhtp_proofs::{CircuitId, Commitment, Keys, Proof, Shape, Statement, Tree};
+use zhtp_store::Cf;
+use zhtp_types::Hash;
+
+use super::{Error, Node, blocking, held_key};
+
+/// Proof requests admitted at once (one proving, the rest waiting); more are refused as busy.
+pub(super) const MAX_PROVING: usize = 4;
+
+/// The circuit proof audits use.
+pub const CIRCUIT: Shape = Shape::DEVNET;
+
+/// The keys, once per process: loaded from the first node's data dir (`keys/`), or made by the
+/// devnet setup and saved there; checked against the pinned verifying key either way.
+fn keys(dir: &Path) -> Result<Arc<Keys>, Error> {
+    static KEYS: Mutex<Option<Arc<Keys>>> = Mutex::new(None);
+    let mut k = KEYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(k) = &*k {
+        return Ok(k.clone());
+    }
+    let loaded = Arc::new(
+        Keys::load_or_setup(&dir.join("keys"), CIRCUIT, None)
+            .map_err(|e| Error::Task(format!("proof keys: {e}")))?,
+    );
+    *k = Some(loaded.clone());
+    Ok(loaded)
+}
+
+/// Commitments to the shards of one segment, for [`CIRCUIT`] (`None` for a shard too large).
+pub(super) fn commit(shards: &[&[u8]]) -> Vec<Option<Commitment>> {
+    shards
+        .iter()
+        .map(|s| Tree::build(s, CIRCUIT.depth).ok().map(|t| t.commitment()))
+        .collect()
+}
+
+/// Test hooks: how a holder misbehaves when asked for a proof.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lapse {
+    /// None: it proves from its shard.
+    #[default]
+    None,
+    /// It lost the second half of every shard (zeros) and proves anyway from what it has.
+    LostHalf,
+}
+
+impl Node {
+    /// Makes this node answer proof audits as `lapse` says. Tests only.
+    #[doc(hidden)]
+    pub fn set_lapse(&self, lapse: Lapse) {
+        *self
+            .inner
+            .lapse
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = lapse;
+    }
+
+    /// The holder's answer to a [`Request::Prove`].
+    pub(super) async fn answer_prove(
+        &self,
+        content: Hash,
+        segment: u32,
+        index: u16,
+        circuit: u32,
+        commitment: Commitment,
+        nonce: [u8; 16],
+    ) -> Response {
+        let Ok(_admitted) = self.inner.proving.clone().try_acquire_owned() else {
+            return Response::Refused(format!(
+                "{}: {MAX_PROVING} proofs already asked for",
+                zhtp_dht::protocol::BUSY
+            ));
+        };
+        if CircuitId(circuit) != CIRCUIT.id() {
+            return Response::Refused(format!(
+                "this node proves in circuit {}, not {}",
+                CIRCUIT.id(),
+                CircuitId(circuit)
+            ));
+        }
+        // One proof at a time: it uses every core.
+        let _proving = self.inner.prover.lock().await;
+        let node = self.clone();
+        match blocking(move || node.prove_held(content, segment, index, commitment, nonce)).await {
+            Ok(Ok(p)) => Response::Proved(p.bytes),
+            Ok(Err(e)) | Err(e) => Response::Refused(e.to_string()),
+        }
+    }
+
+    /// Proves that this node keeps the shard at this position. Blocking.
+    fn prove_held(
+        &self,
+        content: Hash,
+        segment: u32,
+        index: u16,
+        commitment: Commitment,
+        nonce: [u8; 16],
+    ) -> Result<Proof, Error> {
+        let not_held = || {
+            Error::Invalid(format!(
+                "this node holds no shard {index} of segment {segment} of {content}"
+            ))
+        };
+        let store = &self.inner.store;
+        let v = store
+            .get(Cf::Index, &held_key(&content, segment, index))?
+            .ok_or_else(not_held)?;
+        let hash = v
+            .get(..32)
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .ok_or_else(not_held)?;
+        let mut shard = store.shard(&Hash(hash))?.ok_or_else(not_held)?;
+        let lapse = *self
+            .inner
+            .lapse
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let statement = Statement {
+            commitment,
+            nonce,
+            holder: self.provider_key(),
+        };
+        let keys = keys(&self.inner.data_dir)?;
+        let proof = |e: zhtp_proofs::Error| Error::Invalid(format!("proof: {e}"));
+        if lapse == Lapse::LostHalf {
+            let half = shard.len() / 2;
+            shard[half..].fill(0);
+            let tree = Tree::build(&shard, CIRCUIT.depth).map_err(proof)?;
+            return keys
+                .prove_unchecked(&statement, &shard, &tree)
+                .map_err(proof);
+        }
+        let tree = Tree::build(&shard, CIRCUIT.depth).map_err(proof)?;
+        if tree.commitment() != commitment {
+            return Err(Error::Invalid(
+                "this node's shard does not match the contract's commitment".into(),
+            ));
+        }
+        keys.prove(&statement, &shard, &tree).map_err(proof)
+    }
+
+    /// A proof audit of `provider` on the shard at `(segment, index)` of `c`, committed to by
+    /// `commitment`: the outcome and what `storage-contract show` lists.
+    pub(super) async fn proof_audit(
+        &self,
+        c: &StorageContract,
+        provider: [u8; 32],
+        peer: zhtp_dht::PeerId,
+        (segment, index): (u32, u16),
+        commitment: Commitment,
+    ) -> Result<ProofAudit, Error> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
+        let content = c.terms().content;
+        let config = self.audit_config();
+        let circuit = CIRCUIT.id();
+        let started = Instant::now();
+        let answer: Result<Response, String> = if peer == self.peer_id() {
+            Ok(self
+                .answer_prove(content, segment, index, circuit.0, commitment, nonce)
+                .await)
+        } else {
+            let req = Request::Prove {
+                content,
+                segment,
+                index,
+                circuit: circuit.0,
+                root: commitment.root,
+                blocks: commitment.blocks,
+                nonce,
+            };
+            let wait = config.patience.max(config.proof_deadline);
+            match tokio::time::timeout(wait, self.inner.dht.request(peer, req)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("no answer in time".into()),
+            }
+        };
+        let took = started.elapsed();
+        let answer_ms = u32::try_from(took.as_millis()).unwrap_or(u32::MAX);
+        let mut detail = ProofAudit {
+            segment,
+            index,
+            circuit: circuit.0,
+            nonce,
+            outcome: Outcome::Passed {
+                latency_ms: answer_ms,
+            },
+            answer_ms,
+            verify_us: 0,
+            problem: None,
+        };
+        let lost = Outcome::Failed(Violation::DataLoss);
+        match answer {
+            Ok(Response::Proved(bytes)) => {
+                let statement = Statement {
+                    commitment,
+                    nonce,
+                    holder: provider,
+                };
+                let dir = self.inner.data_dir.clone();
+                let (verdict, verify) = blocking(move || {
+                    let keys = keys(&dir)?;
+                    let t = Instant::now();
+                    let v = keys.verify(&statement, &Proof { circuit, bytes });
+                    Ok::<_, Error>((v, t.elapsed()))
+                })
+                .await??;
+                detail.verify_us = u32::try_from(verify.as_micros()).unwrap_or(u32::MAX);
+                if let Err(e) = verdict {
+                    detail.outcome = lost;
+                    detail.problem = Some(e.to_string());
+                } else if took > config.proof_deadline {
+                    detail.outcome = lost;
+                    detail.problem = Some(format!(
+                        "late: {answer_ms} ms, the deadline is {} ms",
+                        config.proof_deadline.as_millis()
+                    ));
+                }
+            }
+            Ok(Response::Refused(why)) if !why.contains(zhtp_dht::protocol::BUSY) => {
+                detail.outcome = lost;
+                detail.problem = Some(why);
+            }
+            Ok(Response::Refused(why)) => {
+                detail.outcome = Outcome::Failed(Violation::Unavailability);
+                detail.problem = Some(why);
+            }
+            Ok(_) => {
+                detail.outcome = lost;
+                detail.problem = Some("answered without a proof".into());
+            }
+            Err(why) => {
+                detail.outcome = Outcome::Failed(Violation::Unavailability);
+                detail.problem = Some(why);
+            }
+        }
+        Ok(detail)
+    }
+}
+
+/// How long a proof may take by default: proving 10 samples takes about a second on two
+/// cores in a release build, and a node's first proof loads (or sets up) the keys. So, unlike
+/// the digest audit's 500 ms, this deadline does not catch a holder that fetches its shard
+/// from others when asked: a proof shows possession when it is made, not all along.
+pub const PROOF_DEADLINE: Duration = Duration::from_secs(30);
