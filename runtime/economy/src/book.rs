@@ -9,7 +9,8 @@
 //!
 //! The client's node also keeps, per contract, the audit challenges it prepared
 //! (`q/<id><segment><index><n>`, each taken once) and what its audits found
-//! (`o/<id><period><provider><n>`; a proof audit's details under the same key with `p/`), and per node the reputation points its audits gave
+//! (`o/<id><period><provider><n>`; a proof audit's details under the same key with `f/`),
+//! and per node the reputation points its audits gave
 //! (`n/<key>`).
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -270,9 +271,9 @@ impl Book {
         let v = postcard::to_allocvec(&outcome).expect("outcomes encode");
         self.store.put(&mut batch, Cf::Ledger, &prefix, &v)?;
         if let Some(d) = detail {
-            // The same key under "p/": the detail of the n-th audit is beside its outcome.
+            // The same key under "f/": the detail of the n-th audit is beside its outcome.
             let mut k = prefix;
-            k[0] = b'p';
+            k[0] = b'f';
             let v = postcard::to_allocvec(d).expect("proof audits encode");
             self.store.put(&mut batch, Cf::Ledger, &k, &v)?;
         }
@@ -282,7 +283,7 @@ impl Book {
 
     /// The proof audits recorded under contract `id`, in order: period, provider, details.
     pub fn proof_audits(&self, id: &Hash) -> Result<Vec<(u32, [u8; 32], ProofAudit)>, Error> {
-        let prefix = [b"p/".as_slice(), id.as_bytes()].concat();
+        let prefix = [b"f/".as_slice(), id.as_bytes()].concat();
         let mut out = Vec::new();
         for item in self.store.scan(Cf::Ledger, &prefix)? {
             let (k, v) = item?;

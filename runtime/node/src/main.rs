@@ -33,8 +33,11 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr; `ZHTP_LOG` (e.g. `info`, `zhtp_host=debug`) chooses what, default `warn`.
 fn init_logging() {
+    // arkworks instruments every gadget call with an info-level span (target `gr1cs`): enabled,
+    // one proof makes millions of spans, gigabytes and minutes. Always off.
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZHTP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        .add_directive("gr1cs=off".parse().expect("a valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

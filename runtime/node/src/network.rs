@@ -266,6 +266,8 @@ struct Inner {
     proving: Arc<tokio::sync::Semaphore>,
     /// Held while proving: one proof at a time.
     prover: tokio::sync::Mutex<()>,
+    /// Peers with a proof request in flight (one each).
+    proving_peers: Mutex<HashSet<PeerId>>,
     /// How this node answers proof audits (tests only).
     lapse: Mutex<proving::Lapse>,
     /// Contract instances to check against their other replicas.
@@ -471,6 +473,7 @@ impl Node {
                 checks,
                 proving: Arc::new(tokio::sync::Semaphore::new(proving::MAX_PROVING)),
                 prover: tokio::sync::Mutex::new(()),
+                proving_peers: Mutex::new(HashSet::new()),
                 lapse: Mutex::new(proving::Lapse::None),
             }),
         };

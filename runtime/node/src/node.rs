@@ -189,6 +189,10 @@ pub fn run(dir: &Path, args: RunArgs) -> Result<()> {
             node.set_tier(tier);
         }
         if args.proof_audits {
+            tracing::warn!(
+                "proof audits use the devnet's Groth16 keys, whose setup seed is public: anyone \
+                 can forge proofs under them (README \"Storage proofs\")"
+            );
             node.set_audit_config(zhtp::network::AuditConfig {
                 proofs: true,
                 ..node.audit_config()
@@ -550,10 +554,11 @@ fn audit_step(t0: Instant, c: &Client, what: &str) -> Result<zhtp::network::Audi
         let answer: Vec<u32> = r.proofs.iter().map(|p| p.0).collect();
         let verify: Vec<u32> = r.proofs.iter().filter(|p| p.1 > 0).map(|p| p.1).collect();
         println!(
-            "         {} of them proof audits, {passed} passed: proofs answered in {}-{} ms (proving on the holder: 10 sampled blocks, 30,194 constraints, and a node's first proof loads its keys), each verified in {}-{} µs; 128 bytes each",
+            "         {} of them proof audits, {passed} passed: proofs answered in {}-{} ms (proving {} sampled blocks on the holder; a node's first proof also loads its keys), each verified in {}-{} µs; 128 bytes each",
             r.proofs.len(),
             answer.iter().min().unwrap_or(&0),
             answer.iter().max().unwrap_or(&0),
+            zhtp::network::CIRCUIT.samples,
             verify.iter().min().unwrap_or(&0),
             verify.iter().max().unwrap_or(&0),
         );

@@ -196,3 +196,56 @@ impl ConstraintSynthesizer<Fr> for AuditCircuit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{BLOCK, Tree, block_fields};
+    use ark_relations::gr1cs::ConstraintSystem;
+
+    fn satisfied(c: AuditCircuit) -> bool {
+        let cs = ConstraintSystem::<Fr>::new_ref();
+        c.generate_constraints(cs.clone()).unwrap();
+        cs.is_satisfied().unwrap()
+    }
+
+    /// The circuit fixes which blocks open: a valid opening (the right chunks, the right path
+    /// to the root) of a block the statement did not sample does not satisfy it. At the
+    /// boundaries too: one block, and a full tree of 4^depth.
+    #[test]
+    fn only_the_sampled_blocks_open() {
+        let shape = Shape {
+            depth: 2,
+            samples: 3,
+        };
+        for blocks in [1usize, 7, 16] {
+            let shard: Vec<u8> = (0..blocks * BLOCK).map(|i| (i * 7 + 3) as u8).collect();
+            let tree = Tree::build(&shard, shape.depth).unwrap();
+            let st = Statement {
+                commitment: tree.commitment(),
+                nonce: [1; 16],
+                holder: [2; 32],
+            };
+            let samples = st.samples(shape.samples).unwrap();
+            let open = |i: u64| Opening {
+                chunks: block_fields(&shard, i as usize),
+                siblings: tree.siblings(i),
+            };
+            let honest = AuditCircuit {
+                shape,
+                inputs: st.inputs().unwrap(),
+                openings: samples.iter().map(|&i| open(i)).collect(),
+            };
+            assert!(satisfied(honest.clone()), "{blocks} blocks");
+            if let Some(other) = (0..blocks as u64).find(|i| *i != samples[0]) {
+                let mut swapped = honest.clone();
+                swapped.openings[0] = open(other);
+                assert!(!satisfied(swapped), "{blocks} blocks: opened {other}");
+            }
+            // The right block with one chunk changed: not a preimage of its leaf.
+            let mut changed = honest;
+            changed.openings[1].chunks[2] += Fr::from(1u64);
+            assert!(!satisfied(changed), "{blocks} blocks");
+        }
+    }
+}

@@ -28,7 +28,7 @@ const MAGIC: &[u8; 8] = b"ZHTPG16\x01";
 /// would change them, and fail loudly here rather than split the devnet.
 pub fn devnet_pin(shape: Shape) -> Option<[u8; 32]> {
     let hex = match (shape.depth, shape.samples) {
-        (8, 10) => "55c1b51cd04f58ec90c06e32166d691233ba09518a3aaf74927b7f3fb6e27a3c",
+        (8, 10) => "45fe9e16f34fe01420400e364b42765e935337beb694556ae2a928ddb927bcf8",
         _ => return None,
     };
     let mut out = [0u8; 32];
@@ -53,10 +53,13 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// BLAKE3 of the verifying key, uncompressed: both coordinates of every point, so a key file
+/// decoded without curve checks that passes the pin holds exactly the pinned points (a
+/// compressed encoding keeps only x and a sign, which a tampered y would not change).
 fn vk_hash(pk: &ProvingKey<Bn254>) -> [u8; 32] {
     let mut bytes = Vec::new();
     pk.vk
-        .serialize_compressed(&mut bytes)
+        .serialize_uncompressed(&mut bytes)
         .expect("serializing to memory");
     *blake3::hash(&bytes).as_bytes()
 }
@@ -90,7 +93,7 @@ impl Keys {
         self.shape
     }
 
-    /// BLAKE3 of the verifying key (compressed): what a configuration pins.
+    /// BLAKE3 of the verifying key (uncompressed): what a configuration pins.
     pub fn vk_hash(&self) -> [u8; 32] {
         self.vk_hash
     }
@@ -157,8 +160,8 @@ impl Keys {
     }
 
     /// The keys of `shape` from `dir`, made by the devnet setup and saved there the first
-    /// time. `pin` defaults to [`devnet_pin`]; a shape with neither is refused (keys nobody
-    /// pinned would be whatever the file says).
+    /// time (and again if the file is damaged). `pin` defaults to [`devnet_pin`]; a shape with
+    /// neither is refused (keys nobody pinned would be whatever the file says).
     pub fn load_or_setup(dir: &Path, shape: Shape, pin: Option<[u8; 32]>) -> Result<Self, Error> {
         let pin = pin.or_else(|| devnet_pin(shape)).ok_or_else(|| {
             Error::Invalid(format!(
@@ -168,7 +171,12 @@ impl Keys {
         })?;
         let path = Self::path(dir, shape);
         if path.exists() {
-            return Self::load(&path, shape, &pin);
+            match Self::load(&path, shape, &pin) {
+                // A damaged file is made again: the setup is deterministic, and the pin still
+                // decides whether the result is the right key.
+                Err(Error::KeyFile { .. }) => {}
+                other => return other,
+            }
         }
         let keys = Self::setup(shape)?;
         if keys.vk_hash != pin {

@@ -1,12 +1,14 @@
 //! Proof audits (`zhtp_proofs`): a shard whose placement carries a Poseidon commitment is
 //! audited by asking its holder for a Groth16 proof that it keeps the blocks a fresh nonce
 //! samples, bound to its own key, instead of a BLAKE3 digest over prepared ranges. Such audits
-//! never run out (no challenge is prepared) and anyone holding the contract can check them.
+//! never run out (no challenge is prepared), and checking one needs only the contract and the
+//! public verifying key, not the shard.
 //!
-//! The holder proves off the serving path: at most [`MAX_PROVING`] proof requests are
-//! admitted at once and one is proved at a time (a proof uses every core for about a second);
-//! more are refused as busy. A missing, invalid or late proof is data loss; no answer at all
-//! is unavailability, as for any audit.
+//! The holder proves off the serving path: it answers only for a shard a contract it keeps
+//! commits to with exactly that root, one request per peer at a time, at most [`MAX_PROVING`]
+//! admitted and one proved at a time (a proof uses every core for about a second); more are
+//! refused as busy. A missing, invalid or late proof is data loss; no answer at all, or a
+//! holder that cannot prove for its own reasons (its keys), is unavailability.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -60,7 +62,8 @@ pub enum Lapse {
     /// None: it proves from its shard.
     #[default]
     None,
-    /// It lost the second half of every shard (zeros) and proves anyway from what it has.
+    /// It kept each shard's tree but lost the second half of its bytes (zeros), and proves
+    /// anyway from what it has: a proof passes only if no sample falls in that half.
     LostHalf,
 }
 
@@ -75,7 +78,9 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = lapse;
     }
 
-    /// The holder's answer to a [`Request::Prove`].
+    /// The holder's answer to a [`Request::Prove`] from `from`.
+    // The request's fields and the asker: a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn answer_prove(
         &self,
         content: Hash,
@@ -84,13 +89,34 @@ impl Node {
         circuit: u32,
         commitment: Commitment,
         nonce: [u8; 16],
+        from: zhtp_dht::PeerId,
     ) -> Response {
+        use zhtp_dht::protocol::BUSY;
         let Ok(_admitted) = self.inner.proving.clone().try_acquire_owned() else {
-            return Response::Refused(format!(
-                "{}: {MAX_PROVING} proofs already asked for",
-                zhtp_dht::protocol::BUSY
-            ));
+            return Response::Refused(format!("{BUSY}: {MAX_PROVING} proofs already asked for"));
         };
+        // One proof in flight per asking peer: a peer cannot take every slot.
+        struct InFlight<'a>(
+            &'a Mutex<std::collections::HashSet<zhtp_dht::PeerId>>,
+            zhtp_dht::PeerId,
+        );
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&self.1);
+            }
+        }
+        let peers = &self.inner.proving_peers;
+        if !peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(from)
+        {
+            return Response::Refused(format!("{BUSY}: a proof for this peer is under way"));
+        }
+        let _in_flight = InFlight(peers, from);
         if CircuitId(circuit) != CIRCUIT.id() {
             return Response::Refused(format!(
                 "this node proves in circuit {}, not {}",
@@ -100,16 +126,31 @@ impl Node {
         }
         // One proof at a time: it uses every core.
         let _proving = self.inner.prover.lock().await;
+        // This node's own failure to prove (its keys, a lost task) is not the shard's: said as
+        // busy, it counts as unavailability, not as data loss.
+        let keys = match blocking({
+            let dir = self.inner.data_dir.clone();
+            move || keys(&dir)
+        })
+        .await
+        {
+            Ok(Ok(k)) => k,
+            Ok(Err(e)) | Err(e) => return Response::Refused(format!("{BUSY}: {e}")),
+        };
         let node = self.clone();
-        match blocking(move || node.prove_held(content, segment, index, commitment, nonce)).await {
+        match blocking(move || node.prove_held(&keys, content, segment, index, commitment, nonce))
+            .await
+        {
             Ok(Ok(p)) => Response::Proved(p.bytes),
-            Ok(Err(e)) | Err(e) => Response::Refused(e.to_string()),
+            Ok(Err(e)) => Response::Refused(e.to_string()),
+            Err(e) => Response::Refused(format!("{BUSY}: {e}")),
         }
     }
 
     /// Proves that this node keeps the shard at this position. Blocking.
     fn prove_held(
         &self,
+        keys: &Keys,
         content: Hash,
         segment: u32,
         index: u16,
@@ -129,6 +170,27 @@ impl Node {
             .get(..32)
             .and_then(|h| <[u8; 32]>::try_from(h).ok())
             .ok_or_else(not_held)?;
+        // Only for a commitment a contract this node keeps names for it at this position: a
+        // peer asking about made-up roots costs a lookup, not a proof.
+        let me = self.provider_key();
+        let named = self
+            .inner
+            .book
+            .covering(&content, segment, index, &Hash(hash))
+            .map_err(super::audits::economy)?
+            .iter()
+            .any(|c| {
+                c.terms().shards.iter().any(|p| {
+                    (p.segment, p.index, p.holder, p.proof)
+                        == (segment, index, me, Some(commitment))
+                })
+            });
+        if !named {
+            return Err(Error::Invalid(format!(
+                "no storage contract kept here commits shard {index} of segment {segment} of \
+                 {content} to that root"
+            )));
+        }
         let mut shard = store.shard(&Hash(hash))?.ok_or_else(not_held)?;
         let lapse = *self
             .inner
@@ -140,12 +202,12 @@ impl Node {
             nonce,
             holder: self.provider_key(),
         };
-        let keys = keys(&self.inner.data_dir)?;
         let proof = |e: zhtp_proofs::Error| Error::Invalid(format!("proof: {e}"));
         if lapse == Lapse::LostHalf {
+            // It kept its tree (every leaf hash and node) but not the second half's bytes.
+            let tree = Tree::build(&shard, CIRCUIT.depth).map_err(proof)?;
             let half = shard.len() / 2;
             shard[half..].fill(0);
-            let tree = Tree::build(&shard, CIRCUIT.depth).map_err(proof)?;
             return keys
                 .prove_unchecked(&statement, &shard, &tree)
                 .map_err(proof);
@@ -177,7 +239,7 @@ impl Node {
         let started = Instant::now();
         let answer: Result<Response, String> = if peer == self.peer_id() {
             Ok(self
-                .answer_prove(content, segment, index, circuit.0, commitment, nonce)
+                .answer_prove(content, segment, index, circuit.0, commitment, nonce, peer)
                 .await)
         } else {
             let req = Request::Prove {
@@ -189,7 +251,8 @@ impl Node {
                 blocks: commitment.blocks,
                 nonce,
             };
-            let wait = config.patience.max(config.proof_deadline);
+            // Past the deadline a proof is late (data loss); past patience more, no answer.
+            let wait = config.proof_deadline + config.patience;
             match tokio::time::timeout(wait, self.inner.dht.request(peer, req)).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("no answer in time".into()),

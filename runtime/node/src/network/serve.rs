@@ -130,7 +130,7 @@ impl Node {
                     blocks,
                     depth: super::CIRCUIT.depth,
                 };
-                self.answer_prove(content, segment, index, circuit, commitment, nonce)
+                self.answer_prove(content, segment, index, circuit, commitment, nonce, peer)
                     .await
             }
             Request::Inventory { content } => {
