@@ -573,7 +573,27 @@ fn proof_put_step(
     owner: &zhtp_identity::Identity,
     record: &[u8],
     base: &Path,
-) -> Result<()> {
+    node_dirs: &[PathBuf],
+) -> Result<zhtp_types::Hash> {
+    // The keys once, for every node (each would otherwise run the same setup on first use).
+    let t = Instant::now();
+    let circuit = zhtp::network::CIRCUIT;
+    let keys = zhtp_proofs::Keys::load_or_setup(&base.join("keys"), circuit, None)?;
+    let file = zhtp_proofs::Keys::path(&base.join("keys"), circuit);
+    for dir in node_dirs {
+        std::fs::create_dir_all(dir.join("keys"))?;
+        std::fs::copy(&file, zhtp_proofs::Keys::path(&dir.join("keys"), circuit))?;
+    }
+    step(
+        t0,
+        &format!(
+            "Groth16 keys of circuit {} from the devnet setup in {:.2} s ({}), copied to every node; verifying key {} (pinned)",
+            circuit.id(),
+            t.elapsed().as_secs_f64(),
+            human_bytes(std::fs::metadata(&file)?.len()),
+            hex::encode(&keys.vk_hash()[..8])
+        ),
+    );
     step(
         t0,
         "storing a 2 MiB file through node 0 with proof audits: a Poseidon Merkle commitment to every shard goes into its storage contract",
@@ -627,7 +647,7 @@ fn proof_put_step(
         contract.id.fmt_short(),
         contract.committed
     );
-    Ok(())
+    Ok(expected)
 }
 
 fn step(t0: Instant, msg: &str) {
@@ -885,7 +905,8 @@ pub fn demo() -> Result<()> {
         zhtp_economy::tokens(account.balance)
     );
     let (contract_id, contract_start) = (contract.id, contract.start);
-    proof_put_step(t0, &c0, &owner, &record, &base)?;
+    let dirs: Vec<PathBuf> = net.nodes.iter().map(|n| n.dir.clone()).collect();
+    let proved = proof_put_step(t0, &c0, &owner, &record, &base, &dirs)?;
     audit_step(
         t0,
         &c0,
@@ -1055,17 +1076,20 @@ pub fn demo() -> Result<()> {
     }
     step(
         t0,
-        "removing the file through node 0: its manifest record becomes a tombstone",
+        "removing both files through node 0: their manifest records become tombstones",
     );
-    let path = format!("/content/{hash}");
-    let headers = crate::files::signed_header(&c0, Some(&owner), ("DELETE", &path), b"")?;
-    let removed: RemoveReport = c0.delete(&path, &headers)?;
-    println!(
-        "         node 0 deleted {} shard(s) ({}); tombstone replicated: {}",
-        removed.shards_deleted,
-        human_bytes(removed.bytes_deleted),
-        removed.withdrawn
-    );
+    for content in [hash, proved] {
+        let path = format!("/content/{content}");
+        let headers = crate::files::signed_header(&c0, Some(&owner), ("DELETE", &path), b"")?;
+        let removed: RemoveReport = c0.delete(&path, &headers)?;
+        println!(
+            "         {}: node 0 deleted {} shard(s) ({}); tombstone replicated: {}",
+            content.fmt_short(),
+            removed.shards_deleted,
+            human_bytes(removed.bytes_deleted),
+            removed.withdrawn
+        );
+    }
     step(
         t0,
         "garbage collection on the other live nodes (grace period 0 on this devnet)",
@@ -1084,7 +1108,7 @@ pub fn demo() -> Result<()> {
         );
     }
     if left > 0 {
-        bail!("{left} shard(s) of the removed file are still held");
+        bail!("{left} shard(s) of the removed files are still held");
     }
     drop(net);
     step(t0, "done; devnet stopped and cleaned up");
