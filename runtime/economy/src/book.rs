@@ -9,7 +9,7 @@
 //!
 //! The client's node also keeps, per contract, the audit challenges it prepared
 //! (`q/<id><segment><index><n>`, each taken once) and what its audits found
-//! (`o/<id><period><provider><n>`; a proof audit's details under the same key with `f/`),
+//! (`o/<id><period><provider><n>`; a proof audit's details under the same key with `v/`),
 //! and per node the reputation points its audits gave
 //! (`n/<key>`).
 
@@ -271,9 +271,10 @@ impl Book {
         let v = postcard::to_allocvec(&outcome).expect("outcomes encode");
         self.store.put(&mut batch, Cf::Ledger, &prefix, &v)?;
         if let Some(d) = detail {
-            // The same key under "f/": the detail of the n-th audit is beside its outcome.
+            // The same key under "v/" (a, e, f, h, r, s, t and u are the ledger's, in the same
+            // column family): the detail of the n-th audit is beside its outcome.
             let mut k = prefix;
-            k[0] = b'f';
+            k[0] = b'v';
             let v = postcard::to_allocvec(d).expect("proof audits encode");
             self.store.put(&mut batch, Cf::Ledger, &k, &v)?;
         }
@@ -283,7 +284,7 @@ impl Book {
 
     /// The proof audits recorded under contract `id`, in order: period, provider, details.
     pub fn proof_audits(&self, id: &Hash) -> Result<Vec<(u32, [u8; 32], ProofAudit)>, Error> {
-        let prefix = [b"f/".as_slice(), id.as_bytes()].concat();
+        let prefix = [b"v/".as_slice(), id.as_bytes()].concat();
         let mut out = Vec::new();
         for item in self.store.scan(Cf::Ledger, &prefix)? {
             let (k, v) = item?;
