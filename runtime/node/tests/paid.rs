@@ -281,9 +281,103 @@ async fn a_charging_node_takes_only_shards_a_contract_pays_for() {
     assert_eq!(victim.held_totals().unwrap(), (1, 100_000));
 }
 
+/// A client that writes a wrong commitment for an honest holder's shard would make its every
+/// proof fail (and keep half of what it owes): the holder refuses an offer whose commitment
+/// does not fit its circuit, and a shard whose bytes do not give the root a contract names for
+/// it. With the right root the shard is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_refuses_a_shard_its_contract_commits_to_another_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes = charging(&tmp, 2, 0).await;
+    let (holder, peer) = (&nodes[0], &nodes[1]);
+    let client = Identity::generate().unwrap();
+    let depth = zhtp::network::CIRCUIT.depth;
+    let ask = |r: Request| async { peer.dht().request(holder.peer_id(), r).await.unwrap() };
+    let stored = |content: Hash| {
+        let Request::Store { hash, data, .. } = store_request(content, 0, 1) else {
+            unreachable!()
+        };
+        (hash, data)
+    };
+
+    // A commitment for another circuit (depth 3): refused with the offer.
+    let content = Hash([11; 32]);
+    let (hash, data) = stored(content);
+    let right = zhtp_proofs::Tree::build(&data, depth).unwrap().commitment();
+    let other_depth = zhtp_proofs::Commitment { depth: 3, ..right };
+    let offer = offered_with(
+        &client,
+        content,
+        hash,
+        holder.provider_key(),
+        now(),
+        Some(other_depth),
+    );
+    match ask(Request::Offer { contract: offer }).await {
+        Response::Refused(why) => assert!(why.contains("depth-3 commitment"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A wrong root: the offer is signed (the holder cannot tell before it has the bytes),
+    // the shard is not stored.
+    let mut wrong = right;
+    wrong.root = zhtp_proofs::Tree::build(b"other bytes", depth)
+        .unwrap()
+        .commitment()
+        .root;
+    let offer = offered_with(
+        &client,
+        content,
+        hash,
+        holder.provider_key(),
+        now(),
+        Some(wrong),
+    );
+    assert!(matches!(
+        ask(Request::Offer { contract: offer }).await,
+        Response::Signed(_)
+    ));
+    match ask(store_request(content, 0, 1)).await {
+        Response::Refused(why) => assert!(why.contains("but its bytes give"), "{why}"),
+        other => panic!("stored under a wrong commitment: {other:?}"),
+    }
+    assert_eq!(holder.held_totals().unwrap(), (0, 0));
+
+    // The right root, for another content: stored.
+    let content = Hash([12; 32]);
+    let (hash, data) = stored(content);
+    let right = zhtp_proofs::Tree::build(&data, depth).unwrap().commitment();
+    let offer = offered_with(
+        &client,
+        content,
+        hash,
+        holder.provider_key(),
+        now(),
+        Some(right),
+    );
+    assert!(matches!(
+        ask(Request::Offer { contract: offer }).await,
+        Response::Signed(_)
+    ));
+    assert_eq!(ask(store_request(content, 0, 1)).await, Response::Stored);
+    assert_eq!(holder.held_totals().unwrap(), (1, data.len() as u64));
+}
+
 /// A one-shard contract of `content` for `holder`, signed by `client`'s mandate, starting at
 /// `start`: encoded, as an offer carries it.
 fn offered(client: &Identity, content: Hash, shard: Hash, holder: [u8; 32], start: u64) -> Vec<u8> {
+    offered_with(client, content, shard, holder, start, None)
+}
+
+/// [`offered`], the shard committed to `proof`.
+fn offered_with(
+    client: &Identity,
+    content: Hash,
+    shard: Hash,
+    holder: [u8; 32],
+    start: u64,
+    proof: Option<zhtp_proofs::Commitment>,
+) -> Vec<u8> {
     let mut m = mandate(content, client);
     m.expires = start + 600;
     let terms = Terms {
@@ -294,7 +388,7 @@ fn offered(client: &Identity, content: Hash, shard: Hash, holder: [u8; 32], star
             index: 0,
             shard,
             holder,
-            proof: None,
+            proof,
         }],
         price: PRICE,
         fee: 0,

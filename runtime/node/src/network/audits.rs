@@ -291,6 +291,31 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
     }
 
+    /// The hash of the shard this node holds at this position, and the error that says it
+    /// holds none (for the caller's later lookups). Blocking.
+    pub(super) fn held_shard(
+        &self,
+        content: Hash,
+        segment: u32,
+        index: u16,
+    ) -> Result<(Hash, impl Fn() -> Error + Copy + use<>), Error> {
+        let not_held = move || {
+            Error::Invalid(format!(
+                "this node holds no shard {index} of segment {segment} of {content}"
+            ))
+        };
+        let v = self
+            .inner
+            .store
+            .get(Cf::Index, &held_key(&content, segment, index))?
+            .ok_or_else(not_held)?;
+        let hash = v
+            .get(..32)
+            .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            .ok_or_else(not_held)?;
+        Ok((Hash(hash), not_held))
+    }
+
     /// A holder's answer to an audit of the shard at this position: read from this node's own
     /// copy. Blocking.
     pub(super) fn answer_audit(
@@ -301,21 +326,9 @@ impl Node {
         challenge: &Challenge,
     ) -> Result<[u8; 32], Error> {
         let store = &self.inner.store;
-        let not_held = || {
-            Error::Invalid(format!(
-                "this node holds no shard {index} of segment {segment} of {content}"
-            ))
-        };
-        let v = store
-            .get(Cf::Index, &held_key(&content, segment, index))?
-            .ok_or_else(not_held)?;
-        let hash = v
-            .get(..32)
-            .and_then(|h| <[u8; 32]>::try_from(h).ok())
-            .ok_or_else(not_held)?;
+        let (hash, not_held) = self.held_shard(content, segment, index)?;
         // Only the ranges are read: an honest answer costs a few kilobytes of disk, whatever the
         // shard's size, which is what makes the deadline tight.
-        let hash = Hash(hash);
         let len = store.shard_len(&hash)?.ok_or_else(not_held)?;
         audit::check(challenge, len.into()).map_err(|e| Error::Invalid(e.to_string()))?;
         let parts = store

@@ -194,6 +194,7 @@ impl Node {
             return Err(Error::Invalid("the storage contract's term is over".into()));
         }
         let me = self.provider_key();
+        self.check_offered_commitments(&c)?;
         let sig = if t.providers().contains(&me) {
             // A first signature after the start is normal for a successor (a migration keeps
             // its predecessor's start): signed while a whole period of the term is left, not

@@ -191,6 +191,9 @@ impl Node {
                      of {content}: this node stores paid shards only"
                 )));
             }
+            if from.is_some() && node.charges() {
+                node.check_commitments(&content, segment, index, &hash, &data)?;
+            }
             let ticket = admission.admit(from, &position, &hash, data.len() as u64)?;
             let mut b = store.batch();
             if ticket.write_bytes() {
