@@ -171,17 +171,19 @@ fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_
     assert_eq!(node.status()["shards"], 0);
 
     // Funded: the put pays its quote into escrow, and the contract shows. (Two megabytes: a
-    // price large enough to carry a network fee.)
+    // price large enough to carry a network fee.) Its shards are committed for proof audits.
     ok(node.cli_in(&me, "", &["account", "fund", "alice", "10"]));
     let bytes: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
     std::fs::write(&file, bytes).unwrap();
     let put = json(&ok(node.cli_in(
         &me,
         "pw",
-        &["put", path, "--days", "3", "--json"],
+        &["put", path, "--days", "3", "--proof-audits", "--json"],
     )));
     let c = &put["contract"];
     assert_eq!(c["state"], "active", "{put}");
+    assert!(c["committed"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["committed"], c["shards"], "{c}");
     assert_eq!(c["periods"], 3);
     let price = c["price"].as_u64().unwrap();
     assert!(price > 0);
@@ -219,6 +221,26 @@ fn a_put_through_a_devnet_node_is_paid_by_the_identity_and_without_funds_stores_
     let id = c["id"].as_str().unwrap();
     let one = ok(node.cli(&["storage-contract", "show", id]));
     assert!(one.contains("state       Active"), "{one}");
+    let shards = c["shards"].as_u64().unwrap();
+    assert!(
+        one.contains(&format!("{shards} ({shards} committed for proof audits)")),
+        "{one}"
+    );
+    // An audit round: the node is its own provider and proves it keeps its shards; `show`
+    // lists the proof audit.
+    let audit = json(&ok(node.cli(&["storage-contract", "audit"])));
+    assert_eq!(audit["audits"], 1, "{audit}");
+    assert_eq!(audit["passed"], 1, "{audit}");
+    assert_eq!(audit["proofs"][0][2], true, "{audit}");
+    let one = ok(node.cli(&["storage-contract", "show", id]));
+    let line = one
+        .lines()
+        .find(|l| l.starts_with("  proof     period 0"))
+        .unwrap_or_else(|| panic!("no proof audit listed: {one}"));
+    assert!(
+        line.contains("circuit v1-d8-s10") && line.contains("passed"),
+        "{line}"
+    );
     // A budget below the quote is refused before anything is stored.
     std::fs::write(&file, b"another content").unwrap();
     let out = node.cli_in(&me, "pw", &["put", path, "--max-price", "1u"]);
