@@ -141,7 +141,7 @@ pub(super) fn end_of(c: &StorageContract) -> u64 {
 
 /// Most audit challenges prepared per shard: one per period (a provider is audited once a
 /// period), up to this. A term with more periods than a provider's shards times this runs
-/// out of challenges (the Groth16 proofs of storage to come have no such bound).
+/// out of challenges; proof audits (`zhtp put --proof-audits`) have no such bound.
 pub const MAX_CHALLENGES_PER_SHARD: u32 = 32;
 
 impl Node {
