@@ -519,20 +519,26 @@ impl Node {
         stored: &std::collections::HashSet<(u32, u16)>,
     ) -> Result<Option<(Outcome, Option<audit::ProofAudit>)>, Error> {
         let t = c.terms();
-        let committed: Vec<_> = t
+        let held: Vec<_> = t
             .shards
             .iter()
             .filter(|s| s.holder == provider && stored.contains(&(s.segment, s.index)))
+            .collect();
+        let committed: Vec<_> = held
+            .iter()
             .filter_map(|s| s.proof.map(|p| ((s.segment, s.index), p)))
             .collect();
-        if !committed.is_empty() {
+        let mut pick = [0u8; 8];
+        getrandom::fill(&mut pick).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
+        let pick = u64::from_le_bytes(pick);
+        // Shards too large for the circuit carry no commitment: when a provider holds some, half
+        // of its audits are digest audits, so those are audited too.
+        let by_proof = !committed.is_empty() && (committed.len() == held.len() || pick & 1 == 0);
+        if by_proof {
             let Some(peer) = peer_of(&provider) else {
                 return Ok(Some((Outcome::Failed(Violation::Breach), None)));
             };
-            let mut pick = [0u8; 8];
-            getrandom::fill(&mut pick).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
-            let (at, commitment) =
-                committed[(u64::from_le_bytes(pick) % committed.len() as u64) as usize];
+            let (at, commitment) = committed[((pick >> 1) % committed.len() as u64) as usize];
             let d = self.proof_audit(c, provider, peer, at, commitment).await?;
             return Ok(Some((d.outcome, Some(d))));
         }

@@ -46,11 +46,20 @@ fn keys(dir: &Path) -> Result<Arc<Keys>, Error> {
     Ok(loaded)
 }
 
-/// Commitments to the shards of one segment, for [`CIRCUIT`] (`None` for a shard too large).
+/// Commitments to the shards of one segment, for [`CIRCUIT`] (`None` for a shard too large:
+/// it is audited by digests only).
 pub(super) fn commit(shards: &[&[u8]]) -> Vec<Option<Commitment>> {
     shards
         .iter()
-        .map(|s| Tree::build(s, CIRCUIT.depth).ok().map(|t| t.commitment()))
+        .map(|s| match Tree::build(s, CIRCUIT.depth) {
+            Ok(t) => Some(t.commitment()),
+            Err(e) => {
+                tracing::warn!(
+                    "a shard is not committed for proof audits (digest audits only): {e}"
+                );
+                None
+            }
+        })
         .collect()
 }
 
