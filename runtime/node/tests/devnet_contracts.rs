@@ -29,6 +29,17 @@ fn kept(nodes: &[&Node], address: &Hash) -> Vec<(zhtp_dht::PeerId, u64, [u8; 32]
         .collect()
 }
 
+/// `node`'s version and root of instance `address`, if it keeps it.
+fn state(node: &Node, address: &Hash) -> Option<(u64, [u8; 32])> {
+    let i = node.smart().instance(address).unwrap()?;
+    Some((i.sequence, i.root().unwrap()))
+}
+
+/// `node`'s version of instance `address`, which it keeps.
+fn sequence(node: &Node, address: &Hash) -> u64 {
+    state(node, address).expect("the instance is kept here").0
+}
+
 /// The counter deployed and instantiated (at 0) through `node`.
 async fn counter_through(node: &Node) -> zhtp::network::Agreed {
     let code = node
@@ -210,11 +221,7 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
     let round = holder.repair().await.unwrap().contracts;
     assert_eq!((round.instances, round.told), (1, 1));
     until("the new replica to get the state", [newcomer], || async {
-        newcomer
-            .smart()
-            .instance(&address)
-            .unwrap()
-            .is_some_and(|i| (i.sequence, i.root().unwrap()) == (0, made.reply.root))
+        state(newcomer, &address) == Some((0, made.reply.root))
     })
     .await;
     let inc = br#"{"increment":{"by":1}}"#.to_vec();
@@ -234,10 +241,7 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
         connected(n, 3).await;
     }
     assert_eq!(back.peer_id(), down_id);
-    assert_eq!(
-        back.smart().instance(&address).unwrap().unwrap().sequence,
-        0
-    );
+    assert_eq!(sequence(&back, &address), 0);
     let r = coordinator
         .contract_execute(address, inc.clone(), unix_now(), GAS)
         .await
@@ -252,10 +256,7 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
     // ...and catches up from the others, checked against their root.
     let agreed = (r.reply.sequence, r.reply.root);
     until("the restarted replica to catch up", [&back], || async {
-        back.smart()
-            .instance(&address)
-            .unwrap()
-            .is_some_and(|i| (i.sequence, i.root().unwrap()) == agreed)
+        state(&back, &address) == Some(agreed)
     })
     .await;
 
@@ -266,10 +267,7 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
         .execute(&address, [5; 32], &inc, unix_now(), GAS, 0, Some(3))
         .unwrap();
     assert!(!back.catch_up(address).await.unwrap());
-    assert_eq!(
-        back.smart().instance(&address).unwrap().unwrap().sequence,
-        4
-    );
+    assert_eq!(sequence(&back, &address), 4);
     let r = coordinator
         .contract_execute(address, inc.clone(), unix_now(), GAS)
         .await
@@ -287,12 +285,7 @@ async fn a_replica_behind_or_off_the_majority_catches_up() {
     until(
         "the replica off the majority to take its state",
         [&back],
-        || async {
-            back.smart()
-                .instance(&address)
-                .unwrap()
-                .is_some_and(|i| (i.sequence, i.root().unwrap()) == agreed)
-        },
+        || async { state(&back, &address) == Some(agreed) },
     )
     .await;
     // Now all three answer alike.
@@ -346,15 +339,7 @@ async fn only_the_primary_orders_calls_and_a_call_it_applied_alone_is_forwarded(
         .contract_misstep(address, call, Misstep::OnlyPrimary)
         .await;
     assert!(a.contains("at version 1"), "{a}");
-    assert_eq!(
-        primary
-            .smart()
-            .instance(&address)
-            .unwrap()
-            .unwrap()
-            .sequence,
-        1
-    );
+    assert_eq!(sequence(primary, &address), 1);
     // ...and the next execute first forwards that call to them, then runs at version 1.
     let r = nodes[1]
         .contract_execute(address, inc, unix_now(), GAS)
@@ -406,15 +391,7 @@ async fn a_call_that_reached_some_replicas_before_its_primary_left_is_kept() {
         .await;
     }
     let by_id = |id| nodes.iter().find(|n| n.peer_id() == id).unwrap();
-    assert_eq!(
-        by_id(b)
-            .smart()
-            .instance(&address)
-            .unwrap()
-            .unwrap()
-            .sequence,
-        0
-    );
+    assert_eq!(sequence(by_id(b), &address), 0);
     // The next execute gets B one version forward with C's call (signed by its caller and by A),
     // the new replica the state, and runs at version 1: the call A acknowledged is kept.
     let r = nodes[0]

@@ -299,21 +299,25 @@ async fn a_holder_refuses_a_shard_its_contract_commits_to_another_root() {
         };
         (hash, data)
     };
+    // The holder's answer to an offer of `content`'s shard committed to `proof`.
+    let offer = |content: Hash, hash: Hash, proof: zhtp_proofs::Commitment| {
+        let contract = offered_with(
+            &client,
+            content,
+            hash,
+            holder.provider_key(),
+            now(),
+            Some(proof),
+        );
+        ask(Request::Offer { contract })
+    };
 
     // A commitment for another circuit (depth 3): refused with the offer.
     let content = Hash([11; 32]);
     let (hash, data) = stored(content);
     let right = zhtp_proofs::Tree::build(&data, depth).unwrap().commitment();
     let other_depth = zhtp_proofs::Commitment { depth: 3, ..right };
-    let offer = offered_with(
-        &client,
-        content,
-        hash,
-        holder.provider_key(),
-        now(),
-        Some(other_depth),
-    );
-    match ask(Request::Offer { contract: offer }).await {
+    match offer(content, hash, other_depth).await {
         Response::Refused(why) => assert!(why.contains("depth-3 commitment"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -325,16 +329,8 @@ async fn a_holder_refuses_a_shard_its_contract_commits_to_another_root() {
         .unwrap()
         .commitment()
         .root;
-    let offer = offered_with(
-        &client,
-        content,
-        hash,
-        holder.provider_key(),
-        now(),
-        Some(wrong),
-    );
     assert!(matches!(
-        ask(Request::Offer { contract: offer }).await,
+        offer(content, hash, wrong).await,
         Response::Signed(_)
     ));
     match ask(store_request(content, 0, 1)).await {
@@ -347,16 +343,8 @@ async fn a_holder_refuses_a_shard_its_contract_commits_to_another_root() {
     let content = Hash([12; 32]);
     let (hash, data) = stored(content);
     let right = zhtp_proofs::Tree::build(&data, depth).unwrap().commitment();
-    let offer = offered_with(
-        &client,
-        content,
-        hash,
-        holder.provider_key(),
-        now(),
-        Some(right),
-    );
     assert!(matches!(
-        ask(Request::Offer { contract: offer }).await,
+        offer(content, hash, right).await,
         Response::Signed(_)
     ));
     assert_eq!(ask(store_request(content, 0, 1)).await, Response::Stored);

@@ -194,12 +194,8 @@ impl Keys {
     /// every sampled block against the commitment first ([`Error::Mismatch`]: a proof from a
     /// wrong block would not verify, and costs as much as a good one).
     pub fn prove(&self, statement: &Statement, shard: &[u8], tree: &Tree) -> Result<Proof, Error> {
-        let circuit = self.circuit(statement, shard, tree)?;
-        for (o, i) in circuit
-            .openings
-            .iter()
-            .zip(statement.samples(self.shape.samples)?)
-        {
+        let (circuit, samples) = self.circuit(statement, shard, tree)?;
+        for (o, i) in circuit.openings.iter().zip(samples) {
             let leaf = crate::poseidon::hash(crate::poseidon::Tag::Leaf, o.chunks);
             if climb(leaf, i, &o.siblings) != circuit.inputs[0] {
                 return Err(Error::Mismatch { block: i });
@@ -217,33 +213,35 @@ impl Keys {
         shard: &[u8],
         tree: &Tree,
     ) -> Result<Proof, Error> {
-        let circuit = self.circuit(statement, shard, tree)?;
+        let (circuit, _) = self.circuit(statement, shard, tree)?;
         self.prove_circuit(circuit)
     }
 
+    /// The circuit with the holder's openings, and the blocks they open.
     fn circuit(
         &self,
         statement: &Statement,
         shard: &[u8],
         tree: &Tree,
-    ) -> Result<AuditCircuit, Error> {
+    ) -> Result<(AuditCircuit, Vec<u64>), Error> {
         statement.commitment.check(self.shape)?;
         if tree.commitment().depth != self.shape.depth {
             return Err(Error::Invalid("the tree is of another depth".into()));
         }
-        let openings = statement
-            .samples(self.shape.samples)?
-            .into_iter()
-            .map(|i| Opening {
+        let samples = statement.samples(self.shape.samples)?;
+        let openings = samples
+            .iter()
+            .map(|&i| Opening {
                 chunks: block_fields(shard, i as usize),
                 siblings: tree.siblings(i),
             })
             .collect();
-        Ok(AuditCircuit {
+        let circuit = AuditCircuit {
             shape: self.shape,
             inputs: statement.inputs()?,
             openings,
-        })
+        };
+        Ok((circuit, samples))
     }
 
     fn prove_circuit(&self, circuit: AuditCircuit) -> Result<Proof, Error> {

@@ -542,15 +542,8 @@ impl Node {
             let d = self.proof_audit(c, provider, peer, at, commitment).await?;
             return Ok(Some((d.outcome, Some(d))));
         }
-        let mine: Vec<(u32, u16)> = t
-            .shards
-            .iter()
-            .filter(|s| s.holder == provider && stored.contains(&(s.segment, s.index)))
-            .map(|s| (s.segment, s.index))
-            .collect();
-        let mut start = [0u8; 8];
-        getrandom::fill(&mut start).map_err(|e| Error::Task(format!("no randomness: {e}")))?;
-        let first = (u64::from_le_bytes(start) % mine.len().max(1) as u64) as usize;
+        let mine: Vec<(u32, u16)> = held.iter().map(|s| (s.segment, s.index)).collect();
+        let first = ((pick >> 1) % mine.len().max(1) as u64) as usize;
         let (node, id) = (self.clone(), c.id());
         let taken = blocking(move || {
             for i in 0..mine.len() {

@@ -93,20 +93,17 @@ impl Node {
         Ok(())
     }
 
-    /// Refuses a shard arriving for a position where a contract kept here commits it, for this
-    /// node, to a root its bytes do not have: a client that wrote a wrong root would make every
-    /// proof this node makes under that contract fail, and keep half of what it owes. Costs a
-    /// tree (about 0.26 s per MiB) only for committed shards. Blocking.
-    pub(super) fn check_commitments(
+    /// The commitments the contracts kept here name for this node's shard `hash` at this
+    /// position. Blocking.
+    fn commitments_here(
         &self,
         content: &Hash,
         segment: u32,
         index: u16,
         hash: &Hash,
-        data: &[u8],
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Commitment>, Error> {
         let me = self.provider_key();
-        let named: Vec<Commitment> = self
+        Ok(self
             .inner
             .book
             .covering(content, segment, index, hash)
@@ -120,7 +117,22 @@ impl Node {
                     .filter_map(|p| p.proof)
                     .collect::<Vec<_>>()
             })
-            .collect();
+            .collect())
+    }
+
+    /// Refuses a shard arriving for a position where a contract kept here commits it, for this
+    /// node, to a root its bytes do not have: a client that wrote a wrong root would make every
+    /// proof this node makes under that contract fail, and keep half of what it owes. Costs a
+    /// tree (about 0.26 s per MiB) only for committed shards. Blocking.
+    pub(super) fn check_commitments(
+        &self,
+        content: &Hash,
+        segment: u32,
+        index: u16,
+        hash: &Hash,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let named = self.commitments_here(content, segment, index, hash)?;
         if named.is_empty() {
             return Ok(());
         }
@@ -232,20 +244,10 @@ impl Node {
         let (hash, not_held) = self.held_shard(content, segment, index)?;
         // Only for a commitment a contract this node keeps names for it at this position: a
         // peer asking about made-up roots costs a lookup, not a proof.
-        let me = self.provider_key();
-        let named = self
-            .inner
-            .book
-            .covering(&content, segment, index, &hash)
-            .map_err(super::audits::economy)?
-            .iter()
-            .any(|c| {
-                c.terms().shards.iter().any(|p| {
-                    (p.segment, p.index, p.holder, p.proof)
-                        == (segment, index, me, Some(commitment))
-                })
-            });
-        if !named {
+        if !self
+            .commitments_here(&content, segment, index, &hash)?
+            .contains(&commitment)
+        {
             return Err(Error::Invalid(format!(
                 "no storage contract kept here commits shard {index} of segment {segment} of \
                  {content} to that root"

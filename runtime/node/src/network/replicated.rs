@@ -657,16 +657,28 @@ impl Node {
                 )
             })
             .collect();
+        Ok(self.agreed(address, reply, replicas, agreeing.len(), mismatches))
+    }
+
+    /// A majority's `reply`: the replicas in `mismatches` are told to check themselves.
+    fn agreed(
+        &self,
+        address: Hash,
+        reply: Reply,
+        replicas: &[PeerId],
+        agreeing: usize,
+        mismatches: Vec<(PeerId, String)>,
+    ) -> Agreed {
         if !mismatches.is_empty() {
             self.tell_to_check(address, mismatches.iter().map(|m| m.0).collect());
         }
-        Ok(Agreed {
+        Agreed {
             address,
             reply,
             replicas: replicas.to_vec(),
-            agreeing: agreeing.len(),
+            agreeing,
             mismatches,
-        })
+        }
     }
 
     /// Sends the primary's last signed call to the replicas exactly one version behind it;
@@ -830,15 +842,8 @@ impl Node {
             .collect();
         if !mismatches.is_empty() {
             tracing::warn!(%address, "replicas disagree with the majority: {mismatches:?}");
-            self.tell_to_check(address, mismatches.iter().map(|m| m.0).collect());
         }
-        Ok(Agreed {
-            address,
-            reply,
-            replicas: replicas.to_vec(),
-            agreeing: agreeing.len(),
-            mismatches,
-        })
+        Ok(self.agreed(address, reply, replicas, agreeing.len(), mismatches))
     }
 
     /// Has `peers` catch up now; `true` when one of them did.
