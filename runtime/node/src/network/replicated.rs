@@ -637,13 +637,24 @@ impl Node {
         primary: PeerId,
         reply: Reply,
     ) -> Result<Agreed, Error> {
-        let statuses = self.statuses(address, replicas).await;
         let at = |i: &Instance| i.sequence == reply.sequence && i.root().ok() == Some(reply.root);
-        let agreeing: Vec<PeerId> = statuses
-            .iter()
-            .filter(|(_, i)| at(i))
-            .map(|(p, _)| *p)
-            .collect();
+        let agreeing = |statuses: &[(PeerId, Instance)]| -> Vec<PeerId> {
+            statuses
+                .iter()
+                .filter(|(_, i)| at(i))
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        let mut statuses = self.statuses(address, replicas).await;
+        // This call's Applies may also have reached followers before another coordinator's
+        // call of the version below it (they refused a version they were not yet at): the
+        // primary's last signed call, forwarded now, takes them to this one.
+        if agreeing(&statuses).len() < MAJORITY
+            && self.forward_last(address, primary, &statuses).await
+        {
+            statuses = self.statuses(address, replicas).await;
+        }
+        let agreeing = agreeing(&statuses);
         if agreeing.len() < MAJORITY || !agreeing.contains(&primary) {
             return Err(no_majority(address, replicas.len(), &statuses).into());
         }
