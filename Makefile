@@ -30,7 +30,7 @@ fuzz: prereqs
 
 ## Criterion benches (release).
 bench: prereqs
-	$(CARGO) bench -p zhtp-benches
+	$(CARGO) bench -p zhtp-benches -p zhtp-plugin-benches
 
 ## Install a stripped release `zhtp` into $(PREFIX)/bin (default ~/.cargo/bin): about 37 MB
 ## instead of the 583 MB release build with line tables that profiling uses.

@@ -26,6 +26,7 @@ pub mod contract;
 mod engine;
 mod env;
 mod error;
+mod idle;
 mod limits;
 mod plugin;
 mod pricing;

@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wasmtime::{InstancePre, Module, Store, Trap, TypedFunc};
 use zhtp_abi::{Message, Status, v1};
@@ -8,12 +8,14 @@ use crate::compat::{GuestInfo, Kind};
 use crate::engine::{Host, TICK};
 use crate::env::{GuestAbort, HostState, LimitExceeded, OutputTooLarge};
 use crate::error::{CallError, LoadError};
+use crate::idle::Idle;
 
 /// Bytes of the stack buffer a request is encoded into ([`Plugin::call_message`]).
 const REQUEST_BUF: usize = 128;
 
 /// A plugin's output decoded as a `what` ([`Message::decode`]: exact, strict): malformed bytes
 /// are "not <what>" (`what` with its article), the rest of the codec's refusals are named as they are.
+#[inline]
 pub(crate) fn decode_output<M: Message>(out: &[u8], what: &str) -> Result<M, CallError> {
     M::decode(out).map_err(|e| {
         CallError::BadOutput(if e.is_malformed() {
@@ -43,7 +45,7 @@ struct Inner {
     wasm: Arc<[u8]>,
     name: Arc<str>,
     pre: InstancePre<HostState>,
-    pool: Mutex<Vec<Warm>>,
+    pool: Idle<Warm>,
     deadline_ticks: u64,
 }
 
@@ -77,6 +79,7 @@ impl Plugin {
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let timeout = host.limits().call_timeout();
         let deadline_ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()) as u64 + 1;
+        let pool = Idle::new(host.limits().pool_size());
         Ok(Self {
             inner: Arc::new(Inner {
                 name: info.name.as_str().into(),
@@ -85,7 +88,7 @@ impl Plugin {
                 info,
                 wasm,
                 pre,
-                pool: Mutex::new(Vec::new()),
+                pool,
                 deadline_ticks,
             }),
         })
@@ -108,15 +111,10 @@ impl Plugin {
 
     /// Instances currently idle in the pool.
     pub fn idle_instances(&self) -> usize {
-        self.lock_pool().len()
+        self.inner.pool.len()
     }
 
-    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
-        // The pool is a plain Vec; a panic elsewhere cannot leave it inconsistent.
-        self.inner.pool.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn instantiate(&self) -> Result<Warm, CallError> {
+    fn instantiate(&self) -> Result<Box<Warm>, CallError> {
         let limits = self.inner.host.limits();
         let state = HostState::new(
             limits.memory(),
@@ -140,7 +138,7 @@ impl Plugin {
         let entry = instance
             .get_typed_func::<(), i32>(&mut store, self.inner.kind.entry())
             .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-        Ok(Warm { store, entry })
+        Ok(Box::new(Warm { store, entry }))
     }
 
     /// Calls the entry export with `request`, encoded, and hands the output bytes to `decode`:
@@ -176,8 +174,7 @@ impl Plugin {
                 max: v1::MAX_INPUT_LEN,
             });
         }
-        let pooled = self.lock_pool().pop();
-        let mut warm = match pooled {
+        let mut warm = match self.inner.pool.take() {
             Some(w) => w,
             None => self.instantiate()?,
         };
@@ -206,10 +203,7 @@ impl Plugin {
         // (a valid answer or a refusal); one that broke it may have broken its own state too.
         let kept_the_abi = matches!(result, Ok(_) | Err(CallError::Refused(_)));
         if kept_the_abi {
-            let mut pool = self.lock_pool();
-            if pool.len() < self.inner.host.limits().pool_size() {
-                pool.push(warm);
-            }
+            self.inner.pool.put(warm);
         }
         result
     }

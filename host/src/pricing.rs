@@ -178,6 +178,7 @@ impl SelfCheck {
 /// it decodes, lists at most [`Quote::MAX_ADJUSTMENTS`] adjustments, is exactly the shortest
 /// encoding of what it decodes to (no trailing bytes, no overlong varint), and its total is the
 /// sum of its parts.
+#[inline]
 pub(crate) fn decode_quote(out: &[u8]) -> Result<Quote, CallError> {
     let quote: Quote = crate::plugin::decode_output(out, "a Quote")?;
     if !quote.is_consistent() {

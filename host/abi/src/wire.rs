@@ -125,6 +125,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self) -> Result<bool, DecodeError> {
         let at = self.pos;
         match self.byte()? {
@@ -181,6 +182,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An enum's variant index (R-enc-enum): a u32 varint, within `0..n`.
+    #[inline]
     pub(crate) fn index(&mut self, n: u32, field: &'static str) -> Result<u32, DecodeError> {
         let at = self.pos;
         let i = self.u32()?;
@@ -192,6 +194,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Ends reading: exactness first met wins (an overlong varint, else trailing bytes).
+    #[inline]
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if let Some(at) = self.overlong {
             return Err(DecodeError::NotShortest { at });

@@ -3,16 +3,16 @@
 //! guest memory directly; plus instance creation with the pooling allocator and compile-cache
 //! hits. Prints a ratio table measured in the same run.
 //!
-//! `cargo bench -p zhtp-benches --bench plugin_call`
+//! `cargo bench -p zhtp-plugin-benches --bench plugin_call` (builds without the node: no RocksDB)
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
 use wasmtime::{Instance, Module, Store, TypedFunc};
-use zhtp_benches::ns_per_call;
 use zhtp_host::abi::pricing::QuoteRequest;
 use zhtp_host::{Host, Kind, Limits, PricingPlugin};
+use zhtp_plugin_benches::ns_per_call;
 use zhtp_types::StorageTier;
 
 /// The reference: the host writes a 12-byte request into guest memory, calls an export that
@@ -243,7 +243,7 @@ fn summary() {
     let fixed = PricingPlugin::new(
         host.load(
             Kind::Pricing,
-            &wat::parse_str(include_str!("../tests/fixtures/compat-v1.wat")).unwrap(),
+            &wat::parse_str(include_str!("../../tests/fixtures/compat-v1.wat")).unwrap(),
         )
         .unwrap(),
     );
