@@ -16,6 +16,9 @@ fn main() {
     };
     let host = Host::new(Limits::default()).unwrap();
     let wasm = std::fs::read(&input).expect("a .wasm file");
-    let elf = host.engine().precompile_module(&wasm).expect("a valid module");
+    let elf = host
+        .engine()
+        .precompile_module(&wasm)
+        .expect("a valid module");
     std::fs::write(&output, elf).expect("a writable output path");
 }

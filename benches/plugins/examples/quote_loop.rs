@@ -8,7 +8,8 @@
 //!
 //! Arguments: the plugin (`std` for the bundled pricing-standard, `fixed` for the ABI floor
 //! fixture `tests/fixtures/compat-v1.wat`, or a path to a `.wasm`) and the seconds to run.
-//! `FRESH=1` sets the pool size to 0: every quote on a new instance. With the `profiling`
+//! `FRESH=1` sets the pool size to 0: every quote on a new instance. `LOAD=1` loads the plugin
+//! (a compile-cache hit in memory) before every quote, which then runs on a new instance. With the `profiling`
 //! feature and `ZHTP_WASM_PERFMAP=1`, `perf` names guest code `wasm[0]::function[N]`; N is
 //! the function's index counting imports, as in the module's name section (build the plugin
 //! with `CARGO_PROFILE_RELEASE_STRIP=false` to keep it).
@@ -37,6 +38,22 @@ fn main() {
     };
     let plugin = PricingPlugin::new(host.load(Kind::Pricing, &wasm).unwrap());
     let req = QuoteRequest::new(1_000_000_000, 1, StorageTier::Warm, true);
+    if std::env::var_os("LOAD").is_some() {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed().as_secs_f64() < secs {
+            for _ in 0..1_000 {
+                let p = PricingPlugin::new(host.load(Kind::Pricing, &wasm).unwrap());
+                black_box(p.quote_only(black_box(&req)).unwrap());
+            }
+            n += 1_000;
+        }
+        println!(
+            "{:.1} ns/load+first quote",
+            start.elapsed().as_nanos() as f64 / n as f64
+        );
+        return;
+    }
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < secs {
@@ -45,5 +62,8 @@ fn main() {
         }
         n += 10_000;
     }
-    println!("{:.1} ns/quote", start.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "{:.1} ns/quote",
+        start.elapsed().as_nanos() as f64 / n as f64
+    );
 }
