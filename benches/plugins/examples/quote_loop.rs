@@ -8,11 +8,11 @@
 //!
 //! Arguments: the plugin (`std` for the bundled pricing-standard, `fixed` for the ABI floor
 //! fixture `tests/fixtures/compat-v1.wat`, or a path to a `.wasm`) and the seconds to run.
-//! `FRESH=1` sets the pool size to 0: every quote on a new instance. `LOAD=1` loads the plugin
-//! (a compile-cache hit in memory) before every quote, which then runs on a new instance. With the `profiling`
-//! feature and `ZHTP_WASM_PERFMAP=1`, `perf` names guest code `wasm[0]::function[N]`; N is
-//! the function's index counting imports, as in the module's name section (build the plugin
-//! with `CARGO_PROFILE_RELEASE_STRIP=false` to keep it).
+//! `FRESH=1` sets the pool size to 0: every quote on a new instance. `LOAD=1` loads the
+//! plugin (a compile-cache hit in memory) before every quote, which then runs on a new
+//! instance. With the `profiling` feature and `ZHTP_WASM_PERFMAP=1`, `perf` names guest code
+//! `wasm[0]::function[N]`; N is the function's index counting imports, as in the module's
+//! name section (build the plugin with `CARGO_PROFILE_RELEASE_STRIP=false` to keep it).
 
 use std::hint::black_box;
 use std::time::Instant;
