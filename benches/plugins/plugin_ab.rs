@@ -3,8 +3,8 @@
 //! On a noisy VM (identical binaries 470–935 ns/quote back to back) the alternation is what
 //! makes a 5% difference visible; A against itself gives 0.98–1.06.
 //!
-//! `cargo bench -p zhtp-plugin-benches --bench plugin_ab -- /abs/A.wasm /abs/B.wasm` (cargo runs it in
-//! `benches/plugins/`, so give absolute paths; `builtin` names the embedded
+//! `cargo bench -p zhtp-plugin-benches --bench plugin_ab -- /abs/A.wasm /abs/B.wasm` (cargo
+//! runs it in `benches/plugins/`, so give absolute paths; `builtin` names the embedded
 //! pricing-standard). Build B from a changed SDK or plugin with
 //! `cd plugins && cargo build --release --target wasm32-unknown-unknown --target-dir /tmp/b -p pricing-standard`.
 

@@ -123,16 +123,20 @@ impl Host {
 /// - data segments are copied in at instantiation instead of mapped copy-on-write from an
 ///   image (`memory_init_cow(false)`). A plugin writes its globals on its first call, so the
 ///   image page was faulted in and then copied again; a plain copy into fresh pages is one
-///   fault. The copy is bounded by the code-size cap (1 MiB of wasm). Contracts keep the
-///   image: their larger data made the copy cost more (8.7 -> 11.5 µs per increment);
-/// - freed slots are reset 32 at a time (`decommit_batch_size`): the TLB flush of each
-///   `madvise` (an interrupt to the other core on this VM) is shared.
+///   fault. The copy is bounded by the code-size cap (`Limits::code_size`, 1 MiB of wasm by
+///   default). Contracts keep the image: their larger data made the copy cost more (8.7 ->
+///   11.5 µs per increment);
+/// - freed slots are reset in batches (`decommit_batch_size` counts regions: 32 is about 16
+///   instances, each a memory and a table): the TLB flush of each `madvise` (an interrupt to
+///   the other core on this VM) is shared. wasmtime returns a slot to its free list only
+///   after the batch has reset it, and flushes the batch when the pool runs out of slots.
 ///
-/// New instance and its first quote: 8.6 -> 3.9 µs; cache hit in memory and first quote:
-/// 10.7 -> 5.7 µs.
+/// New instance and its first quote, in `quote_loop`: 8.6 -> 3.9 µs; cache hit in memory and
+/// first quote: 10.7 -> 5.7 µs.
 ///
-/// wasmtime 48 can also keep a slot's touched pages and reset them with `memset` (`pagemap_scan` + `linear_memory_keep_resident`; a new
-/// instance and its quote went from 21 to 8–11 µs here), but its scan finds only pages present
+/// wasmtime 48 can also keep a slot's touched pages and reset them with `memset`
+/// (`pagemap_scan` + `linear_memory_keep_resident`; a new instance and its quote went from
+/// 21 to 8–11 µs here), but its scan finds only pages present
 /// in RAM: a page written by one instance and swapped out (or migrating) when the slot is freed
 /// is neither reset nor released, and the slot's next instance, possibly of another plugin,
 /// reads it (bytecodealliance/wasmtime#14357). Not worth a leak between guests.

@@ -79,29 +79,41 @@ impl<T: Send> Idle<T> {
 }
 
 impl<T: Send> Drop for Idle<T> {
+    /// Frees the value in the fast slot; `rest` drops its own.
     fn drop(&mut self) {
-        drop(self.take());
+        let p = *self.fast.get_mut();
+        if !p.is_null() {
+            // SAFETY: as in `take`; `&mut self` means no other thread can reach the slot.
+            drop(unsafe { Box::from_raw(p) });
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
 
     use super::*;
 
-    /// Counts live values, so a leak or a double drop shows.
-    struct Counted(Arc<AtomicUsize>);
+    /// Counts live values, so a leak or a double drop shows, and marks the one in use, so a
+    /// value handed to two holders at once shows.
+    struct Counted {
+        live: Arc<AtomicUsize>,
+        in_use: AtomicBool,
+    }
     impl Counted {
         fn new(live: &Arc<AtomicUsize>) -> Box<Self> {
             live.fetch_add(1, Ordering::SeqCst);
-            Box::new(Self(live.clone()))
+            Box::new(Self {
+                live: live.clone(),
+                in_use: AtomicBool::new(false),
+            })
         }
     }
     impl Drop for Counted {
         fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
+            self.live.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -146,6 +158,11 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..20_000 {
                         let v = idle.take().unwrap_or_else(|| Counted::new(&live));
+                        assert!(
+                            !v.in_use.swap(true, Ordering::SeqCst),
+                            "one value handed out twice"
+                        );
+                        v.in_use.store(false, Ordering::SeqCst);
                         idle.put(v);
                     }
                 })

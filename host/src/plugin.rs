@@ -15,6 +15,7 @@ const REQUEST_BUF: usize = 128;
 
 /// A plugin's output decoded as a `what` ([`Message::decode`]: exact, strict): malformed bytes
 /// are "not <what>" (`what` with its article), the rest of the codec's refusals are named as they are.
+/// Inlined, like `Quote::decode`, so a decoded message is not copied through each `Result`.
 #[inline]
 pub(crate) fn decode_output<M: Message>(out: &[u8], what: &str) -> Result<M, CallError> {
     M::decode(out).map_err(|e| {
@@ -182,7 +183,8 @@ impl Plugin {
         warm.store.set_epoch_deadline(self.inner.deadline_ticks);
         let code = match warm.entry.call(&mut warm.store, ()) {
             Ok(code) => code,
-            // The failed instance is dropped here; its pool slot is released.
+            // The failed instance is dropped here; its pool slot is reset and freed (in a batch,
+            // see `engine.rs`).
             Err(e) => return Err(classify(e, self.inner.host.limits())),
         };
         let result = {

@@ -177,7 +177,7 @@ impl SelfCheck {
 /// A pricing plugin's output as a [`Quote`], checked against SPEC.md section 8.4 in its order:
 /// it decodes, lists at most [`Quote::MAX_ADJUSTMENTS`] adjustments, is exactly the shortest
 /// encoding of what it decodes to (no trailing bytes, no overlong varint), and its total is the
-/// sum of its parts.
+/// sum of its parts. Inlined for the reason `decode_output` is.
 #[inline]
 pub(crate) fn decode_quote(out: &[u8]) -> Result<Quote, CallError> {
     let quote: Quote = crate::plugin::decode_output(out, "a Quote")?;

@@ -101,7 +101,8 @@ impl DecodeError {
 }
 
 /// Reads a message front to back. Rules that the spec checks after decoding (exactness) are
-/// recorded, not raised, so a caller can report violations in the spec's order.
+/// recorded, not raised, so a caller can report violations in the spec's order. Its methods are
+/// `#[inline]`: they run inside every decoder, on the host's call path and in every guest.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
