@@ -214,7 +214,7 @@ impl Message for QuoteRequest {
     // a quote took 209 ns without, 200 ns with (two binaries alternated, `quote_loop`).
     #[inline]
     fn encode(&self, out: &mut [u8]) -> Option<usize> {
-        let mut w = Writer::new(out);
+        let mut w = Writer::new(out, Self::MAX_LEN)?;
         w.varint(self.size_bytes);
         w.varint(u64::from(self.duration_days));
         w.byte(tier_index(self.tier));
@@ -253,7 +253,7 @@ impl Message for Quote {
         if self.adjustments.len() > Self::MAX_ADJUSTMENTS {
             return None;
         }
-        let mut w = Writer::new(out);
+        let mut w = Writer::new(out, Self::MAX_LEN)?;
         for v in [
             self.base,
             self.quality_premium,
@@ -590,6 +590,13 @@ mod tests {
                 ],
             };
             assert_eq!(many.encode(&mut [0u8; 512]), None);
+            // A buffer shorter than the longest encoding is refused, even when this value's
+            // encoding would fit: the writer works within `MAX_LEN` bytes, never past the end.
+            assert_eq!(req.encode(&mut [0u8; QuoteRequest::MAX_LEN - 1]), None);
+            assert_eq!(
+                req.encode(&mut [0u8; QuoteRequest::MAX_LEN]),
+                Some(golden.len())
+            );
             // A factor index past Custom (5).
             assert_eq!(
                 Quote::decode(&[1, 0, 0, 0, 0, 1, 1, 6, 1]),

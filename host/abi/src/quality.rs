@@ -148,7 +148,7 @@ impl Message for Measurements {
     const MAX_LEN: usize = 10 * 5 + 10 + 3 * 3;
 
     fn encode(&self, out: &mut [u8]) -> Option<usize> {
-        let mut w = Writer::new(out);
+        let mut w = Writer::new(out, Self::MAX_LEN)?;
         w.varint(u64::from(self.period));
         w.varint(self.payment);
         for v in [
@@ -201,7 +201,7 @@ impl Message for Assessment {
         if self.violations.len() > Self::MAX_VIOLATIONS {
             return None;
         }
-        let mut w = Writer::new(out);
+        let mut w = Writer::new(out, Self::MAX_LEN)?;
         w.varint(u64::from(self.score_bp));
         w.varint(u64::from(self.bonus_bp));
         w.varint(self.violations.len() as u64);

@@ -146,7 +146,7 @@ impl Message for Facts {
     const MAX_LEN: usize = 4 * 10 + 1 + 2 + 2 * 5 + 10;
 
     fn encode(&self, out: &mut [u8]) -> Option<usize> {
-        let mut w = Writer::new(out);
+        let mut w = Writer::new(out, Self::MAX_LEN)?;
         w.varint(self.size);
         w.byte(tier_index(self.tier));
         w.byte(self.data);
@@ -184,7 +184,7 @@ impl Message for Choice {
     const MAX_LEN: usize = 3;
 
     fn encode(&self, out: &mut [u8]) -> Option<usize> {
-        let mut w = Writer::new(out);
+        let mut w = Writer::new(out, Self::MAX_LEN)?;
         w.byte(tier_index(self.tier));
         w.byte(self.data);
         w.byte(self.parity);

@@ -17,7 +17,8 @@ pub trait Message: Sized {
 
     /// Writes the shortest encoding into `out` (at least [`Self::MAX_LEN`] bytes) and returns
     /// its length; `None`, with nothing promised about `out`, for a value the message's rules
-    /// forbid (a quote with more than 16 adjustments), which no decoder would accept.
+    /// forbid (a quote with more than 16 adjustments), which no decoder would accept, or when
+    /// `out` is shorter than [`Self::MAX_LEN`].
     fn encode(&self, out: &mut [u8]) -> Option<usize>;
 
     /// Reads exactly one message occupying all of `bytes`, in its shortest encoding.
@@ -214,8 +215,16 @@ pub(crate) struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    pub(crate) fn new(out: &'a mut [u8]) -> Self {
-        Self { out, len: 0 }
+    /// A writer over the first `max_len` bytes of `out` (the message's `MAX_LEN`), or `None`
+    /// if `out` is shorter. `max_len` is a constant at every call: each byte's index is then
+    /// checked against it, not against a length the guest's compiled code kept reloading from
+    /// its stack (the quote encoder in a guest: 192 -> 176 ns per quote, benches/README.md).
+    #[inline]
+    pub(crate) fn new(out: &'a mut [u8], max_len: usize) -> Option<Self> {
+        Some(Self {
+            out: out.get_mut(..max_len)?,
+            len: 0,
+        })
     }
 
     #[inline]
