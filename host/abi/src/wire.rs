@@ -144,6 +144,15 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         // Iterating the rest checks bounds once per varint instead of once per byte.
         let rest = self.bytes.get(at..).unwrap_or_default();
+        // One byte, the common case (indices, counts, small numbers), before the loop, whose
+        // set-up cost more than the byte: the floor's 7-byte answer decodes in 5 ns instead of
+        // 13 (floor 80 -> 75 ns; the quote, mostly longer varints, unchanged).
+        if let Some(&b) = rest.first()
+            && b < 0x80
+        {
+            self.pos = at + 1;
+            return Ok(u64::from(b));
+        }
         let mut value = 0u64;
         for (i, &b) in rest.iter().take(max_len).enumerate() {
             value |= u64::from(b & 0x7f) << (7 * i);
