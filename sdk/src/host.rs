@@ -80,7 +80,10 @@ const MAX_MESSAGE: usize = 256;
 /// Sound because a guest without the threads proposal has one thread, the host never runs two
 /// calls on one instance at once nor calls back into it (SPEC.md R-state-exclusive), and the
 /// `BUSY` flag refuses the one way left to reach them twice: `dispatch` inside `dispatch`. A
-/// panic aborts the call and the host discards the instance, flag and all (R-state-discard).
+/// panic aborts the call and the host discards the instance (R-state-discard); should a guest
+/// built to unwind catch one, the flag is cleared on the way out all the same. The buffers keep
+/// the last call's bytes: only the same plugin's own encoder could see them, and the host
+/// refuses an answer longer than what it encodes (R-out-exact).
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[allow(unsafe_code)]
 fn with_buffers<R>(
@@ -89,18 +92,25 @@ fn with_buffers<R>(
     use core::sync::atomic::{AtomicBool, Ordering};
     static mut BUFFERS: [[u8; MAX_MESSAGE]; 2] = [[0; MAX_MESSAGE]; 2];
     static BUSY: AtomicBool = AtomicBool::new(false);
+    /// Clears `BUSY` when the call ends, by returning or by unwinding.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            BUSY.store(false, Ordering::Relaxed);
+        }
+    }
     if BUSY.swap(true, Ordering::Relaxed) {
         return None;
     }
-    // SAFETY: `BUSY` was clear, so no other reference to `BUFFERS` exists (see above), and
-    // this one ends before `BUSY` is cleared again.
+    let _clear = Clear;
+    // SAFETY: `BUSY` was clear, so no other reference to `BUFFERS` exists (see above); this
+    // one lives inside `body`, which ends (returning or unwinding) before `_clear` clears it.
     let [input, output] = unsafe { &mut *core::ptr::addr_of_mut!(BUFFERS) };
-    let r = body(input, output);
-    BUSY.store(false, Ordering::Relaxed);
-    Some(r)
+    Some(body(input, output))
 }
 
-/// Natively (tests, possibly on many threads) the buffers are locals.
+/// Natively (tests, possibly on many threads) the buffers are locals, and a nested `dispatch`
+/// is not refused: it only matters in a guest.
 #[cfg(not(all(target_arch = "wasm32", not(target_feature = "atomics"))))]
 fn with_buffers<R>(
     body: impl FnOnce(&mut [u8; MAX_MESSAGE], &mut [u8; MAX_MESSAGE]) -> R,
@@ -143,7 +153,8 @@ where
             Err(e) => refuse(&e.to_string()),
         }
     })
-    .unwrap_or_else(|| refuse("dispatch called from inside a plugin function"))
+    // A nested call: refused without touching the output, which the outer call sets.
+    .unwrap_or(Status::GuestError.code())
 }
 
 fn refuse(msg: &str) -> i32 {

@@ -500,6 +500,40 @@ mod tests {
             }
         }
 
+        /// The longest quote is exactly `MAX_LEN` bytes: the encoder writes within `MAX_LEN`,
+        /// so a `MAX_LEN` that undercounted would panic here.
+        #[test]
+        fn the_longest_quote_fills_max_len() {
+            let longest = Quote {
+                base: u64::MAX,
+                quality_premium: u64::MAX,
+                network_fee: u64::MAX,
+                escrow_fee: u64::MAX,
+                max_bonus: u64::MAX,
+                total: u64::MAX,
+                adjustments: vec![
+                    Adjustment {
+                        factor: Factor::Custom(u16::MAX),
+                        factor_bp: u32::MAX
+                    };
+                    Quote::MAX_ADJUSTMENTS
+                ],
+            };
+            let mut buf = [0u8; Quote::MAX_LEN];
+            assert_eq!(longest.encode(&mut buf), Some(Quote::MAX_LEN));
+            let req = QuoteRequest {
+                size_bytes: u64::MAX,
+                duration_days: u32::MAX,
+                tier: StorageTier::Archive,
+                quality: true,
+                replication: u8::MAX,
+                urgency: Urgency::High,
+                utilization_bp: u16::MAX,
+            };
+            let mut buf = [0u8; QuoteRequest::MAX_LEN];
+            assert_eq!(req.encode(&mut buf), Some(QuoteRequest::MAX_LEN));
+        }
+
         #[test]
         fn each_rule_has_its_error() {
             let golden = [

@@ -369,6 +369,13 @@ mod tests {
         };
         let mut buf = [0u8; Measurements::MAX_LEN];
         assert_eq!(all_max.encode(&mut buf), Some(Measurements::MAX_LEN));
+        let longest = Assessment {
+            score_bp: u16::MAX,
+            bonus_bp: u16::MAX,
+            violations: alloc::vec![Class::Breach; Assessment::MAX_VIOLATIONS],
+        };
+        let mut out = [0u8; Assessment::MAX_LEN];
+        assert_eq!(longest.encode(&mut out), Some(Assessment::MAX_LEN));
     }
 
     #[test]

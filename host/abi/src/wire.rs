@@ -144,6 +144,9 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         // Iterating the rest checks bounds once per varint instead of once per byte.
         let rest = self.bytes.get(at..).unwrap_or_default();
+        // (Exact only because every caller allows at least two bytes: a one-byte varint is
+        // then never the last allowed byte, whose `last_max` this path does not check.)
+        debug_assert!(max_len >= 2);
         // One byte, the common case (indices, counts, small numbers), before the loop, whose
         // set-up cost more than the byte: the floor's 7-byte answer decodes in 5 ns instead of
         // 13 (floor 80 -> 75 ns; the quote, mostly longer varints, unchanged).
@@ -227,7 +230,7 @@ impl<'a> Writer<'a> {
     /// A writer over the first `max_len` bytes of `out` (the message's `MAX_LEN`), or `None`
     /// if `out` is shorter. `max_len` is a constant at every call: each byte's index is then
     /// checked against it, not against a length the guest's compiled code kept reloading from
-    /// its stack (the quote encoder in a guest: 192 -> 176 ns per quote, benches/README.md).
+    /// its stack (a quote through the guest: 194 -> 177 ns, benches/README.md).
     #[inline]
     pub(crate) fn new(out: &'a mut [u8], max_len: usize) -> Option<Self> {
         Some(Self {
