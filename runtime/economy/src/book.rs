@@ -285,34 +285,34 @@ impl Book {
     /// The proof audits recorded under contract `id`, in order: period, provider, details.
     pub fn proof_audits(&self, id: &Hash) -> Result<Vec<(u32, [u8; 32], ProofAudit)>, Error> {
         let prefix = [b"v/".as_slice(), id.as_bytes()].concat();
-        let mut out = Vec::new();
-        for item in self.store.scan(Cf::Ledger, &prefix)? {
-            let (k, v) = item?;
-            let rest = &k[prefix.len()..];
-            let (Some(p), Some(who)) = (rest.get(..4), rest.get(4..36)) else {
-                return Err(corrupt("a proof audit record", "short key"));
-            };
-            let period = u32::from_be_bytes(p.try_into().expect("4 bytes"));
-            let d = postcard::from_bytes(&v).map_err(|e| corrupt("a proof audit record", e))?;
-            out.push((period, who.try_into().expect("32 bytes"), d));
-        }
-        Ok(out)
+        self.by_period(&prefix, prefix.len(), "a proof audit record")
     }
 
     /// The audits recorded under contract `id`: of one period, or (`None`) all, in order.
     pub fn audits(&self, id: &Hash, period: Option<u32>) -> Result<Vec<Audited>, Error> {
-        let prefix = outcome_prefix(id, period);
         let base = outcome_prefix(id, None).len();
+        self.by_period(&outcome_prefix(id, period), base, "an audit record")
+    }
+
+    /// The records under `prefix` whose keys continue, `base` bytes in, with a period (u32,
+    /// big-endian) and a provider (32 bytes), in key order, with their values decoded; `what`
+    /// names them in errors. Audit outcomes and proof audits are both kept this way.
+    fn by_period<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        base: usize,
+        what: &str,
+    ) -> Result<Vec<(u32, [u8; 32], T)>, Error> {
         let mut out = Vec::new();
-        for item in self.store.scan(Cf::Ledger, &prefix)? {
+        for item in self.store.scan(Cf::Ledger, prefix)? {
             let (k, v) = item?;
             let rest = &k[base..];
             let (Some(p), Some(who)) = (rest.get(..4), rest.get(4..36)) else {
-                return Err(corrupt("an audit record", "short key"));
+                return Err(corrupt(what, "short key"));
             };
             let period = u32::from_be_bytes(p.try_into().expect("4 bytes"));
-            let outcome = postcard::from_bytes(&v).map_err(|e| corrupt("an audit record", e))?;
-            out.push((period, who.try_into().expect("32 bytes"), outcome));
+            let value = postcard::from_bytes(&v).map_err(|e| corrupt(what, e))?;
+            out.push((period, who.try_into().expect("32 bytes"), value));
         }
         Ok(out)
     }
