@@ -77,6 +77,7 @@ const MAX_MESSAGE: usize = 256;
 /// In a guest the buffers are statics, zeroed once: as locals they were zeroed at every call
 /// with `memory.fill`, which wasmtime runs as a call out of the guest (about 9 ns of a 179 ns
 /// quote).
+///
 /// Sound because a guest without the threads proposal has one thread, the host never runs two
 /// calls on one instance at once nor calls back into it (SPEC.md R-state-exclusive), and the
 /// `BUSY` flag refuses the one way left to reach them twice: `dispatch` inside `dispatch`. A
